@@ -1,0 +1,342 @@
+"""SQLAlchemy models of the domain (DESIGN.md "The domain, precisely").
+
+Enumerations are stored as their OCO integer or text values; the enums live in `oco.domain.states`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from oco.db.types import JSONText, LongText, UTCDateTime, utcnow
+
+NAME = 255
+"""Length of names and other short texts; MariaDB needs a length to index a column."""
+
+naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=naming_convention)
+
+
+class PackageFamily(Base):
+    __tablename__ = "package_family"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME), unique=True)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    icon: Mapped[str | None] = mapped_column(Text, default=None)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    packages: Mapped[list[Package]] = relationship(back_populates="family", order_by="Package.id")
+
+
+class Package(Base):
+    """One version of a package family: procedures, codes, post-actions, compatibility and payload."""
+
+    __tablename__ = "package"
+    __table_args__ = (UniqueConstraint("family_id", "version", name="uq_package_family_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    family_id: Mapped[int] = mapped_column(ForeignKey("package_family.id"), index=True)
+    version: Mapped[str] = mapped_column(String(NAME))
+    notes: Mapped[str] = mapped_column(Text, default="")
+    install_procedure: Mapped[str] = mapped_column(Text)
+    install_success_codes: Mapped[str] = mapped_column(String(NAME), default="0")
+    install_post_action: Mapped[int] = mapped_column(Integer, default=0)
+    uninstall_procedure: Mapped[str] = mapped_column(Text, default="")
+    uninstall_success_codes: Mapped[str] = mapped_column(String(NAME), default="0")
+    uninstall_post_action: Mapped[int] = mapped_column(Integer, default=0)
+    upgrade_behavior: Mapped[str] = mapped_column(String(32), default="explicit-uninstall")
+    compatible_os: Mapped[str] = mapped_column(String(NAME), default="")
+    compatible_os_version: Mapped[str] = mapped_column(String(NAME), default="")
+    compatible_architecture: Mapped[str] = mapped_column(String(NAME), default="")
+    payload_sha256: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+    payload_size: Mapped[int | None] = mapped_column(Integer, default=None)
+    author: Mapped[str] = mapped_column(String(NAME), default="")
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    family: Mapped[PackageFamily] = relationship(back_populates="packages")
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.family.name} {self.version}"
+
+
+class Computer(Base):
+    """A managed computer: identity, agent keys, inventory."""
+
+    __tablename__ = "computer"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(NAME), unique=True)
+    uid: Mapped[str] = mapped_column(String(NAME), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    agent_key: Mapped[str] = mapped_column(String(NAME), default="")
+    server_key: Mapped[str] = mapped_column(String(NAME), default="")
+    last_agent_timestamp: Mapped[float] = mapped_column(Double, default=0.0)
+    """The greatest `params.timestamp` accepted from this computer (replay protection)."""
+    last_server_timestamp: Mapped[float] = mapped_column(Double, default=0.0)
+    """The last `result.timestamp` sent to this computer; the next one must be greater."""
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    remote_address: Mapped[str] = mapped_column(String(64), default="")
+    agent_version: Mapped[str] = mapped_column(String(NAME), default="")
+    os: Mapped[str] = mapped_column(String(NAME), default="")
+    os_version: Mapped[str] = mapped_column(String(NAME), default="")
+    architecture: Mapped[str] = mapped_column(String(NAME), default="")
+    kernel_version: Mapped[str] = mapped_column(String(NAME), default="")
+    inventory: Mapped[dict[str, Any] | None] = mapped_column(JSONText, default=None)
+    """The rest of the last full inventory (cpu, ram, serial, model, domain, software…), shown as is."""
+    logins: Mapped[list[Any] | None] = mapped_column(JSONText, default=None)
+    inventory_updated: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    force_update: Mapped[bool] = mapped_column(Boolean, default=False)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    networks: Mapped[list[ComputerNetwork]] = relationship(
+        back_populates="computer", cascade="all, delete-orphan", order_by="ComputerNetwork.id"
+    )
+    assignments: Mapped[list[ComputerPackage]] = relationship(
+        back_populates="computer", cascade="all, delete-orphan"
+    )
+
+
+class ComputerNetwork(Base):
+    __tablename__ = "computer_network"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    computer_id: Mapped[int] = mapped_column(ForeignKey("computer.id", ondelete="CASCADE"), index=True)
+    interface: Mapped[str] = mapped_column(String(NAME), default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
+    netmask: Mapped[str] = mapped_column(String(64), default="")
+    broadcast: Mapped[str] = mapped_column(String(64), default="")
+    mac: Mapped[str] = mapped_column(String(32), default="")
+
+    computer: Mapped[Computer] = relationship(back_populates="networks")
+
+
+class ComputerPackage(Base):
+    """An assignment: this package version is installed on this computer."""
+
+    __tablename__ = "computer_package"
+    __table_args__ = (UniqueConstraint("computer_id", "package_id", name="uq_computer_package"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    computer_id: Mapped[int] = mapped_column(ForeignKey("computer.id", ondelete="CASCADE"), index=True)
+    package_id: Mapped[int] = mapped_column(ForeignKey("package.id"), index=True)
+    installed: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    installed_by_job_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    """The job that installed it (kept as a plain number: jobs are purged, the history stays)."""
+
+    computer: Mapped[Computer] = relationship(back_populates="assignments")
+    package: Mapped[Package] = relationship()
+
+
+class ComputerGroup(Base):
+    __tablename__ = "computer_group"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME), unique=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    members: Mapped[list[ComputerGroupMember]] = relationship(
+        back_populates="group", cascade="all, delete-orphan", order_by="ComputerGroupMember.id"
+    )
+
+
+class ComputerGroupMember(Base):
+    __tablename__ = "computer_group_member"
+    __table_args__ = (UniqueConstraint("group_id", "computer_id", name="uq_computer_group_member"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("computer_group.id", ondelete="CASCADE"), index=True)
+    computer_id: Mapped[int] = mapped_column(ForeignKey("computer.id", ondelete="CASCADE"), index=True)
+
+    group: Mapped[ComputerGroup] = relationship(back_populates="members")
+    computer: Mapped[Computer] = relationship()
+
+
+class PackageGroup(Base):
+    __tablename__ = "package_group"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME), unique=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    members: Mapped[list[PackageGroupMember]] = relationship(
+        back_populates="group", cascade="all, delete-orphan", order_by="PackageGroupMember.sequence"
+    )
+
+
+class PackageGroupMember(Base):
+    """A package in a package group; `sequence` keeps the group's order for deployments."""
+
+    __tablename__ = "package_group_member"
+    __table_args__ = (UniqueConstraint("group_id", "package_id", name="uq_package_group_member"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("package_group.id", ondelete="CASCADE"), index=True)
+    package_id: Mapped[int] = mapped_column(ForeignKey("package.id", ondelete="CASCADE"), index=True)
+    sequence: Mapped[int] = mapped_column(Integer)
+
+    group: Mapped[PackageGroup] = relationship(back_populates="members")
+    package: Mapped[Package] = relationship()
+
+
+class JobContainer(Base):
+    """A deployment: metadata shared by its jobs."""
+
+    __tablename__ = "job_container"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME))
+    description: Mapped[str] = mapped_column(Text, default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(NAME), default="")
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    start_time: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    end_time: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    wol: Mapped[bool] = mapped_column(Boolean, default=False)
+    shutdown_waked: Mapped[bool] = mapped_column(Boolean, default=False)
+    wol_sent: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When the magic packets went out (once per container)."""
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    restart_timeout: Mapped[int] = mapped_column(Integer, default=20)
+    """Minutes an agent waits for a logged-in user before a restart/shutdown; negative: never."""
+    sequence_mode: Mapped[int] = mapped_column(Integer, default=0)
+    agent_ip_ranges: Mapped[str] = mapped_column(Text, default="")
+
+    jobs: Mapped[list[Job]] = relationship(
+        back_populates="container",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Job.id",
+    )
+
+
+class Job(Base):
+    """One computer, one package, one action, with what was copied from the package at creation."""
+
+    __tablename__ = "job"
+    __table_args__ = (
+        Index("ix_job_computer_state", "computer_id", "state"),
+        Index("ix_job_container_state", "container_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    container_id: Mapped[int] = mapped_column(ForeignKey("job_container.id", ondelete="CASCADE"))
+    computer_id: Mapped[int] = mapped_column(ForeignKey("computer.id", ondelete="CASCADE"))
+    package_id: Mapped[int | None] = mapped_column(ForeignKey("package.id", ondelete="SET NULL"), index=True)
+    """Cleared when the package is deleted; `package_name` keeps what the job was about."""
+    package_name: Mapped[str] = mapped_column(String(NAME), default="")
+    action: Mapped[str] = mapped_column(String(16))
+    sequence: Mapped[int] = mapped_column(Integer)
+    state: Mapped[int] = mapped_column(Integer, default=0)
+    return_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    message: Mapped[str] = mapped_column(LongText, default="")
+    download_progress: Mapped[int | None] = mapped_column(Integer, default=None)
+    procedure: Mapped[str] = mapped_column(Text)
+    success_codes: Mapped[str] = mapped_column(String(NAME), default="")
+    post_action: Mapped[int] = mapped_column(Integer, default=0)
+    wol_shutdown: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The shutdown post-action was added because the computer was woken for this container."""
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_update: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    download_started: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    execution_started: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    execution_finished: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    container: Mapped[JobContainer] = relationship(back_populates="jobs")
+    computer: Mapped[Computer] = relationship()
+    package: Mapped[Package | None] = relationship()
+
+
+class WolTarget(Base):
+    """A computer a container's magic packets were sent to, and whether it came up in time."""
+
+    __tablename__ = "wol_target"
+    __table_args__ = (UniqueConstraint("container_id", "computer_id", name="uq_wol_target"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    container_id: Mapped[int] = mapped_column(ForeignKey("job_container.id", ondelete="CASCADE"))
+    computer_id: Mapped[int] = mapped_column(ForeignKey("computer.id", ondelete="CASCADE"), index=True)
+    sent: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    woken: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    expired: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class User(Base):
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(NAME), unique=True)
+    full_name: Mapped[str] = mapped_column(String(NAME), default="")
+    password_hash: Mapped[str] = mapped_column(String(NAME))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class UserSession(Base):
+    """A console login; the cookie carries a random token, the table only its SHA-256."""
+
+    __tablename__ = "user_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(NAME))
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class ApiToken(Base):
+    """A bearer token of the admin API, stored as its SHA-256."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    revoked: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    user: Mapped[User] = relationship()
+
+
+class AuditLog(Base):
+    """Who did what, when: every use case that changes data writes one row."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(NAME), default="")
+    action: Mapped[str] = mapped_column(String(NAME))
+    object_type: Mapped[str] = mapped_column(String(64), default="")
+    object_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONText, default=None)

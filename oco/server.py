@@ -1,0 +1,37 @@
+"""The ASGI application: agent API, admin API, web console and housekeeping, over one runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from oco.config import load_settings
+from oco.services.runtime import Runtime
+
+
+def create_app(runtime: Runtime | None = None) -> FastAPI:
+    """Build the application; without a runtime, one is made from the environment's settings."""
+    rt = runtime or Runtime.from_settings(load_settings())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        rt.close()
+
+    app = FastAPI(title="OCO Deploy", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.runtime = rt
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> JSONResponse:
+        try:
+            with rt.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            return JSONResponse({"status": "error", "database": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    return app

@@ -1,0 +1,193 @@
+"""Use cases of package families and packages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from oco.db.models import ComputerPackage, Job, Package, PackageFamily, PackageGroupMember
+from oco.depot import Depot, StoredPayload
+from oco.domain.errors import DomainError
+from oco.domain.returncodes import format_codes, parse_codes
+from oco.domain.states import PENDING_STATES, PostAction, UpgradeBehavior
+from oco.services import audit
+from oco.services.errors import Conflict, InvalidInput, NotFound
+from oco.services.runtime import Runtime
+
+
+@dataclass(frozen=True, slots=True)
+class PackageSpec:
+    """What an admin gives to create a package version."""
+
+    family: str
+    version: str
+    install_procedure: str
+    uninstall_procedure: str = ""
+    install_success_codes: str = "0"
+    uninstall_success_codes: str = "0"
+    install_post_action: PostAction = PostAction.NONE
+    uninstall_post_action: PostAction = PostAction.NONE
+    upgrade_behavior: UpgradeBehavior = UpgradeBehavior.EXPLICIT_UNINSTALL
+    compatible_os: str = ""
+    compatible_os_version: str = ""
+    compatible_architecture: str = ""
+    notes: str = ""
+
+
+def add_package(session: Session, spec: PackageSpec, payload: StoredPayload | None, actor: str) -> Package:
+    """Create a package version (and its family when new); the payload is already in the depot."""
+    family_name = spec.family.strip()
+    version = spec.version.strip()
+    if not family_name:
+        raise InvalidInput("package family name must not be empty", field="family")
+    if not version:
+        raise InvalidInput("package version must not be empty", field="version")
+    if not spec.install_procedure.strip():
+        raise InvalidInput("install procedure must not be empty", field="install_procedure")
+    install_codes = _normalised_codes(spec.install_success_codes, "install_success_codes")
+    uninstall_codes = _normalised_codes(spec.uninstall_success_codes, "uninstall_success_codes")
+
+    family = session.scalar(select(PackageFamily).where(PackageFamily.name == family_name))
+    if family is None:
+        family = PackageFamily(name=family_name)
+        session.add(family)
+        session.flush()
+    elif session.scalar(select(Package.id).where(Package.family_id == family.id, Package.version == version)):
+        raise Conflict(f"package {family_name!r} version {version!r} already exists", field="version")
+
+    package = Package(
+        family=family,
+        version=version,
+        notes=spec.notes,
+        install_procedure=spec.install_procedure,
+        install_success_codes=install_codes,
+        install_post_action=int(spec.install_post_action),
+        uninstall_procedure=spec.uninstall_procedure,
+        uninstall_success_codes=uninstall_codes,
+        uninstall_post_action=int(spec.uninstall_post_action),
+        upgrade_behavior=str(spec.upgrade_behavior),
+        compatible_os=spec.compatible_os.strip(),
+        compatible_os_version=spec.compatible_os_version.strip(),
+        compatible_architecture=spec.compatible_architecture.strip(),
+        payload_sha256=payload.sha256 if payload else None,
+        payload_size=payload.size if payload else None,
+        author=actor,
+    )
+    session.add(package)
+    session.flush()
+    audit.record(session, actor, "package.create", "package", package.id, name=package.display_name)
+    return package
+
+
+def _normalised_codes(text: str, field: str) -> str:
+    try:
+        return format_codes(parse_codes(text))
+    except DomainError as exc:
+        raise InvalidInput(str(exc), field=field) from exc
+
+
+def list_packages(session: Session, family: str | None = None) -> list[Package]:
+    """All packages, by family name then creation; optionally only one family's."""
+    query = (
+        select(Package)
+        .join(Package.family)
+        .options(selectinload(Package.family))
+        .order_by(PackageFamily.name, Package.id)
+    )
+    if family is not None:
+        query = query.where(PackageFamily.name == family)
+    return list(session.scalars(query))
+
+
+def list_families(session: Session) -> list[PackageFamily]:
+    query = select(PackageFamily).options(selectinload(PackageFamily.packages)).order_by(PackageFamily.name)
+    return list(session.scalars(query))
+
+
+def get_package(session: Session, package_id: int) -> Package:
+    package = session.get(Package, package_id, options=[selectinload(Package.family)])
+    if package is None:
+        raise NotFound(f"package {package_id} does not exist")
+    return package
+
+
+def installed_on(session: Session, package_id: int) -> list[ComputerPackage]:
+    """The assignments of a package: where it is installed."""
+    query = (
+        select(ComputerPackage)
+        .where(ComputerPackage.package_id == package_id)
+        .options(selectinload(ComputerPackage.computer))
+        .order_by(ComputerPackage.id)
+    )
+    return list(session.scalars(query))
+
+
+def delete_package(session: Session, package_id: int, actor: str) -> str | None:
+    """Delete a package version nobody has installed and no pending job needs.
+
+    Finished jobs keep the package's name. Returns the payload digest no package refers to any more:
+    the caller removes it from the depot once the transaction has committed.
+    """
+    package = get_package(session, package_id)
+    installed = session.scalar(select(func.count()).where(ComputerPackage.package_id == package_id))
+    if installed:
+        raise Conflict(
+            f"package {package.display_name!r} is still assigned to {installed} computer(s); "
+            "uninstall it or remove the assignments first"
+        )
+    pending = session.scalar(
+        select(func.count()).where(Job.package_id == package_id, Job.state.in_(PENDING_STATES))
+    )
+    if pending:
+        raise Conflict(f"package {package.display_name!r} has {pending} pending job(s)")
+    family = package.family
+    session.execute(PackageGroupMember.__table__.delete().where(PackageGroupMember.package_id == package_id))
+    session.delete(package)
+    session.flush()
+    if not session.scalar(select(func.count()).where(Package.family_id == family.id)):
+        session.delete(family)
+    audit.record(session, actor, "package.delete", "package", package_id, name=package.display_name)
+    digest = package.payload_sha256
+    if digest and not payload_in_use(session, digest):
+        return digest
+    return None
+
+
+def payload_in_use(session: Session, sha256: str) -> bool:
+    """True while some package still refers to the payload `sha256`."""
+    return bool(session.scalar(select(func.count()).where(Package.payload_sha256 == sha256)))
+
+
+def create_package(
+    runtime: Runtime,
+    spec: PackageSpec,
+    store_payload: Callable[[Depot], StoredPayload] | None,
+    actor: str,
+) -> int:
+    """Store the payload, then create the package in one transaction; returns the new package id.
+
+    The payload goes into the depot first (it may be large and is streamed); if the package cannot be
+    created, a payload no other package uses is removed again, so nothing half-written stays.
+    """
+    payload = store_payload(runtime.depot) if store_payload else None
+    try:
+        with runtime.transaction() as session:
+            return add_package(session, spec, payload, actor).id
+    except BaseException:
+        if payload is not None:
+            with runtime.transaction() as session:
+                orphan = not payload_in_use(session, payload.sha256)
+            if orphan:
+                runtime.depot.delete(payload.sha256)
+        raise
+
+
+def remove_package(runtime: Runtime, package_id: int, actor: str) -> None:
+    """Delete a package in one transaction, then its payload if no package refers to it any more."""
+    with runtime.transaction() as session:
+        orphan = delete_package(session, package_id, actor)
+    if orphan:
+        runtime.depot.delete(orphan)

@@ -1,0 +1,51 @@
+"""What the use cases run against: settings, database, depot. Built once per process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from oco.config import Settings
+from oco.db.engine import make_engine, make_sessionmaker, transaction
+from oco.db.types import utcnow
+from oco.depot import Depot
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class Runtime:
+    """The process-wide resources; `clock` is replaceable so tests can move time."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    depot: Depot
+    clock: Clock = field(default_factory=lambda: utcnow)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        engine = make_engine(settings.database_url)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            depot=Depot(settings.depot_path),
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One use case: commit at the end of the block, roll back if it raises."""
+        with transaction(self.sessions) as session:
+            yield session
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,151 @@
+"""Shared fixtures: real databases (SQLite always; PostgreSQL and MariaDB under CI) and a runtime."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, inspect, text
+
+from oco.config import Settings
+from oco.db.engine import make_engine, make_sessionmaker
+from oco.db.migrate import upgrade
+from oco.db.models import Base
+from oco.depot import Depot
+from oco.services.runtime import Runtime
+
+POSTGRES_URL = os.environ.get("OCO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("OCO_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+SERVER_DATABASES_REASON = (
+    "{name} tests run under CI=true (or OCO_TEST_ALL_DATABASES=1) against the server on 127.0.0.1"
+)
+
+
+def server_databases_enabled() -> bool:
+    return os.environ.get("CI") == "true" or os.environ.get("OCO_TEST_ALL_DATABASES") == "1"
+
+
+class Clock:
+    """A clock tests can set and move; the runtime reads time only through it."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.current = now or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> datetime:
+        self.current += timedelta(**delta)
+        return self.current
+
+
+# One migrated database per backend and test session; each test starts from empty tables. ----------
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("db") / "template.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+def _reset_schema(engine: Engine) -> None:
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+        else:
+            connection.execute(text("SET FOREIGN_KEY_CHECKS=0"))
+            for table in inspect(connection).get_table_names():
+                connection.execute(text(f"DROP TABLE `{table}`"))
+            connection.execute(text("SET FOREIGN_KEY_CHECKS=1"))
+    upgrade(engine)
+
+
+def _server_engine(name: str, url: str) -> Iterator[Engine]:
+    if not server_databases_enabled():
+        pytest.skip(SERVER_DATABASES_REASON.format(name=name))
+    engine = make_engine(url)
+    _reset_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_engine() -> Iterator[Engine]:
+    yield from _server_engine("PostgreSQL", POSTGRES_URL)
+
+
+@pytest.fixture(scope="session")
+def mysql_engine() -> Iterator[Engine]:
+    yield from _server_engine("MariaDB", MYSQL_URL)
+
+
+def empty_tables(engine: Engine) -> None:
+    tables = list(reversed(Base.metadata.sorted_tables))
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in tables)
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            connection.execute(text("SET FOREIGN_KEY_CHECKS=0"))
+            for table in tables:
+                connection.execute(text(f"TRUNCATE TABLE `{table.name}`"))
+            connection.execute(text("SET FOREIGN_KEY_CHECKS=1"))
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    """A migrated, empty database of each backend in turn."""
+    if request.param == "sqlite":
+        path = tmp_path / "oco.sqlite3"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite:///{path}"
+    engine: Engine = request.getfixturevalue(f"{request.param}_engine")
+    empty_tables(engine)
+    return engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """A migrated, empty SQLite database (for tests that need only one backend)."""
+    path = tmp_path / "oco.sqlite3"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make_runtime(database_url: str, tmp_path: Path, clock: Clock, **overrides: object) -> Runtime:
+    settings = Settings(
+        database_url=database_url,
+        depot_path=tmp_path / "depot",
+        agent_registration_key="registration-key-for-tests",
+        wol_addresses=["127.0.0.1"],
+        **overrides,  # type: ignore[arg-type]
+    )
+    engine = make_engine(settings.database_url)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessionmaker(engine),
+        depot=Depot(settings.depot_path),
+        clock=clock,
+    )
+
+
+@pytest.fixture
+def rt(database_url: str, tmp_path: Path, clock: Clock) -> Iterator[Runtime]:
+    """A runtime over each database backend in turn, with a controllable clock."""
+    runtime = make_runtime(database_url, tmp_path, clock)
+    yield runtime
+    runtime.close()

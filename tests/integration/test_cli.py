@@ -1,0 +1,127 @@
+"""The admin commands: ids printed, `--json` everywhere, one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from oco.cli import app
+
+
+@pytest.fixture
+def oco(sqlite_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+    env = {"OCO_DATABASE_URL": sqlite_url, "OCO_DEPOT_PATH": str(tmp_path / "depot")}
+
+    def invoke(*args: str, stdin: str | None = None, expect: int = 0) -> str:
+        result = runner.invoke(app, list(args), env=env, input=stdin)
+        assert result.exit_code == expect, result.output
+        return result.output
+
+    return invoke
+
+
+def test_package_add_prints_the_id_and_list_and_show_find_it(oco, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    payload = tmp_path / "setup.sh"
+    payload.write_text("exit 0\n")
+
+    package_id = oco(
+        "package",
+        "add",
+        "--family",
+        "7-Zip",
+        "--version",
+        "23.01",
+        "--install",
+        "sh setup.sh",
+        "--install-codes",
+        "0,3010",
+        "--install-post-action",
+        "restart",
+        "--payload",
+        str(payload),
+    ).strip()
+
+    listed = json.loads(oco("package", "list", "--json"))
+    assert [(p["id"], p["family"], p["version"]) for p in listed] == [(int(package_id), "7-Zip", "23.01")]
+    shown = json.loads(oco("package", "show", package_id, "--json"))
+    assert shown["install_success_codes"] == "0,3010"
+    assert shown["install_post_action"] == "restart"
+    assert shown["payload_size"] > 0
+    assert "23.01" in oco("package", "list")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--install-codes", "0,x"], "'x'"),
+        (["--payload", "/nonexistent/setup.exe"], "does not exist"),
+    ],
+)
+def test_bad_package_input_exits_2_with_one_line(oco, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    output = oco("package", "add", "--family", "F", "--version", "1", "--install", "x", *args, expect=2)
+    assert message in output
+    assert len(output.strip().splitlines()) == 1
+    assert json.loads(oco("package", "list", "--json")) == []
+
+
+def test_a_version_clash_exits_2_and_changes_nothing(oco) -> None:  # type: ignore[no-untyped-def]
+    oco("package", "add", "--family", "F", "--version", "1", "--install", "x")
+    output = oco("package", "add", "--family", "F", "--version", "1", "--install", "y", expect=2)
+    assert "already exists" in output
+    assert [p["install_procedure"] for p in json.loads(oco("package", "list", "--json"))] == ["x"]
+
+
+def test_computers_groups_and_assignments(oco) -> None:  # type: ignore[no-untyped-def]
+    pc1 = oco("computer", "add", "pc1.example.org").strip()
+    oco("computer", "add", "pc2")
+    assert "already exists" in oco("computer", "add", "PC2", expect=2)  # hostnames ignore case
+    oco("computer", "add", "pc1", expect=2)
+    group = oco("group", "computer", "create", "Lab").strip()
+    oco("group", "computer", "add", "Lab", "pc1", "pc2")
+    members = json.loads(oco("group", "computer", "show", group, "--json"))["computers"]
+    assert [m["hostname"] for m in members] == ["pc1", "pc2"]
+
+    first = oco("package", "add", "--family", "F", "--version", "1", "--install", "x").strip()
+    second = oco("package", "add", "--family", "G", "--version", "1", "--install", "y").strip()
+    oco("group", "package", "create", "Base")
+    oco("group", "package", "add", "Base", second, first)
+    listed = json.loads(oco("group", "package", "show", "Base", "--json"))["packages"]
+    assert [p["id"] for p in listed] == [int(second), int(first)]
+
+    oco("assignment", "add", "--computer", "pc1", "--package", first)
+    shown = json.loads(oco("computer", "show", pc1, "--json"))
+    assert [p["package"] for p in shown["installed_packages"]] == ["F 1"]
+    oco("package", "delete", first, expect=2)
+    oco("assignment", "remove", "--computer", "pc1", "--package", first)
+    oco("package", "delete", first)
+    assert json.loads(oco("computer", "show", "pc1", "--json"))["installed_packages"] == []
+
+
+def test_user_add_reads_the_password_from_stdin(oco) -> None:  # type: ignore[no-untyped-def]
+    assert oco("user", "add", "alice", "--password-stdin", stdin="correct horse\n").strip().isdigit()
+    assert "at least 8" in oco("user", "add", "bob", "--password-stdin", stdin="short\n", expect=2)
+    assert "alice" in oco("user", "list")
+    assert "exist already" in oco("user", "ensure-admin")
+
+
+def test_ensure_admin_creates_the_first_user_once(oco) -> None:  # type: ignore[no-untyped-def]
+    assert "Created the first console user: 'admin'" in oco("user", "ensure-admin")
+    assert "exist already" in oco("user", "ensure-admin")
+
+
+def test_a_zip_payload_round_trips_through_the_cli(oco, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    archive_path = tmp_path / "p.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive:
+        archive.writestr("a.txt", "a")
+    package_id = oco(
+        "package", "add", "--family", "Z", "--version", "1", "--install", "x", "--payload", str(archive_path)
+    ).strip()
+    assert (
+        json.loads(oco("package", "show", package_id, "--json"))["payload_size"]
+        == archive_path.stat().st_size
+    )

@@ -1,0 +1,170 @@
+"""Packages: create with payload, duplicates refused, delete frees the depot — on every database."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from oco.domain.states import PostAction, UpgradeBehavior
+from oco.services import assignments, computers, packages
+from oco.services.errors import Conflict, InvalidInput, NotFound
+from oco.services.runtime import Runtime
+
+
+def spec(version: str = "1.0", **changes: object) -> packages.PackageSpec:
+    values: dict[str, object] = {
+        "family": "Firefox",
+        "version": version,
+        "install_procedure": "sh install.sh",
+        "uninstall_procedure": "sh uninstall.sh",
+    }
+    values.update(changes)
+    return packages.PackageSpec(**values)  # type: ignore[arg-type]
+
+
+def test_a_package_with_a_plain_file_payload_is_stored_zipped(rt: Runtime, tmp_path: Path) -> None:
+    script = tmp_path / "install.sh"
+    script.write_text("echo installed\n")
+    script.chmod(0o755)
+
+    package_id = packages.create_package(
+        rt, spec(install_success_codes="0, 3010"), lambda depot: depot.put_file(script), "tester"
+    )
+
+    with rt.transaction() as session:
+        package = packages.get_package(session, package_id)
+        assert package.family.name == "Firefox"
+        assert package.install_success_codes == "0,3010"
+        assert package.payload_size == rt.depot.size(package.payload_sha256 or "")
+        digest = package.payload_sha256
+    with zipfile.ZipFile(rt.depot.path(digest or "")) as archive:
+        assert archive.read("install.sh") == b"echo installed\n"
+        assert archive.getinfo("install.sh").external_attr >> 16 & 0o111
+
+
+def test_a_zip_payload_is_stored_as_it_is(rt: Runtime, tmp_path: Path) -> None:
+    archive_path = tmp_path / "payload.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive:
+        archive.writestr("setup.sh", "exit 0\n")
+
+    package_id = packages.create_package(rt, spec(), lambda depot: depot.put_file(archive_path), "tester")
+
+    with rt.transaction() as session:
+        digest = packages.get_package(session, package_id).payload_sha256
+    assert rt.depot.path(digest or "").read_bytes() == archive_path.read_bytes()
+
+
+def test_a_directory_payload_is_zipped_with_its_tree(rt: Runtime, tmp_path: Path) -> None:
+    (tmp_path / "payload" / "bin").mkdir(parents=True)
+    (tmp_path / "payload" / "bin" / "tool").write_text("#!/bin/sh\n")
+
+    package_id = packages.create_package(
+        rt, spec(), lambda depot: depot.put_file(tmp_path / "payload"), "tester"
+    )
+
+    with rt.transaction() as session:
+        digest = packages.get_package(session, package_id).payload_sha256
+    with zipfile.ZipFile(rt.depot.path(digest or "")) as archive:
+        assert "bin/tool" in archive.namelist()
+
+
+def test_the_same_version_twice_is_refused_and_leaves_no_payload(rt: Runtime, tmp_path: Path) -> None:
+    packages.create_package(rt, spec(), None, "tester")
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"other payload")
+
+    with pytest.raises(Conflict, match=r"'Firefox' version '1\.0' already exists"):
+        packages.create_package(rt, spec(), lambda depot: depot.put_file(other), "tester")
+
+    assert not any(p.is_file() for p in rt.depot.root.rglob("*") if not p.name.startswith("."))
+    with rt.transaction() as session:
+        assert len(packages.list_packages(session)) == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"install_success_codes": "0,x"}, "'x'"),
+        ({"uninstall_success_codes": "1;2"}, "1;2"),
+        ({"family": "  "}, "family name must not be empty"),
+        ({"version": ""}, "version must not be empty"),
+        ({"install_procedure": " "}, "install procedure must not be empty"),
+    ],
+)
+def test_bad_package_input_is_refused_with_a_clear_message(
+    rt: Runtime, changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        packages.create_package(rt, spec(**changes), None, "tester")
+    with rt.transaction() as session:
+        assert packages.list_packages(session) == []
+        assert packages.list_families(session) == []
+
+
+def test_package_fields_are_kept(rt: Runtime) -> None:
+    package_id = packages.create_package(
+        rt,
+        spec(
+            install_post_action=PostAction.RESTART,
+            uninstall_post_action=PostAction.SHUTDOWN,
+            upgrade_behavior=UpgradeBehavior.INSTALLER_REMOVES,
+            compatible_os="Linux",
+            compatible_os_version="12",
+            compatible_architecture="x86_64",
+            uninstall_success_codes="",
+        ),
+        None,
+        "tester",
+    )
+    with rt.transaction() as session:
+        package = packages.get_package(session, package_id)
+        assert package.install_post_action == PostAction.RESTART
+        assert package.uninstall_post_action == PostAction.SHUTDOWN
+        assert package.upgrade_behavior == UpgradeBehavior.INSTALLER_REMOVES
+        assert (package.compatible_os, package.compatible_os_version) == ("Linux", "12")
+        assert package.compatible_architecture == "x86_64"
+        assert package.uninstall_success_codes == ""
+        assert package.author == "tester"
+
+
+def test_an_installed_package_cannot_be_deleted_until_its_assignments_are_gone(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    payload = tmp_path / "setup.sh"
+    payload.write_text("exit 0\n")
+    package_id = packages.create_package(rt, spec(), lambda depot: depot.put_file(payload), "tester")
+    with rt.transaction() as session:
+        computer = computers.add_computer(session, "pc1", "tester")
+        package = packages.get_package(session, package_id)
+        assignment_id = assignments.add_assignment(session, computer, package, "tester").id
+        digest = package.payload_sha256 or ""
+
+    with pytest.raises(Conflict, match="still assigned to 1 computer"):
+        packages.remove_package(rt, package_id, "tester")
+    assert rt.depot.exists(digest)
+
+    with rt.transaction() as session:
+        assignments.remove_assignments(session, [assignment_id], "tester")
+    packages.remove_package(rt, package_id, "tester")
+
+    assert not rt.depot.exists(digest)
+    with rt.transaction() as session, pytest.raises(NotFound):
+        packages.get_package(session, package_id)
+    with rt.transaction() as session:
+        assert packages.list_families(session) == []
+
+
+def test_a_payload_shared_by_two_versions_stays_until_both_are_deleted(rt: Runtime, tmp_path: Path) -> None:
+    payload = tmp_path / "same.sh"
+    payload.write_text("exit 0\n")
+    first = packages.create_package(rt, spec("1.0"), lambda depot: depot.put_file(payload), "tester")
+    second = packages.create_package(rt, spec("1.1"), lambda depot: depot.put_file(payload), "tester")
+    with rt.transaction() as session:
+        digest = packages.get_package(session, first).payload_sha256 or ""
+
+    packages.remove_package(rt, first, "tester")
+    assert rt.depot.exists(digest)
+    packages.remove_package(rt, second, "tester")
+    assert not rt.depot.exists(digest)
