@@ -17,6 +17,7 @@ from oco.db.migrate import upgrade
 from oco.db.models import Base
 from oco.depot import Depot
 from oco.services.runtime import Runtime
+from tests.live import LiveServer, start_server
 
 POSTGRES_URL = os.environ.get("OCO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("OCO_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -149,3 +150,11 @@ def rt(database_url: str, tmp_path: Path, clock: Clock) -> Iterator[Runtime]:
     runtime = make_runtime(database_url, tmp_path, clock)
     yield runtime
     runtime.close()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path, sqlite_url: str) -> Iterator[LiveServer]:
+    """A real `oco server` process on a loopback port over a fresh SQLite database."""
+    server = start_server(tmp_path, sqlite_url)
+    yield server
+    server.stop()
