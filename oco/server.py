@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from oco.api import agent as agent_api
 from oco.config import load_settings
 from oco.services.runtime import Runtime
 
@@ -24,6 +25,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 
     app = FastAPI(title="OCO Deploy", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.runtime = rt
+    app.include_router(agent_api.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

@@ -1,0 +1,57 @@
+"""Settings from defaults, a TOML file and OCO_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from oco.config import ConfigError, load_settings
+
+
+def test_defaults_match_the_documentation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OCO_CONFIG", raising=False)
+    settings = load_settings()
+    assert settings.purge_succeeded_job_containers_after == 4 * 3600
+    assert settings.purge_failed_job_containers_after == 48 * 3600
+    assert settings.wol_shutdown_expiry_seconds == 300
+    assert settings.wol_addresses == ["255.255.255.255"] and settings.wol_port == 9
+    assert settings.self_registration is False
+
+
+def test_the_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OCO_CONFIG", raising=False)
+    config = tmp_path / "oco.toml"
+    config.write_text('time_zone = "Europe/Berlin"\nwol_addresses = ["127.0.0.1"]\nwol_port = 4009\n')
+    monkeypatch.setenv("OCO_WOL_PORT", "5009")
+    monkeypatch.setenv("OCO_TRUSTED_PROXIES", "127.0.0.1, ::1")
+    settings = load_settings(config)
+    assert settings.time_zone == "Europe/Berlin" and str(settings.zone) == "Europe/Berlin"
+    assert settings.wol_addresses == ["127.0.0.1"]
+    assert settings.wol_port == 5009
+    assert settings.trusted_proxies == ["127.0.0.1", "::1"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('time_zone = "Mars/Olympus"', "unknown time zone"),
+        ("wol_port = 70000", "wol_port"),
+        ('no_such_setting = "x"', "no_such_setting"),
+        ("purge_failed_job_containers_after = -1", "purge_failed_job_containers_after"),
+        ("this is not toml", "configuration file"),
+    ],
+)
+def test_bad_settings_are_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, message: str
+) -> None:
+    monkeypatch.delenv("OCO_CONFIG", raising=False)
+    config = tmp_path / "bad.toml"
+    config.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_settings(config)
+
+
+def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "missing.toml")

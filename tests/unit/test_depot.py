@@ -1,0 +1,79 @@
+"""The depot: content addressing, streaming writes, zipping of non-zip uploads, range reads."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from oco.depot import Depot, DepotError
+
+
+def test_a_stream_is_stored_under_its_sha256(tmp_path: Path) -> None:
+    depot = Depot(tmp_path)
+    data = b"x" * 3_000_000
+    stored = depot.put_stream([data[:1000], data[1000:]])
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert stored.size == len(data)
+    assert depot.path(stored.sha256) == tmp_path / stored.sha256[:2] / stored.sha256
+    assert depot.path(stored.sha256).read_bytes() == data
+    assert not list(tmp_path.glob(".upload-*"))
+
+
+def test_storing_the_same_bytes_twice_keeps_one_file(tmp_path: Path) -> None:
+    depot = Depot(tmp_path)
+    first = depot.put_stream([b"same"])
+    second = depot.put_stream([b"same"])
+    assert first == second
+    assert len([p for p in tmp_path.rglob("*") if p.is_file()]) == 1
+
+
+def test_a_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    depot = Depot(tmp_path)
+
+    def broken():  # type: ignore[no-untyped-def]
+        yield b"partial"
+        raise OSError("connection lost")
+
+    with pytest.raises(OSError):
+        depot.put_stream(broken())
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_an_upload_that_is_not_a_zip_is_zipped_under_its_name(tmp_path: Path) -> None:
+    depot = Depot(tmp_path / "depot")
+    stored = depot.put_upload(io.BytesIO(b"MZ installer bytes"), "C:\\setup.exe")
+    with zipfile.ZipFile(depot.path(stored.sha256)) as archive:
+        assert archive.namelist() == ["setup.exe"] or archive.namelist() == ["C:\\setup.exe"]
+        assert archive.read(archive.namelist()[0]) == b"MZ installer bytes"
+
+
+def test_a_zip_upload_is_kept_byte_for_byte(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.txt", "a")
+    depot = Depot(tmp_path)
+    stored = depot.put_upload(io.BytesIO(buffer.getvalue()), "p.zip")
+    assert depot.path(stored.sha256).read_bytes() == buffer.getvalue()
+
+
+def test_range_reads_return_the_inclusive_slice(tmp_path: Path) -> None:
+    depot = Depot(tmp_path)
+    data = bytes(range(256)) * 10_000
+    stored = depot.put_stream([data])
+    assert b"".join(depot.iter_range(stored.sha256, 10, 19)) == data[10:20]
+    assert b"".join(depot.iter_range(stored.sha256, len(data) - 5)) == data[-5:]
+    assert b"".join(depot.iter_range(stored.sha256)) == data
+
+
+def test_bad_digests_and_missing_payloads_are_clear_errors(tmp_path: Path) -> None:
+    depot = Depot(tmp_path)
+    with pytest.raises(DepotError, match="not a SHA-256"):
+        depot.path("../../etc/passwd")
+    with pytest.raises(DepotError, match="missing"):
+        depot.open("0" * 64)
+    with pytest.raises(DepotError, match="does not exist"):
+        depot.put_file(tmp_path / "nope.zip")
