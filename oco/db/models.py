@@ -280,7 +280,8 @@ class WolTarget(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     container_id: Mapped[int] = mapped_column(ForeignKey("job_container.id", ondelete="CASCADE"))
     computer_id: Mapped[int] = mapped_column(ForeignKey("computer.id", ondelete="CASCADE"), index=True)
-    sent: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When the magic packets went out; None until the container's start is reached."""
     woken: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     expired: Mapped[bool] = mapped_column(Boolean, default=False)
 

@@ -36,9 +36,7 @@ class JobState(IntEnum):
         return self in (JobState.FAILED, JobState.EXPIRED, JobState.OS_INCOMPATIBLE)
 
 
-PENDING_STATES: frozenset[JobState] = frozenset(
-    {JobState.WAITING, JobState.DOWNLOADING, JobState.EXECUTING}
-)
+PENDING_STATES: frozenset[JobState] = frozenset({JobState.WAITING, JobState.DOWNLOADING, JobState.EXECUTING})
 """States of a job an agent may still be handed (running jobs are sent again after an agent crash)."""
 
 

@@ -18,6 +18,7 @@ from oco.config import Settings
 from oco.db.models import Computer, ComputerNetwork, ComputerPackage, Job, JobContainer, Package
 from oco.domain.dispatch import CandidateJob, ContainerWindow, jobs_to_hand_out, wire_post_action
 from oco.domain.outcomes import AssignmentChange, JobFacts, Outcome, apply_report, parse_report
+from oco.domain.planning import effective_post_action
 from oco.domain.protocol import AgentMethod, signature_matches
 from oco.domain.states import (
     ABORTED_AFTER_FAILED_JOB_MESSAGE,
@@ -273,7 +274,10 @@ def software_jobs(
             "download": job.package_id in payload_ids,
             "procedure": job.procedure,
             "sequence-mode": job.container.sequence_mode,
-            **wire_post_action(PostAction(job.post_action), job.container.restart_timeout),
+            **wire_post_action(
+                effective_post_action(PostAction(job.post_action), job.wol_shutdown),
+                job.container.restart_timeout,
+            ),
         }
         for job in jobs
     ]

@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
+from oco.config import Settings
 from oco.db.models import (
     Computer,
     ComputerGroup,
     ComputerGroupMember,
     ComputerPackage,
+    Job,
+    JobContainer,
     Package,
+    PackageFamily,
     PackageGroup,
     PackageGroupMember,
+    WolTarget,
 )
+from oco.domain.planning import (
+    ComputerPlan,
+    ContainerSettings,
+    InstalledPackage,
+    PackageToDeploy,
+    Plan,
+    TargetComputer,
+    plan_deployment,
+    plan_uninstall,
+    validate_container,
+)
+from oco.domain.states import ContainerStatus, JobState, PostAction, SequenceMode, UpgradeBehavior
+from oco.domain.status import container_status, progress
+from oco.services import audit
+from oco.services.computers import is_online
 from oco.services.errors import InvalidInput, NotFound
 
 
@@ -114,5 +136,454 @@ def _unique(ids: Iterable[int]) -> list[int]:
     return list(dict.fromkeys(ids))
 
 
-def _now_or(value: datetime | None, now: datetime) -> datetime:
-    return value if value is not None else now
+# Domain views of the loaded rows ------------------------------------------------------------------
+
+
+def target_computer(computer: Computer, now: datetime, offline_seconds: int) -> TargetComputer:
+    return TargetComputer(
+        id=computer.id,
+        hostname=computer.hostname,
+        os=computer.os,
+        os_version=computer.os_version,
+        architecture=computer.architecture,
+        online=is_online(computer, now, offline_seconds),
+        installed=tuple(
+            InstalledPackage(
+                package_id=a.package_id,
+                family_id=a.package.family_id,
+                name=a.package.display_name,
+                uninstall_procedure=a.package.uninstall_procedure,
+                uninstall_success_codes=a.package.uninstall_success_codes,
+                uninstall_post_action=PostAction(a.package.uninstall_post_action),
+            )
+            for a in computer.assignments
+        ),
+    )
+
+
+def package_to_deploy(package: Package) -> PackageToDeploy:
+    return PackageToDeploy(
+        id=package.id,
+        family_id=package.family_id,
+        name=package.display_name,
+        install_procedure=package.install_procedure,
+        install_success_codes=package.install_success_codes,
+        install_post_action=PostAction(package.install_post_action),
+        upgrade_behavior=UpgradeBehavior(package.upgrade_behavior),
+        compatible_os=package.compatible_os,
+        compatible_os_version=package.compatible_os_version,
+        compatible_architecture=package.compatible_architecture,
+    )
+
+
+_T = TypeVar("_T")
+
+
+# Creating deployments -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerOptions:
+    """What the Deployment Assistant asks besides targets and packages."""
+
+    name: str
+    description: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+    wol: bool = False
+    shutdown_waked: bool = False
+    priority: int = 0
+    restart_timeout: int = 20
+    sequence_mode: SequenceMode = SequenceMode.IGNORE_FAILED
+    agent_ip_ranges: str = ""
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRequest:
+    options: ContainerOptions
+    targets: Targets
+    force: bool = False
+
+
+def validated_settings(options: ContainerOptions, now: datetime) -> ContainerSettings:
+    """The container settings after the domain's checks; no start means now."""
+    return validate_container(
+        ContainerSettings(
+            name=options.name,
+            start=options.start or now,
+            end=options.end,
+            priority=options.priority,
+            restart_timeout=options.restart_timeout,
+            sequence_mode=options.sequence_mode,
+            agent_ip_ranges=options.agent_ip_ranges,
+        )
+    )
+
+
+def preview(session: Session, settings: Settings, request: DeploymentRequest, now: datetime) -> Plan:
+    """The jobs a deployment would create, per computer, with the reasons for skips — nothing written."""
+    validated_settings(request.options, now)
+    resolved = resolve_targets(session, request.targets)
+    return _plan(resolved, settings, request, now)
+
+
+def _plan(resolved: ResolvedTargets, settings: Settings, request: DeploymentRequest, now: datetime) -> Plan:
+    return plan_deployment(
+        [target_computer(c, now, settings.computer_offline_seconds) for c in resolved.computers],
+        [package_to_deploy(p) for p in resolved.packages],
+        force=request.force,
+        wol=request.options.wol,
+        shutdown_waked=request.options.wol and request.options.shutdown_waked,
+    )
+
+
+def create_deployment(
+    session: Session, settings: Settings, request: DeploymentRequest, actor: str, now: datetime
+) -> JobContainer:
+    """Create a job container with the planned jobs; returns it (its id is set)."""
+    container_settings = validated_settings(request.options, now)
+    resolved = resolve_targets(session, request.targets)
+    plan = _plan(resolved, settings, request, now)
+    container = _insert_container(session, request.options, container_settings, actor, now)
+    _insert_jobs(session, container.id, plan, now)
+    _insert_wol_targets(session, container.id, plan)
+    audit.record(
+        session,
+        actor,
+        "deployment.create",
+        "job_container",
+        container.id,
+        name=container.name,
+        computers=len(resolved.computers),
+        packages=[p.id for p in resolved.packages],
+        jobs=len(plan.jobs),
+    )
+    return container
+
+
+def _insert_container(
+    session: Session, options: ContainerOptions, validated: ContainerSettings, actor: str, now: datetime
+) -> JobContainer:
+    container = JobContainer(
+        name=validated.name,
+        description=options.description,
+        notes=options.notes,
+        author=actor,
+        created=now,
+        enabled=True,
+        start_time=validated.start,
+        end_time=validated.end,
+        wol=options.wol,
+        shutdown_waked=options.wol and options.shutdown_waked,
+        priority=validated.priority,
+        restart_timeout=validated.restart_timeout,
+        sequence_mode=int(validated.sequence_mode),
+        agent_ip_ranges=validated.agent_ip_ranges,
+    )
+    session.add(container)
+    session.flush()
+    return container
+
+
+def _insert_jobs(session: Session, container_id: int, plan: Plan, now: datetime) -> None:
+    rows = [
+        {
+            "container_id": container_id,
+            "computer_id": job.computer_id,
+            "package_id": job.package_id,
+            "package_name": job.package_name,
+            "action": str(job.action),
+            "sequence": job.sequence,
+            "state": int(job.state),
+            "message": job.reason if job.state is not JobState.WAITING else "",
+            "procedure": job.procedure,
+            "success_codes": job.success_codes,
+            "post_action": int(job.post_action),
+            "wol_shutdown": job.wol_shutdown,
+            "created": now,
+            "execution_finished": None if job.state is JobState.WAITING else now,
+        }
+        for job in plan.jobs
+    ]
+    if rows:
+        session.execute(insert(Job), rows)
+
+
+def _insert_wol_targets(session: Session, container_id: int, plan: Plan) -> None:
+    rows = [{"container_id": container_id, "computer_id": c.computer_id, "sent": None} for c in plan.woken]
+    if rows:
+        session.execute(insert(WolTarget), rows)
+
+
+@dataclass(frozen=True, slots=True)
+class UninstallRequest:
+    options: ContainerOptions
+    assignment_ids: Sequence[int]
+
+
+def create_uninstall(
+    session: Session, settings: Settings, request: UninstallRequest, actor: str, now: datetime
+) -> JobContainer:
+    """Uninstall jobs for selected assignments ("Uninstall Package" on a computer or package page)."""
+    if not request.assignment_ids:
+        raise InvalidInput("choose at least one installed package", field="assignments")
+    container_settings = validated_settings(request.options, now)
+    assignments = _load(
+        session,
+        ComputerPackage,
+        _unique(request.assignment_ids),
+        [selectinload(ComputerPackage.package).selectinload(Package.family)],
+        "assignment",
+    )
+    selected: dict[int, list[int]] = {}
+    for assignment in assignments:
+        if not assignment.package.uninstall_procedure.strip():
+            raise InvalidInput(
+                f"{assignment.package.display_name} has no uninstall procedure; "
+                "remove the assignment instead",
+                field="assignments",
+            )
+        selected.setdefault(assignment.computer_id, []).append(assignment.package_id)
+    computers = resolve_targets(
+        session, Targets(computer_ids=list(selected), package_ids=[assignments[0].package_id])
+    ).computers
+    plan = plan_uninstall(
+        [target_computer(c, now, settings.computer_offline_seconds) for c in computers], selected
+    )
+    if request.options.wol:
+        plan = Plan(tuple(_woken(c, computers, now, settings, request.options) for c in plan.computers))
+    container = _insert_container(session, request.options, container_settings, actor, now)
+    _insert_jobs(session, container.id, plan, now)
+    _insert_wol_targets(session, container.id, plan)
+    audit.record(
+        session,
+        actor,
+        "uninstall.create",
+        "job_container",
+        container.id,
+        assignments=list(request.assignment_ids),
+    )
+    return container
+
+
+def _woken(
+    plan: ComputerPlan,
+    computers: list[Computer],
+    now: datetime,
+    settings: Settings,
+    options: ContainerOptions,
+) -> ComputerPlan:
+    computer = next(c for c in computers if c.id == plan.computer_id)
+    wake = not is_online(computer, now, settings.computer_offline_seconds)
+    jobs = plan.jobs
+    if wake and options.shutdown_waked and jobs:
+        last = jobs[-1]
+        jobs = (*jobs[:-1], replace(last, wol_shutdown=True))
+    return replace(plan, wake=wake, jobs=jobs)
+
+
+def default_uninstall_name(session: Session, assignment_ids: Sequence[int]) -> str:
+    names = sorted(
+        set(
+            session.scalars(
+                select(PackageFamily.name)
+                .join(Package, Package.family_id == PackageFamily.id)
+                .join(ComputerPackage, ComputerPackage.package_id == Package.id)
+                .where(ComputerPackage.id.in_(list(assignment_ids)))
+            )
+        )
+    )
+    return "Uninstall " + ", ".join(names) if names else "Uninstall"
+
+
+# Containers ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSummary:
+    container: JobContainer
+    status: ContainerStatus
+    progress: int
+    counts: dict[JobState, int]
+    last_finished: datetime | None
+
+
+def summarise(
+    container: JobContainer, states: Sequence[JobState], last_finished: datetime | None, now: datetime
+) -> ContainerSummary:
+    return ContainerSummary(
+        container=container,
+        status=container_status(states, container.start_time, now),
+        progress=progress(states),
+        counts=dict(Counter(states)),
+        last_finished=last_finished,
+    )
+
+
+def list_containers(session: Session, now: datetime) -> list[ContainerSummary]:
+    """Every job container with its status and progress, newest first (one query for all job states)."""
+    containers = list(session.scalars(select(JobContainer).order_by(JobContainer.id.desc())))
+    states: dict[int, list[JobState]] = {c.id: [] for c in containers}
+    finished: dict[int, datetime | None] = {}
+    query = select(Job.container_id, Job.state, func.count(), func.max(Job.execution_finished)).group_by(
+        Job.container_id, Job.state
+    )
+    for container_id, state, count, last in session.execute(query):
+        states.setdefault(container_id, []).extend([JobState(state)] * count)
+        if last is not None:
+            current = finished.get(container_id)
+            finished[container_id] = last if current is None or last > current else current
+    return [summarise(c, states[c.id], finished.get(c.id), now) for c in containers]
+
+
+def get_container(session: Session, container_id: int) -> JobContainer:
+    container = session.get(
+        JobContainer,
+        container_id,
+        options=[selectinload(JobContainer.jobs).selectinload(Job.computer)],
+    )
+    if container is None:
+        raise NotFound(f"job container {container_id} does not exist")
+    return container
+
+
+def container_summary(session: Session, container_id: int, now: datetime) -> ContainerSummary:
+    container = get_container(session, container_id)
+    finished = [job.execution_finished for job in container.jobs if job.execution_finished is not None]
+    return summarise(container, [JobState(j.state) for j in container.jobs], max(finished, default=None), now)
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerEdit:
+    """Changes to a container; None leaves a field as it is (`clear_end` removes the end)."""
+
+    name: str | None = None
+    description: str | None = None
+    notes: str | None = None
+    enabled: bool | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    clear_end: bool = False
+    priority: int | None = None
+    restart_timeout: int | None = None
+    sequence_mode: SequenceMode | None = None
+    agent_ip_ranges: str | None = None
+
+
+def edit_container(session: Session, container_id: int, edit: ContainerEdit, actor: str) -> JobContainer:
+    """Change a container's settings, validated together as at creation."""
+    container = get_container(session, container_id)
+    end = None if edit.clear_end else (edit.end if edit.end is not None else container.end_time)
+    validated = validate_container(
+        ContainerSettings(
+            name=_pick(edit.name, container.name),
+            start=_pick(edit.start, container.start_time),
+            end=end,
+            priority=_pick(edit.priority, container.priority),
+            restart_timeout=_pick(edit.restart_timeout, container.restart_timeout),
+            sequence_mode=SequenceMode(_pick(edit.sequence_mode, container.sequence_mode)),
+            agent_ip_ranges=_pick(edit.agent_ip_ranges, container.agent_ip_ranges),
+        )
+    )
+    container.name = validated.name
+    container.start_time = validated.start
+    container.end_time = validated.end
+    container.priority = validated.priority
+    container.restart_timeout = validated.restart_timeout
+    container.sequence_mode = int(validated.sequence_mode)
+    container.agent_ip_ranges = validated.agent_ip_ranges
+    container.description = _pick(edit.description, container.description)
+    container.notes = _pick(edit.notes, container.notes)
+    container.enabled = _pick(edit.enabled, container.enabled)
+    audit.record(session, actor, "container.edit", "job_container", container.id, name=container.name)
+    return container
+
+
+def _pick(new: _T | None, current: _T) -> _T:
+    return current if new is None else new
+
+
+RENEWABLE_STATES = (JobState.FAILED, JobState.EXPIRED)
+
+
+def renew_failed(
+    session: Session, container_id: int, actor: str, now: datetime, *, into_new_container: bool = False
+) -> JobContainer:
+    """Run failed and expired jobs again: in place, or moved into a new container starting now.
+
+    Returns the container that now holds the renewed jobs.
+    """
+    container = get_container(session, container_id)
+    failed = [job for job in container.jobs if JobState(job.state) in RENEWABLE_STATES]
+    if not failed:
+        raise InvalidInput(f"job container {container.name!r} has no failed jobs to renew")
+    orphaned = [job for job in failed if job.package_id is None]
+    if orphaned:
+        raise InvalidInput(f"the package of job {orphaned[0].id} ({orphaned[0].package_name}) was deleted")
+    target = container
+    if into_new_container:
+        target = _copy_container(session, container, actor, now)
+    elif container.end_time is not None and container.end_time <= now:
+        raise InvalidInput(
+            f"job container {container.name!r} ended at {container.end_time.isoformat()}; "
+            "move its end or renew into a new container",
+            field="end",
+        )
+    for job in failed:
+        _reset(job, now)
+        job.container_id = target.id
+    session.flush()
+    audit.record(
+        session, actor, "container.renew", "job_container", container.id, into=target.id, jobs=len(failed)
+    )
+    return target
+
+
+def _copy_container(session: Session, source: JobContainer, actor: str, now: datetime) -> JobContainer:
+    copy = JobContainer(
+        name=f"{source.name} (renewed)"[:255],
+        description=source.description,
+        notes=source.notes,
+        author=actor,
+        created=now,
+        enabled=True,
+        start_time=now,
+        end_time=source.end_time if source.end_time and source.end_time > now else None,
+        wol=False,
+        shutdown_waked=False,
+        priority=source.priority,
+        restart_timeout=source.restart_timeout,
+        sequence_mode=source.sequence_mode,
+        agent_ip_ranges=source.agent_ip_ranges,
+    )
+    session.add(copy)
+    session.flush()
+    return copy
+
+
+def _reset(job: Job, now: datetime) -> None:
+    job.state = int(JobState.WAITING)
+    job.return_code = None
+    job.message = ""
+    job.download_progress = None
+    job.download_started = job.execution_started = job.execution_finished = None
+    job.last_update = now
+
+
+def delete_container(session: Session, container_id: int, actor: str) -> None:
+    """Delete a job container with all its jobs."""
+    container = session.get(JobContainer, container_id)
+    if container is None:
+        raise NotFound(f"job container {container_id} does not exist")
+    session.execute(delete(Job).where(Job.container_id == container_id))
+    session.delete(container)
+    audit.record(session, actor, "container.delete", "job_container", container_id, name=container.name)
+
+
+def delete_job(session: Session, job_id: int, actor: str) -> None:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist")
+    session.delete(job)
+    audit.record(session, actor, "job.delete", "job", job_id, container=job.container_id)

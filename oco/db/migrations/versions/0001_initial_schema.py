@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 06:27:04.147827
+Create Date: 2026-11-24 06:55:13.222732
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("container_id", sa.Integer(), nullable=False),
         sa.Column("computer_id", sa.Integer(), nullable=False),
-        sa.Column("sent", oco.db.types.UTCDateTime(), nullable=False),
+        sa.Column("sent", oco.db.types.UTCDateTime(), nullable=True),
         sa.Column("woken", oco.db.types.UTCDateTime(), nullable=True),
         sa.Column("expired", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(

@@ -1,0 +1,59 @@
+"""Container status, progress, expiry and purge rules (PROTOCOL.md "Job states", DESIGN.md housekeeping)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from oco.domain.states import PENDING_STATES, ContainerStatus, JobState
+
+PERCENT = 100
+
+
+def container_status(states: Iterable[JobState], start: datetime, now: datetime) -> ContainerStatus:
+    """Anything waiting/running: scheduled (start ahead) or in progress; else any failure: failed;
+    else succeeded. A container without jobs is empty."""
+    present = set(states)
+    if not present:
+        return ContainerStatus.EMPTY
+    if present & PENDING_STATES:
+        return ContainerStatus.SCHEDULED if start > now else ContainerStatus.IN_PROGRESS
+    if any(state.is_failure for state in present):
+        return ContainerStatus.FAILED
+    return ContainerStatus.SUCCEEDED
+
+
+def progress(states: Iterable[JobState]) -> int:
+    """Percentage (0..100, rounded down) of jobs in a final state; an empty container is complete."""
+    all_states = list(states)
+    if not all_states:
+        return PERCENT
+    done = sum(1 for state in all_states if state.is_final)
+    return done * PERCENT // len(all_states)
+
+
+def is_expired(state: JobState, end: datetime | None, now: datetime) -> bool:
+    """A job still pending when its container's end has passed expires (-2)."""
+    return state in PENDING_STATES and end is not None and now >= end
+
+
+def purge_due(
+    status: ContainerStatus,
+    last_finished: datetime | None,
+    now: datetime,
+    succeeded_after: int | None,
+    failed_after: int | None,
+) -> bool:
+    """Whether a finished container is old enough to delete; 0 or None disables purging of that kind.
+
+    Age counts from the last job's finish.
+    """
+    if last_finished is None:
+        return False
+    if status is ContainerStatus.SUCCEEDED:
+        limit = succeeded_after
+    elif status is ContainerStatus.FAILED:
+        limit = failed_after
+    else:
+        return False
+    return bool(limit) and now - last_finished >= timedelta(seconds=limit or 0)
