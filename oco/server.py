@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,16 +14,24 @@ from sqlalchemy import text
 
 from oco.api import agent as agent_api
 from oco.config import load_settings
+from oco.services import housekeeping
 from oco.services.runtime import Runtime
 
+log = logging.getLogger("oco.server")
 
-def create_app(runtime: Runtime | None = None) -> FastAPI:
+
+def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True) -> FastAPI:
     """Build the application; without a runtime, one is made from the environment's settings."""
     rt = runtime or Runtime.from_settings(load_settings())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.create_task(_housekeeping_loop(rt)) if run_housekeeping else None
         yield
+        if loop is not None:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
         rt.close()
 
     app = FastAPI(title="OCO Deploy", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -37,3 +48,13 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         return JSONResponse({"status": "ok", "database": "ok"})
 
     return app
+
+
+async def _housekeeping_loop(runtime: Runtime) -> None:
+    """Run the housekeeping tasks every `housekeeping_interval_seconds`, off the event loop."""
+    while True:
+        try:
+            await asyncio.to_thread(housekeeping.run_all, runtime)
+        except Exception:
+            log.exception("housekeeping round failed")
+        await asyncio.sleep(runtime.settings.housekeeping_interval_seconds)

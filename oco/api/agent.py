@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from oco.api.download import payload_response
 from oco.domain.errors import DomainError
 from oco.domain.protocol import SIGNATURE_HEADER_AGENT, SIGNATURE_HEADER_SERVER, AgentMethod, sign
-from oco.services import agents
+from oco.services import agents, wol
 from oco.services.agents import AgentRequest, AuthenticatedAgent, AuthenticationFailed
 from oco.services.errors import ServiceError
 from oco.services.runtime import Runtime
@@ -216,6 +216,7 @@ def _hello(
     computer = agent.computer
     agents.store_hello(session, computer, request.data)
     now = runtime.now()
+    wol.mark_woken(session, runtime.settings, computer.id, now)
     jobs = [] if agent.registered else agents.software_jobs(session, runtime.settings, computer, request, now)
     params: dict[str, Any] = {
         "update": 1 if agents.wants_inventory(computer, runtime.settings, now, agent.registered) else 0,

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from oco.cli import computers as computer_commands
+from oco.cli import deploy as deploy_commands
 from oco.cli import packages as package_commands
 from oco.cli.common import (
     State,
@@ -34,6 +35,10 @@ app.add_typer(package_commands.app, name="package")
 app.add_typer(computer_commands.app, name="computer")
 app.add_typer(computer_commands.group_app, name="group")
 app.add_typer(computer_commands.assignment_app, name="assignment")
+app.add_typer(deploy_commands.container_app, name="container")
+app.command("deploy")(deploy_commands.deploy)
+app.command("uninstall")(deploy_commands.uninstall)
+app.command("housekeeping")(deploy_commands.housekeeping_command)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")

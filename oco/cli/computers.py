@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from oco.cli.common import actor, print_fields, print_json, print_table, use_case
-from oco.services import assignments, computers, packages
+from oco.cli.common import actor, print_fields, print_json, print_table, runtime, use_case
+from oco.services import assignments, computers, packages, wol
 from oco.services.views import computer_group_view, computer_view, package_group_view
 
 app = typer.Typer(help="Managed computers.", no_args_is_help=True)
@@ -59,6 +59,18 @@ def delete(computer: str = typer.Argument(..., help="Id or hostname.")) -> None:
         found = computers.find_computer(session, computer)
         computers.delete_computer(session, found.id, actor())
     typer.echo(f"deleted computer {found.hostname}")
+
+
+@app.command("wake")
+def wake(
+    computers_: list[str] = typer.Argument(..., metavar="COMPUTER...", help="Ids or hostnames."),
+) -> None:
+    """Send Wake-on-LAN magic packets to computers now."""
+    rt = runtime()
+    with use_case() as session:
+        ids = [computers.find_computer(session, c).id for c in computers_]
+        sent = wol.wake_computers(session, rt.settings, ids)
+    typer.echo(f"sent {sent} magic packet(s)")
 
 
 # Computer groups ----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
@@ -26,7 +26,6 @@ from oco.db.models import (
     WolTarget,
 )
 from oco.domain.planning import (
-    ComputerPlan,
     ContainerSettings,
     InstalledPackage,
     PackageToDeploy,
@@ -38,7 +37,7 @@ from oco.domain.planning import (
 )
 from oco.domain.states import ContainerStatus, JobState, PostAction, SequenceMode, UpgradeBehavior
 from oco.domain.status import container_status, progress
-from oco.services import audit
+from oco.services import audit, wol
 from oco.services.computers import is_online
 from oco.services.errors import InvalidInput, NotFound
 
@@ -247,7 +246,7 @@ def create_deployment(
     plan = _plan(resolved, settings, request, now)
     container = _insert_container(session, request.options, container_settings, actor, now)
     _insert_jobs(session, container.id, plan, now)
-    _insert_wol_targets(session, container.id, plan)
+    _start_wol(session, settings, container, plan, now)
     audit.record(
         session,
         actor,
@@ -310,10 +309,20 @@ def _insert_jobs(session: Session, container_id: int, plan: Plan, now: datetime)
         session.execute(insert(Job), rows)
 
 
-def _insert_wol_targets(session: Session, container_id: int, plan: Plan) -> None:
-    rows = [{"container_id": container_id, "computer_id": c.computer_id, "sent": None} for c in plan.woken]
+def _start_wol(
+    session: Session, settings: Settings, container: JobContainer, plan: Plan, now: datetime
+) -> None:
+    """Remember every target for WOL; at the start (now, or later from housekeeping) the offline ones
+    are woken and marked for shutdown, the online ones left alone."""
+    if not container.wol:
+        return
+    rows = [
+        {"container_id": container.id, "computer_id": c.computer_id, "sent": None} for c in plan.computers
+    ]
     if rows:
         session.execute(insert(WolTarget), rows)
+    if container.enabled and container.start_time <= now:
+        wol.send_container_packets(session, settings, container, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,11 +360,9 @@ def create_uninstall(
     plan = plan_uninstall(
         [target_computer(c, now, settings.computer_offline_seconds) for c in computers], selected
     )
-    if request.options.wol:
-        plan = Plan(tuple(_woken(c, computers, now, settings, request.options) for c in plan.computers))
     container = _insert_container(session, request.options, container_settings, actor, now)
     _insert_jobs(session, container.id, plan, now)
-    _insert_wol_targets(session, container.id, plan)
+    _start_wol(session, settings, container, plan, now)
     audit.record(
         session,
         actor,
@@ -365,22 +372,6 @@ def create_uninstall(
         assignments=list(request.assignment_ids),
     )
     return container
-
-
-def _woken(
-    plan: ComputerPlan,
-    computers: list[Computer],
-    now: datetime,
-    settings: Settings,
-    options: ContainerOptions,
-) -> ComputerPlan:
-    computer = next(c for c in computers if c.id == plan.computer_id)
-    wake = not is_online(computer, now, settings.computer_offline_seconds)
-    jobs = plan.jobs
-    if wake and options.shutdown_waked and jobs:
-        last = jobs[-1]
-        jobs = (*jobs[:-1], replace(last, wol_shutdown=True))
-    return replace(plan, wake=wake, jobs=jobs)
 
 
 def default_uninstall_name(session: Session, assignment_ids: Sequence[int]) -> str:

@@ -5,15 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from oco.config import Settings
 from oco.db.models import (
     Computer,
     ComputerGroup,
     ComputerPackage,
+    Job,
     Package,
     PackageFamily,
     PackageGroup,
 )
-from oco.domain.states import PostAction
+from oco.domain.planning import Plan, effective_post_action
+from oco.domain.states import JobState, PostAction, SequenceMode
+from oco.services.deployments import ContainerSummary
 
 
 def iso(value: datetime | None) -> str | None:
@@ -124,4 +128,88 @@ def package_group_view(group: PackageGroup) -> dict[str, Any]:
             {"id": m.package_id, "package": m.package.display_name, "sequence": m.sequence}
             for m in group.members
         ],
+    }
+
+
+def container_view(summary: ContainerSummary, settings: Settings) -> dict[str, Any]:
+    container = summary.container
+    return {
+        "id": container.id,
+        "name": container.name,
+        "description": container.description,
+        "notes": container.notes,
+        "author": container.author,
+        "created": iso(container.created),
+        "enabled": container.enabled,
+        "start": iso(container.start_time),
+        "end": iso(container.end_time),
+        "wol": container.wol,
+        "shutdown_waked": container.shutdown_waked,
+        "wol_sent": iso(container.wol_sent),
+        "priority": container.priority,
+        "restart_timeout": container.restart_timeout,
+        "sequence_mode": "abort" if container.sequence_mode == SequenceMode.ABORT_AFTER_FAILED else "ignore",
+        "agent_ip_ranges": container.agent_ip_ranges,
+        "status": str(summary.status),
+        "progress": summary.progress,
+        "job_counts": {JobState(state).name.lower(): count for state, count in summary.counts.items()},
+        "last_finished": iso(summary.last_finished),
+    }
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "container_id": job.container_id,
+        "computer_id": job.computer_id,
+        "computer": job.computer.hostname,
+        "package_id": job.package_id,
+        "package": job.package_name,
+        "action": job.action,
+        "sequence": job.sequence,
+        "state": JobState(job.state).name.lower(),
+        "state_code": job.state,
+        "return_code": job.return_code,
+        "message": job.message,
+        "download_progress": job.download_progress,
+        "post_action": PostAction(
+            effective_post_action(PostAction(job.post_action), job.wol_shutdown)
+        ).name.lower(),
+        "created": iso(job.created),
+        "last_update": iso(job.last_update),
+        "download_started": iso(job.download_started),
+        "execution_started": iso(job.execution_started),
+        "execution_finished": iso(job.execution_finished),
+    }
+
+
+def plan_view(plan: Plan) -> dict[str, Any]:
+    return {
+        "computers": [
+            {
+                "computer_id": computer.computer_id,
+                "hostname": computer.hostname,
+                "wake": computer.wake,
+                "notes": list(computer.notes),
+                "jobs": [
+                    {
+                        "sequence": job.sequence,
+                        "package_id": job.package_id,
+                        "package": job.package_name,
+                        "action": str(job.action),
+                        "state": job.state.name.lower(),
+                        "reason": job.reason,
+                        "post_action": effective_post_action(job.post_action, job.wol_shutdown).name.lower(),
+                    }
+                    for job in computer.jobs
+                ],
+            }
+            for computer in plan.computers
+        ],
+        "summary": {
+            "jobs": len(plan.jobs),
+            "skipped": len(plan.skipped()),
+            "woken": [computer.hostname for computer in plan.woken],
+            "states": {state.name.lower(): count for state, count in plan.counts().items()},
+        },
     }

@@ -1,0 +1,171 @@
+"""Wake-on-LAN use cases: wake computers, wake a container's offline targets at its start, and
+remove the automatic shutdown of computers that did not come up in time.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
+
+from oco.config import Settings
+from oco.db.models import Computer, Job, JobContainer, WolTarget
+from oco.domain.errors import DomainError
+from oco.domain.states import JobState
+from oco.domain.wol import magic_packet, parse_mac, subnet_broadcast, wake_window_over, within_wake_window
+from oco.services.computers import is_online
+
+log = logging.getLogger("oco.wol")
+
+
+def destinations(settings: Settings, computer: Computer) -> list[str]:
+    """Where a computer's packets go: the configured addresses, plus its subnets' broadcast addresses."""
+    targets = list(settings.wol_addresses)
+    if settings.wol_subnet_broadcasts:
+        for network in computer.networks:
+            broadcast = network.broadcast or subnet_broadcast(network.address, network.netmask)
+            if broadcast and broadcast not in targets:
+                targets.append(broadcast)
+    return targets
+
+
+def macs(computer: Computer) -> list[bytes]:
+    """The computer's distinct, valid MAC addresses (interfaces without one are skipped)."""
+    found: dict[bytes, None] = {}
+    for network in computer.networks:
+        if not network.mac:
+            continue
+        try:
+            mac = parse_mac(network.mac)
+        except DomainError:
+            log.warning("computer %s: ignoring bad MAC %r", computer.hostname, network.mac)
+            continue
+        if any(mac) and mac != b"\xff" * 6:
+            found[mac] = None
+    return list(found)
+
+
+def send_packets(settings: Settings, computers: Iterable[Computer]) -> int:
+    """Send one magic packet per MAC and destination over UDP; returns how many were sent."""
+    sent = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        for computer in computers:
+            for mac in macs(computer):
+                for address in destinations(settings, computer):
+                    try:
+                        sock.sendto(magic_packet(mac), (address, settings.wol_port))
+                        sent += 1
+                    except OSError as exc:
+                        log.warning("WOL to %s via %s failed: %s", computer.hostname, address, exc)
+    return sent
+
+
+def wake_computers(session: Session, settings: Settings, computer_ids: Sequence[int]) -> int:
+    """Manual "Wake": magic packets for the selected computers now."""
+    query = (
+        select(Computer).where(Computer.id.in_(list(computer_ids))).options(selectinload(Computer.networks))
+    )
+    return send_packets(settings, session.scalars(query))
+
+
+def send_container_packets(
+    session: Session, settings: Settings, container: JobContainer, now: datetime
+) -> int:
+    """At a container's start: wake its offline targets once; online ones are never shut down."""
+    targets = list(
+        session.scalars(
+            select(WolTarget).where(WolTarget.container_id == container.id, WolTarget.sent.is_(None))
+        )
+    )
+    computers = {
+        c.id: c
+        for c in session.scalars(
+            select(Computer)
+            .where(Computer.id.in_([t.computer_id for t in targets]))
+            .options(selectinload(Computer.networks))
+        )
+    }
+    offline = []
+    for target in targets:
+        computer = computers[target.computer_id]
+        if is_online(computer, now, settings.computer_offline_seconds):
+            target.expired = True
+            _set_wol_shutdown(session, container, computer.id, False)
+            continue
+        target.sent = now
+        offline.append(computer)
+        _set_wol_shutdown(session, container, computer.id, container.shutdown_waked)
+    container.wol_sent = now
+    return send_packets(settings, offline)
+
+
+def _set_wol_shutdown(session: Session, container: JobContainer, computer_id: int, wanted: bool) -> None:
+    jobs = list(
+        session.scalars(
+            select(Job)
+            .where(Job.container_id == container.id, Job.computer_id == computer_id)
+            .order_by(Job.sequence)
+        )
+    )
+    waiting = [job for job in jobs if JobState(job.state) is JobState.WAITING]
+    for job in jobs:
+        job.wol_shutdown = wanted and bool(waiting) and job is waiting[-1]
+
+
+def send_due_packets(session: Session, settings: Settings, now: datetime) -> int:
+    """Housekeeping: wake the targets of every enabled WOL container whose start has come."""
+    due = session.scalars(
+        select(JobContainer).where(
+            JobContainer.wol.is_(True),
+            JobContainer.wol_sent.is_(None),
+            JobContainer.enabled.is_(True),
+            JobContainer.start_time <= now,
+        )
+    )
+    return sum(send_container_packets(session, settings, container, now) for container in list(due))
+
+
+def mark_woken(session: Session, settings: Settings, computer_id: int, now: datetime) -> None:
+    """A check-in inside the window proves the packets worked: the computer keeps its shutdown."""
+    pending = session.scalars(
+        select(WolTarget).where(
+            WolTarget.computer_id == computer_id,
+            WolTarget.sent.is_not(None),
+            WolTarget.woken.is_(None),
+            WolTarget.expired.is_(False),
+        )
+    )
+    for target in pending:
+        if target.sent is not None and within_wake_window(
+            target.sent, now, settings.wol_shutdown_expiry_seconds
+        ):
+            target.woken = now
+
+
+def expire_wol_shutdowns(session: Session, settings: Settings, now: datetime) -> int:
+    """Housekeeping: computers that did not check in within the window lose the automatic shutdown."""
+    expired = 0
+    pending = session.scalars(
+        select(WolTarget).where(
+            WolTarget.sent.is_not(None), WolTarget.woken.is_(None), WolTarget.expired.is_(False)
+        )
+    )
+    for target in list(pending):
+        if target.sent is None or not wake_window_over(
+            target.sent, now, settings.wol_shutdown_expiry_seconds
+        ):
+            continue
+        target.expired = True
+        session.execute(
+            update(Job)
+            .where(Job.container_id == target.container_id, Job.computer_id == target.computer_id)
+            .values(wol_shutdown=False)
+            .execution_options(synchronize_session=False)
+        )
+        expired += 1
+    return expired
