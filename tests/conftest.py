@@ -127,13 +127,16 @@ def clock() -> Clock:
 
 
 def make_runtime(database_url: str, tmp_path: Path, clock: Clock, **overrides: object) -> Runtime:
-    settings = Settings(
-        database_url=database_url,
-        depot_path=tmp_path / "depot",
-        agent_registration_key="registration-key-for-tests",
-        wol_addresses=["127.0.0.1"],
-        **overrides,  # type: ignore[arg-type]
-    )
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "depot_path": tmp_path / "depot",
+        "agent_registration_key": "registration-key-for-tests",
+        # Magic packets never leave loopback in tests: no broadcast, no subnet broadcasts.
+        "wol_addresses": ["127.0.0.1"],
+        "wol_subnet_broadcasts": False,
+        **overrides,
+    }
+    settings = Settings(**values)  # type: ignore[arg-type]
     engine = make_engine(settings.database_url)
     return Runtime(
         settings=settings,

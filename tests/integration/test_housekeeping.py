@@ -1,0 +1,71 @@
+"""Housekeeping: expiry after the end, purge of old containers — idempotent, on every database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from oco.domain.states import JobState
+from oco.services import deployments, housekeeping
+from oco.services.runtime import Runtime
+from tests.conftest import Clock
+from tests.integration.test_deployments import add_computers, add_package, deploy, jobs_of, run_all
+
+
+def test_jobs_past_the_end_expire_and_are_no_longer_handed_out(rt: Runtime, clock: Clock) -> None:
+    pcs = add_computers(rt, "pc1")
+    container = deploy(rt, pcs, [add_package(rt)], end=clock.current + timedelta(hours=1))
+
+    assert housekeeping.run_task(rt, housekeeping.TASKS[0]) == 0
+    clock.advance(hours=1)
+    assert housekeeping.run_task(rt, housekeeping.TASKS[0]) == 1
+    assert housekeeping.run_task(rt, housekeeping.TASKS[0]) == 0  # idempotent
+
+    assert [j[4] for j in jobs_of(rt, container)] == [JobState.EXPIRED]
+    with rt.transaction() as session:
+        assert deployments.container_summary(session, container, rt.now()).status.value == "failed"
+
+
+def test_succeeded_containers_are_purged_after_four_hours_failed_after_48(rt: Runtime, clock: Clock) -> None:
+    pcs = add_computers(rt, "pc1")
+    package = add_package(rt)
+    good = deploy(rt, pcs, [package], name="good")
+    run_all(rt, good)
+    bad = deploy(rt, pcs, [add_package(rt, "Other")], name="bad")
+    run_all(rt, bad, return_code=1)
+    running = deploy(rt, pcs, [add_package(rt, "Third")], name="running")
+
+    clock.advance(hours=3, minutes=59)
+    housekeeping.run_all(rt)
+    assert _names(rt) == ["running", "bad", "good"]
+
+    clock.advance(minutes=1)
+    housekeeping.run_all(rt)
+    assert _names(rt) == ["running", "bad"]
+
+    clock.advance(hours=44)
+    housekeeping.run_all(rt)
+    assert _names(rt) == ["running"]
+    assert running
+
+
+def test_purging_can_be_disabled(tmp_path, sqlite_url: str, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import make_runtime
+
+    rt = make_runtime(
+        sqlite_url,
+        tmp_path,
+        clock,
+        purge_succeeded_job_containers_after=0,
+        purge_failed_job_containers_after=None,
+    )
+    pcs = add_computers(rt, "pc1")
+    run_all(rt, deploy(rt, pcs, [add_package(rt)]))
+    clock.advance(days=365)
+    housekeeping.run_all(rt)
+    assert _names(rt) == ["Rollout"]
+    rt.close()
+
+
+def _names(rt: Runtime) -> list[str]:
+    with rt.transaction() as session:
+        return [s.container.name for s in deployments.list_containers(session, rt.now())]
