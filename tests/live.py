@@ -58,7 +58,7 @@ class LiveServer:
                 self.process.wait()
 
 
-def start_server(workdir: Path, database_url: str, **settings: str) -> LiveServer:
+def start_server(workdir: Path, database_url: str, host: str = "127.0.0.1", **settings: str) -> LiveServer:
     """Start `oco server` (migrating first) and wait until /healthz answers."""
     port = free_port()
     env = {
@@ -68,17 +68,19 @@ def start_server(workdir: Path, database_url: str, **settings: str) -> LiveServe
         "OCO_AGENT_REGISTRATION_KEY": REGISTRATION_KEY,
         "OCO_WOL_ADDRESSES": "127.0.0.1",
         "OCO_WOL_SUBNET_BROADCASTS": "false",
+        "OCO_WOL_PORT": "9",
         "OCO_HOUSEKEEPING_INTERVAL_SECONDS": "1",
         **{f"OCO_{key.upper()}": value for key, value in settings.items()},
     }
     log = workdir / f"server-{port}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "oco", "server", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "oco", "server", "--host", host, "--port", str(port)],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    server = LiveServer(url=f"http://127.0.0.1:{port}", env=env, process=process, log=log)
+    url_host = f"[{host}]" if ":" in host else host
+    server = LiveServer(url=f"http://{url_host}:{port}", env=env, process=process, log=log)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
