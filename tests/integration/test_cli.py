@@ -125,3 +125,110 @@ def test_a_zip_payload_round_trips_through_the_cli(oco, tmp_path: Path) -> None:
         json.loads(oco("package", "show", package_id, "--json"))["payload_size"]
         == archive_path.stat().st_size
     )
+
+
+def test_deploy_dry_run_preview_then_create_show_edit_renew_delete(oco) -> None:  # type: ignore[no-untyped-def]
+    oco("computer", "add", "pc1")
+    oco("computer", "add", "pc2")
+    v1 = oco(
+        "package", "add", "--family", "Firefox", "--version", "1", "--install", "i1", "--uninstall", "u1"
+    ).strip()
+    v2 = oco(
+        "package", "add", "--family", "Firefox", "--version", "2", "--install", "i2", "--uninstall", "u2"
+    ).strip()
+    oco("assignment", "add", "--computer", "pc1", "--package", v1)
+
+    preview = json.loads(
+        oco(
+            "deploy",
+            "--name",
+            "v2",
+            "--computer",
+            "pc1",
+            "--computer",
+            "pc2",
+            "--package",
+            v2,
+            "--dry-run",
+            "--json",
+        )
+    )
+    assert [(j["action"], j["package"], j["reason"]) for j in preview["computers"][0]["jobs"]] == [
+        ("uninstall", "Firefox 1", "uninstall of Firefox 1 first"),
+        ("install", "Firefox 2", ""),
+    ]
+    assert "uninstall of Firefox 1 first" in oco(
+        "deploy", "--name", "v2", "--computer", "pc1", "--package", v2, "--dry-run"
+    )
+    assert json.loads(oco("container", "list", "--json")) == []
+
+    container = oco(
+        "deploy",
+        "--name",
+        "v2",
+        "--computer",
+        "pc1",
+        "--computer",
+        "pc2",
+        "--package",
+        v2,
+        "--priority",
+        "5",
+        "--ip-ranges",
+        "10.0.0.0/8, !10.1.0.0/16",
+        "--sequence-mode",
+        "abort",
+    ).strip()
+    shown = json.loads(oco("container", "show", container, "--json"))
+    assert (shown["priority"], shown["sequence_mode"], shown["agent_ip_ranges"]) == (
+        5,
+        "abort",
+        "10.0.0.0/8,!10.1.0.0/16",
+    )
+    assert [(j["computer"], j["action"], j["state"]) for j in shown["jobs"]] == [
+        ("pc1", "uninstall", "waiting"),
+        ("pc1", "install", "waiting"),
+        ("pc2", "install", "waiting"),
+    ]
+    assert shown["status"] == "in-progress"
+    assert "pc1" in oco("container", "show", container)
+
+    oco("container", "edit", container, "--disable", "--priority", "-3", "--name", "renamed")
+    listed = json.loads(oco("container", "list", "--json"))
+    assert (listed[0]["name"], listed[0]["enabled"], listed[0]["priority"]) == ("renamed", False, -3)
+    assert "no failed jobs" in oco("container", "renew", container, expect=2)
+    oco("container", "delete", container)
+    assert json.loads(oco("container", "list", "--json")) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ip-ranges", "10.0.0.0/33"], "prefix length must be 0..32"),
+        (["--ip-ranges", "banana"], "'banana' is not an IPv4 or IPv6 address"),
+        (["--priority", "500"], "priority 500 must be between -100 and 100"),
+        (["--start", "tomorrow"], "not an ISO 8601"),
+        (["--start", "2030-01-02T00:00", "--end", "2030-01-01T00:00"], "must be after start"),
+        (["--computer", "nobody"], "computer 'nobody' does not exist"),
+    ],
+)
+def test_bad_deployments_exit_2_with_a_clear_message(oco, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    oco("computer", "add", "pc1")
+    package = oco("package", "add", "--family", "F", "--version", "1", "--install", "x").strip()
+    output = oco("deploy", "--name", "n", "--computer", "pc1", "--package", package, *args, expect=2)
+    assert message in output
+    assert json.loads(oco("container", "list", "--json")) == []
+
+
+def test_uninstall_and_housekeeping_commands(oco) -> None:  # type: ignore[no-untyped-def]
+    oco("computer", "add", "pc1")
+    package = oco(
+        "package", "add", "--family", "F", "--version", "1", "--install", "x", "--uninstall", "y"
+    ).strip()
+    oco("assignment", "add", "--computer", "pc1", "--package", package)
+    container = oco("uninstall", "--computer", "pc1", "--package", package).strip()
+    shown = json.loads(oco("container", "show", container, "--json"))
+    assert shown["name"] == "Uninstall F"
+    assert [(j["action"], j["package"]) for j in shown["jobs"]] == [("uninstall", "F 1")]
+    output = oco("housekeeping", "--once")
+    assert "expire-jobs: 0" in output and "purge-containers: 0" in output
