@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from oco.api import agent as agent_api
+from oco.api.admin import create_api
 from oco.config import load_settings
 from oco.services import housekeeping
 from oco.services.runtime import Runtime
@@ -37,6 +38,7 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
     app = FastAPI(title="OCO Deploy", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.runtime = rt
     app.include_router(agent_api.router)
+    app.mount("/api/v1", create_api(rt))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

@@ -48,7 +48,8 @@ def normalise_hostname(hostname: str) -> str:
 
 def computer_id_by_hostname(session: Session, hostname: str) -> int | None:
     """Hostnames are compared without regard to case, as DNS and Windows do."""
-    return session.scalar(select(Computer.id).where(func.lower(Computer.hostname) == hostname.lower()))
+    # Both sides lowered by the database, so its idea of case (ASCII-only in SQLite) is used consistently.
+    return session.scalar(select(Computer.id).where(func.lower(Computer.hostname) == func.lower(hostname)))
 
 
 def list_computers(session: Session) -> list[Computer]:

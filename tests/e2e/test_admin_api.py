@@ -1,0 +1,146 @@
+"""The admin REST API over HTTP against a real server: tokens, packages, deployments, errors."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.live import LiveServer, start_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[LiveServer]:
+    workdir = tmp_path_factory.mktemp("admin-api")
+    shutil.copy(sqlite_template, workdir / "oco.sqlite3")
+    live = start_server(workdir, f"sqlite:///{workdir / 'oco.sqlite3'}")
+    live.oco("user", "add", "admin", "--password-stdin", stdin="a long password\n")
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def api(server: LiveServer) -> Iterator[httpx.Client]:
+    token = server.oco("token", "create", "--name", "tests").stdout.strip()
+    with httpx.Client(
+        base_url=f"{server.url}/api/v1", headers={"authorization": f"Bearer {token}"}
+    ) as client:
+        yield client
+
+
+def test_requests_without_a_valid_token_are_refused(server: LiveServer) -> None:
+    assert httpx.get(f"{server.url}/api/v1/packages").status_code == 401
+    wrong = httpx.get(f"{server.url}/api/v1/packages", headers={"authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    assert wrong.json()["detail"] == "invalid or revoked API token"
+
+
+def test_a_revoked_token_stops_working(server: LiveServer) -> None:
+    token = server.oco("token", "create", "--name", "short-lived").stdout.strip()
+    headers = {"authorization": f"Bearer {token}"}
+    assert httpx.get(f"{server.url}/api/v1/computers", headers=headers).status_code == 200
+    token_id = [
+        line.split()[0] for line in server.oco("token", "list").stdout.splitlines() if "short-lived" in line
+    ]
+    server.oco("token", "revoke", token_id[0])
+    assert httpx.get(f"{server.url}/api/v1/computers", headers=headers).status_code == 401
+
+
+def test_the_openapi_spec_and_docs_page_are_served(server: LiveServer) -> None:
+    spec = httpx.get(f"{server.url}/api/v1/openapi.json").json()
+    assert "/deployments/preview" in spec["paths"]
+    page = httpx.get(f"{server.url}/api/v1/docs")
+    assert page.status_code == 200 and "/api/v1/deployments" in page.text
+
+
+def test_package_upload_deploy_preview_show_edit_renew_delete(api: httpx.Client) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("install.sh", "exit 0\n")
+    created = api.post(
+        "/packages",
+        data={
+            "family": "Tool",
+            "version": "1.0",
+            "install_procedure": "sh install.sh",
+            "install_success_codes": "0,3010",
+        },
+        files={"payload": ("tool.zip", buffer.getvalue(), "application/zip")},
+    )
+    assert created.status_code == 201, created.text
+    package = created.json()
+    assert package["payload_size"] == len(buffer.getvalue()) and package["install_success_codes"] == "0,3010"
+    computer = api.post("/computers", json={"hostname": "api-pc1"}).json()
+
+    body = {
+        "name": "Tool rollout",
+        "computer_ids": [computer["id"]],
+        "package_ids": [package["id"]],
+        "priority": 7,
+    }
+    preview = api.post("/deployments/preview", json=body).json()
+    assert preview["summary"]["jobs"] == 1
+    assert api.get("/deployments").json() == []
+
+    container = api.post("/deployments", json=body)
+    assert container.status_code == 201
+    shown = api.get(f"/deployments/{container.json()['id']}").json()
+    assert shown["priority"] == 7 and [j["state"] for j in shown["jobs"]] == ["waiting"]
+
+    edited = api.patch(
+        f"/deployments/{shown['id']}", json={"enabled": False, "agent_ip_ranges": "10.0.0.0/8"}
+    )
+    assert edited.json()["enabled"] is False and edited.json()["agent_ip_ranges"] == "10.0.0.0/8"
+    renew = api.post(f"/deployments/{shown['id']}/renew", json={})
+    assert renew.status_code == 400 and "no failed jobs" in renew.json()["detail"]
+    assert api.delete(f"/deployments/{shown['id']}").status_code == 204
+    assert api.delete(f"/packages/{package['id']}").status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "message"),
+    [
+        ("post", "/computers", {"hostname": "err-pc"}, 409, "already exists"),
+        ("get", "/packages/999", None, 404, "package 999 does not exist"),
+        (
+            "post",
+            "/deployments",
+            {"name": "x", "computer_ids": [1], "package_ids": [999]},
+            404,
+            "package 999",
+        ),
+        (
+            "post",
+            "/deployments",
+            {"name": "x", "computer_ids": [1], "package_ids": []},
+            400,
+            "at least one package",
+        ),
+        (
+            "post",
+            "/deployments/preview",
+            {"name": "x", "computer_ids": [1], "package_ids": [1], "agent_ip_ranges": "1.2.3.4/40"},
+            400,
+            "prefix length",
+        ),
+        ("post", "/assignments", {"computer_id": 1, "package_id": 999}, 404, "package 999"),
+    ],
+)
+def test_errors_are_4xx_with_a_message(
+    api: httpx.Client,
+    method: str,
+    path: str,
+    body: dict | None,
+    status: int,
+    message: str,  # type: ignore[type-arg]
+) -> None:
+    api.post("/computers", json={"hostname": "err-pc"})
+    api.post("/packages", data={"family": "F", "version": "1", "install_procedure": "x"})
+    response = api.request(method, path, json=body)
+    assert response.status_code == status, response.text
+    assert message in response.json()["detail"]
