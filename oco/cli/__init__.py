@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from oco.agent.cli import agent_app
 from oco.cli import computers as computer_commands
 from oco.cli import deploy as deploy_commands
 from oco.cli import packages as package_commands
@@ -39,6 +40,7 @@ app.add_typer(deploy_commands.container_app, name="container")
 app.command("deploy")(deploy_commands.deploy)
 app.command("uninstall")(deploy_commands.uninstall)
 app.command("housekeeping")(deploy_commands.housekeeping_command)
+app.add_typer(agent_app, name="agent")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")

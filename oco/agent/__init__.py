@@ -1,0 +1,1 @@
+"""The managed-computer agent (`oco agent`)."""
