@@ -17,6 +17,7 @@ from oco.api.admin import create_api
 from oco.config import load_settings
 from oco.services import housekeeping
 from oco.services.runtime import Runtime
+from oco.web.app import install_console
 
 log = logging.getLogger("oco.server")
 
@@ -39,6 +40,7 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
     app.state.runtime = rt
     app.include_router(agent_api.router)
     app.mount("/api/v1", create_api(rt))
+    install_console(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

@@ -1,0 +1,87 @@
+"""Console sessions and CSRF protection.
+
+The session cookie carries a random token (the database keeps its SHA-256); every form carries the
+session's CSRF token, checked on every POST. The login form, which has no session yet, uses a
+double-submit cookie instead.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from starlette.datastructures import FormData
+
+from oco.services import users
+from oco.services.runtime import Runtime
+
+SESSION_COOKIE = "oco_session"
+LOGIN_CSRF_COOKIE = "oco_login_csrf"
+CSRF_FIELD = "csrf_token"
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """The logged-in user as pages need it."""
+
+    user_id: int
+    username: str
+    full_name: str
+    csrf_token: str
+
+    @property
+    def actor(self) -> str:
+        return f"web:{self.username}"
+
+
+class LoginRequired(Exception):
+    """No valid session: the console answers with a redirect to the login page."""
+
+
+class CsrfFailed(Exception):
+    """A form came without the session's CSRF token."""
+
+
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+def viewer(request: Request) -> Viewer:
+    """The current user (a FastAPI dependency); raises LoginRequired without a live session."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise LoginRequired
+    with runtime_of(request).transaction() as session:
+        row = users.resolve_session(session, token)
+        if row is None:
+            raise LoginRequired
+        return Viewer(row.user_id, row.user.username, row.user.full_name, row.csrf_token)
+
+
+async def checked_form(request: Request, current: Viewer) -> FormData:
+    """The posted form, after checking its CSRF token against the session's."""
+    form = await request.form()
+    sent = str(form.get(CSRF_FIELD, ""))
+    if not sent or not hmac.compare_digest(sent, current.csrf_token):
+        raise CsrfFailed
+    return form
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+def new_login_csrf() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths may follow a login (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return "/jobs"
+    return target

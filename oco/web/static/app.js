@@ -1,0 +1,118 @@
+// OCO Deploy console: small progressive enhancements. Every page works without this file.
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  // "Select all" checkboxes: <input class="select-all" data-target="NAME">
+  document.querySelectorAll("input.select-all").forEach((box) => {
+    box.addEventListener("change", () => {
+      box.closest("form").querySelectorAll(`input[type=checkbox][name="${box.dataset.target}"]`)
+        .forEach((item) => { if (!item.closest("tr, label")?.hidden) item.checked = box.checked; });
+    });
+  });
+
+  // Client-side search over a list: <input class="filter" data-filter="ID">
+  document.querySelectorAll("input.filter").forEach((input) => {
+    input.addEventListener("input", () => {
+      const needle = input.value.trim().toLowerCase();
+      const container = document.getElementById(input.dataset.filter);
+      container.querySelectorAll(":scope > tr, :scope > label").forEach((row) => {
+        row.hidden = needle !== "" && !row.textContent.toLowerCase().includes(needle);
+      });
+    });
+  });
+
+  // Confirmation for destructive forms and buttons.
+  document.querySelectorAll("form[data-confirm]").forEach((form) => {
+    form.addEventListener("submit", (event) => { if (!confirm(form.dataset.confirm)) event.preventDefault(); });
+  });
+  document.querySelectorAll("button[data-confirm]").forEach((button) => {
+    button.addEventListener("click", (event) => { if (!confirm(button.dataset.confirm)) event.preventDefault(); });
+  });
+
+  // Inline validation of agent IP ranges: <input data-validate="URL" id="X"> with <p id="X-error">.
+  document.querySelectorAll("input[data-validate]").forEach((input) => {
+    const message = document.getElementById(`${input.id}-error`);
+    let timer;
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        const response = await fetch(`${input.dataset.validate}?value=${encodeURIComponent(input.value)}`);
+        const result = await response.json();
+        message.textContent = result.message;
+        message.hidden = result.ok;
+        input.setAttribute("aria-invalid", result.ok ? "false" : "true");
+      }, 250);
+    });
+  });
+
+  // Package page: Deploy to the computers of the checked assignments.
+  const deploy = document.getElementById("deploy-to-selected");
+  if (deploy) {
+    deploy.addEventListener("click", () => {
+      const query = new URLSearchParams();
+      deploy.closest("form").querySelectorAll("input[name=assignment]:checked")
+        .forEach((box) => query.append("computer", box.dataset.computer));
+      window.location.href = `/jobs/new?${query}`;
+    });
+  }
+
+  // Package upload with a progress bar.
+  const packageForm = document.getElementById("package-form");
+  if (packageForm && window.FormData && window.XMLHttpRequest) {
+    packageForm.addEventListener("submit", (event) => {
+      const file = document.getElementById("payload");
+      if (!file.files.length) return;  // nothing large to show: a plain post
+      event.preventDefault();
+      const bar = document.getElementById("upload-progress");
+      const error = document.getElementById("upload-error");
+      const request = new XMLHttpRequest();
+      request.open("POST", packageForm.action);
+      request.setRequestHeader("Accept", "application/json");
+      bar.hidden = false;
+      request.upload.onprogress = (e) => {
+        if (e.lengthComputable) bar.firstElementChild.style.width = `${Math.round((100 * e.loaded) / e.total)}%`;
+      };
+      request.onload = () => {
+        const result = JSON.parse(request.responseText || "{}");
+        if (request.status === 200 && result.location) { window.location.href = result.location; return; }
+        error.textContent = result.error || `Upload failed (${request.status})`;
+        error.hidden = false;
+        bar.hidden = true;
+      };
+      request.onerror = () => { error.textContent = "Upload failed: connection lost"; error.hidden = false; };
+      request.send(new FormData(packageForm));
+    });
+  }
+
+  // Job container page: live updates without reloading.
+  const container = document.getElementById("container");
+  if (container && container.dataset.stateUrl) {
+    const stateLabels = { 0: "Waiting", 1: "Downloading", 2: "Executing", 3: "Succeeded", "-1": "Failed",
+      "-2": "Expired", "-3": "OS incompatible", "-5": "Already installed" };
+    const refresh = async () => {
+      try {
+        const response = await fetch(container.dataset.stateUrl, { headers: { Accept: "application/json" } });
+        if (!response.ok) return;
+        const data = await response.json();
+        document.getElementById("status").textContent = data.status;
+        document.getElementById("progress-text").textContent = `${data.progress} %`;
+        document.getElementById("progress-bar").style.width = `${data.progress}%`;
+        for (const job of data.jobs) {
+          const row = document.querySelector(`tr[data-job="${job.id}"]`);
+          if (!row) continue;
+          const state = row.querySelector(".state span");
+          state.textContent = stateLabels[job.state_code] ?? job.state;
+          state.className = `state-${job.state.replace("_", "-")}`;
+          row.querySelector(".code").textContent = job.return_code ?? "";
+          row.querySelector(".download").textContent = job.download_progress == null ? "" : `${job.download_progress} %`;
+          row.querySelector(".started").textContent = job.execution_started_display || job.download_started_display || "";
+          row.querySelector(".finished").textContent = job.execution_finished_display || "";
+          const output = document.querySelector(`tr[data-output-for="${job.id}"]`);
+          output.hidden = !job.message;
+          output.querySelector("pre").textContent = job.message;
+        }
+      } catch (error) { /* the next round tries again */ }
+    };
+    setInterval(refresh, 2000);
+  }
+});

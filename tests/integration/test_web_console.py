@@ -1,0 +1,176 @@
+"""The console over HTTP (in process): login, CSRF, escaping, field errors, the assistant, actions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from oco.server import create_app
+from oco.services import assignments, computers, packages, users
+from oco.services.runtime import Runtime
+from tests.conftest import Clock, make_runtime
+
+PASSWORD = "a long password"
+
+
+@pytest.fixture
+def console(sqlite_url: str, tmp_path: Path, clock: Clock) -> Iterator[tuple[TestClient, Runtime]]:
+    rt = make_runtime(sqlite_url, tmp_path, clock)
+    with rt.transaction() as session:
+        users.add_user(session, "admin", PASSWORD, "tests", "Ada Admin")
+    with TestClient(create_app(rt, run_housekeeping=False), follow_redirects=False) as client:
+        yield client, rt
+    rt.close()
+
+
+def login(client: TestClient) -> str:
+    page = client.get("/login")
+    token = re.search(r'name="login_csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    response = client.post(
+        "/login", data={"username": "admin", "password": PASSWORD, "login_csrf": token, "next": "/jobs"}
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/jobs"
+    return csrf(client.get("/jobs").text)
+
+
+def csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+
+
+def test_pages_require_a_login(console: tuple[TestClient, Runtime]) -> None:
+    client, _ = console
+    response = client.get("/computers?x=1")
+    assert response.status_code == 303 and response.headers["location"] == "/login?next=/computers%3Fx%3D1"
+
+
+def test_wrong_password_is_refused(console: tuple[TestClient, Runtime]) -> None:
+    client, _ = console
+    token = re.search(r'name="login_csrf" value="([^"]+)"', client.get("/login").text).group(1)  # type: ignore[union-attr]
+    response = client.post("/login", data={"username": "admin", "password": "nope", "login_csrf": token})
+    assert response.status_code == 401 and "wrong user name or password" in response.text
+
+
+def test_forms_without_the_csrf_token_are_refused(console: tuple[TestClient, Runtime]) -> None:
+    client, rt = console
+    login(client)
+    response = client.post("/computers", data={"hostname": "pc1"})
+    assert response.status_code == 403 and "security token" in response.text
+    with rt.transaction() as session:
+        assert computers.list_computers(session) == []
+
+
+def test_logout_ends_the_session(console: tuple[TestClient, Runtime]) -> None:
+    client, _ = console
+    token = login(client)
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 303
+    assert client.get("/jobs").status_code == 303
+
+
+def test_user_strings_are_escaped(console: tuple[TestClient, Runtime]) -> None:
+    client, rt = console
+    token = login(client)
+    hostile = "<script>alert(1)</script>"
+    client.post("/computers", data={"csrf_token": token, "hostname": hostile})
+    packages.create_package(rt, packages.PackageSpec(hostile, hostile, "x"), None, "tests")
+    for page in ("/computers", "/packages", "/jobs/new"):
+        html = client.get(page).text
+        assert hostile not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_errors_are_shown_next_to_their_field_and_values_are_kept(
+    console: tuple[TestClient, Runtime],
+) -> None:
+    client, rt = console
+    token = login(client)
+    response = client.post(
+        "/packages/new",
+        data={
+            "csrf_token": token,
+            "family": "Firefox",
+            "version": "1",
+            "install_procedure": "x",
+            "install_success_codes": "0,x",
+        },
+    )
+    assert response.status_code == 400
+    assert re.search(r"Install success codes.*?field-error[^>]*>[^<]*&#39;x&#39;", response.text, re.S)
+    assert 'value="Firefox"' in response.text
+    with rt.transaction() as session:
+        assert packages.list_packages(session) == []
+
+
+def test_the_assistant_previews_then_creates(console: tuple[TestClient, Runtime]) -> None:
+    client, rt = console
+    token = login(client)
+    with rt.transaction() as session:
+        pc = computers.add_computer(session, "pc1", "tests").id
+    v1 = packages.create_package(rt, packages.PackageSpec("Firefox", "1", "i1", "u1"), None, "tests")
+    v2 = packages.create_package(rt, packages.PackageSpec("Firefox", "2", "i2", "u2"), None, "tests")
+    with rt.transaction() as session:
+        assignments.add_assignment(
+            session, computers.get_computer(session, pc), packages.get_package(session, v1), "t"
+        )
+    form = {
+        "csrf_token": token,
+        "name": "Update",
+        "computer": str(pc),
+        "package": str(v2),
+        "priority": "0",
+        "restart_timeout": "20",
+        "sequence_mode": "ignore",
+        "agent_ip_ranges": "",
+    }
+
+    preview = client.post("/jobs/new", data={**form, "action": "preview"})
+    assert preview.status_code == 200 and "uninstall of Firefox 1 first" in preview.text
+    bad = client.post("/jobs/new", data={**form, "agent_ip_ranges": "10.0.0.0/40", "action": "create"})
+    assert (
+        bad.status_code == 400 and "prefix length must be 0..32" in bad.text and 'value="Update"' in bad.text
+    )
+
+    created = client.post("/jobs/new", data={**form, "action": "create"})
+    assert created.status_code == 303
+    page = client.get(created.headers["location"]).text
+    assert "Update" in page and page.count("data-job=") == 2
+    state = client.get(created.headers["location"] + "/state").json()
+    assert [j["action"] for j in state["jobs"]] == ["uninstall", "install"]
+
+
+def test_inline_ip_range_validation(console: tuple[TestClient, Runtime]) -> None:
+    client, _ = console
+    login(client)
+    assert client.get("/jobs/validate-ip-ranges", params={"value": "10.0.0.0/8,!10.1.0.0/16"}).json()["ok"]
+    answer = client.get("/jobs/validate-ip-ranges", params={"value": "10.0.0.0/8,nope"}).json()
+    assert answer == {"ok": False, "message": "IP range 'nope': 'nope' is not an IPv4 or IPv6 address"}
+
+
+def test_uninstall_and_remove_assignment_from_the_computer_page(console: tuple[TestClient, Runtime]) -> None:
+    client, rt = console
+    token = login(client)
+    tool = packages.create_package(rt, packages.PackageSpec("Tool", "1", "i", "u"), None, "tests")
+    with rt.transaction() as session:
+        pc = computers.add_computer(session, "pc1", "tests")
+        first = assignments.add_assignment(session, pc, packages.get_package(session, tool), "t").id
+        pc_id = pc.id
+    page = client.get(f"/computers/{pc_id}").text
+    assert (
+        "Uninstall Package" in page and "Remove Assignment" in page and f"/jobs/new?computer={pc_id}" in page
+    )
+
+    uninstall = client.post(
+        "/jobs/uninstall", data={"csrf_token": token, "assignment": str(first), "back": f"/computers/{pc_id}"}
+    )
+    assert uninstall.status_code == 303
+    assert "Uninstall Tool" in client.get(uninstall.headers["location"]).text
+
+    removed = client.post(
+        "/assignments/remove",
+        data={"csrf_token": token, "assignment": str(first), "back": f"/computers/{pc_id}"},
+    )
+    assert removed.status_code == 303
+    with rt.transaction() as session:
+        assert computers.get_computer(session, pc_id).assignments == []
