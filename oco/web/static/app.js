@@ -104,7 +104,9 @@ document.addEventListener("DOMContentLoaded", () => {
           state.textContent = stateLabels[job.state_code] ?? job.state;
           state.className = `state-${job.state.replace("_", "-")}`;
           row.querySelector(".code").textContent = job.return_code ?? "";
-          row.querySelector(".download").textContent = job.download_progress == null ? "" : `${job.download_progress} %`;
+          const progress = job.download_progress;
+          row.querySelector(".download").textContent =
+            progress == null ? "" : progress > 100 ? "unpacked" : `${progress} %`;
           row.querySelector(".started").textContent = job.execution_started_display || job.download_started_display || "";
           row.querySelector(".finished").textContent = job.execution_finished_display || "";
           const output = document.querySelector(`tr[data-output-for="${job.id}"]`);
