@@ -167,3 +167,23 @@ def test_a_huge_body_is_refused(server: LiveServer) -> None:
         f"{server.url}/api-agent.php", content=body, headers={"content-type": "application/json"}
     )
     assert response.status_code in (400, 413)
+
+
+def test_x_forwarded_for_is_believed_only_from_trusted_proxies(tmp_path, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    live = start_server(tmp_path, sqlite_url, self_registration="true", trusted_proxies="127.0.0.2")
+    try:
+        direct = ProtocolClient(live.url, "xff-direct", REGISTRATION_KEY, source_address="127.0.0.3")
+        direct.hello()
+        spoof = direct.body("oco.agent.hello", {})
+        assert direct.send(spoof, **{"x-forwarded-for": "203.0.113.7"}).status_code == 200
+        proxied = ProtocolClient(live.url, "xff-proxied", REGISTRATION_KEY, source_address="127.0.0.2")
+        proxied.hello()
+        body = proxied.body("oco.agent.hello", {})
+        assert proxied.send(body, **{"x-forwarded-for": "198.51.100.9, 127.0.0.2"}).status_code == 200
+        shown = {
+            name: json.loads(live.oco("computer", "show", name, "--json").stdout)["remote_address"]
+            for name in ("xff-direct", "xff-proxied")
+        }
+        assert shown == {"xff-direct": "127.0.0.3", "xff-proxied": "198.51.100.9"}
+    finally:
+        live.stop()
