@@ -1,0 +1,1 @@
+"""Benchmarks of OCO Deploy (`make bench`); results go to docs/benchmarks.md, never into tests."""

@@ -1,0 +1,261 @@
+"""`make bench` / `python -m bench [checkin|deploy|download|all] …`: measure, print, no assertions."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import http.server
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psutil
+
+from bench.fleet import run_fleet
+from bench.seed import seed_fleet
+from oco.config import Settings
+from oco.db.migrate import upgrade
+from oco.services import computers, deployments, packages
+from oco.services.runtime import Runtime
+from tests.live import free_port
+
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def machine() -> str:
+    return (
+        f"{platform.node()}: {psutil.cpu_count()} CPU ({platform.processor() or platform.machine()}), "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def fresh_runtime(workdir: Path, database: str) -> Runtime:
+    url = f"sqlite:///{workdir / 'bench.sqlite3'}" if database == "sqlite" else POSTGRES
+    settings = Settings(database_url=url, depot_path=workdir / "depot", wol_subnet_broadcasts=False)
+    rt = Runtime.from_settings(settings)
+    if database == "postgres":
+        with rt.engine.begin() as connection:
+            connection.exec_driver_sql("DROP SCHEMA public CASCADE")
+            connection.exec_driver_sql("CREATE SCHEMA public")
+    upgrade(rt.engine)
+    return rt
+
+
+def start(command: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            httpx.get(url, timeout=1)
+            return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{command} did not start")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def checkin(args: argparse.Namespace) -> None:
+    print(f"# check-in throughput ({args.database}, concurrency {args.concurrency}, {args.duration} s each)")
+    port = free_port()
+    bare = start(
+        [sys.executable, "-m", "uvicorn", "bench.bare:app", "--port", str(port), "--log-level", "warning"],
+        dict(os.environ),
+        f"http://127.0.0.1:{port}/",
+    )
+    keys = {f"bare-{i}": "k" for i in range(100)}
+    ceiling = asyncio.run(run_fleet(f"http://127.0.0.1:{port}", keys, args.concurrency, args.duration))
+    stop(bare)
+    print(ceiling.line("bare ASGI endpoint"))
+    for size in args.computers:
+        with tempfile.TemporaryDirectory() as tmp:
+            rt = fresh_runtime(Path(tmp), args.database)
+            started = time.perf_counter()
+            keys = seed_fleet(rt, size, finished_jobs=args.finished_jobs)
+            seeded = time.perf_counter() - started
+            env = {
+                **os.environ,
+                "OCO_DATABASE_URL": rt.settings.database_url,
+                "OCO_DEPOT_PATH": str(Path(tmp) / "depot"),
+            }
+            port = free_port()
+            server = start(
+                [sys.executable, "-m", "oco", "server", "--no-migrate", "--port", str(port)],
+                env,
+                f"http://127.0.0.1:{port}/healthz",
+            )
+            result = asyncio.run(run_fleet(f"http://127.0.0.1:{port}", keys, args.concurrency, args.duration))
+            stop(server)
+            rt.close()
+        print(
+            result.line(
+                f"{size:,} computers + {args.finished_jobs:,} finished jobs (seeded in {seeded:.0f} s)"
+            )
+            + f" — {result.rate / ceiling.rate:.0%} of the bare endpoint"
+        )
+
+
+def deploy(args: argparse.Namespace) -> None:
+    print(f"# creating one deployment of 3 packages to {args.deploy_computers:,} computers ({args.database})")
+    with tempfile.TemporaryDirectory() as tmp:
+        rt = fresh_runtime(Path(tmp), args.database)
+        seed_fleet(rt, args.deploy_computers)
+        ids = [
+            packages.create_package(rt, packages.PackageSpec(f"P{i}", "1", "true", "true"), None, "bench")
+            for i in range(3)
+        ]
+        with rt.transaction() as session:
+            computer_ids = [c.id for c in computers.list_computers(session)]
+        request = deployments.DeploymentRequest(
+            deployments.ContainerOptions(name="bench"),
+            deployments.Targets(computer_ids=computer_ids, package_ids=ids),
+        )
+        started = time.perf_counter()
+        with rt.transaction() as session:
+            plan = deployments.preview(session, rt.settings, request, datetime.now(UTC))
+        previewed = time.perf_counter() - started
+        started = time.perf_counter()
+        with rt.transaction() as session:
+            deployments.create_deployment(session, rt.settings, request, "bench", datetime.now(UTC))
+        created = time.perf_counter() - started
+        rt.close()
+    print(f"preview: {previewed:.2f} s ({len(plan.jobs):,} jobs); create: {created:.2f} s")
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def download(args: argparse.Namespace) -> None:
+    size = args.payload_mb * 2**20
+    print(f"# payload download, {args.payload_mb} MiB ({args.database})")
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        rt = fresh_runtime(workdir, args.database)
+        keys = seed_fleet(rt, 1)
+        source = workdir / "payload.zip"
+        with source.open("wb") as out:
+            block = os.urandom(2**20)
+            for _ in range(args.payload_mb):
+                out.write(block)
+        with source.open("r+b") as handle:
+            handle.write(b"PK\x03\x04")  # stored as it is, like an uploaded zip
+        package_id = packages.create_package(
+            rt, packages.PackageSpec("Big", "1", "true"), lambda depot: depot.put_file(source), "bench"
+        )
+        with rt.transaction() as session:
+            computer = computers.find_computer(session, "bench-000000")
+            request = deployments.DeploymentRequest(
+                deployments.ContainerOptions(name="big"),
+                deployments.Targets([computer.id], package_ids=[package_id]),
+            )
+            deployments.create_deployment(session, rt.settings, request, "bench", datetime.now(UTC))
+        env = {
+            **os.environ,
+            "OCO_DATABASE_URL": rt.settings.database_url,
+            "OCO_DEPOT_PATH": str(workdir / "depot"),
+        }
+        port = free_port()
+        server = start(
+            [sys.executable, "-m", "oco", "server", "--no-migrate", "--port", str(port)],
+            env,
+            f"http://127.0.0.1:{port}/healthz",
+        )
+        ours, peak = _timed_agent_download(port, keys["bench-000000"], package_id, server.pid)
+        stop(server)
+        static = _timed_static_download(workdir)
+        rt.close()
+    print(
+        f"agent API: {size / ours / 2**20:,.0f} MiB/s; "
+        f"plain static file server: {size / static / 2**20:,.0f} MiB/s "
+        f"(ours is {static / ours:.0%} of it); server RSS peak {peak / 2**20:.0f} MiB"
+    )
+
+
+def _timed_agent_download(port: int, key: str, package_id: int, pid: int) -> tuple[float, int]:
+    import hmac
+    import json
+
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "oco.agent.download",
+            "params": {
+                "hostname": "bench-000000",
+                "uid": "u",
+                "timestamp": time.time(),
+                "package-id": package_id,
+            },
+        }
+    ).encode()
+    signature = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+    peak = 0
+    process = psutil.Process(pid)
+    started = time.perf_counter()
+    with httpx.stream(
+        "GET",
+        f"http://127.0.0.1:{port}/api-agent.php",
+        content=body,
+        headers={"content-type": "application/json", "x-oco-agent-signature": signature},
+        timeout=120,
+    ) as response:
+        response.raise_for_status()
+        for count, _chunk in enumerate(response.iter_bytes(2**20)):
+            if count % 64 == 0:
+                peak = max(peak, process.memory_info().rss)
+    return time.perf_counter() - started, peak
+
+
+def _timed_static_download(directory: Path) -> float:
+    handler = lambda *a, **k: _Quiet(*a, directory=str(directory), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    started = time.perf_counter()
+    with httpx.stream(
+        "GET", f"http://127.0.0.1:{server.server_address[1]}/payload.zip", timeout=120
+    ) as response:
+        for _chunk in response.iter_bytes(2**20):
+            pass
+    elapsed = time.perf_counter() - started
+    server.shutdown()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("what", nargs="?", default="all", choices=["checkin", "deploy", "download", "all"])
+    parser.add_argument("--database", default="sqlite", choices=["sqlite", "postgres"])
+    parser.add_argument("--computers", type=int, nargs="+", default=[1_000, 10_000])
+    parser.add_argument("--finished-jobs", type=int, default=0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--deploy-computers", type=int, default=10_000)
+    parser.add_argument("--payload-mb", type=int, default=256)
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    if args.what in ("checkin", "all"):
+        checkin(args)
+    if args.what in ("deploy", "all"):
+        deploy(args)
+    if args.what in ("download", "all"):
+        download(args)
+
+
+if __name__ == "__main__":
+    main()
+    shutil.rmtree(Path(tempfile.gettempdir()) / "oco-bench", ignore_errors=True)

@@ -1,0 +1,65 @@
+"""Fast bulk set-up of a benchmark database: computers with keys, packages, pending and finished jobs."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert, select
+
+from oco.db.models import Computer, Job, JobContainer, Package, PackageFamily
+from oco.domain.states import JobAction, JobState
+from oco.services.runtime import Runtime
+
+BATCH = 5000
+
+
+def seed_fleet(rt: Runtime, computers: int, finished_jobs: int = 0) -> dict[str, str]:
+    """`computers` registered computers (hostname -> agent key), each with one pending job."""
+    now = datetime.now(UTC)
+    keys = {f"bench-{i:06d}": secrets.token_urlsafe(32) for i in range(computers)}
+    with rt.transaction() as session:
+        family = PackageFamily(name="Bench")
+        session.add(family)
+        session.flush()
+        package = Package(family_id=family.id, version="1", install_procedure="true")
+        done = JobContainer(
+            name="finished", start_time=now - timedelta(days=2), created=now - timedelta(days=2)
+        )
+        pending = JobContainer(name="pending", start_time=now - timedelta(minutes=1), created=now)
+        session.add_all([package, done, pending])
+        session.flush()
+        rows = [
+            {"hostname": name, "agent_key": key, "server_key": key[::-1], "uid": name, "last_seen": now}
+            for name, key in keys.items()
+        ]
+        for start in range(0, len(rows), BATCH):
+            session.execute(insert(Computer), rows[start : start + BATCH])
+        ids = list(session.scalars(select(Computer.id).order_by(Computer.id)))
+        _jobs(session, pending.id, package.id, ids, JobState.WAITING, now)
+        for start in range(0, finished_jobs, len(ids)):
+            count = min(len(ids), finished_jobs - start)
+            _jobs(session, done.id, package.id, ids[:count], JobState.SUCCEEDED, now)
+    return keys
+
+
+def _jobs(
+    session, container_id: int, package_id: int, computer_ids: list[int], state: JobState, now: datetime
+) -> None:  # type: ignore[no-untyped-def]
+    rows = [
+        {
+            "container_id": container_id,
+            "computer_id": computer_id,
+            "package_id": package_id,
+            "package_name": "Bench 1",
+            "action": str(JobAction.INSTALL),
+            "sequence": 1,
+            "state": int(state),
+            "procedure": "true",
+            "success_codes": "0",
+            "created": now,
+        }
+        for computer_id in computer_ids
+    ]
+    for start in range(0, len(rows), BATCH):
+        session.execute(insert(Job), rows[start : start + BATCH])
