@@ -48,44 +48,74 @@ def hello_body(hostname: str, timestamp: float) -> bytes:
     return json.dumps(document).encode()
 
 
+class _Connection:
+    """One keep-alive HTTP/1.1 connection; a minimal client so the load generator is not the bottleneck."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes, signature: str) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"X-OCO-Agent-Signature: {signature}\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return int(status_line.split()[1])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 async def run_fleet(
     url: str, keys: dict[str, str], concurrency: int, duration_s: float, path: str = "/api-agent.php"
 ) -> FleetResult:
     """Agents check in round-robin for `duration_s` with `concurrency` requests in flight."""
+    parsed = httpx.URL(url)
     names = list(keys)
     latencies: list[float] = []
     errors = 0
     counter = 0
     stamps: dict[str, float] = {}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-        deadline = time.perf_counter() + duration_s
+    deadline = time.perf_counter() + duration_s
 
-        async def worker() -> None:
-            nonlocal errors, counter
-            while time.perf_counter() < deadline:
-                name = names[counter % len(names)]
-                counter += 1
-                stamp = max(time.time(), stamps.get(name, 0.0) + 0.001)
-                stamps[name] = stamp
-                body = hello_body(name, stamp)
-                signature = hmac.new(keys[name].encode(), body, hashlib.sha256).hexdigest()
-                started = time.perf_counter()
-                try:
-                    response = await client.post(
-                        path,
-                        content=body,
-                        headers={"content-type": "application/json", "x-oco-agent-signature": signature},
-                    )
-                    if response.status_code != 200:
-                        errors += 1
-                except httpx.HTTPError:
+    async def worker() -> None:
+        nonlocal errors, counter
+        connection = _Connection(parsed.host, parsed.port or 80)
+        while time.perf_counter() < deadline:
+            name = names[counter % len(names)]
+            counter += 1
+            stamp = max(time.time(), stamps.get(name, 0.0) + 0.001)
+            stamps[name] = stamp
+            body = hello_body(name, stamp)
+            signature = hmac.new(keys[name].encode(), body, hashlib.sha256).hexdigest()
+            started = time.perf_counter()
+            try:
+                if await connection.post(path, body, signature) != 200:
                     errors += 1
-                latencies.append(time.perf_counter() - started)
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                errors += 1
+                connection.close()
+                connection = _Connection(parsed.host, parsed.port or 80)
+            latencies.append(time.perf_counter() - started)
+        connection.close()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
     ordered = sorted(latencies)
     p99 = ordered[int(len(ordered) * 0.99) - 1] if ordered else 0.0
     return FleetResult(

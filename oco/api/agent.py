@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy.orm import Session
 
@@ -53,9 +54,10 @@ async def agent_endpoint(request: Request) -> Response:
     try:
         body = await _read_body(request, runtime.settings.max_request_bytes)
         rpc_id, agent_request = _parse(body, request)
+        # The use cases block on the database: run them off the event loop.
         if agent_request.method is AgentMethod.DOWNLOAD:
-            return _download(runtime, agent_request, request)
-        return _call(runtime, rpc_id, agent_request)
+            return await run_in_threadpool(_download, runtime, agent_request, request)
+        return await run_in_threadpool(_call, runtime, rpc_id, agent_request)
     except BadRequest as exc:
         return _error_response(
             exc.request_id if exc.request_id is not None else rpc_id, exc.code, exc.message
