@@ -195,7 +195,7 @@ def _call(runtime: Runtime, rpc_id: Any, request: AgentRequest) -> Response:
         with runtime.transaction() as session:
             agent = agents.authenticate(session, runtime.settings, request, runtime.now())
             params = handler(runtime, session, agent, request)
-            timestamp = agents.next_server_timestamp(agent.computer)
+            timestamp = agent.timestamp
             server_key = agent.computer.server_key
     except AuthenticationFailed:
         raise

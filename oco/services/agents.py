@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from oco.config import Settings
-from oco.db.models import Computer, ComputerNetwork, ComputerPackage, Job, JobContainer, Package
+from oco.db.models import Computer, ComputerNetwork, ComputerPackage, Job, Package
 from oco.domain.dispatch import CandidateJob, ContainerWindow, jobs_to_hand_out, wire_post_action
 from oco.domain.outcomes import AssignmentChange, JobFacts, Outcome, apply_report, parse_report
 from oco.domain.planning import effective_post_action
@@ -73,6 +73,8 @@ class AuthenticatedAgent:
     new_agent_key: str | None = None
     new_server_key: str | None = None
     registered: bool = False
+    timestamp: float = 0.0
+    """The `result.timestamp` of the answer: greater than any this computer was sent before."""
 
 
 def authenticate(
@@ -84,8 +86,7 @@ def authenticate(
     and new keys are issued only in answer to `oco.agent.hello`. Nothing is written when this raises.
     """
     hostname = normalise_hostname(request.hostname)
-    computer_id = computer_id_by_hostname(session, hostname)
-    computer = session.get(Computer, computer_id, with_for_update=True) if computer_id else None
+    computer = _locked_computer(session, hostname)
     if computer is None:
         return _self_register(session, settings, request, hostname)
     if computer.agent_key:
@@ -109,7 +110,18 @@ def authenticate(
         computer.uid = request.uid[:255]
     computer.last_seen = now
     computer.remote_address = request.client_address
+    agent.timestamp = next_server_timestamp(computer)
     return agent
+
+
+def _locked_computer(session: Session, hostname: str) -> Computer | None:
+    """The computer, locked for this transaction: the exact name first (indexed), then ignoring case."""
+    query = select(Computer).with_for_update()
+    computer = session.scalar(query.where(Computer.hostname == hostname))
+    if computer is None:
+        computer_id = computer_id_by_hostname(session, hostname)
+        computer = session.scalar(query.where(Computer.id == computer_id)) if computer_id else None
+    return computer
 
 
 def _self_register(
@@ -133,7 +145,11 @@ def _self_register(
     session.add(computer)
     session.flush()
     return AuthenticatedAgent(
-        computer, new_agent_key=computer.agent_key, new_server_key=computer.server_key, registered=True
+        computer,
+        new_agent_key=computer.agent_key,
+        new_server_key=computer.server_key,
+        registered=True,
+        timestamp=next_server_timestamp(computer),
     )
 
 
@@ -232,13 +248,16 @@ def logins_since(computer: Computer, settings: Settings) -> str:
 
 
 def _candidates(session: Session, computer_id: int) -> list[tuple[CandidateJob, Job]]:
+    """The computer's pending jobs with their containers, in one query (the check-in hot path)."""
     query = (
-        select(Job, JobContainer)
-        .join(JobContainer, Job.container_id == JobContainer.id)
+        select(Job)
+        .join(Job.container)
+        .options(contains_eager(Job.container))
         .where(Job.computer_id == computer_id, Job.state.in_([int(s) for s in PENDING_STATES]))
     )
     candidates = []
-    for job, container in session.execute(query):
+    for job in session.scalars(query):
+        container = job.container
         window = ContainerWindow(
             id=container.id,
             priority=container.priority,
