@@ -65,8 +65,11 @@ def server(
     migrate_first: bool = typer.Option(True, "--migrate/--no-migrate", help="Upgrade the schema first."),
 ) -> None:
     """Run the server: agent API, admin API, web console, downloads and housekeeping."""
+    import logging
+
     import uvicorn
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     rt = runtime()
     if migrate_first:
         with handled_errors():
