@@ -71,6 +71,10 @@ def server(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     rt = runtime()
+    if not rt.settings.agent_registration_key:
+        logging.getLogger("oco.server").warning(
+            "no agent registration key is set: agents cannot register (set OCO_AGENT_REGISTRATION_KEY)"
+        )
     if migrate_first:
         with handled_errors():
             migrate.upgrade(rt.engine)

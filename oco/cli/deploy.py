@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -243,9 +244,17 @@ def container_delete_job(job_id: int) -> None:
 
 
 def housekeeping_command(
-    once: bool = typer.Option(True, "--once", help="Run every task once and exit."),
+    once: bool = typer.Option(False, "--once", help="Run every task once and exit (default: keep running)."),
 ) -> None:
-    """Expire jobs, send due WOL packets, remove expired WOL shutdowns, purge old containers."""
-    results: dict[str, Any] = housekeeping.run_all(runtime())
-    for name, changed in results.items():
-        typer.echo(f"{name}: {'skipped (locked)' if changed is None else changed}")
+    """Expire jobs, send due WOL packets, remove expired WOL shutdowns, purge old containers.
+
+    The server runs the same tasks itself; this command is for cron or a separate worker.
+    """
+    rt = runtime()
+    while True:
+        results: dict[str, Any] = housekeeping.run_all(rt)
+        for name, changed in results.items():
+            typer.echo(f"{name}: {'skipped (locked)' if changed is None else changed}")
+        if once:
+            return
+        time.sleep(rt.settings.housekeeping_interval_seconds)
