@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import Engine, inspect, text
 
 from oco.config import Settings
-from oco.db.engine import make_engine, make_sessionmaker
+from oco.db.engine import make_engine
 from oco.db.migrate import upgrade
 from oco.db.models import Base
-from oco.depot import Depot
+from oco.db.types import utcnow
 from oco.services.runtime import Runtime
 from tests.live import LiveServer, start_server
 
@@ -126,7 +126,10 @@ def clock() -> Clock:
     return Clock()
 
 
-def make_runtime(database_url: str, tmp_path: Path, clock: Clock, **overrides: object) -> Runtime:
+def make_runtime(
+    database_url: str, tmp_path: Path, clock: Callable[[], datetime] = utcnow, **overrides: object
+) -> Runtime:
+    """A runtime over `database_url` with test-safe settings; `clock` defaults to the real time."""
     values: dict[str, object] = {
         "database_url": database_url,
         "depot_path": tmp_path / "depot",
@@ -136,15 +139,9 @@ def make_runtime(database_url: str, tmp_path: Path, clock: Clock, **overrides: o
         "wol_subnet_broadcasts": False,
         **overrides,
     }
-    settings = Settings(**values)  # type: ignore[arg-type]
-    engine = make_engine(settings.database_url)
-    return Runtime(
-        settings=settings,
-        engine=engine,
-        sessions=make_sessionmaker(engine),
-        depot=Depot(settings.depot_path),
-        clock=clock,
-    )
+    runtime = Runtime.from_settings(Settings(**values))  # type: ignore[arg-type]
+    runtime.clock = clock
+    return runtime
 
 
 @pytest.fixture

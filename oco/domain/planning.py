@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from oco.domain.errors import InvalidDeployment
@@ -234,13 +234,7 @@ def _with_wol_shutdown(jobs: list[PlannedJob]) -> list[PlannedJob]:
     if not runnable:
         return jobs
     last = runnable[-1]
-    marked = jobs[last]
-    jobs = list(jobs)
-    jobs[last] = PlannedJob(
-        **{name: getattr(marked, name) for name in PlannedJob.__slots__ if name != "wol_shutdown"},  # type: ignore[arg-type]
-        wol_shutdown=True,
-    )
-    return jobs
+    return [*jobs[:last], replace(jobs[last], wol_shutdown=True), *jobs[last + 1 :]]
 
 
 def plan_uninstall(computers: Sequence[TargetComputer], package_ids: dict[int, Sequence[int]]) -> Plan:

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, selectinload
@@ -114,17 +114,22 @@ def _package_group_members(session: Session, group_ids: Sequence[int]) -> list[i
     return members
 
 
-def _require_all(session: Session, model: type, ids: Sequence[int], what: str) -> None:
+_Group = TypeVar("_Group", ComputerGroup, PackageGroup)
+_Row = TypeVar("_Row", Computer, Package, ComputerPackage)
+
+
+def _require_all(session: Session, model: type[_Group], ids: Sequence[int], what: str) -> None:
     if not ids:
         return
-    found = set(session.scalars(select(model.id).where(model.id.in_(ids))))  # type: ignore[attr-defined]
+    found = set(session.scalars(select(model.id).where(model.id.in_(ids))))
     missing = [i for i in ids if i not in found]
     if missing:
         raise NotFound(f"{what} {missing[0]} does not exist")
 
 
-def _load(session: Session, model: type, ids: list[int], options: list, what: str) -> list:  # type: ignore[type-arg]
-    rows = {row.id: row for row in session.scalars(select(model).where(model.id.in_(ids)).options(*options))}  # type: ignore[attr-defined]
+def _load(session: Session, model: type[_Row], ids: list[int], options: list[Any], what: str) -> list[_Row]:
+    """The rows with these ids, in the order of `ids`; the first missing one is named."""
+    rows = {row.id: row for row in session.scalars(select(model).where(model.id.in_(ids)).options(*options))}
     missing = [i for i in ids if i not in rows]
     if missing:
         raise NotFound(f"{what} {missing[0]} does not exist")

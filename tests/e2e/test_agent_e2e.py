@@ -22,13 +22,11 @@ import pytest
 
 from oco.agent.config import AgentConfig, save_config
 from oco.agent.state import JobJournal, JournalEntry
-from oco.config import Settings
-from oco.db.engine import make_engine, make_sessionmaker
-from oco.depot import Depot
 from oco.domain.states import JobState, PostAction, ReturnCode, SequenceMode
 from oco.services import computers, deployments, packages
 from oco.services.deployments import ContainerOptions, DeploymentRequest, Targets, UninstallRequest
 from oco.services.runtime import Runtime
+from tests.conftest import make_runtime
 from tests.live import REGISTRATION_KEY, LiveServer, start_server
 
 
@@ -44,11 +42,7 @@ def world(tmp_path: Path, sqlite_template: Path) -> Iterator[World]:
     shutil.copy(sqlite_template, tmp_path / "oco.sqlite3")
     url = f"sqlite:///{tmp_path / 'oco.sqlite3'}"
     server = start_server(tmp_path, url, self_registration="true")
-    settings = Settings(database_url=url, depot_path=tmp_path / "depot", wol_subnet_broadcasts=False)
-    engine = make_engine(url)
-    rt = Runtime(
-        settings=settings, engine=engine, sessions=make_sessionmaker(engine), depot=Depot(settings.depot_path)
-    )
+    rt = make_runtime(url, tmp_path)
     yield World(server, rt, tmp_path)
     server.stop()
     rt.close()

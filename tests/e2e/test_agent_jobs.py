@@ -15,14 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from oco.config import Settings
-from oco.db.engine import make_engine, make_sessionmaker
-from oco.depot import Depot
 from oco.domain.states import AgentJobState, JobState, PostAction, ReturnCode, SequenceMode
 from oco.services import computers, deployments, packages
 from oco.services.deployments import ContainerEdit, ContainerOptions, DeploymentRequest, Targets
 from oco.services.runtime import Runtime
 from tests.agentclient import ProtocolClient
+from tests.conftest import make_runtime
 from tests.live import REGISTRATION_KEY, LiveServer, start_server
 
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB, not a zip: the depot wraps it
@@ -36,11 +34,7 @@ def world(
     shutil.copy(sqlite_template, workdir / "oco.sqlite3")
     url = f"sqlite:///{workdir / 'oco.sqlite3'}"
     server = start_server(workdir, url, self_registration="true")
-    settings = Settings(database_url=url, depot_path=workdir / "depot", wol_subnet_broadcasts=False)
-    engine = make_engine(url)
-    rt = Runtime(
-        settings=settings, engine=engine, sessions=make_sessionmaker(engine), depot=Depot(settings.depot_path)
-    )
+    rt = make_runtime(url, workdir)
     yield server, rt
     server.stop()
     rt.close()
@@ -269,14 +263,7 @@ def test_download_needs_an_eligible_job_and_honours_ranges(server: LiveServer, r
 def test_ipv6_clients_match_ipv6_ranges_only(tmp_path: Path, sqlite_url: str) -> None:
     server = start_server(tmp_path, sqlite_url, host="::1", self_registration="true")
     try:
-        settings = Settings(database_url=sqlite_url, depot_path=tmp_path / "depot")
-        engine = make_engine(sqlite_url)
-        rt6 = Runtime(
-            settings=settings,
-            engine=engine,
-            sessions=make_sessionmaker(engine),
-            depot=Depot(tmp_path / "depot"),
-        )
+        rt6 = make_runtime(sqlite_url, tmp_path)
         client = ProtocolClient(server.url, "v6host", REGISTRATION_KEY)
         client.hello()
         pc = _computer_id(rt6, "v6host")

@@ -4,6 +4,7 @@ shut down after its job, the one that comes up later is not. Power actions are o
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 
 from oco.db.models import ComputerNetwork
 from oco.services import computers
+from tests.conftest import make_runtime
 from tests.e2e.test_agent_e2e import World, add_package, deploy, jobs, make_agent
 from tests.live import start_server
 
@@ -31,13 +33,6 @@ def listener() -> Iterator[socket.socket]:
 
 @pytest.fixture
 def wol_world(tmp_path: Path, sqlite_template: Path, listener: socket.socket) -> Iterator[World]:
-    import shutil
-
-    from oco.config import Settings
-    from oco.db.engine import make_engine, make_sessionmaker
-    from oco.depot import Depot
-    from oco.services.runtime import Runtime
-
     shutil.copy(sqlite_template, tmp_path / "oco.sqlite3")
     url = f"sqlite:///{tmp_path / 'oco.sqlite3'}"
     server = start_server(
@@ -48,18 +43,12 @@ def wol_world(tmp_path: Path, sqlite_template: Path, listener: socket.socket) ->
         wol_shutdown_expiry_seconds=str(EXPIRY_S),
         computer_offline_seconds="1",
     )
-    settings = Settings(  # the same WOL settings as the server's: the test creates the deployment
-        database_url=url,
-        depot_path=tmp_path / "depot",
-        wol_addresses=["127.0.0.1"],
+    rt = make_runtime(  # the same WOL settings as the server's: the test creates the deployment
+        url,
+        tmp_path,
         wol_port=listener.getsockname()[1],
-        wol_subnet_broadcasts=False,
         wol_shutdown_expiry_seconds=EXPIRY_S,
         computer_offline_seconds=1,
-    )
-    engine = make_engine(url)
-    rt = Runtime(
-        settings=settings, engine=engine, sessions=make_sessionmaker(engine), depot=Depot(settings.depot_path)
     )
     yield World(server, rt, tmp_path)
     server.stop()

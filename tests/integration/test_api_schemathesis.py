@@ -17,9 +17,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from oco.api.admin import create_api
-from oco.config import Settings
 from oco.services import computers, packages, users
 from oco.services.runtime import Runtime
+from tests.conftest import make_runtime
 
 _workdir = Path(tempfile.mkdtemp(prefix="oco-schemathesis-"))
 
@@ -30,14 +30,7 @@ def _runtime() -> tuple[Runtime, str]:
 
     url = f"sqlite:///{_workdir / 'oco.sqlite3'}"
     upgrade(make_engine(url))
-    rt = Runtime.from_settings(
-        Settings(
-            database_url=url,
-            depot_path=_workdir / "depot",
-            wol_addresses=["127.0.0.1"],
-            wol_subnet_broadcasts=False,
-        )
-    )
+    rt = make_runtime(url, _workdir)
     with rt.transaction() as session:
         user = users.add_user(session, "admin", "a long password", "tests")
         token, _ = users.create_token(session, user, "schemathesis", "tests")
