@@ -196,7 +196,7 @@ def _call(runtime: Runtime, rpc_id: Any, request: AgentRequest) -> Response:
             agent = agents.authenticate(session, runtime.settings, request, runtime.now())
             params = handler(runtime, session, agent, request)
             timestamp = agent.timestamp
-            server_key = agent.computer.server_key
+            server_key = agent.server_key
     except AuthenticationFailed:
         raise
     except (ServiceError, DomainError) as exc:
@@ -215,15 +215,14 @@ def _call(runtime: Runtime, rpc_id: Any, request: AgentRequest) -> Response:
 def _hello(
     runtime: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest
 ) -> dict[str, Any]:
-    computer = agent.computer
-    agents.store_hello(session, computer, request.data)
     now = runtime.now()
-    wol.mark_woken(session, runtime.settings, computer.id, now)
-    jobs = [] if agent.registered else agents.software_jobs(session, runtime.settings, computer, request, now)
+    agents.store_hello(session, agent, request.data)
+    wol.mark_woken(session, runtime.settings, agent.computer.id, now)
+    jobs = [] if agent.registered else agents.software_jobs(session, agent, request.client_address, now)
     params: dict[str, Any] = {
-        "update": 1 if agents.wants_inventory(computer, runtime.settings, now, agent.registered) else 0,
+        "update": 1 if agents.wants_inventory(agent, runtime.settings, now) else 0,
         "software-jobs": jobs,
-        "logins-since": agents.logins_since(computer, runtime.settings),
+        "logins-since": agents.logins_since(agent),
         "events": [],
     }
     # Never send null keys: an OCO agent would store the text "None".
@@ -237,7 +236,7 @@ def _hello(
 def _update(
     runtime: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest
 ) -> dict[str, Any]:
-    agents.store_inventory(session, agent.computer, request.data, runtime.now())
+    agents.store_inventory(session, agent, request.data, runtime.now())
     return {"policies": {}}
 
 
@@ -269,7 +268,7 @@ def _download(runtime: Runtime, request: AgentRequest, http: Request) -> Respons
             now = runtime.now()
             agent = agents.authenticate(session, runtime.settings, request, now)
             grant = agents.authorise_download(
-                session, runtime.settings, agent.computer, int(package_id), request, now
+                session, agent.computer, int(package_id), request.client_address, now
             )
     except AuthenticationFailed:
         raise

@@ -109,6 +109,8 @@ class Computer(Base):
     """The rest of the last full inventory (cpu, ram, serial, model, domain, software…), shown as is."""
     logins: Mapped[list[Any] | None] = mapped_column(JSONText, default=None)
     inventory_updated: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    networks_digest: Mapped[str] = mapped_column(String(64), default="")
+    """SHA-256 of the stored network interfaces, so an unchanged check-in need not read them."""
     force_update: Mapped[bool] = mapped_column(Boolean, default=False)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -47,7 +47,13 @@ def subnet_broadcast(address: str, netmask: str) -> str | None:
 
 def within_wake_window(sent: datetime, seen: datetime, expiry_seconds: int) -> bool:
     """A check-in between the packets and the end of the window proves the computer was woken."""
-    return sent <= seen <= sent + timedelta(seconds=expiry_seconds)
+    earliest, latest = wake_window_sent_bounds(seen, expiry_seconds)
+    return earliest <= sent <= latest
+
+
+def wake_window_sent_bounds(seen: datetime, expiry_seconds: int) -> tuple[datetime, datetime]:
+    """The send times whose window contains a check-in at `seen` (for a query over many targets)."""
+    return seen - timedelta(seconds=expiry_seconds), seen
 
 
 def wake_window_over(sent: datetime, now: datetime, expiry_seconds: int) -> bool:

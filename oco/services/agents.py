@@ -5,17 +5,20 @@ Each public function runs inside the caller's transaction; the API opens one per
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session, contains_eager
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.orm import Session
 
 from oco.config import Settings
-from oco.db.models import Computer, ComputerNetwork, ComputerPackage, Job, Package
+from oco.db.models import Computer, ComputerNetwork, ComputerPackage, Job, JobContainer, Package
+from oco.db.types import UTCDateTime
 from oco.domain.dispatch import CandidateJob, ContainerWindow, jobs_to_hand_out, wire_post_action
 from oco.domain.outcomes import AssignmentChange, JobFacts, Outcome, apply_report, parse_report
 from oco.domain.planning import effective_post_action
@@ -34,6 +37,7 @@ from oco.services.computers import computer_id_by_hostname, normalise_hostname
 from oco.services.errors import InvalidInput, NotFound, Unauthorized
 
 KEY_BYTES = 32
+TIMESTAMP_STEP = 0.001
 """Agent and server keys: 32 random bytes, 43 URL-safe characters."""
 SELF_REGISTRATION_DISABLED = "Client self-registration is disabled"
 
@@ -65,16 +69,51 @@ class DownloadGrant:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class ComputerRecord:
+    """The columns of a computer the check-in needs, read without the ORM's bookkeeping."""
+
+    id: int
+    hostname: str
+    agent_key: str
+    server_key: str
+    last_agent_timestamp: float
+    last_server_timestamp: float
+    force_update: bool
+    inventory_updated: datetime | None
+    agent_version: str
+    networks_digest: str
+    uid: str
+
+
+_RECORD_COLUMNS = tuple(getattr(Computer, name) for name in ComputerRecord.__slots__)
+# The check-in runs these on every request: built once, executed with parameters, no ORM bookkeeping.
+_SELECT_BY_HOSTNAME = select(*_RECORD_COLUMNS).where(Computer.hostname == bindparam("p_hostname"))
+_SELECT_BY_ID = select(*_RECORD_COLUMNS).where(Computer.id == bindparam("p_id"))
+_ACCEPT = (
+    update(Computer)
+    .where(Computer.id == bindparam("p_id"), Computer.last_agent_timestamp < bindparam("p_timestamp"))
+    .values(
+        last_agent_timestamp=bindparam("p_timestamp"),
+        last_server_timestamp=bindparam("p_server_timestamp"),
+        last_seen=bindparam("p_now", type_=UTCDateTime()),
+        remote_address=bindparam("p_address"),
+        uid=bindparam("p_uid"),
+    )
+)
+
+
 @dataclass(slots=True)
 class AuthenticatedAgent:
     """A computer whose request passed authentication, with the keys to announce, if new."""
 
-    computer: Computer
+    computer: ComputerRecord
+    server_key: str
+    timestamp: float
+    """The `result.timestamp` of the answer: greater than any this computer was sent before."""
     new_agent_key: str | None = None
     new_server_key: str | None = None
     registered: bool = False
-    timestamp: float = 0.0
-    """The `result.timestamp` of the answer: greater than any this computer was sent before."""
 
 
 def authenticate(
@@ -83,45 +122,63 @@ def authenticate(
     """Check signature and timestamp; register the computer on first use (trust on first use).
 
     A request signed with the registration key is accepted only from a computer without an agent key,
-    and new keys are issued only in answer to `oco.agent.hello`. Nothing is written when this raises.
+    and new keys are issued only in answer to `oco.agent.hello`. The accepted timestamp is written with
+    a conditional UPDATE, so of two requests carrying the same timestamp only one passes.
     """
     hostname = normalise_hostname(request.hostname)
-    computer = _locked_computer(session, hostname)
-    if computer is None:
+    record = _record(session, hostname)
+    if record is None:
         return _self_register(session, settings, request, hostname)
-    if computer.agent_key:
-        if not signature_matches(computer.agent_key, request.body, request.signature):
+    changes: dict[str, Any] = {}
+    if record.agent_key:
+        if not signature_matches(record.agent_key, request.body, request.signature):
             raise AuthenticationFailed("signature does not match the computer's agent key")
-        agent = AuthenticatedAgent(computer)
     else:
         _require_registration_signature(settings, request)
-        agent = AuthenticatedAgent(computer)
         if request.method is AgentMethod.HELLO:
-            agent.new_agent_key = computer.agent_key = _new_key()
-    if request.timestamp <= computer.last_agent_timestamp:
-        raise AuthenticationFailed(
-            f"timestamp {request.timestamp} is not newer than the last one accepted "
-            f"({computer.last_agent_timestamp}): replayed request"
-        )
-    computer.last_agent_timestamp = request.timestamp
-    if not computer.server_key and request.method is AgentMethod.HELLO:
-        agent.new_server_key = computer.server_key = _new_key()
-    if request.uid:
-        computer.uid = request.uid[:255]
-    computer.last_seen = now
-    computer.remote_address = request.client_address
-    agent.timestamp = next_server_timestamp(computer)
-    return agent
+            changes["agent_key"] = _new_key()
+    if request.timestamp <= record.last_agent_timestamp:
+        raise _replay(request, record.last_agent_timestamp)
+    if not record.server_key and request.method is AgentMethod.HELLO:
+        changes["server_key"] = _new_key()
+    server_timestamp = _next_server_timestamp(record.last_server_timestamp)
+    parameters = {
+        "p_id": record.id,
+        "p_timestamp": request.timestamp,
+        "p_server_timestamp": server_timestamp,
+        "p_now": now,
+        "p_address": request.client_address[:64],
+        "p_uid": request.uid[:255] or record.uid,
+    }
+    statement = _ACCEPT.values(**changes) if changes else _ACCEPT
+    accepted = session.connection().execute(statement, parameters)
+    if accepted.rowcount != 1:
+        raise _replay(request, record.last_agent_timestamp)
+    return AuthenticatedAgent(
+        computer=record,
+        server_key=changes.get("server_key", record.server_key),
+        timestamp=server_timestamp,
+        new_agent_key=changes.get("agent_key"),
+        new_server_key=changes.get("server_key"),
+    )
 
 
-def _locked_computer(session: Session, hostname: str) -> Computer | None:
-    """The computer, locked for this transaction: the exact name first (indexed), then ignoring case."""
-    query = select(Computer).with_for_update()
-    computer = session.scalar(query.where(Computer.hostname == hostname))
-    if computer is None:
+def _record(session: Session, hostname: str) -> ComputerRecord | None:
+    """The computer by its exact name (indexed), else ignoring case."""
+    connection = session.connection()
+    row = connection.execute(_SELECT_BY_HOSTNAME, {"p_hostname": hostname}).first()
+    if row is None:
         computer_id = computer_id_by_hostname(session, hostname)
-        computer = session.scalar(query.where(Computer.id == computer_id)) if computer_id else None
-    return computer
+        if computer_id is None:
+            return None
+        row = connection.execute(_SELECT_BY_ID, {"p_id": computer_id}).first()
+    return ComputerRecord(*row) if row is not None else None
+
+
+def _replay(request: AgentRequest, last: float) -> AuthenticationFailed:
+    return AuthenticationFailed(
+        f"timestamp {request.timestamp} is not newer than the last one accepted ({last}): replayed request"
+    )
 
 
 def _self_register(
@@ -132,6 +189,7 @@ def _self_register(
     _require_registration_signature(settings, request)
     if request.method is not AgentMethod.HELLO:
         raise AuthenticationFailed("unknown computer: register with oco.agent.hello first")
+    timestamp = _next_server_timestamp(0.0)
     computer = Computer(
         hostname=hostname,
         uid=request.uid[:255],
@@ -139,17 +197,21 @@ def _self_register(
         agent_key=_new_key(),
         server_key=_new_key(),
         last_agent_timestamp=request.timestamp,
+        last_server_timestamp=timestamp,
         last_seen=None,
-        remote_address=request.client_address,
+        remote_address=request.client_address[:64],
     )
     session.add(computer)
     session.flush()
+    record = _record(session, hostname)
+    assert record is not None
     return AuthenticatedAgent(
-        computer,
+        computer=record,
+        server_key=computer.server_key,
+        timestamp=timestamp,
         new_agent_key=computer.agent_key,
         new_server_key=computer.server_key,
         registered=True,
-        timestamp=next_server_timestamp(computer),
     )
 
 
@@ -164,40 +226,61 @@ def _new_key() -> str:
     return secrets.token_urlsafe(KEY_BYTES)
 
 
-def next_server_timestamp(computer: Computer) -> float:
+def _next_server_timestamp(last: float) -> float:
     """A server time strictly greater than the last one this computer was sent."""
-    stamp = max(time.time(), computer.last_server_timestamp + 0.001)
-    computer.last_server_timestamp = stamp
-    return stamp
+    return max(time.time(), last + TIMESTAMP_STEP)
 
 
-def wants_inventory(computer: Computer, settings: Settings, now: datetime, registered: bool) -> bool:
+def wants_inventory(agent: AuthenticatedAgent, settings: Settings, now: datetime) -> bool:
     """Ask for a full inventory when the computer is new, forced, or its inventory is old."""
-    if registered or computer.force_update or computer.inventory_updated is None:
+    computer = agent.computer
+    if agent.registered or computer.force_update or computer.inventory_updated is None:
         return True
     age = now - computer.inventory_updated
     return age > timedelta(seconds=settings.inventory_interval_seconds)
 
 
-def store_hello(session: Session, computer: Computer, data: dict[str, Any]) -> None:
-    """Keep what a check-in tells us: agent version and network interfaces (with MACs)."""
+def store_hello(session: Session, agent: AuthenticatedAgent, data: dict[str, Any]) -> None:
+    """Keep what a check-in tells us: agent version and network interfaces (with MACs).
+
+    Network data is compared by digest, so an unchanged check-in reads and writes nothing more.
+    """
+    record = agent.computer
+    changes: dict[str, Any] = {}
     version = data.get("agent_version")
-    if isinstance(version, str):
-        computer.agent_version = version[:255]
+    if isinstance(version, str) and version[:255] != record.agent_version:
+        changes["agent_version"] = version[:255]
     networks = data.get("networks")
     if isinstance(networks, list):
-        _replace_networks(session, computer, networks)
+        rows = _network_rows(networks)
+        digest = _networks_digest(rows)
+        if digest != record.networks_digest:
+            computer = session.get(Computer, record.id)
+            assert computer is not None
+            computer.networks = rows
+            changes["networks_digest"] = digest
+    if changes:
+        session.execute(
+            update(Computer)
+            .where(Computer.id == record.id)
+            .values(**changes)
+            .execution_options(synchronize_session=False)
+        )
 
 
-def store_inventory(session: Session, computer: Computer, data: dict[str, Any], now: datetime) -> None:
+def store_inventory(session: Session, agent: AuthenticatedAgent, data: dict[str, Any], now: datetime) -> None:
     """Keep a full inventory: the fields we use in columns, the rest as a document to show."""
+    computer = session.get(Computer, agent.computer.id)
+    assert computer is not None
     for field in ("os", "os_version", "architecture", "kernel_version", "agent_version"):
         value = data.get(field)
         if value is not None:
             setattr(computer, field, str(value)[:255])
     networks = data.get("networks")
     if isinstance(networks, list):
-        _replace_networks(session, computer, networks)
+        rows = _network_rows(networks)
+        computer.networks = rows
+        computer.networks_digest = _networks_digest(rows)
     logins = data.get("logins")
     computer.logins = logins if isinstance(logins, list) else []
     computer.inventory = {key: value for key, value in data.items() if key not in {"networks", "logins"}}
@@ -205,7 +288,7 @@ def store_inventory(session: Session, computer: Computer, data: dict[str, Any], 
     computer.force_update = False
 
 
-def _replace_networks(session: Session, computer: Computer, networks: list[Any]) -> None:
+def _network_rows(networks: list[Any]) -> list[ComputerNetwork]:
     rows = []
     for entry in networks:
         if not isinstance(entry, dict):
@@ -219,98 +302,126 @@ def _replace_networks(session: Session, computer: Computer, networks: list[Any])
                 mac=_text(entry.get("mac"), 32),
             )
         )
-    current = [(n.interface, n.address, n.netmask, n.broadcast, n.mac) for n in computer.networks]
-    if current != [(n.interface, n.address, n.netmask, n.broadcast, n.mac) for n in rows]:
-        computer.networks = rows
+    return rows
+
+
+def _networks_digest(rows: list[ComputerNetwork]) -> str:
+    fields = [[n.interface, n.address, n.netmask, n.broadcast, n.mac] for n in rows]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
 def _text(value: Any, limit: int) -> str:
     return "" if value is None else str(value)[:limit]
 
 
-def find_computer_by_hostname(session: Session, hostname: str) -> Computer | None:
-    computer_id = computer_id_by_hostname(session, hostname)
-    return session.scalar(select(Computer).where(Computer.id == computer_id)) if computer_id else None
-
-
 LOGINS_SINCE_FORMAT = "%Y-%m-%d %H:%M:%S"
 EPOCH_TEXT = "1970-01-01 00:00:00"
 
 
-def logins_since(computer: Computer, settings: Settings) -> str:
+def logins_since(agent: AuthenticatedAgent) -> str:
     """The time from which the agent should report logins: the last full inventory (UTC), or the epoch."""
-    if computer.inventory_updated is None:
-        return EPOCH_TEXT
-    return computer.inventory_updated.strftime(LOGINS_SINCE_FORMAT)
+    updated = agent.computer.inventory_updated
+    return EPOCH_TEXT if updated is None else updated.strftime(LOGINS_SINCE_FORMAT)
 
 
 # Jobs -----------------------------------------------------------------------------------------------
 
 
-def _candidates(session: Session, computer_id: int) -> list[tuple[CandidateJob, Job]]:
-    """The computer's pending jobs with their containers, in one query (the check-in hot path)."""
-    query = (
-        select(Job)
-        .join(Job.container)
-        .options(contains_eager(Job.container))
-        .where(Job.computer_id == computer_id, Job.state.in_([int(s) for s in PENDING_STATES]))
+@dataclass(frozen=True, slots=True)
+class PendingJob:
+    """A pending job as the check-in reads it: one row of one query, no ORM objects."""
+
+    candidate: CandidateJob
+    package_id: int | None
+    procedure: str
+    post_action: PostAction
+    wol_shutdown: bool
+    sequence_mode: int
+    restart_timeout: int
+    has_payload: bool
+
+
+_PENDING = (
+    select(
+        Job.id,
+        Job.sequence,
+        Job.state,
+        Job.package_id,
+        Job.procedure,
+        Job.post_action,
+        Job.wol_shutdown,
+        JobContainer.id,
+        JobContainer.priority,
+        JobContainer.created,
+        JobContainer.start_time,
+        JobContainer.end_time,
+        JobContainer.enabled,
+        JobContainer.agent_ip_ranges,
+        JobContainer.sequence_mode,
+        JobContainer.restart_timeout,
+        Package.payload_sha256.is_not(None),
     )
-    candidates = []
-    for job in session.scalars(query):
-        container = job.container
+    .join(JobContainer, Job.container_id == JobContainer.id)
+    .outerjoin(Package, Job.package_id == Package.id)
+    .where(Job.computer_id == bindparam("p_computer"), Job.state.in_([int(s) for s in PENDING_STATES]))
+)
+
+
+def _pending_jobs(session: Session, computer_id: int) -> list[PendingJob]:
+    """The computer's pending jobs with their containers and payload flags, in one indexed query."""
+    pending = []
+    for row in session.connection().execute(_PENDING, {"p_computer": computer_id}):
         window = ContainerWindow(
-            id=container.id,
-            priority=container.priority,
-            created=container.created,
-            start=container.start_time,
-            end=container.end_time,
-            enabled=container.enabled,
-            ip_ranges=container.agent_ip_ranges,
+            id=row[7],
+            priority=row[8],
+            created=row[9],
+            start=row[10],
+            end=row[11],
+            enabled=row[12],
+            ip_ranges=row[13],
         )
-        candidates.append((CandidateJob(job.id, job.sequence, JobState(job.state), window), job))
-    return candidates
+        pending.append(
+            PendingJob(
+                candidate=CandidateJob(row[0], row[1], JobState(row[2]), window),
+                package_id=row[3],
+                procedure=row[4],
+                post_action=PostAction(row[5]),
+                wol_shutdown=bool(row[6]),
+                sequence_mode=row[14],
+                restart_timeout=row[15],
+                has_payload=bool(row[16]),
+            )
+        )
+    return pending
 
 
-def eligible_jobs(session: Session, computer: Computer, client_address: str, now: datetime) -> list[Job]:
+def eligible_jobs(session: Session, computer_id: int, client_address: str, now: datetime) -> list[PendingJob]:
     """The computer's jobs it may run now, in the order it must run them."""
-    candidates = _candidates(session, computer.id)
-    by_id = {candidate.id: job for candidate, job in candidates}
-    ordered = jobs_to_hand_out([candidate for candidate, _job in candidates], now, client_address)
-    return [by_id[candidate.id] for candidate in ordered]
+    pending = {job.candidate.id: job for job in _pending_jobs(session, computer_id)}
+    ordered = jobs_to_hand_out([job.candidate for job in pending.values()], now, client_address)
+    return [pending[candidate.id] for candidate in ordered]
 
 
 def software_jobs(
-    session: Session, settings: Settings, computer: Computer, request: AgentRequest, now: datetime
+    session: Session, agent: AuthenticatedAgent, client_address: str, now: datetime
 ) -> list[dict[str, Any]]:
     """The `software-jobs` list of a hello answer."""
-    jobs = eligible_jobs(session, computer, request.client_address, now)
-    payload_ids = _packages_with_payload(session, {job.package_id for job in jobs if job.package_id})
     return [
         {
-            "id": job.id,
-            "container-id": job.container_id,
+            "id": job.candidate.id,
+            "container-id": job.candidate.container.id,
             "package-id": job.package_id,
-            "download": job.package_id in payload_ids,
+            "download": job.has_payload,
             "procedure": job.procedure,
-            "sequence-mode": job.container.sequence_mode,
-            **wire_post_action(
-                effective_post_action(PostAction(job.post_action), job.wol_shutdown),
-                job.container.restart_timeout,
-            ),
+            "sequence-mode": job.sequence_mode,
+            **wire_post_action(effective_post_action(job.post_action, job.wol_shutdown), job.restart_timeout),
         }
-        for job in jobs
+        for job in eligible_jobs(session, agent.computer.id, client_address, now)
     ]
 
 
-def _packages_with_payload(session: Session, package_ids: set[int]) -> set[int]:
-    if not package_ids:
-        return set()
-    query = select(Package.id).where(Package.id.in_(package_ids), Package.payload_sha256.is_not(None))
-    return set(session.scalars(query))
-
-
 def report_job_state(
-    session: Session, settings: Settings, computer: Computer, data: dict[str, Any], now: datetime
+    session: Session, settings: Settings, computer: ComputerRecord, data: dict[str, Any], now: datetime
 ) -> bool:
     """Apply an agent's job report; returns whether the job succeeded (the `job-succeeded` answer)."""
     job_id = data.get("job-id")
@@ -414,16 +525,11 @@ def abort_remaining_jobs(session: Session, failed: Job, now: datetime) -> None:
 
 
 def authorise_download(
-    session: Session,
-    settings: Settings,
-    computer: Computer,
-    package_id: int,
-    request: AgentRequest,
-    now: datetime,
+    session: Session, computer: ComputerRecord, package_id: int, client_address: str, now: datetime
 ) -> DownloadGrant:
     """A download is allowed only while the computer has an eligible job for that package."""
     if not any(
-        job.package_id == package_id for job in eligible_jobs(session, computer, request.client_address, now)
+        job.package_id == package_id for job in eligible_jobs(session, computer.id, client_address, now)
     ):
         raise AuthenticationFailed(f"computer {computer.hostname!r} has no job for package {package_id} now")
     package = session.get(Package, package_id)

@@ -9,14 +9,21 @@ import socket
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from oco.config import Settings
 from oco.db.models import Computer, Job, JobContainer, WolTarget
+from oco.db.types import UTCDateTime
 from oco.domain.errors import DomainError
 from oco.domain.states import JobState
-from oco.domain.wol import magic_packet, parse_mac, subnet_broadcast, wake_window_over, within_wake_window
+from oco.domain.wol import (
+    magic_packet,
+    parse_mac,
+    subnet_broadcast,
+    wake_window_over,
+    wake_window_sent_bounds,
+)
 from oco.services.computers import is_online
 
 log = logging.getLogger("oco.wol")
@@ -130,21 +137,28 @@ def send_due_packets(session: Session, settings: Settings, now: datetime) -> int
     return sum(send_container_packets(session, settings, container, now) for container in list(due))
 
 
-def mark_woken(session: Session, settings: Settings, computer_id: int, now: datetime) -> None:
-    """A check-in inside the window proves the packets worked: the computer keeps its shutdown."""
-    pending = session.scalars(
-        select(WolTarget).where(
-            WolTarget.computer_id == computer_id,
-            WolTarget.sent.is_not(None),
-            WolTarget.woken.is_(None),
-            WolTarget.expired.is_(False),
-        )
+_MARK_WOKEN = (
+    update(WolTarget)
+    .where(
+        WolTarget.computer_id == bindparam("p_computer"),
+        WolTarget.woken.is_(None),
+        WolTarget.expired.is_(False),
+        WolTarget.sent.is_not(None),
+        WolTarget.sent >= bindparam("p_earliest", type_=UTCDateTime()),
+        WolTarget.sent <= bindparam("p_latest", type_=UTCDateTime()),
     )
-    for target in pending:
-        if target.sent is not None and within_wake_window(
-            target.sent, now, settings.wol_shutdown_expiry_seconds
-        ):
-            target.woken = now
+    .values(woken=bindparam("p_now", type_=UTCDateTime()))
+)
+
+
+def mark_woken(session: Session, settings: Settings, computer_id: int, now: datetime) -> None:
+    """A check-in inside the window proves the packets worked: the computer keeps its shutdown.
+
+    One prepared UPDATE (no read): it runs on every check-in.
+    """
+    earliest, latest = wake_window_sent_bounds(now, settings.wol_shutdown_expiry_seconds)
+    parameters = {"p_computer": computer_id, "p_earliest": earliest, "p_latest": latest, "p_now": now}
+    session.connection().execute(_MARK_WOKEN, parameters)
 
 
 def expire_wol_shutdowns(session: Session, settings: Settings, now: datetime) -> int:
