@@ -41,7 +41,12 @@ def machine() -> str:
 
 def fresh_runtime(workdir: Path, database: str) -> Runtime:
     url = f"sqlite:///{workdir / 'bench.sqlite3'}" if database == "sqlite" else POSTGRES
-    settings = Settings(database_url=url, depot_path=workdir / "depot", wol_subnet_broadcasts=False)
+    settings = Settings(  # benchmarks never send a magic packet beyond loopback
+        database_url=url,
+        depot_path=workdir / "depot",
+        wol_addresses=["127.0.0.1"],
+        wol_subnet_broadcasts=False,
+    )
     rt = Runtime.from_settings(settings)
     if database == "postgres":
         with rt.engine.begin() as connection:
@@ -52,6 +57,7 @@ def fresh_runtime(workdir: Path, database: str) -> Runtime:
 
 
 def start(command: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
+    env = {**env, "OCO_WOL_ADDRESSES": "127.0.0.1", "OCO_WOL_SUBNET_BROADCASTS": "false"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:

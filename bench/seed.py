@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -12,6 +14,7 @@ from oco.domain.states import JobAction, JobState
 from oco.services.runtime import Runtime
 
 BATCH = 5000
+NO_NETWORKS_DIGEST = hashlib.sha256(json.dumps([]).encode()).hexdigest()
 
 
 def seed_fleet(rt: Runtime, computers: int, finished_jobs: int = 0) -> dict[str, str]:
@@ -30,7 +33,14 @@ def seed_fleet(rt: Runtime, computers: int, finished_jobs: int = 0) -> dict[str,
         session.add_all([package, done, pending])
         session.flush()
         rows = [
-            {"hostname": name, "agent_key": key, "server_key": key[::-1], "uid": name, "last_seen": now}
+            {
+                "hostname": name,
+                "agent_key": key,
+                "server_key": key[::-1],
+                "uid": name,
+                "last_seen": now,
+                "networks_digest": NO_NETWORKS_DIGEST,  # a steady fleet: its network data is known
+            }
             for name, key in keys.items()
         ]
         for start in range(0, len(rows), BATCH):
