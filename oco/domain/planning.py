@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 
 from oco.domain.errors import InvalidDeployment
 from oco.domain.ipranges import normalize_ip_ranges
@@ -107,11 +108,16 @@ class Plan:
 # Compatibility ------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1024)
+def _entries(requirement: str) -> tuple[str, ...]:
+    return tuple(entry.strip().lower() for entry in requirement.split(",") if entry.strip())
+
+
 def _accepts(requirement: str, value: str) -> bool:
     """An empty requirement accepts anything; otherwise one comma-separated entry must be a
     case-insensitive prefix of the computer's value ("Windows" accepts "Windows 11 Pro", "12" accepts "12.4").
     """
-    entries = [entry.strip().lower() for entry in requirement.split(",") if entry.strip()]
+    entries = _entries(requirement)
     if not entries:
         return True
     actual = value.strip().lower()

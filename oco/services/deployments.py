@@ -77,7 +77,6 @@ def resolve_targets(session: Session, targets: Targets) -> ResolvedTargets:
         Computer,
         computer_ids,
         [
-            selectinload(Computer.networks),
             selectinload(Computer.assignments)
             .selectinload(ComputerPackage.package)
             .selectinload(Package.family),
@@ -310,8 +309,8 @@ def _insert_jobs(session: Session, container_id: int, plan: Plan, now: datetime)
         }
         for job in plan.jobs
     ]
-    if rows:
-        session.execute(insert(Job), rows)
+    if rows:  # Core executemany: tens of thousands of rows need no ORM bookkeeping
+        session.connection().execute(insert(Job.__table__), rows)
 
 
 def _start_wol(
