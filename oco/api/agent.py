@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from oco.api.download import payload_response
 from oco.domain.errors import DomainError
 from oco.domain.protocol import SIGNATURE_HEADER_AGENT, SIGNATURE_HEADER_SERVER, AgentMethod, sign
-from oco.services import agents, wol
+from oco.services import agent_jobs, agents, wol
 from oco.services.agents import AgentRequest, AuthenticatedAgent, AuthenticationFailed
 from oco.services.errors import ServiceError
 from oco.services.runtime import Runtime
@@ -218,7 +218,7 @@ def _hello(
     now = runtime.now()
     agents.store_hello(session, agent, request.data)
     wol.mark_woken(session, runtime.settings, agent.computer.id, now)
-    jobs = [] if agent.registered else agents.software_jobs(session, agent, request.client_address, now)
+    jobs = [] if agent.registered else agent_jobs.software_jobs(session, agent, request.client_address, now)
     params: dict[str, Any] = {
         "update": 1 if agents.wants_inventory(agent, runtime.settings, now) else 0,
         "software-jobs": jobs,
@@ -243,7 +243,7 @@ def _update(
 def _update_job_state(
     runtime: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest
 ) -> dict[str, Any]:
-    succeeded = agents.report_job_state(
+    succeeded = agent_jobs.report_job_state(
         session, runtime.settings, agent.computer, request.data, runtime.now()
     )
     return {"job-succeeded": succeeded}
@@ -267,7 +267,7 @@ def _download(runtime: Runtime, request: AgentRequest, http: Request) -> Respons
         with runtime.transaction() as session:
             now = runtime.now()
             agent = agents.authenticate(session, runtime.settings, request, now)
-            grant = agents.authorise_download(
+            grant = agent_jobs.authorise_download(
                 session, agent.computer, int(package_id), request.client_address, now
             )
     except AuthenticationFailed:

@@ -8,7 +8,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from oco.depot import Depot
 from oco.domain.protocol import SHA256_HEADER
-from oco.services.agents import DownloadGrant
+from oco.services.agent_jobs import DownloadGrant
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 

@@ -13,28 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from oco.config import Settings
-from oco.db.models import Computer, ComputerNetwork, ComputerPackage, Job, JobContainer, Package
+from oco.db.models import Computer, ComputerNetwork
 from oco.db.types import UTCDateTime
-from oco.domain.dispatch import CandidateJob, ContainerWindow, jobs_to_hand_out, wire_post_action
-from oco.domain.outcomes import AssignmentChange, JobFacts, Outcome, apply_report, parse_report
-from oco.domain.planning import effective_post_action
 from oco.domain.protocol import AgentMethod, signature_matches
-from oco.domain.states import (
-    ABORTED_AFTER_FAILED_JOB_MESSAGE,
-    PENDING_STATES,
-    JobAction,
-    JobState,
-    PostAction,
-    ReturnCode,
-    SequenceMode,
-    UpgradeBehavior,
-)
 from oco.services.computers import computer_id_by_hostname, normalise_hostname
-from oco.services.errors import InvalidInput, NotFound, Unauthorized
+from oco.services.errors import InvalidInput, Unauthorized
 
 KEY_BYTES = 32
 TIMESTAMP_STEP = 0.001
@@ -58,15 +45,6 @@ class AgentRequest:
     body: bytes
     signature: str | None
     client_address: str
-
-
-@dataclass(frozen=True, slots=True)
-class DownloadGrant:
-    """A payload an agent may download now: the package id (for the file name) and the depot digest."""
-
-    package_id: int
-    sha256: str
-    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,217 +300,3 @@ def logins_since(agent: AuthenticatedAgent) -> str:
     """The time from which the agent should report logins: the last full inventory (UTC), or the epoch."""
     updated = agent.computer.inventory_updated
     return EPOCH_TEXT if updated is None else updated.strftime(LOGINS_SINCE_FORMAT)
-
-
-# Jobs -----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PendingJob:
-    """A pending job as the check-in reads it: one row of one query, no ORM objects."""
-
-    candidate: CandidateJob
-    package_id: int | None
-    procedure: str
-    post_action: PostAction
-    wol_shutdown: bool
-    sequence_mode: int
-    restart_timeout: int
-    has_payload: bool
-
-
-_PENDING = (
-    select(
-        Job.id,
-        Job.sequence,
-        Job.state,
-        Job.package_id,
-        Job.procedure,
-        Job.post_action,
-        Job.wol_shutdown,
-        JobContainer.id,
-        JobContainer.priority,
-        JobContainer.created,
-        JobContainer.start_time,
-        JobContainer.end_time,
-        JobContainer.enabled,
-        JobContainer.agent_ip_ranges,
-        JobContainer.sequence_mode,
-        JobContainer.restart_timeout,
-        Package.payload_sha256.is_not(None),
-    )
-    .join(JobContainer, Job.container_id == JobContainer.id)
-    .outerjoin(Package, Job.package_id == Package.id)
-    .where(Job.computer_id == bindparam("p_computer"), Job.state.in_([int(s) for s in PENDING_STATES]))
-)
-
-
-def _pending_jobs(session: Session, computer_id: int) -> list[PendingJob]:
-    """The computer's pending jobs with their containers and payload flags, in one indexed query."""
-    pending = []
-    for row in session.connection().execute(_PENDING, {"p_computer": computer_id}):
-        window = ContainerWindow(
-            id=row[7],
-            priority=row[8],
-            created=row[9],
-            start=row[10],
-            end=row[11],
-            enabled=row[12],
-            ip_ranges=row[13],
-        )
-        pending.append(
-            PendingJob(
-                candidate=CandidateJob(row[0], row[1], JobState(row[2]), window),
-                package_id=row[3],
-                procedure=row[4],
-                post_action=PostAction(row[5]),
-                wol_shutdown=bool(row[6]),
-                sequence_mode=row[14],
-                restart_timeout=row[15],
-                has_payload=bool(row[16]),
-            )
-        )
-    return pending
-
-
-def eligible_jobs(session: Session, computer_id: int, client_address: str, now: datetime) -> list[PendingJob]:
-    """The computer's jobs it may run now, in the order it must run them."""
-    pending = {job.candidate.id: job for job in _pending_jobs(session, computer_id)}
-    ordered = jobs_to_hand_out([job.candidate for job in pending.values()], now, client_address)
-    return [pending[candidate.id] for candidate in ordered]
-
-
-def software_jobs(
-    session: Session, agent: AuthenticatedAgent, client_address: str, now: datetime
-) -> list[dict[str, Any]]:
-    """The `software-jobs` list of a hello answer."""
-    return [
-        {
-            "id": job.candidate.id,
-            "container-id": job.candidate.container.id,
-            "package-id": job.package_id,
-            "download": job.has_payload,
-            "procedure": job.procedure,
-            "sequence-mode": job.sequence_mode,
-            **wire_post_action(effective_post_action(job.post_action, job.wol_shutdown), job.restart_timeout),
-        }
-        for job in eligible_jobs(session, agent.computer.id, client_address, now)
-    ]
-
-
-def report_job_state(
-    session: Session, settings: Settings, computer: ComputerRecord, data: dict[str, Any], now: datetime
-) -> bool:
-    """Apply an agent's job report; returns whether the job succeeded (the `job-succeeded` answer)."""
-    job_id = data.get("job-id")
-    if isinstance(job_id, bool) or not isinstance(job_id, int):
-        raise InvalidInput(f"'job-id' must be an integer, not {job_id!r}")
-    report = parse_report(data)
-    job = session.get(Job, job_id, with_for_update=True)
-    if job is None:
-        raise NotFound(f"job {job_id} does not exist")
-    if job.computer_id != computer.id:
-        raise AuthenticationFailed(f"job {job_id} does not belong to computer {computer.hostname!r}")
-    outcome = apply_report(_facts(job), report, settings.max_job_output_chars)
-    if outcome.applied:
-        _apply(session, job, outcome, now)
-    return outcome.succeeded
-
-
-def _facts(job: Job) -> JobFacts:
-    behavior = UpgradeBehavior(job.package.upgrade_behavior) if job.package else UpgradeBehavior.KEEP
-    return JobFacts(
-        state=JobState(job.state),
-        action=JobAction(job.action),
-        success_codes=job.success_codes,
-        sequence_mode=SequenceMode(job.container.sequence_mode),
-        upgrade_behavior=behavior,
-    )
-
-
-def _apply(session: Session, job: Job, outcome: Outcome, now: datetime) -> None:
-    job.state = int(outcome.state)
-    job.last_update = now
-    if outcome.message or outcome.final:
-        job.message = outcome.message
-    if outcome.download_progress is not None:
-        job.download_progress = outcome.download_progress
-    if outcome.starts_download and job.download_started is None:
-        job.download_started = now
-    if outcome.starts_execution and job.execution_started is None:
-        job.execution_started = now
-    if not outcome.final:
-        return
-    job.return_code = outcome.return_code
-    job.execution_finished = now
-    _change_assignments(session, job, outcome, now)
-    if outcome.abort_remaining:
-        abort_remaining_jobs(session, job, now)
-
-
-def _change_assignments(session: Session, job: Job, outcome: Outcome, now: datetime) -> None:
-    if job.package_id is None or outcome.assignment is AssignmentChange.NONE:
-        return
-    current = session.scalar(
-        select(ComputerPackage).where(
-            ComputerPackage.computer_id == job.computer_id, ComputerPackage.package_id == job.package_id
-        )
-    )
-    if outcome.assignment is AssignmentChange.REMOVE:
-        if current is not None:
-            session.delete(current)
-        return
-    if current is None:
-        session.add(
-            ComputerPackage(
-                computer_id=job.computer_id,
-                package_id=job.package_id,
-                installed=now,
-                installed_by_job_id=job.id,
-            )
-        )
-    else:
-        current.installed, current.installed_by_job_id = now, job.id
-    if outcome.remove_other_family_versions and job.package is not None:
-        siblings = select(Package.id).where(
-            Package.family_id == job.package.family_id, Package.id != job.package_id
-        )
-        session.execute(
-            delete(ComputerPackage).where(
-                ComputerPackage.computer_id == job.computer_id, ComputerPackage.package_id.in_(siblings)
-            )
-        )
-
-
-def abort_remaining_jobs(session: Session, failed: Job, now: datetime) -> None:
-    """Sequence mode "abort after failed job": this computer's waiting jobs of the container fail -8888."""
-    session.execute(
-        update(Job)
-        .where(
-            Job.container_id == failed.container_id,
-            Job.computer_id == failed.computer_id,
-            Job.state == int(JobState.WAITING),
-        )
-        .values(
-            state=int(JobState.FAILED),
-            return_code=int(ReturnCode.ABORTED_AFTER_FAILED_JOB),
-            message=ABORTED_AFTER_FAILED_JOB_MESSAGE,
-            execution_finished=now,
-            last_update=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-
-
-def authorise_download(
-    session: Session, computer: ComputerRecord, package_id: int, client_address: str, now: datetime
-) -> DownloadGrant:
-    """A download is allowed only while the computer has an eligible job for that package."""
-    if not any(
-        job.package_id == package_id for job in eligible_jobs(session, computer.id, client_address, now)
-    ):
-        raise AuthenticationFailed(f"computer {computer.hostname!r} has no job for package {package_id} now")
-    package = session.get(Package, package_id)
-    if package is None or package.payload_sha256 is None or package.payload_size is None:
-        raise NotFound(f"package {package_id} has no payload")
-    return DownloadGrant(package_id=package.id, sha256=package.payload_sha256, size=package.payload_size)

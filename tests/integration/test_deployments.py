@@ -17,7 +17,7 @@ from oco.domain.states import (
     SequenceMode,
     UpgradeBehavior,
 )
-from oco.services import agents, assignments, computers, deployments, packages
+from oco.services import agent_jobs, assignments, computers, deployments, packages
 from oco.services.deployments import ContainerOptions, DeploymentRequest, Targets
 from oco.services.errors import InvalidInput, NotFound
 from oco.services.runtime import Runtime
@@ -82,7 +82,7 @@ def report(rt: Runtime, computer_id: int, job_id: int, state: AgentJobState, cod
     with rt.transaction() as session:
         computer = computers.get_computer(session, computer_id)
         data = {"job-id": job_id, "state": int(state), "return-code": code, "message": "output"}
-        return agents.report_job_state(session, rt.settings, computer, data, rt.now())
+        return agent_jobs.report_job_state(session, rt.settings, computer, data, rt.now())
 
 
 def installed(rt: Runtime, computer_id: int) -> list[str]:
