@@ -89,27 +89,21 @@ def resolve_targets(session: Session, targets: Targets) -> ResolvedTargets:
 
 def _computer_group_members(session: Session, group_ids: Sequence[int]) -> list[int]:
     _require_all(session, ComputerGroup, group_ids, "computer group")
-    members: list[int] = []
-    for group_id in group_ids:
-        query = (
-            select(ComputerGroupMember.computer_id)
-            .where(ComputerGroupMember.group_id == group_id)
-            .order_by(ComputerGroupMember.id)
-        )
-        members.extend(session.scalars(query))
-    return members
+    member = ComputerGroupMember
+    return _members(session, group_ids, member.computer_id, member.group_id, member.id)
 
 
 def _package_group_members(session: Session, group_ids: Sequence[int]) -> list[int]:
     _require_all(session, PackageGroup, group_ids, "package group")
+    member = PackageGroupMember
+    return _members(session, group_ids, member.package_id, member.group_id, member.sequence)
+
+
+def _members(session: Session, group_ids: Sequence[int], member: Any, group: Any, order: Any) -> list[int]:
+    """The members of each group in turn, each group in its own order."""
     members: list[int] = []
     for group_id in group_ids:
-        query = (
-            select(PackageGroupMember.package_id)
-            .where(PackageGroupMember.group_id == group_id)
-            .order_by(PackageGroupMember.sequence)
-        )
-        members.extend(session.scalars(query))
+        members.extend(session.scalars(select(member).where(group == group_id).order_by(order)))
     return members
 
 
