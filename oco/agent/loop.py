@@ -155,7 +155,7 @@ class Agent:
             order.procedure,
             workdir,
             self.config.job_timeout,
-            on_output=lambda output: self._report(order.id, AgentJobState.EXECUTING, None, output),
+            on_output=lambda out: self._stream(order.id, out),
         )
         if result.timed_out:
             message = (
@@ -170,6 +170,13 @@ class Agent:
             )
             return self._final(AgentJobState.ERROR, int(ReturnCode.AGENT_ERROR), message)
         return self._final(AgentJobState.FINISHED, result.exit_code, result.output)
+
+    def _stream(self, job_id: int, output: str) -> None:
+        """Output while the procedure runs is best effort: a lost report must not abandon the process."""
+        try:
+            self._report(job_id, AgentJobState.EXECUTING, None, output)
+        except (ServerUnreachable, ProtocolError) as exc:
+            log.warning("job %s: could not stream output (%s); the procedure keeps running", job_id, exc)
 
     @staticmethod
     def _final(state: AgentJobState, code: int | None, message: str) -> dict[str, Any]:

@@ -116,3 +116,18 @@ def test_the_journal_survives_and_clears(tmp_path: Path) -> None:
     (tmp_path / "current-job.json").write_text("{torn")
     assert journal.current() is None
     journal.clear()
+
+
+def test_output_streaming_survives_an_unreachable_server(tmp_path: Path) -> None:
+    """A lost progress report must not abandon a running procedure (it would be left unsupervised)."""
+    from oco.agent.config import save_config
+    from oco.agent.loop import Agent
+    from tests.live import free_port
+
+    config = tmp_path / "agent.toml"
+    save_config(
+        config, AgentConfig(server_url=f"http://127.0.0.1:{free_port()}", state_dir=str(tmp_path / "s"))
+    )
+    agent = Agent(config)
+    agent._stream(1, "still running")  # connection refused: logged, not raised
+    agent.client.close()
