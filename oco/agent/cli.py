@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from oco.agent.client import ProtocolError, ServerUnreachable
 from oco.agent.config import AgentConfig, AgentConfigError, load_config, save_config
 from oco.agent.loop import Agent, install_signal_handlers
 
@@ -33,8 +34,13 @@ def run(
         raise typer.Exit(2) from None
     install_signal_handlers(agent.stop)
     if once:
-        agent.run_once()
-        agent.client.close()
+        try:
+            agent.run_once()
+        except (ServerUnreachable, ProtocolError) as exc:
+            typer.echo(f"error: check-in failed: {exc}", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            agent.client.close()
         return
     raise typer.Exit(agent.run_forever())
 

@@ -86,3 +86,16 @@ def test_an_unreachable_server_means_backoff_not_a_crash(tmp_path: Path) -> None
     _, errors = process.communicate(timeout=20)
     assert process.returncode == 0
     assert "check-in failed" in errors and "next try in" in errors
+
+
+def test_once_against_an_unreachable_server_fails_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    enroll(config, f"http://127.0.0.1:{free_port()}", tmp_path / "state")
+    run = subprocess.run(
+        [sys.executable, "-m", "oco", "agent", "--config", str(config), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert run.stderr.strip().startswith("error: check-in failed:") and "Traceback" not in run.stderr
