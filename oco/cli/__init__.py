@@ -16,6 +16,7 @@ from oco.cli.common import (
     actor,
     fail,
     handled_errors,
+    print_json,
     print_table,
     read_password_stdin,
     runtime,
@@ -128,13 +129,23 @@ def user_passwd(name: str) -> None:
 
 
 @user_app.command("list")
-def user_list() -> None:
+def user_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List console users."""
     with use_case() as session:
         rows = [
-            {"id": u.id, "username": u.username, "enabled": u.enabled, "last_login": iso(u.last_login)}
+            {
+                "id": u.id,
+                "username": u.username,
+                "full_name": u.full_name,
+                "enabled": u.enabled,
+                "last_login": iso(u.last_login),
+            }
             for u in users.list_users(session)
         ]
-    print_table(rows, ["id", "username", "enabled", "last_login"])
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(rows, ["id", "username", "enabled", "last_login"])
 
 
 @user_app.command("ensure-admin")
@@ -162,7 +173,8 @@ def token_create(
 
 
 @token_app.command("list")
-def token_list() -> None:
+def token_list(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List admin API tokens (never their secret)."""
     with use_case() as session:
         rows = [
             {
@@ -175,7 +187,10 @@ def token_list() -> None:
             }
             for t in users.list_tokens(session)
         ]
-    print_table(rows, ["id", "name", "user", "created", "last_used", "revoked"])
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(rows, ["id", "name", "user", "created", "last_used", "revoked"])
 
 
 @token_app.command("revoke")

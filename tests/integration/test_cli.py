@@ -232,3 +232,13 @@ def test_uninstall_and_housekeeping_commands(oco) -> None:  # type: ignore[no-un
     assert [(j["action"], j["package"]) for j in shown["jobs"]] == [("uninstall", "F 1")]
     output = oco("housekeeping", "--once")
     assert "expire-jobs: 0" in output and "purge-containers: 0" in output
+
+
+def test_user_and_token_listings_take_json(oco) -> None:  # type: ignore[no-untyped-def]
+    oco("user", "add", "carol", "--password-stdin", stdin="a long password\n")
+    token = oco("token", "create", "--name", "ci", "--user", "carol").strip()
+    assert token.startswith("oco_")
+    assert [u["username"] for u in json.loads(oco("user", "list", "--json"))] == ["carol"]
+    listed = json.loads(oco("token", "list", "--json"))
+    assert [(t["name"], t["user"], t["revoked"]) for t in listed] == [("ci", "carol", None)]
+    assert token not in oco("token", "list", "--json")

@@ -141,3 +141,22 @@ def test_a_future_start_wakes_computers_when_it_is_reached(
     with wrt.transaction() as session:
         assert wol.send_due_packets(session, wrt.settings, clock.current) == 0  # once per container
     assert len(received(listener)) == 1
+
+
+def test_subnet_broadcasts_come_from_the_stored_network_data(tmp_path: Path) -> None:
+    """Only the list of destinations is computed here; nothing is sent."""
+    from oco.config import Settings
+    from oco.db.models import Computer
+
+    settings = Settings(
+        database_url="sqlite://", wol_addresses=["255.255.255.255"], wol_subnet_broadcasts=True
+    )
+    computer = Computer(hostname="pc")
+    computer.networks = [
+        ComputerNetwork(address="192.0.2.10", netmask="255.255.255.0", mac="aa:bb:cc:dd:ee:ff"),
+        ComputerNetwork(address="198.51.100.7", netmask="255.255.0.0", broadcast="198.51.255.255"),
+        ComputerNetwork(address="fe80::1", netmask="ffff:ffff:ffff:ffff::"),
+    ]
+    assert wol.destinations(settings, computer) == ["255.255.255.255", "192.0.2.255", "198.51.255.255"]
+    quiet = Settings(database_url="sqlite://", wol_addresses=["127.0.0.1"], wol_subnet_broadcasts=False)
+    assert wol.destinations(quiet, computer) == ["127.0.0.1"]
