@@ -118,3 +118,20 @@ def test_the_admin_story(browser: Browser, server: LiveServer, tmp_path: Path, s
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("button", name="Log in")).to_be_visible()
     assert len(list(screenshots.glob("*.png"))) == 10
+
+
+def test_the_jobs_list_follows_progress_live(browser: Browser, server: LiveServer, tmp_path: Path) -> None:
+    agent = real_agent(server, tmp_path / "agents", "live-pc")
+    package = server.oco(
+        "package", "add", "--family", "Live", "--version", "1", "--install", "true"
+    ).stdout.strip()
+    server.oco("deploy", "--name", "Live rollout", "--computer", "live-pc", "--package", package)
+    page = browser.new_page()
+    log_in(page, server)
+    row = page.locator("#containers tr", has_text="Live rollout")
+    expect(row).to_contain_text("0 %")
+
+    assert agent.run().returncode == 0
+
+    expect(row).to_contain_text("100 %", timeout=15_000)
+    page.screenshot(path=tmp_path / "jobs-live.png", full_page=True)

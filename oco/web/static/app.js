@@ -84,6 +84,20 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 
+  // Jobs page: the list of containers refreshes itself (progress bars, statuses).
+  const containers = document.querySelector("#containers[data-live]");
+  if (containers) {
+    setInterval(async () => {
+      try {
+        const response = await fetch(window.location.href, { headers: { Accept: "text/html" } });
+        if (!response.ok) return;
+        const page = new DOMParser().parseFromString(await response.text(), "text/html");
+        const fresh = page.querySelector("#containers tbody");
+        if (fresh) containers.querySelector("tbody").replaceWith(fresh);
+      } catch (error) { /* the next round tries again */ }
+    }, 5000);
+  }
+
   // Job container page: live updates without reloading.
   const container = document.getElementById("container");
   if (container && container.dataset.stateUrl) {
