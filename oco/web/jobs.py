@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from oco.db.models import Job
 from oco.domain.errors import DomainError
 from oco.domain.ipranges import parse_ip_ranges
 from oco.domain.planning import Plan
-from oco.domain.states import ContainerStatus, SequenceMode
+from oco.domain.states import ContainerStatus, JobState, SequenceMode
 from oco.services import computers, deployments, packages
 from oco.services.errors import ServiceError
 from oco.services.views import container_view, job_view, plan_view
@@ -246,6 +247,7 @@ def _container_data(request: Request, container_id: int) -> dict[str, Any]:
     view["start_local"] = shown(container.start_time, LOCAL_FORMAT)
     view["end_local"] = shown(container.end_time, LOCAL_FORMAT)
     for job in view["jobs"]:
+        job["final"] = JobState(job["state_code"]).is_final
         for key in ("download_started", "execution_started", "execution_finished"):
             job[f"{key}_display"] = shown(datetime.fromisoformat(job[key])) if job[key] else ""
     return view
@@ -262,11 +264,27 @@ def container_page(request: Request, current: CurrentViewer, container_id: int) 
 
 @router.get("/jobs/{container_id}/state")
 def container_state(request: Request, current: CurrentViewer, container_id: int) -> JSONResponse:
-    """What the container page polls to update itself without reloading."""
+    """What the container page polls to update itself without reloading.
+
+    Output travels only for jobs still running; a finished job's output is fetched once (`…/output`).
+    """
     try:
-        return JSONResponse(_container_data(request, container_id))
+        view = _container_data(request, container_id)
     except ServiceError as exc:
         return JSONResponse({"error": str(exc)}, status_code=404)
+    for job in view["jobs"]:
+        if job["final"]:
+            job["message"] = None
+    return JSONResponse(view)
+
+
+@router.get("/jobs/{container_id}/jobs/{job_id}/output")
+def job_output(request: Request, current: CurrentViewer, container_id: int, job_id: int) -> Response:
+    with runtime_of(request).transaction() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.container_id != container_id:
+            return PlainTextResponse("no such job", status_code=404)
+        return PlainTextResponse(job.message)
 
 
 @router.post("/jobs/{container_id}/edit")

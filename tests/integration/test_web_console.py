@@ -174,3 +174,29 @@ def test_uninstall_and_remove_assignment_from_the_computer_page(console: tuple[T
     assert removed.status_code == 303
     with rt.transaction() as session:
         assert computers.get_computer(session, pc_id).assignments == []
+
+
+def test_live_state_carries_output_of_running_jobs_only(console: tuple[TestClient, Runtime]) -> None:
+    from oco.services import deployments
+
+    client, rt = console
+    login(client)
+    with rt.transaction() as session:
+        pc = computers.add_computer(session, "pc1", "tests").id
+    tool = packages.create_package(rt, packages.PackageSpec("Tool", "1", "i", "u"), None, "tests")
+    other = packages.create_package(rt, packages.PackageSpec("Other", "1", "i", "u"), None, "tests")
+    request = deployments.DeploymentRequest(
+        deployments.ContainerOptions(name="Live"),
+        deployments.Targets(computer_ids=[pc], package_ids=[tool, other]),
+    )
+    with rt.transaction() as session:
+        container = deployments.create_deployment(session, rt.settings, request, "t", rt.now())
+        first, second = container.jobs
+        first.state, first.message = 3, "finished output"
+        second.state, second.message = 2, "running output"
+        container_id, first_id = container.id, first.id
+
+    state = client.get(f"/jobs/{container_id}/state").json()
+    assert [(j["final"], j["message"]) for j in state["jobs"]] == [(True, None), (False, "running output")]
+    assert client.get(f"/jobs/{container_id}/jobs/{first_id}/output").text == "finished output"
+    assert client.get(f"/jobs/{container_id + 1}/jobs/{first_id}/output").status_code == 404

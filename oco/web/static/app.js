@@ -124,8 +124,15 @@ document.addEventListener("DOMContentLoaded", () => {
           row.querySelector(".started").textContent = job.execution_started_display || job.download_started_display || "";
           row.querySelector(".finished").textContent = job.execution_finished_display || "";
           const output = document.querySelector(`tr[data-output-for="${job.id}"]`);
-          output.hidden = !job.message;
-          output.querySelector("pre").textContent = job.message;
+          if (job.message !== null) {  // still running: the output so far comes along
+            output.hidden = !job.message;
+            output.querySelector("pre").textContent = job.message;
+          } else if (row.dataset.final !== "1") {  // just finished: fetch its whole output once
+            row.dataset.final = "1";
+            const text = await (await fetch(`${container.dataset.stateUrl.replace(/state$/, "")}jobs/${job.id}/output`)).text();
+            output.hidden = !text;
+            output.querySelector("pre").textContent = text;
+          }
         }
       } catch (error) { /* the next round tries again */ }
     };
