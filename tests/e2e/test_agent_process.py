@@ -80,7 +80,7 @@ def test_an_unreachable_server_means_backoff_not_a_crash(tmp_path: Path) -> None
     process = subprocess.Popen(
         [sys.executable, "-m", "oco", "agent", "--config", str(config)], stderr=subprocess.PIPE, text=True
     )
-    time.sleep(4)
+    time.sleep(6)  # start-up and a first failed check-in, even on a loaded machine
     assert process.poll() is None  # still running, waiting to retry
     process.send_signal(signal.SIGTERM)
     _, errors = process.communicate(timeout=20)

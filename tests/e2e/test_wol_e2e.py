@@ -19,7 +19,7 @@ from tests.conftest import make_runtime
 from tests.e2e.test_agent_e2e import World, add_package, deploy, jobs, make_agent
 from tests.live import start_server
 
-EXPIRY_S = 4
+EXPIRY_S = 8
 
 
 @pytest.fixture
