@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from oco.services import users
 from oco.services.errors import Unauthorized
-from oco.web import inventory, jobs
+from oco.web import groups, inventory, jobs
 from oco.web.render import render
 from oco.web.session import (
     LOGIN_CSRF_COOKIE,
@@ -105,6 +105,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(router)
     app.include_router(jobs.router)
     app.include_router(inventory.router)
+    app.include_router(groups.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.exception_handler(LoginRequired)

@@ -135,3 +135,11 @@ def test_the_jobs_list_follows_progress_live(browser: Browser, server: LiveServe
 
     expect(row).to_contain_text("100 %", timeout=15_000)
     page.screenshot(path=tmp_path / "jobs-live.png", full_page=True)
+
+    page.get_by_role("link", name="Groups").click()
+    page.get_by_label("New computer group").fill("Live lab")
+    page.get_by_role("button", name="Create").first.click()
+    page.get_by_label("Add computers").select_option(label="live-pc")
+    page.get_by_role("button", name="Add", exact=True).first.click()
+    expect(page.get_by_role("checkbox", name="live-pc")).to_be_visible()
+    page.screenshot(path=tmp_path / "groups.png", full_page=True)

@@ -200,3 +200,41 @@ def test_live_state_carries_output_of_running_jobs_only(console: tuple[TestClien
     assert [(j["final"], j["message"]) for j in state["jobs"]] == [(True, None), (False, "running output")]
     assert client.get(f"/jobs/{container_id}/jobs/{first_id}/output").text == "finished output"
     assert client.get(f"/jobs/{container_id + 1}/jobs/{first_id}/output").status_code == 404
+
+
+def test_groups_are_managed_in_the_console(console: tuple[TestClient, Runtime]) -> None:
+    client, rt = console
+    token = login(client)
+    with rt.transaction() as session:
+        pcs = [computers.add_computer(session, name, "t").id for name in ("pc1", "pc2")]
+    first = packages.create_package(rt, packages.PackageSpec("A", "1", "i"), None, "t")
+    second = packages.create_package(rt, packages.PackageSpec("B", "1", "i"), None, "t")
+
+    assert client.post("/groups/computer", data={"csrf_token": token, "name": "Lab"}).status_code == 303
+    assert client.post("/groups/package", data={"csrf_token": token, "name": "Base"}).status_code == 303
+    duplicate = client.post("/groups/computer", data={"csrf_token": token, "name": "Lab"})
+    assert duplicate.status_code == 400 and "already exists" in duplicate.text
+    with rt.transaction() as session:
+        lab = computers.find_computer_group(session, "Lab").id
+        base = computers.find_package_group(session, "Base").id
+    members = {"csrf_token": token, "action": "add", "member": [str(i) for i in pcs]}
+    client.post(f"/groups/computer/{lab}/members", data=members)
+    client.post(
+        f"/groups/package/{base}/members",
+        data={"csrf_token": token, "action": "add", "member": [str(second), str(first)]},
+    )
+    client.post(
+        f"/groups/computer/{lab}/members",
+        data={"csrf_token": token, "action": "remove", "member": str(pcs[0])},
+    )
+
+    with rt.transaction() as session:
+        assert [m.computer.hostname for m in computers.find_computer_group(session, "Lab").members] == ["pc2"]
+        assert [m.package_id for m in computers.find_package_group(session, "Base").members] == [
+            second,
+            first,
+        ]
+    page = client.get("/groups").text
+    assert "Lab" in page and "1. B 1" in page and "2. A 1" in page
+    assert client.post(f"/groups/computer/{lab}/delete", data={"csrf_token": token}).status_code == 303
+    assert client.post("/groups/other", data={"csrf_token": token, "name": "x"}).status_code == 422
