@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,23 @@ from oco.domain.protocol import (
 
 TIMEOUT_S = 60
 TIMESTAMP_STEP = 0.001
+"""The smallest step between two of our timestamps when the clock has not moved (or went back)."""
+COUNTERS_FILE = "protocol.json"
+JSONRPC_VERSION = "2.0"
+RPC_ID = 1
+KEY_FIELDS = (("agent-key", "agent_key"), ("server-key", "server_key"))
 
 
 class ProtocolError(Exception):
     """The server answered something the protocol does not allow (bad signature, old timestamp…)."""
+
+
+class ServerRefused(ProtocolError):
+    """The server answered the request with a 4xx status (authentication, unknown job, bad range…)."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class ServerUnreachable(Exception):
@@ -39,27 +53,38 @@ class AgentClient:
     ) -> None:
         self.config = config
         self.config_path = config_path
-        self._counters = config.state_path / "protocol.json"
+        self._counters = config.state_path / COUNTERS_FILE
         self._last_timestamp, self._last_server_timestamp = self._load_counters()
         if transport is None and config.source_address:
-            transport = httpx.HTTPTransport(local_address=config.source_address)
+            transport = httpx.HTTPTransport(local_address=config.source_address, verify=config.verify_tls)
         self.http = httpx.Client(timeout=TIMEOUT_S, transport=transport, verify=config.verify_tls)
 
     def close(self) -> None:
+        """Close the connection pool."""
         self.http.close()
 
     # Requests ---------------------------------------------------------------------------------
 
     def call(self, method: AgentMethod, data: dict[str, Any]) -> dict[str, Any]:
-        """Send a signed call and return the verified `result.params`."""
-        body = self._body(method, {"data": data})
-        response = self._send("POST", body)
-        return self._verified_params(response)
+        """Send a signed call and return the verified `result.params`.
+
+        Raises ServerUnreachable (network, 5xx), ServerRefused (4xx) or ProtocolError (bad answer).
+        """
+        body = self.body(method, {"data": data})
+        try:
+            response = self.http.post(self.config.endpoint, content=body, headers=self.headers(body))
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"{self.config.endpoint}: {exc}") from exc
+        _raise_for_status(response)
+        return self.verified_params(response)
 
     def open_download(self, package_id: int, offset: int = 0) -> httpx.Response:
-        """Start a payload download (GET with a JSON body, as OCO agents do), from `offset` on."""
-        body = self._body(AgentMethod.DOWNLOAD, {"package-id": package_id})
-        headers = self._headers(body)
+        """Start a payload download (GET with a JSON body, as OCO agents do), from byte `offset` on.
+
+        The caller reads the returned streaming response and closes it.
+        """
+        body = self.body(AgentMethod.DOWNLOAD, {"package-id": package_id})
+        headers = self.headers(body)
         if offset:
             headers["range"] = f"bytes={offset}-"
         request = self.http.build_request("GET", self.config.endpoint, content=body, headers=headers)
@@ -67,86 +92,79 @@ class AgentClient:
             response = self.http.send(request, stream=True)
         except httpx.TransportError as exc:
             raise ServerUnreachable(f"download of package {package_id}: {exc}") from exc
-        if response.status_code not in (200, 206):
-            response.read()
-            response.close()
-            raise ProtocolError(
-                f"download of package {package_id} refused: {response.status_code} {response.text}"
-            )
+        if response.status_code not in (HTTPStatus.OK, HTTPStatus.PARTIAL_CONTENT):
+            try:
+                response.read()
+            except httpx.TransportError as exc:
+                raise ServerUnreachable(f"download of package {package_id}: {exc}") from exc
+            finally:
+                response.close()
+            _raise_for_status(response, f"download of package {package_id}")
+            raise ProtocolError(f"download of package {package_id}: unexpected status {response.status_code}")
         return response
 
-    def _body(self, method: AgentMethod, params: dict[str, Any]) -> bytes:
+    def body(self, method: AgentMethod, params: dict[str, Any]) -> bytes:
+        """The exact JSON-RPC body of a call, with a fresh, strictly increasing timestamp."""
         document = {
-            "jsonrpc": "2.0",
-            "id": 1,
+            "jsonrpc": JSONRPC_VERSION,
+            "id": RPC_ID,
             "method": str(method),
             "params": {
                 "uid": self.config.uid,
                 "hostname": self.config.effective_hostname,
-                "timestamp": self._next_timestamp(),
+                "timestamp": self.next_timestamp(),
                 **params,
             },
         }
         return json.dumps(document).encode()
 
-    def _headers(self, body: bytes) -> dict[str, str]:
+    def headers(self, body: bytes) -> dict[str, str]:
+        """Content type and signature: the agent key, or the registration key before we have one."""
         key = self.config.agent_key or self.config.registration_key
         return {"content-type": "application/json", SIGNATURE_HEADER_AGENT: sign(key, body)}
 
-    def _send(self, verb: str, body: bytes) -> httpx.Response:
-        try:
-            response = self.http.request(
-                verb, self.config.endpoint, content=body, headers=self._headers(body)
-            )
-        except httpx.TransportError as exc:
-            raise ServerUnreachable(str(exc)) from exc
-        if response.status_code >= 500:
-            raise ServerUnreachable(f"server error {response.status_code}")
-        if response.status_code != 200:
-            raise ProtocolError(f"server refused the request: {response.status_code} {response.text.strip()}")
-        return response
-
     # Responses --------------------------------------------------------------------------------
 
-    def _verified_params(self, response: httpx.Response) -> dict[str, Any]:
+    def verified_params(self, response: httpx.Response) -> dict[str, Any]:
+        """Check the server's signature and timestamp, learn offered keys, return `result.params`."""
         try:
             result = response.json()["result"]
             params = result["params"]
             timestamp = float(result["timestamp"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise ProtocolError(f"malformed server response: {exc}") from None
-        self._learn_keys(params)
+            raise ProtocolError(f"malformed server response: {exc!r}") from None
+        if not isinstance(params, dict):
+            raise ProtocolError("malformed server response: result.params is not an object")
+        offered = _offered_keys(params)
+        # Trust on first use: before we know a server key, the answer signs with the one it offers.
+        server_key = self.config.server_key or offered.get("server_key", "")
         signature = response.headers.get(SIGNATURE_HEADER_SERVER)
-        if self.config.server_key and not signature_matches(
-            self.config.server_key, response.content, signature
-        ):
+        if server_key and not signature_matches(server_key, response.content, signature):
             raise ProtocolError("the server's signature does not match its key")
         if timestamp <= self._last_server_timestamp:
             raise ProtocolError("the server's timestamp is not newer than the last one: replayed response")
         self._last_server_timestamp = timestamp
         self._save_counters()
-        return dict(params)
+        self._learn_keys(offered)
+        return params
 
-    def _learn_keys(self, params: dict[str, Any]) -> None:
-        changes = {}
-        for wire, attribute in (("agent-key", "agent_key"), ("server-key", "server_key")):
-            value = params.get(wire)
-            if isinstance(value, str) and value and not getattr(self.config, attribute):
-                changes[attribute] = value
+    def _learn_keys(self, offered: dict[str, str]) -> None:
+        changes = {name: value for name, value in offered.items() if not getattr(self.config, name)}
         if changes:
             self.config = replace(self.config, **changes)
             save_config(self.config_path, self.config)
 
     # Timestamps -------------------------------------------------------------------------------
 
-    def _next_timestamp(self) -> float:
+    def next_timestamp(self) -> float:
+        """Now, or just above the last timestamp used (persisted, so it survives restarts)."""
         self._last_timestamp = max(time.time(), self._last_timestamp + TIMESTAMP_STEP)
         self._save_counters()
         return self._last_timestamp
 
     def _load_counters(self) -> tuple[float, float]:
         try:
-            data = json.loads(self._counters.read_text())
+            data = json.loads(self._counters.read_text(encoding="utf-8"))
             return float(data["timestamp"]), float(data["server_timestamp"])
         except (OSError, ValueError, KeyError, TypeError):
             return 0.0, 0.0
@@ -155,3 +173,24 @@ class AgentClient:
         self._counters.parent.mkdir(parents=True, exist_ok=True)
         data = {"timestamp": self._last_timestamp, "server_timestamp": self._last_server_timestamp}
         write_private(self._counters, json.dumps(data).encode())
+
+
+def _offered_keys(params: dict[str, Any]) -> dict[str, str]:
+    """The keys an answer hands out, by config attribute; null or empty values are ignored."""
+    return {
+        attribute: value
+        for wire, attribute in KEY_FIELDS
+        if isinstance(value := params.get(wire), str) and value
+    }
+
+
+def _raise_for_status(response: httpx.Response, what: str = "server") -> None:
+    if response.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        raise ServerUnreachable(f"{what}: server error {response.status_code}")
+    if response.status_code != HTTPStatus.OK and response.status_code >= HTTPStatus.BAD_REQUEST:
+        reason = response.text.strip()
+        raise ServerRefused(
+            response.status_code, f"{what} refused the request: {response.status_code} {reason}"
+        )
+    if response.status_code != HTTPStatus.OK:
+        raise ProtocolError(f"{what}: unexpected status {response.status_code}")

@@ -11,9 +11,14 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+DEFAULT_CONFIG_PATH = Path("/etc/oco-agent.toml")
+DEFAULT_STATE_DIR = "/var/lib/oco-agent"
 DEFAULT_INTERVAL_S = 60
 DEFAULT_JOB_TIMEOUT_S = 3600
+SECONDS_PER_MINUTE = 60.0
 PRIVATE_FILE_MODE = 0o600
+API_PATH = "/api-agent.php"
+POWER_BACKENDS = ("system", "record")
 
 
 class AgentConfigError(Exception):
@@ -30,14 +35,14 @@ class AgentConfig:
     server_key: str = ""
     hostname: str = ""
     uid: str = ""
-    state_dir: str = "/var/lib/oco-agent"
+    state_dir: str = DEFAULT_STATE_DIR
     query_interval: int = DEFAULT_INTERVAL_S
     job_timeout: int = DEFAULT_JOB_TIMEOUT_S
     power_backend: str = "system"
     """"system" powers the computer off for real; "record" only writes power_actions.jsonl (tests)."""
     recorded_users: list[str] = field(default_factory=list)
     """With the "record" backend: the users it reports as logged in."""
-    post_action_minute_seconds: float = 60.0
+    post_action_minute_seconds: float = SECONDS_PER_MINUTE
     """How long a "minute" of the restart timeout lasts; tests shorten it."""
     source_address: str = ""
     """Local address to send from (e.g. 127.0.0.2 in tests); empty: chosen by the system."""
@@ -50,38 +55,56 @@ class AgentConfig:
 
     @property
     def state_path(self) -> Path:
+        """The state directory (downloads, job directories, journal, protocol counters)."""
         return Path(self.state_dir)
 
     @property
     def endpoint(self) -> str:
-        return self.server_url.rstrip("/") + "/api-agent.php"
+        """The one URL of the agent protocol."""
+        return self.server_url.rstrip("/") + API_PATH
 
 
-def load_config(path: Path) -> AgentConfig:
-    """Read the configuration; unknown keys and wrong types are errors naming the key."""
+def load_config(path: Path, *, persist_uid: bool = False) -> AgentConfig:
+    """Read and check the configuration; unknown keys and wrong types are errors naming the key.
+
+    A missing `uid` is generated; with `persist_uid` it is written back so that it stays the same.
+    """
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise AgentConfigError(f"configuration file {str(path)!r} does not exist") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise AgentConfigError(f"configuration file {str(path)!r}: {exc}") from None
-    known = {f.name: f for f in fields(AgentConfig)}
-    unknown = sorted(set(data) - set(known))
+    _check(path, data)
+    config = AgentConfig(**data)
+    if not config.uid:
+        config = replace(config, uid=str(uuid.uuid4()))
+        if persist_uid:
+            save_config(path, config)
+    return config
+
+
+def _check(path: Path, data: dict[str, Any]) -> None:
+    known = {f.name for f in fields(AgentConfig)}
+    unknown = sorted(set(data) - known)
     if unknown:
         raise AgentConfigError(f"configuration file {str(path)!r}: unknown setting {unknown[0]!r}")
     if not data.get("server_url"):
         raise AgentConfigError(f"configuration file {str(path)!r}: 'server_url' is required")
-    defaults = AgentConfig(server_url="x")
+    defaults = AgentConfig(server_url="-")
     for key, value in data.items():
         expected = type(getattr(defaults, key))
-        if expected is float and isinstance(value, int):
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
             continue
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise AgentConfigError(f"setting {key!r} must be of type {expected.__name__}")
-    config = AgentConfig(**data)
-    if not config.uid:
-        config = replace(config, uid=str(uuid.uuid4()))
-    return config
+    if data.get("power_backend", "system") not in POWER_BACKENDS:
+        raise AgentConfigError(f"setting 'power_backend' must be one of {', '.join(POWER_BACKENDS)}")
+    for key in ("query_interval", "job_timeout"):
+        if data.get(key, 1) <= 0:
+            raise AgentConfigError(f"setting {key!r} must be positive, not {data[key]}")
+    if data.get("post_action_minute_seconds", 0) < 0:
+        raise AgentConfigError("setting 'post_action_minute_seconds' must not be negative")
 
 
 def save_config(path: Path, config: AgentConfig) -> None:
@@ -91,11 +114,42 @@ def save_config(path: Path, config: AgentConfig) -> None:
     write_private(path, text.encode())
 
 
+def enroll(
+    config_path: Path,
+    server_url: str,
+    registration_key: str,
+    state_dir: Path = Path(DEFAULT_STATE_DIR),
+    hostname: str = "",
+    query_interval: int = DEFAULT_INTERVAL_S,
+    job_timeout: int = DEFAULT_JOB_TIMEOUT_S,
+) -> None:
+    """Create or update the configuration at `config_path`; keys already learned and the uid are kept.
+
+    Raises AgentConfigError for a bad value (nothing is written then).
+    """
+    try:
+        current = load_config(config_path)
+    except AgentConfigError:
+        current = AgentConfig(server_url=server_url, uid=str(uuid.uuid4()))
+    config = replace(
+        current,
+        server_url=server_url,
+        registration_key=registration_key,
+        state_dir=str(state_dir),
+        hostname=hostname or current.hostname,
+        query_interval=query_interval,
+        job_timeout=job_timeout,
+    )
+    _check(config_path, asdict(config))
+    save_config(config_path, config)
+
+
 def write_private(path: Path, content: bytes) -> None:
-    """Replace `path` with `content` in one step, readable by its owner only."""
+    """Replace `path` with `content` in one step (temporary file + os.replace), readable by its owner only."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        os.fchmod(fd, PRIVATE_FILE_MODE)
+        if hasattr(os, "fchmod"):  # POSIX; on Windows the ACL of the directory applies
+            os.fchmod(fd, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
             handle.flush()
@@ -113,5 +167,12 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    return '"' + "".join(_toml_char(c) for c in str(value)) + '"'
+
+
+def _toml_char(char: str) -> str:
+    if char in '"\\':
+        return "\\" + char
+    if ord(char) < 0x20 or ord(char) == 0x7F:  # control characters must be escaped in TOML strings
+        return f"\\u{ord(char):04x}"
+    return char

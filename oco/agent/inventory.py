@@ -1,4 +1,4 @@
-"""What the agent tells the server about its computer."""
+"""What the agent tells the server about its computer (`oco.agent.hello` and `oco.agent.update`)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,13 @@ import psutil
 
 from oco import __version__
 
+OS_RELEASE = Path("/etc/os-release")
+CPUINFO = Path("/proc/cpuinfo")
+LOGIN_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
 
 def networks() -> list[dict[str, str]]:
-    """Each interface's IPv4/IPv6 addresses with its MAC (as OCO agents report them)."""
+    """Each interface's IPv4/IPv6 addresses with its MAC, as OCO agents report them."""
     result = []
     for interface, addresses in psutil.net_if_addrs().items():
         mac = next((a.address for a in addresses if a.family == psutil.AF_LINK), "")
@@ -33,46 +37,79 @@ def networks() -> list[dict[str, str]]:
     return result
 
 
+def uptime_seconds() -> int:
+    """Seconds since the computer booted."""
+    return int(time.time() - psutil.boot_time())
+
+
 def hello_data() -> dict[str, Any]:
+    """The `data` of `oco.agent.hello`."""
     return {
         "agent_version": __version__,
         "networks": networks(),
-        "uptime": int(time.time() - psutil.boot_time()),
+        "uptime": uptime_seconds(),
         "services": [],
     }
 
 
 def os_release() -> tuple[str, str]:
     """The OS name and version: /etc/os-release on Linux, platform data elsewhere."""
-    if platform.system() == "Linux":
-        try:
-            fields = dict(
-                line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line
-            )
+    system = platform.system()
+    if system == "Linux":
+        fields = _key_values(OS_RELEASE, "=")
+        if fields:
             return fields.get("NAME", "Linux").strip('"'), fields.get("VERSION_ID", "").strip('"')
-        except OSError:
-            pass
-    if platform.system() == "Darwin":
+    if system == "Darwin":
         return "macOS", platform.mac_ver()[0]
-    return platform.system(), platform.version()
+    return system, platform.version()
 
 
-def inventory(logged_in: list[str]) -> dict[str, Any]:
+def cpu_model() -> str:
+    """The processor's model name where the platform says it, else the architecture."""
+    model = _key_values(CPUINFO, ":").get("model name", "") if platform.system() == "Linux" else ""
+    return model or platform.processor() or platform.machine()
+
+
+def logins() -> list[dict[str, str]]:
+    """The users logged in now (psutil.users()): name, terminal and since when (UTC)."""
+    return [
+        {
+            "username": user.name,
+            "console": user.terminal or "",
+            "timestamp": datetime.fromtimestamp(user.started, UTC).strftime(LOGIN_TIME_FORMAT),
+        }
+        for user in psutil.users()
+    ]
+
+
+def inventory(hostname: str) -> dict[str, Any]:
+    """The `data` of `oco.agent.update`: the full inventory the server asked for with `update: 1`."""
     name, version = os_release()
     return {
-        "hostname": socket.gethostname(),
+        "hostname": hostname,
         "os": name,
         "os_version": version,
         "architecture": platform.machine(),
         "kernel_version": platform.release(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "ram": psutil.virtual_memory().total,
         "agent_version": __version__,
         "networks": networks(),
-        "logins": [
-            {"username": user, "console": "", "timestamp": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")}
-            for user in logged_in
-        ],
+        "logins": logins(),
         "software": [],
-        "uptime": int(time.time() - psutil.boot_time()),
+        "uptime": uptime_seconds(),
     }
+
+
+def _key_values(path: Path, separator: str) -> dict[str, str]:
+    """`key<separator>value` lines of a text file (first occurrence wins); empty when unreadable."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return {}
+    result: dict[str, str] = {}
+    for line in lines:
+        key, found, value = line.partition(separator)
+        if found:
+            result.setdefault(key.strip(), value.strip())
+    return result

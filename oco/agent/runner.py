@@ -17,16 +17,22 @@ from pathlib import Path
 import psutil
 
 OUTPUT_INTERVAL_S = 3.0
-POLL_S = 0.1
+POLL_S = 0.05
 KILL_WAIT_S = 5.0
 READER_JOIN_S = 2.0
+READ_CHUNK = 64 * 1024
+OUTPUT_TAIL_BYTES = 64 * 1024
+"""Output kept (and sent) per job: the tail, like the server keeps it."""
 
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
+    """How a procedure ended: its exit code (None when killed by us) and its output (tail)."""
+
     exit_code: int | None
     output: str
     timed_out: bool = False
+    cancelled: bool = False
     seconds: float = 0.0
 
 
@@ -47,10 +53,13 @@ def run_procedure(
     timeout_s: float,
     on_output: Callable[[str], None] | None = None,
     output_interval_s: float = OUTPUT_INTERVAL_S,
+    cancel: threading.Event | None = None,
 ) -> RunResult:
-    """Run `procedure` in `cwd`; call `on_output` with the output so far every few seconds.
+    """Run `procedure` in `cwd` in its own process group; call `on_output` with the output so far
+    (its tail) every `output_interval_s` seconds.
 
-    When `timeout_s` passes, the process and all its descendants are killed and `timed_out` is set.
+    When `timeout_s` passes, or `cancel` is set, the process and all its descendants are killed and
+    `timed_out` or `cancelled` is set. Raises CommandFailedToStart when the shell cannot be started.
     """
     started = time.monotonic()
     try:
@@ -64,46 +73,89 @@ def run_procedure(
         )
     except OSError as exc:
         raise CommandFailedToStart(f"cannot start {procedure!r}: {exc}") from exc
-    chunks: list[bytes] = []
-    reader = threading.Thread(target=_read_all, args=(process, chunks), daemon=True)
+    output = OutputTail()
+    reader = threading.Thread(target=_read_all, args=(process, output), daemon=True)
     reader.start()
     last_output = started
-    timed_out = False
+    timed_out = cancelled = False
     while process.poll() is None:
         now = time.monotonic()
-        if now - started > timeout_s:
+        timed_out = now - started > timeout_s
+        cancelled = cancel is not None and cancel.is_set()
+        if timed_out or cancelled:
             kill_tree(process.pid)
-            timed_out = True
             break
         if on_output is not None and now - last_output >= output_interval_s:
             last_output = now
-            on_output(_text(chunks))
+            on_output(output.text())
         time.sleep(POLL_S)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=KILL_WAIT_S)
     reader.join(READER_JOIN_S)
     return RunResult(
-        exit_code=None if timed_out else process.returncode,
-        output=_text(chunks),
+        exit_code=None if timed_out or cancelled else process.returncode,
+        output=output.text(),
         timed_out=timed_out,
+        cancelled=cancelled,
         seconds=time.monotonic() - started,
     )
 
 
 def kill_tree(pid: int) -> None:
-    """Kill a process and every descendant, including ones that left its process group."""
+    """Kill a process and every descendant, including ones that left for another process group."""
     try:
         parent = psutil.Process(pid)
         family = [*parent.children(recursive=True), parent]
     except psutil.NoSuchProcess:
         return
     if sys.platform != "win32":
+        # The process group also holds orphans reparented away from the tree (`(cmd &)`).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     for process in family:
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
-    psutil.wait_procs(family, timeout=KILL_WAIT_S)
+    _wait_until_dead(family, KILL_WAIT_S)
+
+
+def _wait_until_dead(processes: list[psutil.Process], timeout_s: float) -> None:
+    """Wait until each process is gone or a zombie (its reaping is its parent's business, not ours)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not all(_dead(p) for p in processes):
+        time.sleep(POLL_S)
+
+
+def _dead(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+class OutputTail:
+    """The last OUTPUT_TAIL_BYTES bytes of a process's output, counting what was dropped."""
+
+    def __init__(self, limit: int = OUTPUT_TAIL_BYTES) -> None:
+        self.limit = limit
+        self.dropped = 0
+        self._data = bytearray()
+        self._lock = threading.Lock()
+
+    def append(self, chunk: bytes) -> None:
+        """Add output, dropping the oldest bytes beyond the limit."""
+        with self._lock:
+            self._data += chunk
+            excess = len(self._data) - self.limit
+            if excess > 0:
+                del self._data[:excess]
+                self.dropped += excess
+
+    def text(self) -> str:
+        """The kept output as text, prefixed with a note when earlier output was dropped."""
+        with self._lock:
+            text = bytes(self._data).decode("utf-8", errors="replace")
+            dropped = self.dropped
+        return f"[{dropped} bytes of earlier output omitted]\n{text}" if dropped else text
 
 
 def _new_group() -> dict[str, object]:
@@ -112,11 +164,8 @@ def _new_group() -> dict[str, object]:
     return {"start_new_session": True}
 
 
-def _read_all(process: subprocess.Popen[bytes], chunks: list[bytes]) -> None:
+def _read_all(process: subprocess.Popen[bytes], output: OutputTail) -> None:
     assert process.stdout is not None
-    for line in iter(process.stdout.readline, b""):
-        chunks.append(line)
-
-
-def _text(chunks: list[bytes]) -> str:
-    return b"".join(chunks).decode("utf-8", errors="replace")
+    with contextlib.suppress(OSError, ValueError):
+        while chunk := process.stdout.read1(READ_CHUNK):  # type: ignore[attr-defined]
+            output.append(chunk)

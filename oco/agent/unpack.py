@@ -7,27 +7,36 @@ import zipfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 EXECUTE_BITS = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+UNIX_MODE_SHIFT = 16
+"""A zip member's Unix mode sits in the high 16 bits of its `external_attr`."""
 
 
 class UnsafeArchive(Exception):
-    """The archive has a member with an absolute path, a `..` component or a link."""
+    """The archive is unreadable, or has a member with an absolute path, a `..` component or a link."""
 
 
 def safe_extract(archive_path: Path, destination: Path) -> list[Path]:
-    """Extract every member into `destination`, keeping execute bits; refuse unsafe names or links."""
+    """Extract every member into `destination`, keeping execute bits.
+
+    Every member is checked before anything is written: an absolute path, a `..` component or a
+    symbolic link raises UnsafeArchive and leaves `destination` empty.
+    """
     destination.mkdir(parents=True, exist_ok=True)
     root = destination.resolve()
     extracted = []
-    with zipfile.ZipFile(archive_path) as archive:
-        members = archive.infolist()
-        for member in members:
-            _check(member, root)
-        for member in members:
-            target = Path(archive.extract(member, root))
-            mode = (member.external_attr >> 16) & 0o7777
-            if mode & EXECUTE_BITS and target.is_file():
-                target.chmod(target.stat().st_mode | (mode & EXECUTE_BITS))
-            extracted.append(target)
+    try:
+        with zipfile.ZipFile(archive_path) as archive:
+            members = archive.infolist()
+            for member in members:
+                _check(member, root)
+            for member in members:
+                target = Path(archive.extract(member, root))
+                mode = member.external_attr >> UNIX_MODE_SHIFT
+                if mode & EXECUTE_BITS and target.is_file():
+                    target.chmod(target.stat().st_mode | (mode & EXECUTE_BITS))
+                extracted.append(target)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
+        raise UnsafeArchive(f"the payload is not a readable zip archive: {exc}") from None
     return extracted
 
 
@@ -38,7 +47,7 @@ def _check(member: zipfile.ZipInfo, root: Path) -> None:
         raise UnsafeArchive(f"archive member {name!r} has an absolute path")
     if ".." in posix.parts or ".." in windows.parts:
         raise UnsafeArchive(f"archive member {name!r} leaves the job directory")
-    if stat.S_ISLNK(member.external_attr >> 16):
+    if stat.S_ISLNK(member.external_attr >> UNIX_MODE_SHIFT):
         raise UnsafeArchive(f"archive member {name!r} is a symbolic link")
     if not (root / name).resolve().is_relative_to(root):
         raise UnsafeArchive(f"archive member {name!r} leaves the job directory")

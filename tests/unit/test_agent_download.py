@@ -1,6 +1,6 @@
 """Payload downloads resume with Range after an interruption and are verified before use.
 
-The server here is a small HTTP server on 127.0.0.1 that cuts its first answer midway.
+The depot here is a small HTTP server on 127.0.0.1 that honours Range and can cut answers midway.
 """
 
 from __future__ import annotations
@@ -9,83 +9,202 @@ import hashlib
 import http.server
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from oco.agent.client import AgentClient
 from oco.agent.config import AgentConfig
-from oco.agent.downloader import ChecksumMismatch, DownloadInterrupted, download_payload
+from oco.agent.downloader import (
+    ChecksumMismatch,
+    DownloadAbandoned,
+    DownloadError,
+    DownloadInterrupted,
+    download_payload,
+)
 
 PAYLOAD = bytes(range(256)) * 8192  # 2 MiB
+SERVER_POLL_S = 0.05
 
 
-class FlakyDepot(http.server.BaseHTTPRequestHandler):
-    payload = PAYLOAD
-    announced = hashlib.sha256(PAYLOAD).hexdigest()
-    cut_next = True
-    ranges: list[str | None] = []
+@dataclass
+class Depot:
+    """How the test server behaves; `ranges` records the Range header of each request."""
 
-    def do_GET(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        FlakyDepot.ranges.append(self.headers.get("range"))
-        start = int(self.headers["range"].split("=")[1].rstrip("-")) if self.headers.get("range") else 0
-        body = self.payload[start:]
-        self.send_response(206 if start else 200)
-        self.send_header("content-length", str(len(body)))
-        self.send_header("x-oco-payload-sha256", self.announced)
-        self.end_headers()
-        if FlakyDepot.cut_next:
-            FlakyDepot.cut_next = False
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.connection.shutdown(2)
-            return
-        self.wfile.write(body)
+    payload: bytes = PAYLOAD
+    announce: str = "header"  # "header", "etag" or "none"
+    digest: str = hashlib.sha256(PAYLOAD).hexdigest()
+    cuts: int = 0  # how many of the next answers stop halfway
+    honour_range: bool = True
+    status: int = 0  # answer this status instead of the payload
+    ranges: list[str | None] = field(default_factory=list)
 
-    def log_message(self, *_args: object) -> None:
-        pass
+
+def make_handler(depot: Depot) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            depot.ranges.append(self.headers.get("range"))
+            if depot.status:
+                self.send_response(depot.status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
+            start = 0
+            if depot.honour_range and self.headers.get("range"):
+                start = int(self.headers["range"].removeprefix("bytes=").rstrip("-"))
+            if start >= len(depot.payload):
+                self.send_response(416)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
+            body = depot.payload[start:]
+            self.send_response(206 if start else 200)
+            self.send_header("content-length", str(len(body)))
+            if start:
+                self.send_header(
+                    "content-range", f"bytes {start}-{len(depot.payload) - 1}/{len(depot.payload)}"
+                )
+            if depot.announce == "header":
+                self.send_header("x-oco-payload-sha256", depot.digest)
+            elif depot.announce == "etag":
+                self.send_header("etag", f'"{depot.digest}"')
+            self.end_headers()
+            if depot.cuts:
+                depot.cuts -= 1
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                self.connection.shutdown(2)
+                return
+            self.wfile.write(body)
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    return Handler
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[AgentClient]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyDepot)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+def depot() -> Depot:
+    return Depot()
+
+
+@pytest.fixture
+def client(tmp_path: Path, depot: Depot) -> Iterator[AgentClient]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(depot))
+    thread = threading.Thread(target=server.serve_forever, args=(SERVER_POLL_S,), daemon=True)
     thread.start()
-    FlakyDepot.cut_next, FlakyDepot.ranges = True, []
-    FlakyDepot.payload, FlakyDepot.announced = PAYLOAD, hashlib.sha256(PAYLOAD).hexdigest()
     config = AgentConfig(
         server_url=f"http://127.0.0.1:{server.server_address[1]}",
         registration_key="k",
         state_dir=str(tmp_path / "state"),
         hostname="pc1",
+        uid="u",
     )
     agent_client = AgentClient(config, tmp_path / "agent.toml")
     yield agent_client
     agent_client.close()
     server.shutdown()
+    server.server_close()
 
 
-def test_an_interrupted_download_resumes_where_it_stopped(client: AgentClient, tmp_path: Path) -> None:
-    progress: list[int] = []
+def test_an_interrupted_download_is_kept_and_resumed_with_range(
+    client: AgentClient, depot: Depot, tmp_path: Path
+) -> None:
+    depot.cuts = 1
     with pytest.raises(DownloadInterrupted, match="interrupted after"):
-        download_payload(client, 7, tmp_path / "dl", progress.append)
-    partial = tmp_path / "dl" / "7.part"
-    assert 0 < partial.stat().st_size < len(PAYLOAD)
+        download_payload(client, 7, tmp_path / "dl", lambda _p: None, attempts=1)
+    kept = (tmp_path / "dl" / "7.part").stat().st_size
+    assert 0 < kept < len(PAYLOAD)
 
+    progress: list[int] = []
     done = download_payload(client, 7, tmp_path / "dl", progress.append)
 
-    assert FlakyDepot.ranges == [
-        None,
-        f"bytes={partial.stat().st_size if partial.exists() else len(PAYLOAD) // 2}-",
-    ]
+    assert depot.ranges == [None, f"bytes={kept}-"]
     assert done.read_bytes() == PAYLOAD and done.name == "7.zip"
-    assert progress[-1] == 100
+    assert progress == [100]  # fast downloads are not reported byte by byte
+    assert sorted(p.name for p in (tmp_path / "dl").iterdir()) == ["7.zip"]
 
 
-def test_a_payload_that_does_not_match_its_sha256_is_deleted(client: AgentClient, tmp_path: Path) -> None:
-    FlakyDepot.cut_next = False
-    FlakyDepot.announced = "0" * 64
+def test_a_cut_within_one_job_is_retried_from_where_it_stopped(
+    client: AgentClient, depot: Depot, tmp_path: Path
+) -> None:
+    depot.cuts = 2
+    done = download_payload(client, 7, tmp_path / "dl", lambda _p: None, retry_pause_s=0)
+    assert done.read_bytes() == PAYLOAD
+    assert depot.ranges[0] is None and all(r and r.startswith("bytes=") for r in depot.ranges[1:])
+    assert len(depot.ranges) == 3
+
+
+def test_a_payload_that_does_not_match_its_sha256_is_deleted(
+    client: AgentClient, depot: Depot, tmp_path: Path
+) -> None:
+    depot.digest = "0" * 64
     with pytest.raises(ChecksumMismatch, match="server announced 0000"):
         download_payload(client, 8, tmp_path / "dl", lambda _p: None)
     assert list((tmp_path / "dl").iterdir()) == []
+
+
+def test_a_resumed_download_is_verified_as_a_whole(client: AgentClient, depot: Depot, tmp_path: Path) -> None:
+    (tmp_path / "dl").mkdir()
+    (tmp_path / "dl" / "9.part").write_bytes(b"X" * 1000)  # garbage from an earlier, different attempt
+    (tmp_path / "dl" / "9.sha256").write_text(depot.digest)
+    with pytest.raises(ChecksumMismatch):
+        download_payload(client, 9, tmp_path / "dl", lambda _p: None)
+    assert depot.ranges == ["bytes=1000-"] and list((tmp_path / "dl").iterdir()) == []
+
+
+def test_the_quoted_etag_carries_the_digest_too(client: AgentClient, depot: Depot, tmp_path: Path) -> None:
+    depot.announce = "etag"
+    assert download_payload(client, 1, tmp_path / "dl", lambda _p: None).read_bytes() == PAYLOAD
+
+
+def test_a_payload_without_a_digest_is_never_used(client: AgentClient, depot: Depot, tmp_path: Path) -> None:
+    depot.announce = "none"
+    with pytest.raises(ChecksumMismatch, match="no SHA-256"):
+        download_payload(client, 1, tmp_path / "dl", lambda _p: None)
+    assert not (tmp_path / "dl" / "1.zip").exists()
+
+
+def test_a_server_that_ignores_range_makes_the_download_start_over(
+    client: AgentClient, depot: Depot, tmp_path: Path
+) -> None:
+    depot.cuts, depot.honour_range = 1, False
+    done = download_payload(client, 3, tmp_path / "dl", lambda _p: None, retry_pause_s=0)
+    assert done.read_bytes() == PAYLOAD and depot.ranges[1] is not None
+
+
+def test_a_partial_file_of_another_payload_version_is_dropped(
+    client: AgentClient, depot: Depot, tmp_path: Path
+) -> None:
+    (tmp_path / "dl").mkdir()
+    (tmp_path / "dl" / "4.part").write_bytes(PAYLOAD[:1000])
+    (tmp_path / "dl" / "4.sha256").write_text("f" * 64)  # the package was replaced since
+    done = download_payload(client, 4, tmp_path / "dl", lambda _p: None, retry_pause_s=0)
+    assert done.read_bytes() == PAYLOAD and depot.ranges == ["bytes=1000-", None]
+
+
+def test_a_refused_download_is_an_agent_error(client: AgentClient, depot: Depot, tmp_path: Path) -> None:
+    depot.status = 401
+    with pytest.raises(DownloadError, match="401"):
+        download_payload(client, 5, tmp_path / "dl", lambda _p: None)
+
+
+def test_a_stopping_agent_abandons_the_download_and_keeps_the_bytes(
+    client: AgentClient, depot: Depot, tmp_path: Path
+) -> None:
+    with pytest.raises(DownloadAbandoned):
+        download_payload(client, 6, tmp_path / "dl", lambda _p: None, should_stop=lambda: True)
+    assert (tmp_path / "dl" / "6.part").stat().st_size > 0
+    assert download_payload(client, 6, tmp_path / "dl", lambda _p: None).read_bytes() == PAYLOAD
+    assert depot.ranges[1] is not None
+
+
+def test_a_partial_file_longer_than_the_payload_starts_over(
+    client: AgentClient, depot: Depot, tmp_path: Path
+) -> None:
+    (tmp_path / "dl").mkdir()
+    (tmp_path / "dl" / "2.part").write_bytes(PAYLOAD + b"junk")
+    done = download_payload(client, 2, tmp_path / "dl", lambda _p: None, retry_pause_s=0)
+    assert done.read_bytes() == PAYLOAD and depot.ranges == [f"bytes={len(PAYLOAD) + 4}-", None]

@@ -1,0 +1,453 @@
+"""The agent's cycle against an in-process fake server (httpx.MockTransport, no network): jobs in order,
+reports, sequence mode, agent errors, crash recovery, post-actions, inventory, backoff and stopping."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from oco.agent.config import AgentConfig, save_config
+from oco.agent.jobs import RESTARTED_WHILE_EXECUTING, STOPPED_WHILE_EXECUTING
+from oco.agent.loop import BACKOFF_CAP_S, Agent, next_delay, run_agent
+from oco.agent.power import RecordingPowerBackend
+from oco.agent.state import JobJournal, JournalEntry
+from oco.domain.protocol import SHA256_HEADER, SIGNATURE_HEADER_SERVER, AgentMethod, sign
+from oco.domain.states import ReturnCode
+from tests.live import free_port
+
+REGISTRATION_KEY = "registration"
+AGENT_KEY, SERVER_KEY = "a" * 40, "s" * 40
+FINAL_STATES = (3, -1)
+
+
+def zip_bytes(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o755 << 16
+            archive.writestr(info, text)
+    return buffer.getvalue()
+
+
+def job(
+    job_id: int, container: int = 1, package: int = 0, procedure: str = "true", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "container-id": container,
+        "package-id": package or job_id,
+        "download": bool(package),
+        "procedure": procedure,
+        "sequence-mode": 0,
+        "restart": None,
+        "shutdown": None,
+        "exit": None,
+        **extra,
+    }
+
+
+class FakeServer:
+    """Just enough of the server: hands out `jobs` until they are reported final, serves `payloads`
+    (with Range), signs its answers; a final state 3 with return code 0 counts as success."""
+
+    def __init__(self) -> None:
+        self.jobs: list[dict[str, Any]] = []
+        self.payloads: dict[int, bytes] = {}
+        self.calls: list[tuple[str, dict[str, Any], httpx.Request]] = []
+        self.update = 0
+        self.timestamp = 1000.0
+        self.refuse_reports_for: set[int] = set()
+        self.unreachable = False
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.unreachable:
+            raise httpx.ConnectError("connection refused", request=request)
+        document = json.loads(request.content)
+        method, params = document["method"], document["params"]
+        self.calls.append((method, params, request))
+        if method == AgentMethod.DOWNLOAD:
+            return self._download(params["package-id"], request.headers.get("range"))
+        if method == AgentMethod.UPDATE_JOB_STATE:
+            data = params["data"]
+            if data["job-id"] in self.refuse_reports_for:
+                return httpx.Response(401, text="job does not belong to this computer")
+            result = {"job-succeeded": data["state"] == 3 and data["return-code"] == 0}
+            if data["state"] in FINAL_STATES:
+                self.jobs = [j for j in self.jobs if j["id"] != data["job-id"]]
+        elif method == AgentMethod.HELLO:
+            result = {
+                "update": self.update,
+                "software-jobs": list(self.jobs),
+                "logins-since": "",
+                "events": [],
+            }
+        else:
+            result = {"policies": {}}
+        self.timestamp += 1
+        body = json.dumps(
+            {"jsonrpc": "2.0", "id": 1, "result": {"timestamp": self.timestamp, "params": result}}
+        )
+        return httpx.Response(
+            200, content=body.encode(), headers={SIGNATURE_HEADER_SERVER: sign(SERVER_KEY, body.encode())}
+        )
+
+    def _download(self, package_id: int, byte_range: str | None) -> httpx.Response:
+        payload = self.payloads[package_id]
+        start = int(byte_range.removeprefix("bytes=").rstrip("-")) if byte_range else 0
+        headers = {SHA256_HEADER: hashlib.sha256(payload).hexdigest(), "etag": '"ignored"'}
+        return httpx.Response(206 if start else 200, content=payload[start:], headers=headers)
+
+    def reports(self) -> list[tuple[int, int, int | None, Any]]:
+        """(job id, state, return code, download progress or message) of each update_job_state."""
+        result = []
+        for method, params, _ in self.calls:
+            if method == AgentMethod.UPDATE_JOB_STATE:
+                data = params["data"]
+                detail = data.get("download-progress", data["message"])
+                result.append((data["job-id"], data["state"], data["return-code"], detail))
+        return result
+
+    def finals(self) -> dict[int, tuple[int, int | None, str]]:
+        return {r[0]: (r[1], r[2], r[3]) for r in self.reports() if r[1] in FINAL_STATES}
+
+    def methods(self) -> list[str]:
+        return [method for method, _, _ in self.calls]
+
+
+@pytest.fixture
+def server() -> FakeServer:
+    return FakeServer()
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    path = tmp_path / "agent.toml"
+    save_config(
+        path,
+        AgentConfig(
+            server_url="http://127.0.0.1:1",
+            registration_key=REGISTRATION_KEY,
+            agent_key=AGENT_KEY,
+            server_key=SERVER_KEY,
+            hostname="pc1",
+            state_dir=str(tmp_path / "state"),
+            query_interval=1,
+            job_timeout=30,
+            power_backend="record",
+        ),
+    )
+    return path
+
+
+@pytest.fixture
+def agent(config_path: Path, server: FakeServer) -> Iterator[Agent]:
+    agent = Agent(config_path, transport=httpx.MockTransport(server), output_interval_s=0.05)
+    yield agent
+    agent.close()
+
+
+def make_agent(config_path: Path, server: FakeServer, **settings: Any) -> Agent:
+    from oco.agent.config import load_config
+
+    save_config(config_path, replace(load_config(config_path), **settings))
+    return Agent(config_path, transport=httpx.MockTransport(server), output_interval_s=0.05)
+
+
+def power_log(agent: Agent) -> list[dict[str, object]]:
+    assert isinstance(agent.power, RecordingPowerBackend)
+    return agent.power.entries()
+
+
+# A job from start to end -----------------------------------------------------------------------
+
+
+def test_a_job_is_downloaded_verified_unpacked_run_and_reported(
+    agent: Agent, server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MARKERS", str(tmp_path))
+    server.payloads[5] = zip_bytes(
+        {"install.sh": 'echo "installing from $(pwd)"\ntouch "$MARKERS/installed"\n'}
+    )
+    server.jobs = [job(11, package=5, procedure="./install.sh")]
+
+    agent.run_once()
+
+    reports = server.reports()
+    assert reports[0] == (11, 1, None, 0)
+    assert (11, 1, None, 101) in reports  # unpacking
+    assert (11, 2, None, "") in reports
+    state, code, output = server.finals()[11]
+    assert (state, code) == (3, 0) and "installing from" in output and "/jobs/11" in output
+    assert (tmp_path / "installed").exists()
+    state_dir = tmp_path / "state"
+    assert not (state_dir / "jobs" / "11").exists() and list((state_dir / "downloads").iterdir()) == []
+    assert JobJournal(state_dir).current() is None
+
+
+def test_a_job_without_payload_runs_in_an_empty_directory(agent: Agent, server: FakeServer) -> None:
+    server.jobs = [job(1, procedure="ls -A | wc -l; exit 4")]
+    agent.run_once()
+    assert server.finals()[1] == (3, 4, "0\n")
+    assert "oco.agent.download" not in server.methods()
+
+
+def test_output_is_streamed_while_the_procedure_runs(agent: Agent, server: FakeServer) -> None:
+    server.jobs = [job(1, procedure="echo step one; sleep 0.4; echo step two")]
+    agent.run_once()
+    streamed = [r for r in server.reports() if r[1] == 2 and r[3]]
+    assert streamed and all(r[2] is None for r in streamed)
+    assert "step one" in streamed[0][3]
+
+
+def test_jobs_run_in_order_and_sequence_mode_skips_the_failed_container(
+    agent: Agent, server: FakeServer
+) -> None:
+    server.jobs = [
+        job(1, container=7, procedure="exit 0"),
+        job(2, container=7, procedure="exit 3", **{"sequence-mode": 1}),
+        job(3, container=7, procedure="exit 0", **{"sequence-mode": 1}),
+        job(4, container=8, procedure="exit 0"),
+    ]
+    agent.run_once()
+    assert [job_id for job_id, state, *_ in server.reports() if state == 3] == [1, 2, 4]
+
+
+def test_without_sequence_mode_a_failure_does_not_stop_the_container(
+    agent: Agent, server: FakeServer
+) -> None:
+    server.jobs = [job(1, procedure="exit 3"), job(2, procedure="exit 0")]
+    agent.run_once()
+    assert sorted(server.finals()) == [1, 2]
+
+
+# Agent errors are -9999 with a reason -----------------------------------------------------------
+
+
+def test_a_corrupt_download_fails_the_job_and_runs_nothing(
+    agent: Agent, server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MARKERS", str(tmp_path))
+    server.payloads[5] = zip_bytes({"install.sh": 'touch "$MARKERS/ran"\n'})
+    original = server._download
+
+    def rotten(package_id: int, byte_range: str | None) -> httpx.Response:
+        response = original(package_id, byte_range)
+        return httpx.Response(200, content=response.content[:-1] + b"!", headers=response.headers)
+
+    server._download = rotten  # type: ignore[method-assign]
+    server.jobs = [job(1, package=5, procedure="./install.sh")]
+    agent.run_once()
+    state, code, message = server.finals()[1]
+    assert (state, code) == (-1, ReturnCode.AGENT_ERROR) and "SHA-256" in message
+    assert not (tmp_path / "ran").exists()
+
+
+def test_an_unsafe_payload_fails_the_job(agent: Agent, server: FakeServer) -> None:
+    server.payloads[5] = zip_bytes({"../escape.sh": "echo hi"})
+    server.jobs = [job(1, package=5, procedure="true")]
+    agent.run_once()
+    state, code, message = server.finals()[1]
+    assert (state, code) == (-1, -9999) and "leaves the job directory" in message
+
+
+def test_a_command_that_cannot_run_is_an_agent_error(agent: Agent, server: FakeServer) -> None:
+    server.jobs = [job(1, procedure="no-such-installer --quiet")]
+    agent.run_once()
+    state, code, message = server.finals()[1]
+    assert (state, code) == (-1, -9999) and "could not be executed" in message and "not found" in message
+
+
+def test_a_procedure_past_its_timeout_is_killed_and_reported(config_path: Path, server: FakeServer) -> None:
+    agent = make_agent(config_path, server, job_timeout=1)
+    server.jobs = [job(1, procedure="echo started; sleep 100 & sleep 100")]
+    agent.run_once()
+    agent.close()
+    state, code, message = server.finals()[1]
+    assert (state, code) == (-1, -9999)
+    assert message.startswith("timed out after 1 s, process tree killed") and "started" in message
+
+
+# Crash safety ---------------------------------------------------------------------------------
+
+
+def test_a_job_that_was_executing_at_a_restart_is_reported_not_rerun(
+    agent: Agent, server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MARKERS", str(tmp_path))
+    server.jobs = [job(3, procedure='touch "$MARKERS/ran-again"')]  # still "executing" on the server
+    JobJournal(tmp_path / "state").record(JournalEntry(3, 1, "executing"))
+
+    agent.run_once()
+
+    assert server.methods()[0] == "oco.agent.update_job_state"  # before the check-in
+    state, code, message = server.finals()[3]
+    assert (state, code) == (-1, ReturnCode.AGENT_ERROR) and message.startswith(RESTARTED_WHILE_EXECUTING)
+    assert not (tmp_path / "ran-again").exists()
+    assert JobJournal(tmp_path / "state").current() is None
+
+
+def test_a_job_that_was_downloading_at_a_restart_resumes_its_download(
+    agent: Agent, server: FakeServer, tmp_path: Path
+) -> None:
+    payload = zip_bytes({"install.sh": "echo resumed-install\n" + "#" * 5000})
+    server.payloads[5] = payload
+    downloads = tmp_path / "state" / "downloads"
+    downloads.mkdir(parents=True)
+    (downloads / "5.part").write_bytes(payload[:1000])
+    (downloads / "5.sha256").write_text(hashlib.sha256(payload).hexdigest())
+    JobJournal(tmp_path / "state").record(JournalEntry(9, 1, "downloading"))
+    server.jobs = [job(9, package=5, procedure="./install.sh")]
+
+    agent.run_once()
+
+    [download] = [request for method, _, request in server.calls if method == "oco.agent.download"]
+    assert download.headers["range"] == "bytes=1000-"
+    assert server.finals()[9][:2] == (3, 0) and "resumed-install" in server.finals()[9][2]
+
+
+def test_a_final_report_that_could_not_be_sent_is_delivered_first_next_time(
+    agent: Agent, server: FakeServer
+) -> None:
+    server.jobs = [job(1, procedure="echo done")]
+    lost: list[int] = []
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        data = json.loads(request.content)["params"].get("data", {})
+        if data.get("state") in FINAL_STATES and not lost:  # the first final report is lost
+            lost.append(data["job-id"])
+            raise httpx.ConnectError("network down", request=request)
+        return server(request)
+
+    agent.client.http.close()
+    agent.client.http = httpx.Client(transport=httpx.MockTransport(flaky))
+    with pytest.raises(Exception, match="network down"):
+        agent.run_once()
+    assert agent.journal.current() is not None and agent.journal.current().phase == "finished"  # type: ignore[union-attr]
+
+    agent.run_once()
+    assert server.finals()[1] == (3, 0, "done\n")
+    assert server.methods()[-2:] == ["oco.agent.update_job_state", "oco.agent.hello"]
+    assert agent.journal.current() is None
+
+
+def test_a_report_the_server_refuses_is_dropped_after_a_restart(
+    agent: Agent, server: FakeServer, tmp_path: Path
+) -> None:
+    JobJournal(tmp_path / "state").record(JournalEntry(4, 1, "executing"))
+    server.refuse_reports_for = {4}
+    agent.run_once()
+    assert agent.journal.current() is None and server.methods()[-1] == "oco.agent.hello"
+
+
+def test_sigterm_lets_a_procedure_finish_and_a_second_one_kills_it(agent: Agent, server: FakeServer) -> None:
+    server.jobs = [job(1, procedure="sleep 0.3; echo finished"), job(2, procedure="echo never")]
+    threading.Timer(0.1, agent.stop).start()
+    agent.run_once()
+    assert server.finals() == {1: (3, 0, "finished\n")}
+
+    agent.stopping.clear()
+    server.jobs = [job(3, procedure="echo begun; sleep 100")]
+    threading.Timer(0.2, agent.stop).start()
+    threading.Timer(0.3, agent.stop).start()
+    agent.run_once()
+    state, code, message = server.finals()[3]
+    assert (state, code) == (-1, -9999) and message.startswith(STOPPED_WHILE_EXECUTING)
+
+
+# Post-actions ----------------------------------------------------------------------------------
+
+
+def test_restart_waits_for_a_logged_in_user(config_path: Path, server: FakeServer) -> None:
+    agent = make_agent(config_path, server, recorded_users=["alice"], post_action_minute_seconds=0.01)
+    server.jobs = [job(1, restart=2), job(2, procedure="echo after the restart")]
+    agent.run_once()
+    agent.close()
+    notify, restart = power_log(agent)
+    assert (notify["action"], restart["action"], restart["delay_seconds"]) == ("notify", "restart", 0.02)
+    assert sorted(server.finals()) == [1]  # the next job waits for the next start
+
+
+def test_shutdown_with_nobody_logged_in_is_immediate(agent: Agent, server: FakeServer) -> None:
+    server.jobs = [job(1, shutdown=10)]
+    agent.run_once()
+    assert [(e["action"], e["delay_seconds"]) for e in power_log(agent)] == [("shutdown", 0.0)]
+
+
+def test_a_negative_timeout_or_a_failed_job_means_no_post_action(agent: Agent, server: FakeServer) -> None:
+    server.jobs = [job(1, restart=-1), job(2, procedure="exit 1", shutdown=0), job(3, exit=-1)]
+    agent.run_once()
+    assert power_log(agent) == [] and not agent.exit_requested
+    assert sorted(server.finals()) == [1, 2, 3]
+
+
+def test_exit_stops_the_agent_after_reporting(agent: Agent, server: FakeServer) -> None:
+    server.jobs = [job(1, exit=0), job(2)]
+    assert agent.run_forever() == 0
+    assert agent.exit_requested and sorted(server.finals()) == [1]
+
+
+# Check-in, inventory, polling ---------------------------------------------------------------------
+
+
+def test_hello_carries_the_networks_and_update_sends_the_inventory(agent: Agent, server: FakeServer) -> None:
+    server.update = 1
+    agent.run_once()
+    assert server.methods() == ["oco.agent.hello", "oco.agent.update"]
+    hello = server.calls[0][1]["data"]
+    assert {"agent_version", "networks", "uptime", "services"} <= set(hello) and hello["services"] == []
+    assert all({"addr", "netmask", "broadcast", "mac", "interface"} <= set(n) for n in hello["networks"])
+    inventory = server.calls[1][1]["data"]
+    expected = {"os", "os_version", "architecture", "kernel_version", "hostname", "cpu", "ram", "networks"}
+    assert expected | {"logins", "software"} <= set(inventory)
+    assert inventory["hostname"] == "pc1" and inventory["software"] == [] and inventory["ram"] > 0
+
+
+def test_the_delay_is_jittered_and_backs_off_to_a_cap() -> None:
+    low, high = (lambda a, b: a), (lambda a, b: b)
+    assert next_delay(60, 0, low) == pytest.approx(54) and next_delay(60, 0, high) == pytest.approx(66)
+    assert [next_delay(10, n, lambda a, b: 1.0) for n in range(4)] == [10, 20, 40, 80]
+    assert next_delay(10, 50, high) == pytest.approx(BACKOFF_CAP_S * 1.1)
+    assert next_delay(3600, 3, lambda a, b: 1.0) == 3600  # never more often than the interval when failing
+
+
+def test_an_unreachable_server_means_backoff_until_stopped(
+    agent: Agent, server: FakeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.unreachable = True
+    threading.Timer(0.3, agent.stop).start()
+    with caplog.at_level(logging.WARNING, logger="oco.agent"):
+        assert agent.run_forever() == 0
+    assert "check-in failed" in caplog.text and "next try in" in caplog.text
+
+
+def test_run_agent_once_reports_an_unreachable_server_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "agent.toml"
+    save_config(
+        config,
+        AgentConfig(
+            server_url=f"http://127.0.0.1:{free_port()}",
+            state_dir=str(tmp_path / "s"),
+            power_backend="record",
+        ),
+    )
+    assert run_agent(config, once=True) == 1
+    assert capsys.readouterr().err.startswith("error: check-in failed:")
+
+
+def test_run_agent_refuses_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_agent(tmp_path / "missing.toml", once=True) == 2
+    assert "does not exist" in capsys.readouterr().err
