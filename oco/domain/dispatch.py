@@ -1,18 +1,30 @@
-"""Which jobs an agent gets now, and in which order (PROTOCOL.md "Eligible jobs")."""
+"""Which jobs an agent gets now, and in which order (PROTOCOL.md "Eligible jobs").
+
+Order: container priority descending, then container creation ascending, then container id (two
+containers created in the same instant still never interleave), then the job's sequence. A lower-priority
+container's job therefore never precedes a higher-priority one's, and equal-priority containers come
+whole, one after the other.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from oco.domain.ipranges import admits, parse_ip_ranges
+from oco.domain.errors import InvalidIpRange
+from oco.domain.ipranges import IpRangeRule, admits, parse_ip_ranges
 from oco.domain.states import PENDING_STATES, JobState, PostAction
+
+_WIRE_KEYS = {PostAction.RESTART: "restart", PostAction.SHUTDOWN: "shutdown", PostAction.EXIT_AGENT: "exit"}
 
 
 @dataclass(frozen=True, slots=True)
 class ContainerWindow:
-    """The container facts that decide whether its jobs may run now."""
+    """The container facts that decide whether its jobs may run now.
+
+    `ip_ranges` is the stored constraint text or rules already parsed by `parse_ip_ranges`.
+    """
 
     id: int
     priority: int
@@ -20,11 +32,13 @@ class ContainerWindow:
     start: datetime
     end: datetime | None
     enabled: bool
-    ip_ranges: str
+    ip_ranges: str | Sequence[IpRangeRule]
 
 
 @dataclass(frozen=True, slots=True)
 class CandidateJob:
+    """A job of the checking-in computer, with its container."""
+
     id: int
     sequence: int
     state: JobState
@@ -36,32 +50,47 @@ def is_open(container: ContainerWindow, now: datetime) -> bool:
     return container.enabled and container.start <= now and (container.end is None or now < container.end)
 
 
-def is_eligible(job: CandidateJob, now: datetime, client_address: str) -> bool:
+def container_admits(container: ContainerWindow, client_address: str | None) -> bool:
+    """Whether the container's IP constraint admits the client address.
+
+    Stored text that no longer parses admits nobody: a broken constraint must not widen who runs the jobs.
+    """
+    rules = container.ip_ranges
+    if isinstance(rules, str):
+        try:
+            rules = parse_ip_ranges(rules)
+        except InvalidIpRange:
+            return False
+    return admits(rules, client_address)
+
+
+def is_eligible(job: CandidateJob, now: datetime, client_address: str | None) -> bool:
     """A job may run now: still pending, its container open, and the IP constraint admits the client."""
     return (
         job.state in PENDING_STATES
         and is_open(job.container, now)
-        and admits(parse_ip_ranges(job.container.ip_ranges), client_address)
+        and container_admits(job.container, client_address)
     )
 
 
 def dispatch_order(job: CandidateJob) -> tuple[int, datetime, int, int, int]:
-    """Higher priority first, then older containers, whole containers at a time, then sequence."""
+    """Sort key: higher priority first, then older containers, whole containers at a time, then sequence."""
     container = job.container
     return (-container.priority, container.created, container.id, job.sequence, job.id)
 
 
-def jobs_to_hand_out(jobs: Iterable[CandidateJob], now: datetime, client_address: str) -> list[CandidateJob]:
+def jobs_to_hand_out(
+    jobs: Iterable[CandidateJob], now: datetime, client_address: str | None
+) -> list[CandidateJob]:
     """The eligible jobs of one computer in the order its agent must run them."""
     return sorted((job for job in jobs if is_eligible(job, now, client_address)), key=dispatch_order)
 
 
 def wire_post_action(post_action: PostAction, restart_timeout: int) -> dict[str, int | None]:
-    """The `restart`/`shutdown`/`exit` keys of a job: the chosen one carries the timeout in minutes."""
-    keys: dict[str, int | None] = {"restart": None, "shutdown": None, "exit": None}
-    key = {PostAction.RESTART: "restart", PostAction.SHUTDOWN: "shutdown", PostAction.EXIT_AGENT: "exit"}.get(
-        post_action
-    )
+    """The `restart`/`shutdown`/`exit` keys of a job: the chosen one carries the timeout in minutes,
+    the other two are None; with no post-action all three are None."""
+    keys: dict[str, int | None] = dict.fromkeys(_WIRE_KEYS.values())
+    key = _WIRE_KEYS.get(PostAction(post_action))
     if key is not None:
         keys[key] = restart_timeout
     return keys

@@ -1,4 +1,8 @@
-"""Exceptions of the domain; each message names what is wrong and with which value."""
+"""Exceptions of the domain; each message names what is wrong and with which value.
+
+Every exception carries an optional `field`: the form or API field the bad value came from, so an entry
+point can show the message next to it. Catch `DomainError` to handle them all.
+"""
 
 from __future__ import annotations
 
@@ -22,3 +26,15 @@ class InvalidReturnCodes(DomainError):
 
 class InvalidDeployment(DomainError):
     """A deployment's settings break a rule (empty name, end before start, priority out of range…)."""
+
+
+class InvalidDeploymentIpRange(InvalidDeployment, InvalidIpRange):
+    """A container's agent IP ranges are invalid: catchable as either parent."""
+
+
+class InvalidReport(DomainError):
+    """An agent's `update_job_state` data is malformed."""
+
+
+class InvalidMac(DomainError):
+    """A MAC address is not six hexadecimal bytes."""

@@ -1,75 +1,112 @@
 """Agent IP range constraints of a job container (seed "Agent IP Range Constraint", DESIGN.md rules).
 
 A constraint is an ordered, comma-separated list of IPv4/IPv6 networks; `!` in front negates one.
+Whitespace around entries and after `!` is ignored; empty entries are skipped. An address without a
+prefix is a single host (/32, /128). Host bits after the prefix are tolerated and cleared
+("10.1.2.3/16" means 10.1.0.0/16), as admins often write a network by one of its addresses.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from oco.domain.errors import InvalidIpRange
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 NEGATION = "!"
+SEPARATOR = ","
+FIELD = "agent_ip_ranges"
+_PREFIX = re.compile(r"[0-9]{1,3}")
+_ZONE = "%"
 
 
 @dataclass(frozen=True, slots=True)
 class IpRangeRule:
+    """One entry of a constraint: a network, and whether a match rejects (`negated`) or admits."""
+
     network: Network
     negated: bool
 
     def __str__(self) -> str:
         return f"{NEGATION if self.negated else ''}{self.network}"
 
+    def matches(self, ip: Address) -> bool:
+        """The address lies in the network; an IPv4 address never lies in an IPv6 network."""
+        return ip.version == self.network.version and ip in self.network
+
 
 def parse_ip_ranges(text: str | None) -> tuple[IpRangeRule, ...]:
-    """Parse the constraint text; an address without prefix is one host. Raises InvalidIpRange."""
-    rules = []
-    for item in (text or "").split(","):
-        entry = item.strip()
-        if entry:
-            rules.append(_parse_entry(entry))
-    return tuple(rules)
+    """Parse the constraint text into its rules, order kept; None or blank gives no rules.
+
+    Raises InvalidIpRange (field "agent_ip_ranges") naming the first bad entry.
+    """
+    return _parse_cached(text or "")
+
+
+@lru_cache(maxsize=512)
+def _parse_cached(text: str) -> tuple[IpRangeRule, ...]:
+    # Dispatch parses the same few container texts on every check-in: cache them (rules are immutable).
+    entries = (item.strip() for item in text.split(SEPARATOR))
+    return tuple(_parse_entry(entry) for entry in entries if entry)
 
 
 def _parse_entry(entry: str) -> IpRangeRule:
     negated = entry.startswith(NEGATION)
-    spec = entry[1:].strip() if negated else entry
+    spec = entry.removeprefix(NEGATION).strip()
     if not spec:
-        raise InvalidIpRange(
-            f"IP range {entry!r}: '!' must be followed by a network", field="agent_ip_ranges"
-        )
-    address, _, prefix = spec.partition("/")
+        raise InvalidIpRange(f"IP range {entry!r}: '!' must be followed by a network", field=FIELD)
+    address_text, slash, prefix_text = spec.partition("/")
+    host = _host(entry, address_text.strip())
+    if not slash:
+        return IpRangeRule(network=ipaddress.ip_network(host), negated=negated)
+    prefix = _prefix(entry, prefix_text.strip(), host.max_prefixlen)
+    return IpRangeRule(network=ipaddress.ip_network((host, prefix), strict=False), negated=negated)
+
+
+def _host(entry: str, text: str) -> Address:
+    if _ZONE in text:
+        raise InvalidIpRange(f"IP range {entry!r}: a zone index ('%…') is not allowed", field=FIELD)
     try:
-        host = ipaddress.ip_address(address.strip())
+        return ipaddress.ip_address(text)
     except ValueError:
         raise InvalidIpRange(
-            f"IP range {entry!r}: {address.strip()!r} is not an IPv4 or IPv6 address", field="agent_ip_ranges"
+            f"IP range {entry!r}: {text!r} is not an IPv4 or IPv6 address", field=FIELD
         ) from None
-    if prefix:
-        limit = host.max_prefixlen
-        if not prefix.strip().isdigit() or not 0 <= int(prefix) <= limit:
-            raise InvalidIpRange(
-                f"IP range {entry!r}: prefix length must be 0..{limit}", field="agent_ip_ranges"
-            )
-        # Host bits are tolerated (10.1.2.3/16 means 10.1.0.0/16), as admins often write them.
-        network = ipaddress.ip_network(f"{host}/{int(prefix)}", strict=False)
-    else:
-        network = ipaddress.ip_network(host)
-    return IpRangeRule(network=network, negated=negated)
+
+
+def _prefix(entry: str, text: str, limit: int) -> int:
+    if not _PREFIX.fullmatch(text) or int(text) > limit:
+        raise InvalidIpRange(f"IP range {entry!r}: prefix length must be 0..{limit}", field=FIELD)
+    return int(text)
 
 
 def normalize_ip_ranges(text: str | None) -> str:
-    """The canonical text to store: validated entries joined by commas, order kept."""
-    return ",".join(str(rule) for rule in parse_ip_ranges(text))
+    """The canonical text to store: validated entries in canonical form, order kept, joined by commas.
+
+    Raises InvalidIpRange like `parse_ip_ranges`. Normalising twice changes nothing.
+    """
+    return format_ip_ranges(parse_ip_ranges(text))
 
 
-def client_ip(address: str) -> Address | None:
-    """The client address as an IP; IPv4-mapped IPv6 (::ffff:a.b.c.d) counts as IPv4."""
+def format_ip_ranges(rules: Sequence[IpRangeRule]) -> str:
+    """The text of parsed rules ("10.0.0.0/8,!10.1.0.0/16"), which parses back to the same rules."""
+    return SEPARATOR.join(str(rule) for rule in rules)
+
+
+def client_ip(address: str | None) -> Address | None:
+    """The client address as an IP, or None when it is not one.
+
+    Brackets and an IPv6 zone index are dropped; an IPv4-mapped IPv6 address (::ffff:a.b.c.d, as a
+    dual-stack socket reports IPv4 peers) counts as the IPv4 address it carries.
+    """
+    text = (address or "").strip().removeprefix("[").removesuffix("]").split(_ZONE)[0]
     try:
-        ip = ipaddress.ip_address(address.strip().split("%")[0])
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -77,7 +114,7 @@ def client_ip(address: str) -> Address | None:
     return ip
 
 
-def admits(rules: tuple[IpRangeRule, ...], address: str) -> bool:
+def admits(rules: Sequence[IpRangeRule], address: str | None) -> bool:
     """Whether a client at `address` may run the container's jobs.
 
     Rules are tried in order: a matching negated range rejects at once, a matching plain range admits.
@@ -90,6 +127,6 @@ def admits(rules: tuple[IpRangeRule, ...], address: str) -> bool:
     if ip is None:
         return False
     for rule in rules:
-        if ip.version == rule.network.version and ip in rule.network:
+        if rule.matches(ip):
             return not rule.negated
     return all(rule.negated for rule in rules)

@@ -1,11 +1,20 @@
-"""What an agent's report does to a job (PROTOCOL.md `oco.agent.update_job_state`)."""
+"""What an agent's report does to a job (PROTOCOL.md `oco.agent.update_job_state`), and job expiry.
+
+Transitions. A job moves forward: waiting → downloading → executing → a final state. Two rules keep it so:
+a final job is never changed again (a late or repeated report is answered, not applied), and no report
+brings a job back to waiting. One step back among the running states is allowed on purpose: an agent that
+crashed is handed its running job again and starts over with the download, so a downloading report after
+executing is applied. The first `download_started`/`execution_started` times are kept in any case.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 
-from oco.domain.errors import DomainError
+from oco.domain.errors import InvalidReport
 from oco.domain.returncodes import is_success, parse_codes
 from oco.domain.states import (
     DOWNLOAD_PROGRESS_UNPACKING,
@@ -16,11 +25,17 @@ from oco.domain.states import (
     SequenceMode,
     UpgradeBehavior,
 )
+from oco.domain.status import is_expired
 
-DEFAULT_OUTPUT_CAP = 65536
+DEFAULT_OUTPUT_CAP = 64 * 1024
+"""Characters of job output kept by default (the tail)."""
+_CUT_NOTICE = "[… {cut} characters of earlier output cut …]\n"
+_STATE_CHOICES = ", ".join(str(int(state)) for state in AgentJobState)
 
 
 class AssignmentChange(Enum):
+    """What a finished job does to the computer's assignment of its package."""
+
     NONE = "none"
     ADD = "add"
     REMOVE = "remove"
@@ -28,18 +43,24 @@ class AssignmentChange(Enum):
 
 @dataclass(frozen=True, slots=True)
 class JobFacts:
-    """What the server knows of the job a report is about."""
+    """What the server knows of the job a report is about.
+
+    `download_started`/`execution_started` are the job's stored times (None while unset); they decide
+    whether a report starts a phase. `upgrade_behavior` is the package's (KEEP when it was deleted).
+    """
 
     state: JobState
     action: JobAction
     success_codes: str
     sequence_mode: SequenceMode
     upgrade_behavior: UpgradeBehavior
+    download_started: datetime | None = None
+    execution_started: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """One `update_job_state` call."""
+    """One `update_job_state` call, validated by `parse_report`."""
 
     state: AgentJobState
     return_code: int | None
@@ -49,7 +70,15 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The new job fields and the side effects the services apply."""
+    """The new job fields and the side effects the services apply.
+
+    Not `applied`: the job was already final; change nothing and answer `succeeded`.
+    Applied: set `state`; set the output to `message` when it is not empty or the job is `final`; set
+    `download_progress` when not None; set `download_started` when `starts_download`, `execution_started`
+    when `starts_execution`; when `final`, set `return_code` and `execution_finished`, apply `assignment`
+    (and drop the family's other assignments of that computer when `remove_other_family_versions`), and
+    when `abort_remaining`, fail that computer's waiting jobs of the container with -8888.
+    """
 
     applied: bool
     state: JobState
@@ -64,66 +93,90 @@ class Outcome:
     remove_other_family_versions: bool = False
     abort_remaining: bool = False
 
+    @property
+    def ignored(self) -> bool:
+        """The report came after the job had ended and changes nothing."""
+        return not self.applied
 
-def parse_report(data: dict[str, object]) -> Report:
-    """Validate the `data` of an `update_job_state` call; raises DomainError naming the bad field."""
+
+def parse_report(data: Mapping[str, object]) -> Report:
+    """Validate the `data` of an `update_job_state` call; raises InvalidReport naming the bad field.
+
+    A missing or null message is empty; download progress is clamped to 0..101 (101 = unpacking).
+    """
     raw_state = data.get("state")
-    if isinstance(raw_state, bool) or not isinstance(raw_state, int):
-        raise DomainError(f"'state' must be one of 1, 2, 3, -1, not {raw_state!r}", field="state")
-    try:
-        state = AgentJobState(raw_state)
-    except ValueError:
-        raise DomainError(f"'state' must be one of 1, 2, 3, -1, not {raw_state!r}", field="state") from None
+    if isinstance(raw_state, bool) or not isinstance(raw_state, int) or raw_state not in set(AgentJobState):
+        raise InvalidReport(f"'state' must be one of {_STATE_CHOICES}, not {raw_state!r}", field="state")
     return_code = data.get("return-code")
     if return_code is not None and (isinstance(return_code, bool) or not isinstance(return_code, int)):
-        raise DomainError(
+        raise InvalidReport(
             f"'return-code' must be an integer or null, not {return_code!r}", field="return-code"
         )
-    message = data.get("message", "")
+    message = data.get("message")
     if message is None:
         message = ""
     if not isinstance(message, str):
-        raise DomainError("'message' must be a string", field="message")
-    progress = data.get("download-progress")
-    if progress is not None:
-        if isinstance(progress, bool) or not isinstance(progress, int | float):
-            raise DomainError(
-                f"'download-progress' must be a number, not {progress!r}", field="download-progress"
-            )
-        progress = max(0, min(int(progress), DOWNLOAD_PROGRESS_UNPACKING))
-    return Report(state=state, return_code=return_code, message=message, download_progress=progress)
+        raise InvalidReport(f"'message' must be a string, not {type(message).__name__}", field="message")
+    return Report(
+        state=AgentJobState(raw_state),
+        return_code=return_code,
+        message=message,
+        download_progress=_progress(data.get("download-progress")),
+    )
+
+
+def _progress(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # NaN
+        raise InvalidReport(f"'download-progress' must be a number, not {value!r}", field="download-progress")
+    return max(0, min(int(value), DOWNLOAD_PROGRESS_UNPACKING))
 
 
 def cap_output(text: str, limit: int = DEFAULT_OUTPUT_CAP) -> str:
-    """Keep the tail of long output, with a first line saying how much was cut."""
+    """Keep the tail of long output, with a first line saying how many characters were cut.
+
+    The result is never longer than `limit`, unless `limit` is too small to hold the notice itself.
+    """
+    limit = max(limit, 0)
     if len(text) <= limit:
         return text
     cut = len(text) - limit
-    return f"[… {cut} characters of earlier output cut …]\n{text[cut:]}"
+    while True:  # the notice grows with the number it shows; settles in a step or two
+        notice = _CUT_NOTICE.format(cut=cut)
+        needed = len(text) - max(limit - len(notice), 0)
+        if needed <= cut:
+            return notice + text[cut:]
+        cut = needed
 
 
 def apply_report(job: JobFacts, report: Report, output_cap: int = DEFAULT_OUTPUT_CAP) -> Outcome:
-    """Decide what a report does. A job in a final state is never changed: the report is ignored."""
+    """Decide what a report does to a job. A job in a final state is never changed: the report is
+    ignored and `succeeded` tells the stored result."""
     if job.state.is_final:
-        return Outcome(
-            applied=False,
-            state=job.state,
-            return_code=None,
-            message="",
-            download_progress=None,
-            final=True,
-            succeeded=job.state in (JobState.SUCCEEDED, JobState.ALREADY_INSTALLED),
-        )
+        return _ignored(job)
     message = cap_output(report.message, output_cap)
     if report.state is AgentJobState.DOWNLOADING:
-        return _running(JobState.DOWNLOADING, report, message, starts_download=True)
+        return _running(JobState.DOWNLOADING, report, message, starts_download=job.download_started is None)
     if report.state is AgentJobState.EXECUTING:
-        return _running(JobState.EXECUTING, report, message, starts_execution=True)
+        return _running(JobState.EXECUTING, report, message, starts_execution=job.execution_started is None)
     if report.state is AgentJobState.ERROR:
         code = report.return_code if report.return_code is not None else int(ReturnCode.AGENT_ERROR)
         return _finished(job, JobState.FAILED, code, message)
     succeeded = is_success(parse_codes(job.success_codes), report.return_code)
     return _finished(job, JobState.SUCCEEDED if succeeded else JobState.FAILED, report.return_code, message)
+
+
+def _ignored(job: JobFacts) -> Outcome:
+    return Outcome(
+        applied=False,
+        state=job.state,
+        return_code=None,
+        message="",
+        download_progress=None,
+        final=True,
+        succeeded=job.state.is_success,
+    )
 
 
 def _running(state: JobState, report: Report, message: str, **starts: bool) -> Outcome:
@@ -154,9 +207,22 @@ def _finished(job: JobFacts, state: JobState, return_code: int | None, message: 
         succeeded=succeeded,
         assignment=assignment,
         remove_other_family_versions=(
-            succeeded
-            and job.action is JobAction.INSTALL
-            and job.upgrade_behavior is UpgradeBehavior.INSTALLER_REMOVES
+            assignment is AssignmentChange.ADD and job.upgrade_behavior is UpgradeBehavior.INSTALLER_REMOVES
         ),
         abort_remaining=not succeeded and job.sequence_mode is SequenceMode.ABORT_AFTER_FAILED,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryCandidate:
+    """A job and the end of its container, for the expiry rule."""
+
+    id: int
+    state: JobState
+    container_end: datetime | None
+
+
+def expire(jobs: Iterable[ExpiryCandidate], now: datetime) -> list[int]:
+    """The ids of the jobs that become EXPIRED (-2) now: still pending when their container's end has
+    passed. Services set their message to JOB_EXPIRED_MESSAGE and their finish time to now."""
+    return [job.id for job in jobs if is_expired(job.state, job.container_end, now)]

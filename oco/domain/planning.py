@@ -2,27 +2,50 @@
 
 The same planner serves the preview (dry run) and the real creation, so what an admin previews is
 what gets created.
+
+Compatibility rule. A package's compatible OS, OS version and architecture are each a list of accepted
+values separated by commas or new lines (OCO uses new lines); an empty list accepts every computer.
+Matching ignores case and surrounding blanks. An entry accepts a computer value equal to it, or starting
+with it at a word boundary: "Windows" accepts "Windows 11 Pro", "10.0" accepts "10.0.22631", "12" accepts
+"12.4" but not "120". Architectures know their aliases (amd64 = x64 = x86_64, aarch64 = arm64). A computer
+that has not reported a value yet is accepted, as OCO does: the job then runs and reports for itself.
+
+Wake-on-LAN shutdown. The package's post-action is kept on the job; a woken computer's last runnable job
+is only flagged `wol_shutdown`, and `effective_post_action` turns that into a shutdown. Removing the flag
+(when the computer did not wake in time) thus restores the package's own post-action.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 
-from oco.domain.errors import InvalidDeployment
+from oco.domain.errors import InvalidDeployment, InvalidDeploymentIpRange, InvalidIpRange
 from oco.domain.ipranges import normalize_ip_ranges
 from oco.domain.states import JobAction, JobState, PostAction, SequenceMode, UpgradeBehavior
 
 PRIORITY_MIN, PRIORITY_MAX = -100, 100
 NAME_MAX = 255
+DEFAULT_RESTART_TIMEOUT = 20
+"""Minutes an agent waits for a logged-in user before a restart or shutdown."""
+
+ALREADY_INSTALLED_REASON = "already installed"
+REINSTALL_REASON = "reinstall (forced)"
+ARCHITECTURE_ALIASES: Mapping[str, str] = {"amd64": "x86_64", "x64": "x86_64", "aarch64": "arm64"}
+_ENTRY_SEPARATORS = re.compile(r"[,\n]")
+_WORD_CHARACTER = re.compile(r"\w")
 
 
 @dataclass(frozen=True, slots=True)
 class InstalledPackage:
-    """An assignment of a target computer, with what is needed to uninstall it."""
+    """An assignment of a target computer, with what is needed to uninstall it.
+
+    `name` is what people read ("Firefox 1.0"): family name and version.
+    """
 
     package_id: int
     family_id: int
@@ -34,6 +57,8 @@ class InstalledPackage:
 
 @dataclass(frozen=True, slots=True)
 class TargetComputer:
+    """A computer a deployment aims at, with its inventory, its assignments and whether it is online."""
+
     id: int
     hostname: str
     os: str = ""
@@ -45,6 +70,8 @@ class TargetComputer:
 
 @dataclass(frozen=True, slots=True)
 class PackageToDeploy:
+    """A package version to install, with its install settings and compatibility lists ("" = any)."""
+
     id: int
     family_id: int
     name: str
@@ -59,7 +86,11 @@ class PackageToDeploy:
 
 @dataclass(frozen=True, slots=True)
 class PlannedJob:
-    """One job to create; `state` is WAITING, or a final skip state with `reason` saying why."""
+    """One job to create; `state` is WAITING, or a final skip state with `reason` saying why.
+
+    `reason` also explains some waiting jobs ("uninstall of Firefox 1.0 first", "reinstall (forced)").
+    `post_action` is the package's; `wol_shutdown` marks a woken computer's last job (see module doc).
+    """
 
     computer_id: int
     package_id: int
@@ -76,6 +107,8 @@ class PlannedJob:
 
 @dataclass(frozen=True, slots=True)
 class ComputerPlan:
+    """The jobs of one computer in sequence order; `wake` when it gets magic packets at the start."""
+
     computer_id: int
     hostname: str
     jobs: tuple[PlannedJob, ...]
@@ -85,10 +118,13 @@ class ComputerPlan:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
+    """What a deployment creates: one ComputerPlan per target computer, in the targets' order."""
+
     computers: tuple[ComputerPlan, ...] = field(default_factory=tuple)
 
     @property
     def jobs(self) -> list[PlannedJob]:
+        """Every planned job, computer by computer, each computer's in sequence order."""
         return [job for computer in self.computers for job in computer.jobs]
 
     @property
@@ -97,7 +133,7 @@ class Plan:
         return [computer for computer in self.computers if computer.wake]
 
     def counts(self) -> dict[JobState, int]:
-        """How many jobs end up in each state."""
+        """How many jobs end up in each state (states without jobs are left out)."""
         return dict(Counter(job.state for job in self.jobs))
 
     def skipped(self) -> list[PlannedJob]:
@@ -108,33 +144,52 @@ class Plan:
 # Compatibility ------------------------------------------------------------------------------------
 
 
+def _canonical(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def _canonical_architecture(text: str) -> str:
+    canonical = _canonical(text)
+    return ARCHITECTURE_ALIASES.get(canonical, canonical)
+
+
 @lru_cache(maxsize=1024)
-def _entries(requirement: str) -> tuple[str, ...]:
-    return tuple(entry.strip().lower() for entry in requirement.split(",") if entry.strip())
+def _entries(requirement: str, architecture: bool) -> tuple[str, ...]:
+    canonical = _canonical_architecture if architecture else _canonical
+    return tuple(canonical(entry) for entry in _ENTRY_SEPARATORS.split(requirement) if entry.strip())
 
 
-def _accepts(requirement: str, value: str) -> bool:
-    """An empty requirement accepts anything; otherwise one comma-separated entry must be a
-    case-insensitive prefix of the computer's value ("Windows" accepts "Windows 11 Pro", "12" accepts "12.4").
-    """
-    entries = _entries(requirement)
-    if not entries:
+def _entry_accepts(entry: str, value: str) -> bool:
+    if not value.startswith(entry):
+        return False
+    if len(value) == len(entry):
         return True
-    actual = value.strip().lower()
-    return bool(actual) and any(actual.startswith(entry) for entry in entries)
+    return not (_WORD_CHARACTER.match(entry[-1]) and _WORD_CHARACTER.match(value[len(entry)]))
+
+
+def accepts(requirement: str, value: str, *, architecture: bool = False) -> bool:
+    """Whether a compatibility list accepts a computer's value, by the rule in the module docstring.
+
+    With `architecture`, aliases such as amd64/x86_64 count as the same value.
+    """
+    entries = _entries(requirement, architecture)
+    actual = _canonical_architecture(value) if architecture else _canonical(value)
+    if not entries or not actual:
+        return True
+    return any(_entry_accepts(entry, actual) for entry in entries)
 
 
 def incompatibility(package: PackageToDeploy, computer: TargetComputer) -> str | None:
-    """Why the package cannot run on the computer, or None when it can."""
+    """Why the package cannot run on the computer ("incompatible: needs OS 'Windows', computer has
+    'Debian'"), or None when it can."""
     checks = (
-        ("OS", package.compatible_os, computer.os),
-        ("OS version", package.compatible_os_version, computer.os_version),
-        ("architecture", package.compatible_architecture, computer.architecture),
+        ("OS", package.compatible_os, computer.os, False),
+        ("OS version", package.compatible_os_version, computer.os_version, False),
+        ("architecture", package.compatible_architecture, computer.architecture, True),
     )
-    for label, requirement, actual in checks:
-        if not _accepts(requirement, actual):
-            has = repr(actual) if actual else "not reported yet"
-            return f"incompatible: needs {label} {requirement!r}, computer has {has}"
+    for label, requirement, actual, architecture in checks:
+        if not accepts(requirement, actual, architecture=architecture):
+            return f"incompatible: needs {label} {requirement.strip()!r}, computer has {actual.strip()!r}"
     return None
 
 
@@ -149,19 +204,19 @@ def plan_deployment(
     wol: bool = False,
     shutdown_waked: bool = False,
 ) -> Plan:
-    """Plan install jobs of `packages` (in order) on each computer.
+    """Plan install jobs of `packages` (in order, a repeated package once) on each computer.
 
     Incompatible packages get state -3, already installed ones -5 unless `force`. With upgrade behaviour
     "explicit uninstall", uninstall jobs for the family's other installed versions come before the install.
     With `wol`, offline computers are woken; with `shutdown_waked` too, their last job shuts them down.
     """
+    distinct: dict[int, PackageToDeploy] = {}
+    for package in packages:
+        distinct.setdefault(package.id, package)
     plans = []
     for computer in computers:
-        jobs, notes = _install_jobs(computer, packages, force)
-        wake = wol and not computer.online
-        if wake and shutdown_waked:
-            jobs = _with_wol_shutdown(jobs)
-        plans.append(ComputerPlan(computer.id, computer.hostname, tuple(jobs), wake, tuple(notes)))
+        jobs, notes = _install_jobs(computer, list(distinct.values()), force)
+        plans.append(_computer_plan(computer, jobs, notes, wol=wol, shutdown_waked=shutdown_waked))
     return Plan(tuple(plans))
 
 
@@ -172,42 +227,20 @@ def _install_jobs(
     notes: list[str] = []
     installed_ids = {assignment.package_id for assignment in computer.installed}
     uninstalling: set[int] = set()
-
-    def add(**fields: object) -> None:
-        jobs.append(PlannedJob(computer_id=computer.id, sequence=len(jobs) + 1, **fields))  # type: ignore[arg-type]
-
     for package in packages:
-        install = {
-            "package_id": package.id,
-            "package_name": package.name,
-            "action": JobAction.INSTALL,
-            "procedure": package.install_procedure,
-            "success_codes": package.install_success_codes,
-            "post_action": package.install_post_action,
-        }
+        install = _install_job(computer.id, package)
         reason = incompatibility(package, computer)
         if reason is not None:
-            add(**install, state=JobState.OS_INCOMPATIBLE, reason=reason)
+            jobs.append(replace(install, state=JobState.OS_INCOMPATIBLE, reason=reason))
             continue
         if package.id in installed_ids and not force:
-            add(**install, state=JobState.ALREADY_INSTALLED, reason="already installed")
+            jobs.append(replace(install, state=JobState.ALREADY_INSTALLED, reason=ALREADY_INSTALLED_REASON))
             continue
         if package.upgrade_behavior is UpgradeBehavior.EXPLICIT_UNINSTALL:
-            for other in _other_versions(computer, package, uninstalling):
-                uninstalling.add(other.package_id)
-                if not other.uninstall_procedure.strip():
-                    notes.append(f"{other.name} has no uninstall procedure and stays installed")
-                    continue
-                add(
-                    **_uninstall_fields(other),
-                    state=JobState.WAITING,
-                    reason=f"uninstall of {other.name} first",
-                )
-        add(
-            **install,
-            state=JobState.WAITING,
-            reason="reinstall (forced)" if package.id in installed_ids else "",
-        )
+            others = list(_other_versions(computer, package, uninstalling))
+            uninstalling.update(other.package_id for other in others)
+            jobs.extend(_uninstall_first(computer.id, others, notes))
+        jobs.append(replace(install, reason=REINSTALL_REASON) if package.id in installed_ids else install)
     return jobs, notes
 
 
@@ -223,43 +256,109 @@ def _other_versions(
             yield assignment
 
 
-def _uninstall_fields(installed: InstalledPackage) -> dict[str, object]:
-    return {
-        "package_id": installed.package_id,
-        "package_name": installed.name,
-        "action": JobAction.UNINSTALL,
-        "procedure": installed.uninstall_procedure,
-        "success_codes": installed.uninstall_success_codes,
-        "post_action": installed.uninstall_post_action,
-    }
+def _uninstall_first(
+    computer_id: int, others: Iterable[InstalledPackage], notes: list[str]
+) -> list[PlannedJob]:
+    jobs = []
+    for other in others:
+        if other.uninstall_procedure.strip():
+            jobs.append(_uninstall_job(computer_id, other, reason=f"uninstall of {other.name} first"))
+        else:
+            notes.append(f"{other.name} has no uninstall procedure and stays installed")
+    return jobs
 
 
-def _with_wol_shutdown(jobs: list[PlannedJob]) -> list[PlannedJob]:
-    """Mark the computer's last runnable job: after it, a woken computer shuts down."""
-    runnable = [index for index, job in enumerate(jobs) if job.state is JobState.WAITING]
-    if not runnable:
-        return jobs
-    last = runnable[-1]
-    return [*jobs[:last], replace(jobs[last], wol_shutdown=True), *jobs[last + 1 :]]
+def _install_job(computer_id: int, package: PackageToDeploy) -> PlannedJob:
+    return PlannedJob(
+        computer_id=computer_id,
+        package_id=package.id,
+        package_name=package.name,
+        action=JobAction.INSTALL,
+        sequence=0,
+        state=JobState.WAITING,
+        procedure=package.install_procedure,
+        success_codes=package.install_success_codes,
+        post_action=package.install_post_action,
+    )
 
 
-def plan_uninstall(computers: Sequence[TargetComputer], package_ids: dict[int, Sequence[int]]) -> Plan:
-    """Uninstall jobs for selected assignments: `package_ids` maps a computer id to its packages to remove."""
+def _uninstall_job(computer_id: int, installed: InstalledPackage, reason: str = "") -> PlannedJob:
+    return PlannedJob(
+        computer_id=computer_id,
+        package_id=installed.package_id,
+        package_name=installed.name,
+        action=JobAction.UNINSTALL,
+        sequence=0,
+        state=JobState.WAITING,
+        procedure=installed.uninstall_procedure,
+        success_codes=installed.uninstall_success_codes,
+        post_action=installed.uninstall_post_action,
+        reason=reason,
+    )
+
+
+def _computer_plan(
+    computer: TargetComputer,
+    jobs: Sequence[PlannedJob],
+    notes: Sequence[str] = (),
+    *,
+    wol: bool,
+    shutdown_waked: bool,
+) -> ComputerPlan:
+    """Number the jobs from 1 and apply the WOL rule: only offline computers are woken and shut down."""
+    numbered = [replace(job, sequence=sequence) for sequence, job in enumerate(jobs, start=1)]
+    wake = wol and not computer.online
+    if wake and shutdown_waked:
+        numbered = mark_wol_shutdown(numbered)
+    return ComputerPlan(computer.id, computer.hostname, tuple(numbered), wake, tuple(notes))
+
+
+def mark_wol_shutdown(jobs: Sequence[PlannedJob]) -> list[PlannedJob]:
+    """Flag the last waiting job of one computer's jobs (and no other) for the WOL shutdown.
+
+    Jobs in a final state never run, so they cannot carry it; with no waiting job nothing is flagged.
+    """
+    waiting = [index for index, job in enumerate(jobs) if job.state is JobState.WAITING]
+    last = waiting[-1] if waiting else None
+    return [replace(job, wol_shutdown=index == last) for index, job in enumerate(jobs)]
+
+
+def plan_uninstall(
+    computers: Sequence[TargetComputer],
+    package_ids: Mapping[int, Sequence[int]],
+    *,
+    wol: bool = False,
+    shutdown_waked: bool = False,
+) -> Plan:
+    """Uninstall jobs for selected assignments: `package_ids` maps a computer id to its packages to remove,
+    in the order to remove them (a repeated id once).
+
+    Raises InvalidDeployment (field "assignments") when a package is not installed on that computer or
+    has no uninstall procedure. WOL works as in `plan_deployment`.
+    """
     plans = []
     for computer in computers:
-        selected = package_ids.get(computer.id, ())
-        by_id = {installed.package_id: installed for installed in computer.installed}
-        jobs = [
-            PlannedJob(
-                computer_id=computer.id,
-                sequence=sequence,
-                state=JobState.WAITING,
-                **_uninstall_fields(by_id[package_id]),  # type: ignore[arg-type]
-            )
-            for sequence, package_id in enumerate(selected, start=1)
-        ]
-        plans.append(ComputerPlan(computer.id, computer.hostname, tuple(jobs)))
+        jobs = _selected_uninstalls(computer, package_ids.get(computer.id, ()))
+        plans.append(_computer_plan(computer, jobs, wol=wol, shutdown_waked=shutdown_waked))
     return Plan(tuple(plans))
+
+
+def _selected_uninstalls(computer: TargetComputer, package_ids: Iterable[int]) -> list[PlannedJob]:
+    by_id = {installed.package_id: installed for installed in computer.installed}
+    jobs = []
+    for package_id in dict.fromkeys(package_ids):
+        installed = by_id.get(package_id)
+        if installed is None:
+            raise InvalidDeployment(
+                f"package {package_id} is not installed on {computer.hostname!r}", field="assignments"
+            )
+        if not installed.uninstall_procedure.strip():
+            raise InvalidDeployment(
+                f"{installed.name} has no uninstall procedure; remove the assignment instead",
+                field="assignments",
+            )
+        jobs.append(_uninstall_job(computer.id, installed))
+    return jobs
 
 
 def effective_post_action(post_action: PostAction, wol_shutdown: bool) -> PostAction:
@@ -272,42 +371,75 @@ def effective_post_action(post_action: PostAction, wol_shutdown: bool) -> PostAc
 
 @dataclass(frozen=True, slots=True)
 class ContainerSettings:
-    """The editable settings of a job container, validated together."""
+    """The editable settings of a job container, validated together; times are timezone-aware."""
 
     name: str
     start: datetime
     end: datetime | None = None
     priority: int = 0
-    restart_timeout: int = 20
+    restart_timeout: int = DEFAULT_RESTART_TIMEOUT
     sequence_mode: SequenceMode = SequenceMode.IGNORE_FAILED
     agent_ip_ranges: str = ""
 
 
 def validate_container(settings: ContainerSettings) -> ContainerSettings:
-    """Check the settings; returns them with name trimmed and IP ranges normalised.
+    """Check the settings; returns them with the name trimmed, the sequence mode as the enum and the
+    IP ranges normalised.
 
-    Raises InvalidDeployment (with `field`) naming the bad value.
+    Raises InvalidDeployment whose `field` names the bad setting ("name", "start", "end", "priority",
+    "restart_timeout", "sequence_mode", "agent_ip_ranges"); a bad IP range raises
+    InvalidDeploymentIpRange, which is also an InvalidIpRange.
     """
-    name = settings.name.strip()
-    if not name:
-        raise InvalidDeployment("name must not be empty", field="name")
-    if len(name) > NAME_MAX:
-        raise InvalidDeployment(f"name must have at most {NAME_MAX} characters", field="name")
-    if not PRIORITY_MIN <= settings.priority <= PRIORITY_MAX:
-        raise InvalidDeployment(
-            f"priority {settings.priority} must be between {PRIORITY_MIN} and {PRIORITY_MAX}",
-            field="priority",
-        )
-    if settings.end is not None and settings.end <= settings.start:
-        raise InvalidDeployment(
-            f"end {settings.end.isoformat()} must be after start {settings.start.isoformat()}", field="end"
-        )
-    return ContainerSettings(
+    name = _checked_name(settings.name)
+    _check_times(settings.start, settings.end)
+    _check_integer("priority", settings.priority, PRIORITY_MIN, PRIORITY_MAX)
+    _check_integer("restart_timeout", settings.restart_timeout)
+    return replace(
+        settings,
         name=name,
-        start=settings.start,
-        end=settings.end,
-        priority=settings.priority,
-        restart_timeout=settings.restart_timeout,
-        sequence_mode=SequenceMode(settings.sequence_mode),
-        agent_ip_ranges=normalize_ip_ranges(settings.agent_ip_ranges),
+        sequence_mode=_checked_sequence_mode(settings.sequence_mode),
+        agent_ip_ranges=_checked_ip_ranges(settings.agent_ip_ranges),
     )
+
+
+def _checked_name(name: str) -> str:
+    trimmed = name.strip()
+    if not trimmed:
+        raise InvalidDeployment("name must not be empty", field="name")
+    if len(trimmed) > NAME_MAX:
+        raise InvalidDeployment(
+            f"name {trimmed[:20]!r}… must have at most {NAME_MAX} characters", field="name"
+        )
+    return trimmed
+
+
+def _check_times(start: datetime, end: datetime | None) -> None:
+    for label, moment in (("start", start), ("end", end)):
+        if moment is not None and moment.utcoffset() is None:
+            raise InvalidDeployment(f"{label} {moment.isoformat()} must carry a time zone", field=label)
+    if end is not None and end <= start:
+        raise InvalidDeployment(f"end {end.isoformat()} must be after start {start.isoformat()}", field="end")
+
+
+def _check_integer(label: str, value: object, low: int | None = None, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidDeployment(f"{label} {value!r} must be a whole number", field=label)
+    if low is not None and high is not None and not low <= value <= high:
+        raise InvalidDeployment(f"{label} {value} must be between {low} and {high}", field=label)
+
+
+def _checked_sequence_mode(value: object) -> SequenceMode:
+    try:
+        return SequenceMode(value)
+    except ValueError:
+        modes = ", ".join(str(int(mode)) for mode in SequenceMode)
+        raise InvalidDeployment(
+            f"sequence mode {value!r} must be one of {modes}", field="sequence_mode"
+        ) from None
+
+
+def _checked_ip_ranges(text: str | None) -> str:
+    try:
+        return normalize_ip_ranges(text)
+    except InvalidIpRange as exc:
+        raise InvalidDeploymentIpRange(exc.message, field="agent_ip_ranges") from exc

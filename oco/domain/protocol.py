@@ -12,6 +12,8 @@ SHA256_HEADER = "x-oco-payload-sha256"
 
 
 class AgentMethod(StrEnum):
+    """The JSON-RPC methods of the agent endpoint."""
+
     HELLO = "oco.agent.hello"
     UPDATE = "oco.agent.update"
     UPDATE_JOB_STATE = "oco.agent.update_job_state"

@@ -28,7 +28,13 @@ class JobState(IntEnum):
 
     @property
     def is_running(self) -> bool:
+        """The agent has started the job (downloading or executing) and not reported its end yet."""
         return self in (JobState.DOWNLOADING, JobState.EXECUTING)
+
+    @property
+    def is_success(self) -> bool:
+        """Succeeded, or already installed: a container made only of these counts as succeeded."""
+        return self in (JobState.SUCCEEDED, JobState.ALREADY_INSTALLED)
 
     @property
     def is_failure(self) -> bool:
@@ -57,6 +63,10 @@ class ReturnCode(IntEnum):
 
 
 ABORTED_AFTER_FAILED_JOB_MESSAGE = "Aborted after failed job"
+"""Message of the jobs a failure aborts in sequence mode "abort after failed job" (return code -8888)."""
+
+JOB_EXPIRED_MESSAGE = "Expired: the job container ended before the job could run"
+"""Message of a job that was still pending when its container's end passed (state -2)."""
 
 DOWNLOAD_PROGRESS_UNPACKING = 101
 """`download-progress` value an agent sends while unpacking the payload."""

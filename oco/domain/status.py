@@ -11,8 +11,8 @@ PERCENT = 100
 
 
 def container_status(states: Iterable[JobState], start: datetime, now: datetime) -> ContainerStatus:
-    """Anything waiting/running: scheduled (start ahead) or in progress; else any failure: failed;
-    else succeeded. A container without jobs is empty."""
+    """Anything waiting/running: scheduled (start ahead) or in progress; else any failed, expired or
+    incompatible job: failed; else succeeded (already installed counts as success). No jobs: empty."""
     present = set(states)
     if not present:
         return ContainerStatus.EMPTY
@@ -33,7 +33,7 @@ def progress(states: Iterable[JobState]) -> int:
 
 
 def is_expired(state: JobState, end: datetime | None, now: datetime) -> bool:
-    """A job still pending when its container's end has passed expires (-2)."""
+    """A job still pending when its container's end has passed (now >= end) expires (-2)."""
     return state in PENDING_STATES and end is not None and now >= end
 
 
@@ -44,16 +44,15 @@ def purge_due(
     succeeded_after: int | None,
     failed_after: int | None,
 ) -> bool:
-    """Whether a finished container is old enough to delete; 0 or None disables purging of that kind.
+    """Whether a finished container is old enough to delete: succeeded ones after `succeeded_after`
+    seconds, failed ones after `failed_after`, counted from its last job's finish.
 
-    Age counts from the last job's finish.
+    None, 0 or a negative age disables purging of that kind; other statuses are never purged.
     """
     if last_finished is None:
         return False
-    if status is ContainerStatus.SUCCEEDED:
-        limit = succeeded_after
-    elif status is ContainerStatus.FAILED:
-        limit = failed_after
-    else:
+    limits = {ContainerStatus.SUCCEEDED: succeeded_after, ContainerStatus.FAILED: failed_after}
+    limit = limits.get(status)
+    if limit is None or limit <= 0:
         return False
-    return bool(limit) and now - last_finished >= timedelta(seconds=limit or 0)
+    return now - last_finished >= timedelta(seconds=limit)
