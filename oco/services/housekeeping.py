@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from oco.config import Settings
 from oco.db.models import Job, JobContainer
-from oco.domain.states import PENDING_STATES, JobState
+from oco.domain.states import JOB_EXPIRED_MESSAGE, PENDING_STATES, JobState
 from oco.domain.status import purge_due
 from oco.services import audit, deployments, wol
 from oco.services.runtime import Runtime
@@ -24,7 +24,6 @@ from oco.services.runtime import Runtime
 log = logging.getLogger("oco.housekeeping")
 ACTOR = "housekeeping"
 LOCK_BASE = 0x0C0_0000
-EXPIRED_MESSAGE = "Expired: the job container ended before the job could run"
 
 
 def expire_jobs(session: Session, settings: Settings, now: datetime) -> int:
@@ -33,7 +32,9 @@ def expire_jobs(session: Session, settings: Settings, now: datetime) -> int:
     result = session.execute(
         update(Job)
         .where(Job.state.in_([int(s) for s in PENDING_STATES]), Job.container_id.in_(ended))
-        .values(state=int(JobState.EXPIRED), message=EXPIRED_MESSAGE, execution_finished=now, last_update=now)
+        .values(
+            state=int(JobState.EXPIRED), message=JOB_EXPIRED_MESSAGE, execution_finished=now, last_update=now
+        )
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
