@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from bench.seed import AGENT_VERSION
+
 
 @dataclass(frozen=True)
 class FleetResult:
@@ -42,7 +44,7 @@ def hello_body(hostname: str, timestamp: float) -> bytes:
             "uid": hostname,
             "hostname": hostname,
             "timestamp": timestamp,
-            "data": {"agent_version": "1.1.7", "networks": [], "uptime": 1, "services": []},
+            "data": {"agent_version": AGENT_VERSION, "networks": [], "uptime": 1, "services": []},
         },
     }
     return json.dumps(document).encode()

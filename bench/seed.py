@@ -14,6 +14,7 @@ from oco.domain.states import JobAction, JobState
 from oco.services.runtime import Runtime
 
 BATCH = 5000
+AGENT_VERSION = "1.1.7"
 NO_NETWORKS_DIGEST = hashlib.sha256(json.dumps([]).encode()).hexdigest()
 
 
@@ -39,7 +40,9 @@ def seed_fleet(rt: Runtime, computers: int, finished_jobs: int = 0) -> dict[str,
                 "server_key": key[::-1],
                 "uid": name,
                 "last_seen": now,
-                "networks_digest": NO_NETWORKS_DIGEST,  # a steady fleet: its network data is known
+                # A steady fleet: its agent version and network data are known.
+                "agent_version": AGENT_VERSION,
+                "networks_digest": NO_NETWORKS_DIGEST,
             }
             for name, key in keys.items()
         ]

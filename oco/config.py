@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     purge_succeeded_job_containers_after: int | None = Field(default=4 * 3600, ge=0)
     purge_failed_job_containers_after: int | None = Field(default=48 * 3600, ge=0)
     housekeeping_interval_seconds: int = Field(default=60, ge=1)
+    checkin_flush_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often a server writes the last-seen traces of plain check-ins, batched.",
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     time_zone: str = Field(default="UTC")
     session_max_age_seconds: int = Field(default=12 * 3600, ge=60)

@@ -7,19 +7,38 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.types import Receive, Scope, Send
 
 from oco.api import agent as agent_api
 from oco.api.admin import create_api
 from oco.config import load_settings
-from oco.services import housekeeping
+from oco.services import checkins, housekeeping
 from oco.services.runtime import Runtime
 from oco.web.app import install_console
 
 log = logging.getLogger("oco.server")
+
+
+class OcoServer(FastAPI):
+    """The console and admin API, with the agent endpoint served ahead of them.
+
+    Agents are the bulk of the traffic: their requests skip the framework's middleware and routing.
+    """
+
+    def __init__(self, agent: agent_api.AgentApi, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.agent_api = agent
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in agent_api.PATHS:
+            await self.agent_api(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True) -> FastAPI:
@@ -28,17 +47,25 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        loop = asyncio.create_task(_housekeeping_loop(rt)) if run_housekeeping else None
+        loops = [asyncio.create_task(_flush_loop(rt))]
+        if run_housekeeping:
+            loops.append(asyncio.create_task(_housekeeping_loop(rt)))
         yield
-        if loop is not None:
+        for loop in loops:
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
         rt.close()
 
-    app = FastAPI(title="OCO Deploy", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = OcoServer(
+        agent_api.AgentApi(rt),
+        title="OCO Deploy",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.runtime = rt
-    app.include_router(agent_api.router)
     app.mount("/api/v1", create_api(rt))
     install_console(app)
 
@@ -54,10 +81,22 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
     return app
 
 
+async def _flush_loop(runtime: Runtime) -> None:
+    """Write the check-in ledger every `checkin_flush_seconds`, off the event loop."""
+    while True:
+        await asyncio.sleep(runtime.settings.checkin_flush_seconds)
+        try:
+            await asyncio.to_thread(checkins.flush, runtime)
+        except Exception:
+            log.exception("writing the check-in ledger failed; it is retried")
+
+
 async def _housekeeping_loop(runtime: Runtime) -> None:
     """Run the housekeeping tasks every `housekeeping_interval_seconds`, off the event loop."""
     while True:
         try:
+            # Expiring a Wake-on-LAN shutdown needs to know who checked in: the ledger first.
+            await asyncio.to_thread(checkins.flush, runtime)
             await asyncio.to_thread(housekeeping.run_all, runtime)
         except Exception:
             log.exception("housekeeping round failed")

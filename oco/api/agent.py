@@ -10,19 +10,23 @@ import ipaddress
 import json
 import logging
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from oco.api.download import payload_response
 from oco.domain.errors import DomainError
 from oco.domain.protocol import SIGNATURE_HEADER_AGENT, SIGNATURE_HEADER_SERVER, AgentMethod, sign
-from oco.services import agent_jobs, agents, wol
+from oco.services import agent_jobs, agents
 from oco.services.agents import AgentRequest, AuthenticatedAgent, AuthenticationFailed
+from oco.services.computers import normalise_hostname
 from oco.services.errors import ServiceError
 from oco.services.runtime import Runtime
 
@@ -34,7 +38,6 @@ INVALID_PARAMS = -32602
 PARSE_ERROR = -32700
 
 log = logging.getLogger("oco.agent_api")
-router = APIRouter()
 
 
 class BadRequest(Exception):
@@ -47,28 +50,66 @@ class BadRequest(Exception):
         self.request_id = request_id
 
 
-async def agent_endpoint(request: Request) -> Response:
-    """Every agent method on one path; downloads come as GET with a JSON body, like OCO agents send."""
-    runtime: Runtime = request.app.state.runtime
-    rpc_id: Any = None
-    try:
-        body = await _read_body(request, runtime.settings.max_request_bytes)
-        rpc_id, agent_request = _parse(body, request)
-        # The use cases block on the database: run them off the event loop.
-        if agent_request.method is AgentMethod.DOWNLOAD:
-            return await run_in_threadpool(_download, runtime, agent_request, request)
-        return await run_in_threadpool(_call, runtime, rpc_id, agent_request)
-    except BadRequest as exc:
-        return _error_response(
-            exc.request_id if exc.request_id is not None else rpc_id, exc.code, exc.message
+class AgentApi:
+    """The agent endpoint as a plain ASGI application.
+
+    It is the server's hot path (every managed computer checks in every minute or so), so the server
+    hands it its requests before the web framework's middleware and routing (see `oco.server`).
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        # SQLite reads are local and never wait for a writer (WAL): a plain check-in's few hundred
+        # microseconds run on the event loop, cheaper than a trip through the thread pool. Network
+        # databases are waited for in threads.
+        self.reads_inline = runtime.engine.dialect.name == "sqlite"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        if request.method not in ("POST", "GET"):
+            response: Response = PlainTextResponse(
+                "Method Not Allowed", status_code=405, headers={"Allow": "GET, POST"}
+            )
+        else:
+            response = await self.respond(request)
+        await response(scope, receive, send)
+
+    async def respond(self, request: Request) -> Response:
+        """Every agent method on one path; downloads come as GET with a JSON body, like OCO agents send."""
+        runtime = self.runtime
+        rpc_id: Any = None
+        try:
+            body = await _read_body(request, runtime.settings.max_request_bytes)
+            rpc_id, agent_request = _parse(body, request, runtime.settings.trusted_proxies)
+            if agent_request.method is AgentMethod.DOWNLOAD:
+                return await run_in_threadpool(_download, runtime, agent_request, request)
+            agent, params = await self._answer(agent_request)
+        except BadRequest as exc:
+            request_id = exc.request_id if exc.request_id is not None else rpc_id
+            return _error_response(request_id, exc.code, exc.message)
+        except AuthenticationFailed as exc:
+            _log_auth_failure(request, runtime.settings.trusted_proxies, exc)
+            return PlainTextResponse(str(exc), status_code=401)
+        except (ServiceError, DomainError) as exc:
+            return _error_response(rpc_id, INVALID_PARAMS, str(exc))
+        return _result_response(rpc_id, agent, params)
+
+    async def _answer(self, request: AgentRequest) -> tuple[AuthenticatedAgent, dict[str, Any]]:
+        runtime = self.runtime
+        if request.method is AgentMethod.HELLO:
+            if self.reads_inline:
+                answer = _check_in(runtime, request)
+            else:
+                answer = await run_in_threadpool(_check_in, runtime, request)
+            if answer is not None:
+                return answer
+        handler = HANDLERS[request.method]
+        return await run_in_threadpool(
+            _authenticated,
+            runtime,
+            request,
+            lambda session, agent, now: handler(runtime, session, agent, request, now),
         )
-    except AuthenticationFailed as exc:
-        _log_auth_failure(request, exc)
-        return PlainTextResponse(str(exc), status_code=401)
-
-
-for _path in PATHS:
-    router.add_api_route(_path, agent_endpoint, methods=["POST", "GET"], include_in_schema=False)
 
 
 # Request parsing ----------------------------------------------------------------------------------
@@ -91,7 +132,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(body: bytes, request: Request) -> tuple[Any, AgentRequest]:
+def _parse(body: bytes, request: Request, trusted_proxies: list[str]) -> tuple[Any, AgentRequest]:
     try:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -117,7 +158,7 @@ def _parse(body: bytes, request: Request) -> tuple[Any, AgentRequest]:
         data=_data(params, method, rpc_id),
         body=body,
         signature=request.headers.get(SIGNATURE_HEADER_AGENT),
-        client_address=client_address(request),
+        client_address=client_address(request, trusted_proxies),
     )
 
 
@@ -155,17 +196,16 @@ def _data(params: dict[str, Any], method: AgentMethod, rpc_id: Any) -> dict[str,
     return data
 
 
-def client_address(request: Request) -> str:
+def client_address(request: Request, trusted_proxies: list[str]) -> str:
     """The TCP peer, or the `X-Forwarded-For` client when the peer is a trusted proxy."""
-    runtime: Runtime = request.app.state.runtime
     peer = request.client.host if request.client else ""
     forwarded = request.headers.get("x-forwarded-for")
-    if not forwarded or not _is_trusted(peer, runtime.settings.trusted_proxies):
+    if not forwarded or not _is_trusted(peer, trusted_proxies):
         return peer
     # Walk from the nearest hop back; the first address not of a trusted proxy is the client.
     hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
     for hop in reversed(hops):
-        if not _is_trusted(hop, runtime.settings.trusted_proxies):
+        if not _is_trusted(hop, trusted_proxies):
             return hop
     return hops[0] if hops else peer
 
@@ -186,39 +226,81 @@ def _is_trusted(address: str, proxies: list[str]) -> bool:
 
 # Calls --------------------------------------------------------------------------------------------
 
-Handler = Callable[[Runtime, Session, AuthenticatedAgent, AgentRequest], dict[str, Any]]
+Handler = Callable[[Runtime, Session, AuthenticatedAgent, AgentRequest, datetime], dict[str, Any]]
+T = TypeVar("T")
 
 
-def _call(runtime: Runtime, rpc_id: Any, request: AgentRequest) -> Response:
-    handler = HANDLERS[request.method]
-    try:
-        with runtime.transaction() as session:
-            agent = agents.authenticate(session, runtime.settings, request, runtime.now())
-            params = handler(runtime, session, agent, request)
-            timestamp = agent.timestamp
-            server_key = agent.server_key
-    except AuthenticationFailed:
-        raise
-    except (ServiceError, DomainError) as exc:
-        raise BadRequest(str(exc), INVALID_PARAMS, rpc_id) from None
+def _result_response(rpc_id: Any, agent: AuthenticatedAgent, params: dict[str, Any]) -> Response:
     document = {
         "jsonrpc": JSONRPC_VERSION,
         "id": rpc_id,
         "error": None,
-        "result": {"success": True, "timestamp": timestamp, "params": params},
+        "result": {"success": True, "timestamp": agent.timestamp, "params": params},
     }
     body = json.dumps(document, separators=(",", ":")).encode()
-    headers = {SIGNATURE_HEADER_SERVER: sign(server_key, body)} if server_key else {}
+    headers = {SIGNATURE_HEADER_SERVER: sign(agent.server_key, body)} if agent.server_key else {}
     return Response(body, media_type="application/json", headers=headers)
 
 
-def _hello(
-    runtime: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest
-) -> dict[str, Any]:
+def _check_in(runtime: Runtime, request: AgentRequest) -> tuple[AuthenticatedAgent, dict[str, Any]] | None:
+    """A steady agent's hello only reads (see `oco.services.checkins`); None when it has to write."""
+    with runtime.reading() as connection:
+        view = agent_jobs.read_check_in(connection, normalise_hostname(request.hostname))
     now = runtime.now()
+    agent = agents.authenticate_check_in(view.computer if view else None, runtime.checkins, request, now)
+    if agent is None or view is None:
+        return None
+    with _reverted_on_failure(runtime, agent):
+        return agent, _hello_answer(runtime, agent, request, now, view.pending)
+
+
+def _authenticated(
+    runtime: Runtime, request: AgentRequest, use: Callable[[Session, AuthenticatedAgent, datetime], T]
+) -> tuple[AuthenticatedAgent, T]:
+    """Authenticate and run `use` in one transaction: a failure leaves no trace, timestamp included."""
+    agent: AuthenticatedAgent | None = None
+    try:
+        with runtime.transaction() as session:
+            now = runtime.now()
+            agent = agents.authenticate(session, runtime.settings, runtime.checkins, request, now)
+            result = use(session, agent, now)
+    except BaseException:
+        if agent is not None:
+            _revert(runtime, agent)
+        raise
+    return agent, result
+
+
+@contextmanager
+def _reverted_on_failure(runtime: Runtime, agent: AuthenticatedAgent) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        _revert(runtime, agent)
+        raise
+
+
+def _revert(runtime: Runtime, agent: AuthenticatedAgent) -> None:
+    if agent.claim is not None:
+        runtime.checkins.revert(agent.claim)
+
+
+def _hello(
+    runtime: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest, now: datetime
+) -> dict[str, Any]:
     agents.store_hello(session, agent, request.data)
-    wol.mark_woken(session, runtime.settings, agent.computer.id, now)
-    jobs = [] if agent.registered else agent_jobs.software_jobs(session, agent, request.client_address, now)
+    pending = [] if agent.registered else agent_jobs.pending_jobs(session.connection(), agent.computer.id)
+    return _hello_answer(runtime, agent, request, now, pending)
+
+
+def _hello_answer(
+    runtime: Runtime,
+    agent: AuthenticatedAgent,
+    request: AgentRequest,
+    now: datetime,
+    pending: list[agent_jobs.PendingJob],
+) -> dict[str, Any]:
+    jobs = agent_jobs.software_jobs(pending, request.client_address, now)
     params: dict[str, Any] = {
         "update": 1 if agents.wants_inventory(agent, runtime.settings, now) else 0,
         "software-jobs": jobs,
@@ -234,18 +316,16 @@ def _hello(
 
 
 def _update(
-    runtime: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest
+    runtime: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest, now: datetime
 ) -> dict[str, Any]:
-    agents.store_inventory(session, agent, request.data, runtime.now())
+    agents.store_inventory(session, agent, request.data, now)
     return {"policies": {}}
 
 
 def _update_job_state(
-    runtime: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest
+    runtime: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest, now: datetime
 ) -> dict[str, Any]:
-    succeeded = agent_jobs.report_job_state(
-        session, runtime.settings, agent.computer, request.data, runtime.now()
-    )
+    succeeded = agent_jobs.report_job_state(session, runtime.settings, agent.computer, request.data, now)
     return {"job-succeeded": succeeded}
 
 
@@ -264,12 +344,13 @@ def _download(runtime: Runtime, request: AgentRequest, http: Request) -> Respons
     if isinstance(package_id, bool) or not isinstance(package_id, int | str) or not str(package_id).isdigit():
         raise BadRequest('"params.package-id" must be a package id', INVALID_PARAMS)
     try:
-        with runtime.transaction() as session:
-            now = runtime.now()
-            agent = agents.authenticate(session, runtime.settings, request, now)
-            grant = agent_jobs.authorise_download(
+        _agent, grant = _authenticated(
+            runtime,
+            request,
+            lambda session, agent, now: agent_jobs.authorise_download(
                 session, agent.computer, int(package_id), request.client_address, now
-            )
+            ),
+        )
     except AuthenticationFailed:
         raise
     except (ServiceError, DomainError) as exc:
@@ -285,6 +366,6 @@ def _error_response(rpc_id: Any, code: int, message: str) -> Response:
     return Response(json.dumps(document).encode(), status_code=400, media_type="application/json")
 
 
-def _log_auth_failure(request: Request, exc: AuthenticationFailed) -> None:
-    address = client_address(request)
+def _log_auth_failure(request: Request, trusted_proxies: list[str], exc: AuthenticationFailed) -> None:
+    address = client_address(request, trusted_proxies)
     log.warning("oco-agent authentication failure from %s: %s", address, exc)

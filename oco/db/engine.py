@@ -46,7 +46,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _sqlite_begin_immediate(connection: Any) -> None:
     # Take the write lock at the start: two writers then queue instead of failing on upgrade.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Readers (see `read_only`) run each statement on its own: in WAL mode they never wait for writers.
+    if not connection.get_execution_options().get(READ_ONLY_OPTION, False):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+READ_ONLY_OPTION = "oco_read_only"
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine and pool, for transactions that only read."""
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -5,15 +5,26 @@ Each public function runs inside the caller's transaction; the agent API opens o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from oco.config import Settings
-from oco.db.models import ComputerPackage, Job, JobContainer, Package
+from oco.db.models import Computer, ComputerPackage, Job, JobContainer, Package
 from oco.domain.dispatch import CandidateJob, ContainerWindow, jobs_to_hand_out, wire_post_action
 from oco.domain.outcomes import AssignmentChange, JobFacts, Outcome, apply_report, parse_report
 from oco.domain.planning import effective_post_action
@@ -27,7 +38,8 @@ from oco.domain.states import (
     SequenceMode,
     UpgradeBehavior,
 )
-from oco.services.agents import AuthenticatedAgent, AuthenticationFailed, ComputerRecord
+from oco.services.agents import RECORD_COLUMNS, AuthenticationFailed, ComputerRecord
+from oco.services.computers import computer_id_by_hostname
 from oco.services.errors import InvalidInput, NotFound
 
 
@@ -54,70 +66,109 @@ class PendingJob:
     has_payload: bool
 
 
+@dataclass(frozen=True, slots=True)
+class CheckInView:
+    """What a check-in reads: the computer and its pending jobs, in one query."""
+
+    computer: ComputerRecord
+    pending: list[PendingJob]
+
+
+# Constants in the SQL text: an IN list of bound parameters would be expanded on every execution.
+_PENDING_STATES = [literal_column(str(int(state))) for state in sorted(PENDING_STATES)]
+_JOB_COLUMNS = (
+    Job.id,
+    Job.sequence,
+    Job.state,
+    Job.package_id,
+    Job.procedure,
+    Job.post_action,
+    Job.wol_shutdown,
+    JobContainer.id,
+    JobContainer.priority,
+    JobContainer.created,
+    JobContainer.start_time,
+    JobContainer.end_time,
+    JobContainer.enabled,
+    JobContainer.agent_ip_ranges,
+    JobContainer.sequence_mode,
+    JobContainer.restart_timeout,
+    Package.payload_sha256.is_not(None),
+)
 _PENDING = (
-    select(
-        Job.id,
-        Job.sequence,
-        Job.state,
-        Job.package_id,
-        Job.procedure,
-        Job.post_action,
-        Job.wol_shutdown,
-        JobContainer.id,
-        JobContainer.priority,
-        JobContainer.created,
-        JobContainer.start_time,
-        JobContainer.end_time,
-        JobContainer.enabled,
-        JobContainer.agent_ip_ranges,
-        JobContainer.sequence_mode,
-        JobContainer.restart_timeout,
-        Package.payload_sha256.is_not(None),
-    )
+    select(*_JOB_COLUMNS)
     .join(JobContainer, Job.container_id == JobContainer.id)
     .outerjoin(Package, Job.package_id == Package.id)
-    .where(Job.computer_id == bindparam("p_computer"), Job.state.in_([int(s) for s in PENDING_STATES]))
+    .where(Job.computer_id == bindparam("p_computer"), Job.state.in_(_PENDING_STATES))
 )
 
 
-def _pending_jobs(session: Session, computer_id: int) -> list[PendingJob]:
+def _check_in_query(condition: ColumnElement[bool]) -> Select[Any]:
+    """The computer's columns, repeated beside each of its pending jobs (once, with NULLs, if none)."""
+    return (
+        select(*RECORD_COLUMNS, *_JOB_COLUMNS)
+        .select_from(Computer)
+        .outerjoin(Job, and_(Job.computer_id == Computer.id, Job.state.in_(_PENDING_STATES)))
+        .outerjoin(JobContainer, Job.container_id == JobContainer.id)
+        .outerjoin(Package, Job.package_id == Package.id)
+        .where(condition)
+    )
+
+
+_CHECK_IN_BY_HOSTNAME = _check_in_query(Computer.hostname == bindparam("p_hostname"))
+_CHECK_IN_BY_ID = _check_in_query(Computer.id == bindparam("p_id"))
+_RECORD_WIDTH = len(RECORD_COLUMNS)
+
+
+def read_check_in(connection: Connection, hostname: str) -> CheckInView | None:
+    """The computer named `hostname` (exactly, else ignoring case) and its pending jobs; one query."""
+    rows = connection.execute(_CHECK_IN_BY_HOSTNAME, {"p_hostname": hostname}).all()
+    if not rows:
+        computer_id = computer_id_by_hostname(connection, hostname)
+        if computer_id is None:
+            return None
+        rows = connection.execute(_CHECK_IN_BY_ID, {"p_id": computer_id}).all()
+        if not rows:
+            return None
+    pending = [_pending_job(row[_RECORD_WIDTH:]) for row in rows if row[_RECORD_WIDTH] is not None]
+    return CheckInView(ComputerRecord(*rows[0][:_RECORD_WIDTH]), pending)
+
+
+def pending_jobs(connection: Connection, computer_id: int) -> list[PendingJob]:
     """The computer's pending jobs with their containers and payload flags, in one indexed query."""
-    pending = []
-    for row in session.connection().execute(_PENDING, {"p_computer": computer_id}):
-        window = ContainerWindow(
-            id=row[7],
-            priority=row[8],
-            created=row[9],
-            start=row[10],
-            end=row[11],
-            enabled=row[12],
-            ip_ranges=row[13],
-        )
-        pending.append(
-            PendingJob(
-                candidate=CandidateJob(row[0], row[1], JobState(row[2]), window),
-                package_id=row[3],
-                procedure=row[4],
-                post_action=PostAction(row[5]),
-                wol_shutdown=bool(row[6]),
-                sequence_mode=row[14],
-                restart_timeout=row[15],
-                has_payload=bool(row[16]),
-            )
-        )
-    return pending
+    return [_pending_job(row) for row in connection.execute(_PENDING, {"p_computer": computer_id})]
 
 
-def eligible_jobs(session: Session, computer_id: int, client_address: str, now: datetime) -> list[PendingJob]:
-    """The computer's jobs it may run now, in the order it must run them."""
-    pending = {job.candidate.id: job for job in _pending_jobs(session, computer_id)}
-    ordered = jobs_to_hand_out([job.candidate for job in pending.values()], now, client_address)
-    return [pending[candidate.id] for candidate in ordered]
+def _pending_job(row: Sequence[Any]) -> PendingJob:
+    window = ContainerWindow(
+        id=row[7],
+        priority=row[8],
+        created=row[9],
+        start=row[10],
+        end=row[11],
+        enabled=row[12],
+        ip_ranges=row[13],
+    )
+    return PendingJob(
+        candidate=CandidateJob(row[0], row[1], JobState(row[2]), window),
+        package_id=row[3],
+        procedure=row[4],
+        post_action=PostAction(row[5]),
+        wol_shutdown=bool(row[6]),
+        sequence_mode=row[14],
+        restart_timeout=row[15],
+        has_payload=bool(row[16]),
+    )
 
 
-def software_jobs(
-    session: Session, agent: AuthenticatedAgent, client_address: str, now: datetime
-) -> list[dict[str, Any]]:
+def eligible_jobs(pending: list[PendingJob], client_address: str, now: datetime) -> list[PendingJob]:
+    """Of a computer's pending jobs, those it may run now, in the order it must run them."""
+    by_id = {job.candidate.id: job for job in pending}
+    ordered = jobs_to_hand_out([job.candidate for job in pending], now, client_address)
+    return [by_id[candidate.id] for candidate in ordered]
+
+
+def software_jobs(pending: list[PendingJob], client_address: str, now: datetime) -> list[dict[str, Any]]:
     """The `software-jobs` list of a hello answer."""
     return [
         {
@@ -129,7 +180,7 @@ def software_jobs(
             "sequence-mode": job.sequence_mode,
             **wire_post_action(effective_post_action(job.post_action, job.wol_shutdown), job.restart_timeout),
         }
-        for job in eligible_jobs(session, agent.computer.id, client_address, now)
+        for job in eligible_jobs(pending, client_address, now)
     ]
 
 
@@ -242,7 +293,8 @@ def authorise_download(
 ) -> DownloadGrant:
     """A download is allowed only while the computer has an eligible job for that package."""
     if not any(
-        job.package_id == package_id for job in eligible_jobs(session, computer.id, client_address, now)
+        job.package_id == package_id
+        for job in eligible_jobs(pending_jobs(session.connection(), computer.id), client_address, now)
     ):
         raise AuthenticationFailed(f"computer {computer.hostname!r} has no job for package {package_id} now")
     package = session.get(Package, package_id)

@@ -8,23 +8,22 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from oco.config import Settings
 from oco.db.models import Computer, ComputerNetwork
 from oco.db.types import UTCDateTime
 from oco.domain.protocol import AgentMethod, signature_matches
+from oco.services.checkins import CheckinLedger, Claim, next_server_timestamp
 from oco.services.computers import computer_id_by_hostname, normalise_hostname
 from oco.services.errors import InvalidInput, Unauthorized
 
 KEY_BYTES = 32
-TIMESTAMP_STEP = 0.001
 """Agent and server keys: 32 random bytes, 43 URL-safe characters."""
 SELF_REGISTRATION_DISABLED = "Client self-registration is disabled"
 
@@ -64,10 +63,10 @@ class ComputerRecord:
     uid: str
 
 
-_RECORD_COLUMNS = tuple(getattr(Computer, name) for name in ComputerRecord.__slots__)
+RECORD_COLUMNS = tuple(getattr(Computer, name) for name in ComputerRecord.__slots__)
 # The check-in runs these on every request: built once, executed with parameters, no ORM bookkeeping.
-_SELECT_BY_HOSTNAME = select(*_RECORD_COLUMNS).where(Computer.hostname == bindparam("p_hostname"))
-_SELECT_BY_ID = select(*_RECORD_COLUMNS).where(Computer.id == bindparam("p_id"))
+_SELECT_BY_HOSTNAME = select(*RECORD_COLUMNS).where(Computer.hostname == bindparam("p_hostname"))
+_SELECT_BY_ID = select(*RECORD_COLUMNS).where(Computer.id == bindparam("p_id"))
 _ACCEPT = (
     update(Computer)
     .where(Computer.id == bindparam("p_id"), Computer.last_agent_timestamp < bindparam("p_timestamp"))
@@ -92,19 +91,43 @@ class AuthenticatedAgent:
     new_agent_key: str | None = None
     new_server_key: str | None = None
     registered: bool = False
+    claim: Claim | None = None
+    """The ledger's acceptance of the request: reverted if the use case fails."""
+
+
+def authenticate_check_in(
+    record: ComputerRecord | None, ledger: CheckinLedger, request: AgentRequest, now: datetime
+) -> AuthenticatedAgent | None:
+    """The fast path of a steady agent's `oco.agent.hello`: verify and accept it without writing.
+
+    `record` is the computer the request names, as read by the caller. None when the request must take
+    `authenticate`'s path instead: an unknown computer, keys to issue, or an agent version or network
+    data to store. The traces of the check-in go to the ledger.
+    """
+    if record is None or not record.agent_key or not record.server_key:
+        return None
+    if not signature_matches(record.agent_key, request.body, request.signature):
+        raise AuthenticationFailed("signature does not match the computer's agent key")
+    if _hello_changes(record, request.data):
+        return None
+    claim = _claim(ledger, record, request, now, deferred=True)
+    return AuthenticatedAgent(
+        computer=record, server_key=record.server_key, timestamp=claim.server_timestamp, claim=claim
+    )
 
 
 def authenticate(
-    session: Session, settings: Settings, request: AgentRequest, now: datetime
+    session: Session, settings: Settings, ledger: CheckinLedger, request: AgentRequest, now: datetime
 ) -> AuthenticatedAgent:
     """Check signature and timestamp; register the computer on first use (trust on first use).
 
     A request signed with the registration key is accepted only from a computer without an agent key,
-    and new keys are issued only in answer to `oco.agent.hello`. The accepted timestamp is written with
-    a conditional UPDATE, so of two requests carrying the same timestamp only one passes.
+    and new keys are issued only in answer to `oco.agent.hello`. The timestamp is accepted by the
+    process's ledger, then written with a conditional UPDATE, so of two requests carrying the same
+    timestamp only one passes, whichever server process they reach.
     """
     hostname = normalise_hostname(request.hostname)
-    record = _record(session, hostname)
+    record = _record(session.connection(), hostname)
     if record is None:
         return _self_register(session, settings, request, hostname)
     changes: dict[str, Any] = {}
@@ -115,38 +138,58 @@ def authenticate(
         _require_registration_signature(settings, request)
         if request.method is AgentMethod.HELLO:
             changes["agent_key"] = _new_key()
-    if request.timestamp <= record.last_agent_timestamp:
-        raise _replay(request, record.last_agent_timestamp)
     if not record.server_key and request.method is AgentMethod.HELLO:
         changes["server_key"] = _new_key()
-    server_timestamp = _next_server_timestamp(record.last_server_timestamp)
+    # A hello's Wake-on-LAN proof is written by the ledger's flush, as for the fast path.
+    claim = _claim(ledger, record, request, now, deferred=request.method is AgentMethod.HELLO)
     parameters = {
         "p_id": record.id,
         "p_timestamp": request.timestamp,
-        "p_server_timestamp": server_timestamp,
+        "p_server_timestamp": claim.server_timestamp,
         "p_now": now,
-        "p_address": request.client_address[:64],
-        "p_uid": request.uid[:255] or record.uid,
+        "p_address": claim.entry.address,
+        "p_uid": claim.entry.uid,
     }
     statement = _ACCEPT.values(**changes) if changes else _ACCEPT
     accepted = session.connection().execute(statement, parameters)
-    if accepted.rowcount != 1:
+    if accepted.rowcount != 1:  # another server process accepted it first
+        ledger.revert(claim)
         raise _replay(request, record.last_agent_timestamp)
     return AuthenticatedAgent(
         computer=record,
         server_key=changes.get("server_key", record.server_key),
-        timestamp=server_timestamp,
+        timestamp=claim.server_timestamp,
         new_agent_key=changes.get("agent_key"),
         new_server_key=changes.get("server_key"),
+        claim=claim,
     )
 
 
-def _record(session: Session, hostname: str) -> ComputerRecord | None:
+def _claim(
+    ledger: CheckinLedger, record: ComputerRecord, request: AgentRequest, now: datetime, *, deferred: bool
+) -> Claim:
+    claim = ledger.claim(
+        record.id,
+        record.agent_key,
+        record.last_agent_timestamp,
+        record.last_server_timestamp,
+        request.timestamp,
+        seen=now,
+        address=request.client_address[:64],
+        uid=request.uid[:255] or record.uid,
+        deferred=deferred,
+    )
+    if claim is None:
+        last = ledger.last_agent_timestamp(record.id, record.agent_key, record.last_agent_timestamp)
+        raise _replay(request, last)
+    return claim
+
+
+def _record(connection: Connection, hostname: str) -> ComputerRecord | None:
     """The computer by its exact name (indexed), else ignoring case."""
-    connection = session.connection()
     row = connection.execute(_SELECT_BY_HOSTNAME, {"p_hostname": hostname}).first()
     if row is None:
-        computer_id = computer_id_by_hostname(session, hostname)
+        computer_id = computer_id_by_hostname(connection, hostname)
         if computer_id is None:
             return None
         row = connection.execute(_SELECT_BY_ID, {"p_id": computer_id}).first()
@@ -167,7 +210,7 @@ def _self_register(
     _require_registration_signature(settings, request)
     if request.method is not AgentMethod.HELLO:
         raise AuthenticationFailed("unknown computer: register with oco.agent.hello first")
-    timestamp = _next_server_timestamp(0.0)
+    timestamp = next_server_timestamp(0.0)
     computer = Computer(
         hostname=hostname,
         uid=request.uid[:255],
@@ -181,7 +224,7 @@ def _self_register(
     )
     session.add(computer)
     session.flush()
-    record = _record(session, hostname)
+    record = _record(session.connection(), hostname)
     assert record is not None
     return AuthenticatedAgent(
         computer=record,
@@ -204,11 +247,6 @@ def _new_key() -> str:
     return secrets.token_urlsafe(KEY_BYTES)
 
 
-def _next_server_timestamp(last: float) -> float:
-    """A server time strictly greater than the last one this computer was sent."""
-    return max(time.time(), last + TIMESTAMP_STEP)
-
-
 def wants_inventory(agent: AuthenticatedAgent, settings: Settings, now: datetime) -> bool:
     """Ask for a full inventory when the computer is new, forced, or its inventory is old."""
     computer = agent.computer
@@ -223,27 +261,33 @@ def store_hello(session: Session, agent: AuthenticatedAgent, data: dict[str, Any
 
     Network data is compared by digest, so an unchanged check-in reads and writes nothing more.
     """
-    record = agent.computer
+    changes = _hello_changes(agent.computer, data)
+    if not changes:
+        return
+    if "networks_digest" in changes:
+        computer = session.get(Computer, agent.computer.id)
+        assert computer is not None
+        computer.networks = _network_rows(data["networks"])
+    session.execute(
+        update(Computer)
+        .where(Computer.id == agent.computer.id)
+        .values(**changes)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _hello_changes(record: ComputerRecord, data: dict[str, Any]) -> dict[str, Any]:
+    """The columns a check-in changes: agent version and the digest of the network data."""
     changes: dict[str, Any] = {}
     version = data.get("agent_version")
     if isinstance(version, str) and version[:255] != record.agent_version:
         changes["agent_version"] = version[:255]
     networks = data.get("networks")
     if isinstance(networks, list):
-        rows = _network_rows(networks)
-        digest = _networks_digest(rows)
+        digest = _networks_digest(networks)
         if digest != record.networks_digest:
-            computer = session.get(Computer, record.id)
-            assert computer is not None
-            computer.networks = rows
             changes["networks_digest"] = digest
-    if changes:
-        session.execute(
-            update(Computer)
-            .where(Computer.id == record.id)
-            .values(**changes)
-            .execution_options(synchronize_session=False)
-        )
+    return changes
 
 
 def store_inventory(session: Session, agent: AuthenticatedAgent, data: dict[str, Any], now: datetime) -> None:
@@ -256,9 +300,8 @@ def store_inventory(session: Session, agent: AuthenticatedAgent, data: dict[str,
             setattr(computer, field, str(value)[:255])
     networks = data.get("networks")
     if isinstance(networks, list):
-        rows = _network_rows(networks)
-        computer.networks = rows
-        computer.networks_digest = _networks_digest(rows)
+        computer.networks = _network_rows(networks)
+        computer.networks_digest = _networks_digest(networks)
     logins = data.get("logins")
     computer.logins = logins if isinstance(logins, list) else []
     computer.inventory = {key: value for key, value in data.items() if key not in {"networks", "logins"}}
@@ -266,26 +309,37 @@ def store_inventory(session: Session, agent: AuthenticatedAgent, data: dict[str,
     computer.force_update = False
 
 
-def _network_rows(networks: list[Any]) -> list[ComputerNetwork]:
-    rows = []
+_NETWORK_FIELDS = ("interface", "address", "netmask", "broadcast", "mac")
+_NETWORK_LIMITS = (255, 64, 64, 64, 32)
+
+
+def _network_fields(networks: list[Any]) -> list[tuple[str, ...]]:
+    """The interfaces we keep, as plain values: OCO agents name the address `addr`, ours `address`."""
+    fields = []
     for entry in networks:
         if not isinstance(entry, dict):
             raise InvalidInput("each entry of 'networks' must be an object")
-        rows.append(
-            ComputerNetwork(
-                interface=_text(entry.get("interface"), 255),
-                address=_text(entry.get("addr", entry.get("address")), 64),
-                netmask=_text(entry.get("netmask"), 64),
-                broadcast=_text(entry.get("broadcast"), 64),
-                mac=_text(entry.get("mac"), 32),
-            )
+        values = (
+            entry.get("interface"),
+            entry.get("addr", entry.get("address")),
+            entry.get("netmask"),
+            entry.get("broadcast"),
+            entry.get("mac"),
         )
-    return rows
+        limited = (_text(value, limit) for value, limit in zip(values, _NETWORK_LIMITS, strict=True))
+        fields.append(tuple(limited))
+    return fields
 
 
-def _networks_digest(rows: list[ComputerNetwork]) -> str:
-    fields = [[n.interface, n.address, n.netmask, n.broadcast, n.mac] for n in rows]
-    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+def _network_rows(networks: list[Any]) -> list[ComputerNetwork]:
+    return [
+        ComputerNetwork(**dict(zip(_NETWORK_FIELDS, values, strict=True)))
+        for values in _network_fields(networks)
+    ]
+
+
+def _networks_digest(networks: list[Any]) -> str:
+    return hashlib.sha256(json.dumps(_network_fields(networks)).encode()).hexdigest()
 
 
 def _text(value: Any, limit: int) -> str:

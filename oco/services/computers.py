@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from oco.db.models import (
@@ -46,7 +46,7 @@ def normalise_hostname(hostname: str) -> str:
     return name
 
 
-def computer_id_by_hostname(session: Session, hostname: str) -> int | None:
+def computer_id_by_hostname(session: Session | Connection, hostname: str) -> int | None:
     """Hostnames are compared without regard to case, as DNS and Windows do."""
     # Both sides lowered by the database, so its idea of case (ASCII-only in SQLite) is used consistently.
     return session.scalar(select(Computer.id).where(func.lower(Computer.hostname) == func.lower(hostname)))

@@ -8,13 +8,14 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from oco.config import Settings
-from oco.db.engine import make_engine, make_sessionmaker, transaction
+from oco.db.engine import make_engine, make_sessionmaker, read_only, transaction
 from oco.db.types import utcnow
 from oco.depot import Depot
+from oco.services.checkins import CheckinLedger, flush
 
 Clock = Callable[[], datetime]
 
@@ -28,9 +29,12 @@ class Runtime:
     sessions: sessionmaker[Session]
     depot: Depot
     clock: Clock = field(default_factory=lambda: utcnow)
+    checkins: CheckinLedger = field(default_factory=CheckinLedger)
     _writer: AbstractContextManager[object] = field(init=False, repr=False)
+    _reader: Engine = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self._reader = read_only(self.engine)
         # SQLite has one writer at a time; queueing this process's transactions on a lock beats its
         # busy handler, which sleeps in growing steps of up to 100 ms while the lock is taken.
         self._writer = threading.RLock() if self.engine.dialect.name == "sqlite" else nullcontext()
@@ -51,8 +55,21 @@ class Runtime:
         with self._writer, transaction(self.sessions) as session:
             yield session
 
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A use case that only reads, with Core statements: no write lock, nothing committed.
+
+        The check-in's fast path; closing the connection rolls back whatever it began.
+        """
+        with self._reader.connect() as connection:
+            yield connection
+
     def now(self) -> datetime:
         return self.clock()
 
     def close(self) -> None:
-        self.engine.dispose()
+        """Write what the check-in ledger still holds, then release the database."""
+        try:
+            flush(self)
+        finally:
+            self.engine.dispose()

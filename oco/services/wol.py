@@ -147,18 +147,27 @@ _MARK_WOKEN = (
         WolTarget.sent >= bindparam("p_earliest", type_=UTCDateTime()),
         WolTarget.sent <= bindparam("p_latest", type_=UTCDateTime()),
     )
-    .values(woken=bindparam("p_now", type_=UTCDateTime()))
+    .values(woken=bindparam("p_seen", type_=UTCDateTime()))
+)
+_AWAITED = select(WolTarget.computer_id).where(
+    WolTarget.sent.is_not(None), WolTarget.woken.is_(None), WolTarget.expired.is_(False)
 )
 
 
-def mark_woken(session: Session, settings: Settings, computer_id: int, now: datetime) -> None:
-    """A check-in inside the window proves the packets worked: the computer keeps its shutdown.
-
-    One prepared UPDATE (no read): it runs on every check-in.
-    """
-    earliest, latest = wake_window_sent_bounds(now, settings.wol_shutdown_expiry_seconds)
-    parameters = {"p_computer": computer_id, "p_earliest": earliest, "p_latest": latest, "p_now": now}
-    session.connection().execute(_MARK_WOKEN, parameters)
+def mark_woken(session: Session, settings: Settings, check_ins: Iterable[tuple[int, datetime]]) -> None:
+    """Check-ins (computer id, time) inside a window prove the packets worked: those computers keep
+    their shutdown. Only computers still awaited are updated, in one batched UPDATE."""
+    connection = session.connection()
+    awaited = set(connection.scalars(_AWAITED))
+    parameters = []
+    for computer_id, seen in check_ins:
+        if computer_id in awaited:
+            earliest, latest = wake_window_sent_bounds(seen, settings.wol_shutdown_expiry_seconds)
+            parameters.append(
+                {"p_computer": computer_id, "p_earliest": earliest, "p_latest": latest, "p_seen": seen}
+            )
+    if parameters:
+        connection.execute(_MARK_WOKEN, parameters)
 
 
 def expire_wol_shutdowns(session: Session, settings: Settings, now: datetime) -> int:

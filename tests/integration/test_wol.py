@@ -115,11 +115,11 @@ def test_woken_computers_keep_the_shutdown_others_lose_it(
 
     clock.advance(seconds=120)  # pc1 comes up within WOL_SHUTDOWN_EXPIRY_SECONDS
     with wrt.transaction() as session:
-        wol.mark_woken(session, wrt.settings, ids["pc1"], clock.current)
+        wol.mark_woken(session, wrt.settings, [(ids["pc1"], clock.current)])
     clock.advance(seconds=181)  # the window (300 s) is over
     with wrt.transaction() as session:
         assert wol.expire_wol_shutdowns(session, wrt.settings, clock.current) == 1
-        wol.mark_woken(session, wrt.settings, ids["pc2"], clock.current)  # switched on by a person, later
+        wol.mark_woken(session, wrt.settings, [(ids["pc2"], clock.current)])  # switched on by a person, later
 
     assert shutdown_flags(wrt, container) == {"pc1": [True], "pc2": [False]}
     with wrt.transaction() as session:
