@@ -7,9 +7,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-BODY = (
-    b'{"jsonrpc":"2.0","id":1,"error":null,'
-    b'"result":{"success":true,"timestamp":1.0,"params":{"update":0,"software-jobs":[]}}}'
+BODY = (  # the size and shape of a real answer with one job
+    b'{"jsonrpc":"2.0","id":1,"error":null,"result":{"success":true,"timestamp":1764000000.123456,'
+    b'"params":{"update":0,"software-jobs":[{"id":1,"container-id":2,"package-id":1,"download":false,'
+    b'"procedure":"true","sequence-mode":0,"restart":null,"shutdown":null,"exit":null}],'
+    b'"logins-since":"2026-11-24 06:00:00","events":[]}}}'
 )
 
 

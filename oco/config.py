@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         le=60,
         description="How often a server writes the last-seen traces of plain check-ins, batched.",
     )
+    checkin_threads: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Threads reading plain check-ins from PostgreSQL or MariaDB (SQLite reads need none).",
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     time_zone: str = Field(default="UTC")
     session_max_age_seconds: int = Field(default=12 * 3600, ge=60)

@@ -45,6 +45,8 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
     """Build the application; without a runtime, one is made from the environment's settings."""
     rt = runtime or Runtime.from_settings(load_settings())
 
+    agent = agent_api.AgentApi(rt)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         loops = [asyncio.create_task(_flush_loop(rt))]
@@ -55,10 +57,11 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
+        agent.close()
         rt.close()
 
     app = OcoServer(
-        agent_api.AgentApi(rt),
+        agent,
         title="OCO Deploy",
         lifespan=lifespan,
         docs_url=None,

@@ -54,9 +54,19 @@ def _sqlite_begin_immediate(connection: Any) -> None:
 READ_ONLY_OPTION = "oco_read_only"
 
 
-def read_only(engine: Engine) -> Engine:
-    """The same engine and pool, for transactions that only read."""
-    return engine.execution_options(**{READ_ONLY_OPTION: True})
+def make_reader(engine: Engine) -> Engine:
+    """An engine for use cases that only read, each statement on its own (no BEGIN, no ROLLBACK).
+
+    SQLite: the same pool, without the write lock. Network databases: a pool of autocommit connections
+    not pinged before use (each ping and each BEGIN is a round trip); see `Runtime.read` for the retry
+    that replaces the ping.
+    """
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{READ_ONLY_OPTION: True})
+    kwargs: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
+    if engine.dialect.name == "mysql":
+        kwargs["pool_recycle"] = 3600
+    return create_engine(engine.url, **kwargs)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -130,12 +130,6 @@ class CheckinLedger:
             else:
                 self._seen[computer_id] = claim.previous
 
-    def forget(self, computer_id: int) -> None:
-        """The computer was deleted or got new keys in this process."""
-        with self._lock:
-            self._seen.pop(computer_id, None)
-            self._unwritten.discard(computer_id)
-
     def drain(self) -> list[Seen]:
         """The traces not written yet; they count as written from now on."""
         with self._lock:
@@ -165,10 +159,11 @@ def _newer(column: object, name: str) -> object:
     return case((column < parameter, parameter), else_=column)  # type: ignore[operator]
 
 
-# Never moves a timestamp backwards: a request that wrote its own may have been newer.
+# Never moves a timestamp backwards: a request that wrote its own may have been newer. The key guards
+# against a computer deleted meanwhile whose id a new one got.
 _TOUCH = (
     update(Computer)
-    .where(Computer.id == bindparam("p_id"))
+    .where(Computer.id == bindparam("p_id"), Computer.agent_key == bindparam("p_key"))
     .values(
         last_agent_timestamp=_newer(Computer.last_agent_timestamp, "p_timestamp"),
         last_server_timestamp=_newer(Computer.last_server_timestamp, "p_server_timestamp"),
@@ -188,6 +183,7 @@ def write(session: Session, settings: Settings, entries: list[Seen]) -> None:
         [
             {
                 "p_id": entry.computer_id,
+                "p_key": entry.agent_key,
                 "p_timestamp": entry.agent_timestamp,
                 "p_server_timestamp": entry.server_timestamp,
                 "p_seen": entry.seen,

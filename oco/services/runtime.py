@@ -7,17 +7,21 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from oco.config import Settings
-from oco.db.engine import make_engine, make_sessionmaker, read_only, transaction
+from oco.db.engine import make_engine, make_reader, make_sessionmaker, transaction
 from oco.db.types import utcnow
 from oco.depot import Depot
 from oco.services.checkins import CheckinLedger, flush
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
+READ_ATTEMPTS = 2
 
 
 @dataclass
@@ -34,7 +38,7 @@ class Runtime:
     _reader: Engine = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._reader = read_only(self.engine)
+        self._reader = make_reader(self.engine)
         # SQLite has one writer at a time; queueing this process's transactions on a lock beats its
         # busy handler, which sleeps in growing steps of up to 100 ms while the lock is taken.
         self._writer = threading.RLock() if self.engine.dialect.name == "sqlite" else nullcontext()
@@ -55,14 +59,20 @@ class Runtime:
         with self._writer, transaction(self.sessions) as session:
             yield session
 
-    @contextmanager
-    def reading(self) -> Iterator[Connection]:
-        """A use case that only reads, with Core statements: no write lock, nothing committed.
+    def read(self, query: Callable[[Connection], T]) -> T:
+        """Run a use case that only reads, with Core statements: no write lock, no transaction.
 
-        The check-in's fast path; closing the connection rolls back whatever it began.
+        The check-in's fast path. Its connections are not pinged before use: a connection the database
+        dropped fails once, the pool throws its connections away, and the query runs again.
         """
-        with self._reader.connect() as connection:
-            yield connection
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                with self._reader.connect() as connection:
+                    return query(connection)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated or attempt == READ_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def now(self) -> datetime:
         return self.clock()
@@ -73,3 +83,5 @@ class Runtime:
             flush(self)
         finally:
             self.engine.dispose()
+            if self._reader.pool is not self.engine.pool:
+                self._reader.dispose()
