@@ -40,8 +40,10 @@ class ProtocolClient:
         return self._client
 
     def close(self) -> None:
+        """Close the connection; the next call opens a new one."""
         if self._client is not None:
             self._client.close()
+            self._client = None
 
     def next_timestamp(self) -> float:
         self.last_timestamp = max(time.time(), self.last_timestamp + 0.001)

@@ -58,7 +58,13 @@ class LiveServer:
                 self.process.wait()
 
 
-def start_server(workdir: Path, database_url: str, host: str = "127.0.0.1", **settings: str) -> LiveServer:
+def start_server(
+    workdir: Path,
+    database_url: str,
+    host: str = "127.0.0.1",
+    server_args: tuple[str, ...] = (),
+    **settings: str,
+) -> LiveServer:
     """Start `oco server` (migrating first) and wait until /healthz answers."""
     port = free_port()
     env = {
@@ -74,7 +80,7 @@ def start_server(workdir: Path, database_url: str, host: str = "127.0.0.1", **se
     }
     log = workdir / f"server-{port}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "oco", "server", "--host", host, "--port", str(port)],
+        [sys.executable, "-m", "oco", "server", "--host", host, "--port", str(port), *server_args],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,

@@ -64,6 +64,9 @@ def server(
     host: str | None = typer.Option(None, help="Listen address (default: settings.host)."),
     port: int | None = typer.Option(None, help="Listen port (default: settings.port)."),
     migrate_first: bool = typer.Option(True, "--migrate/--no-migrate", help="Upgrade the schema first."),
+    workers: int = typer.Option(
+        1, min=1, help="Server processes sharing the port (PostgreSQL or MariaDB: one per core)."
+    ),
 ) -> None:
     """Run the server: agent API, admin API, web console, downloads and housekeeping."""
     import logging
@@ -84,6 +87,7 @@ def server(
         factory=True,
         host=host or rt.settings.host,
         port=port or rt.settings.port,
+        workers=workers,
         proxy_headers=False,
         access_log=False,
         log_level="info",

@@ -1,10 +1,15 @@
-"""The server process starts, migrates its database and reports its health."""
+"""The server process starts, migrates its database, reports its health and stops cleanly."""
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+
 import httpx
 
-from tests.live import LiveServer
+from tests.agentclient import ProtocolClient
+from tests.live import REGISTRATION_KEY, LiveServer, start_server
 
 
 def test_the_server_answers_healthz(live_server: LiveServer) -> None:
@@ -17,3 +22,46 @@ def test_admin_commands_see_the_servers_data(live_server: LiveServer) -> None:
     computer_id = live_server.oco("computer", "add", "pc1").stdout.strip()
     assert computer_id.isdigit()
     assert "pc1" in live_server.oco("computer", "list").stdout
+
+
+def last_seen(server: LiveServer, hostname: str) -> str | None:
+    shown = json.loads(server.oco("computer", "show", hostname, "--json").stdout)
+    return shown["last_seen"]  # type: ignore[no-any-return]
+
+
+def test_a_stopping_server_writes_the_check_ins_it_holds(tmp_path: Path, sqlite_url: str) -> None:
+    # The ledger would wait a minute: only the shutdown can have written the check-in.
+    server = start_server(
+        tmp_path, sqlite_url, checkin_flush_seconds="60", housekeeping_interval_seconds="60"
+    )
+    try:
+        server.oco("computer", "add", "pc1")
+        agent = ProtocolClient(server.url, "pc1", REGISTRATION_KEY)
+        agent.hello()  # first contact: written at once
+        first = last_seen(server, "pc1")
+        time.sleep(0.01)
+        agent.hello()  # a plain check-in: held by the ledger
+        assert last_seen(server, "pc1") == first
+    finally:
+        server.stop()  # SIGTERM: uvicorn shuts the application down, then dies of the signal
+    assert "Application shutdown complete" in server.log.read_text()
+    assert last_seen(server, "pc1") != first
+
+
+def test_several_server_processes_share_the_port_and_the_database(tmp_path: Path, sqlite_url: str) -> None:
+    server = start_server(tmp_path, sqlite_url, server_args=("--workers", "2"), checkin_flush_seconds="0.2")
+    try:
+        agents = []
+        for index in range(6):
+            server.oco("computer", "add", f"pc{index}")
+            agents.append(ProtocolClient(server.url, f"pc{index}", REGISTRATION_KEY))
+        for _ in range(3):
+            for agent in agents:  # a new connection each time: the processes share them out
+                agent.hello()
+                agent.close()
+        deadline = time.monotonic() + 10
+        while any(last_seen(server, agent.hostname) is None for agent in agents):
+            assert time.monotonic() < deadline, "check-ins were not written"
+            time.sleep(0.2)
+    finally:
+        server.stop()
