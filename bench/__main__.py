@@ -75,7 +75,10 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def checkin(args: argparse.Namespace) -> None:
-    print(f"# check-in throughput ({args.database}, concurrency {args.concurrency}, {args.duration} s each)")
+    print(
+        f"# check-in throughput ({args.database}, {args.workers} server process(es), "
+        f"concurrency {args.concurrency}, {args.duration} s each)"
+    )
     port = free_port()
     bare = start(
         [sys.executable, "-m", "uvicorn", "bench.bare:app", "--port", str(port), "--log-level", "warning"],
@@ -99,7 +102,10 @@ def checkin(args: argparse.Namespace) -> None:
             }
             port = free_port()
             server = start(
-                [sys.executable, "-m", "oco", "server", "--no-migrate", "--port", str(port)],
+                [
+                    *[sys.executable, "-m", "oco", "server", "--no-migrate", "--port", str(port)],
+                    *["--workers", str(args.workers)],
+                ],
                 env,
                 f"http://127.0.0.1:{port}/healthz",
             )
@@ -246,9 +252,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("what", nargs="?", default="all", choices=["checkin", "deploy", "download", "all"])
     parser.add_argument("--database", default="sqlite", choices=["sqlite", "postgres"])
-    parser.add_argument("--computers", type=int, nargs="+", default=[1_000, 10_000])
-    parser.add_argument("--finished-jobs", type=int, default=0)
+    parser.add_argument("--computers", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--finished-jobs", type=int, default=1_000_000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1, help="server processes (oco server --workers)")
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--deploy-computers", type=int, default=10_000)
     parser.add_argument("--payload-mb", type=int, default=256)

@@ -71,9 +71,9 @@ def server(
     """Run the server: agent API, admin API, web console, downloads and housekeeping."""
     import logging
 
-    import uvicorn
+    from oco.serve import LOG_FORMAT, serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     rt = runtime()
     if not rt.settings.agent_registration_key:
         logging.getLogger("oco.server").warning(
@@ -82,16 +82,8 @@ def server(
     if migrate_first:
         with handled_errors():
             migrate.upgrade(rt.engine)
-    uvicorn.run(
-        "oco.server:create_app",
-        factory=True,
-        host=host or rt.settings.host,
-        port=port or rt.settings.port,
-        workers=workers,
-        proxy_headers=False,
-        access_log=False,
-        log_level="info",
-    )
+    rt.close()
+    serve(host or rt.settings.host, port or rt.settings.port, workers)
 
 
 @db_app.command("upgrade")

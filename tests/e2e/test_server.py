@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from tests.agentclient import ProtocolClient
 from tests.live import REGISTRATION_KEY, LiveServer, start_server
@@ -50,7 +51,13 @@ def test_a_stopping_server_writes_the_check_ins_it_holds(tmp_path: Path, sqlite_
 
 def test_several_server_processes_share_the_port_and_the_database(tmp_path: Path, sqlite_url: str) -> None:
     server = start_server(tmp_path, sqlite_url, server_args=("--workers", "2"), checkin_flush_seconds="0.2")
+    children: list[psutil.Process] = []
     try:
+        deadline = time.monotonic() + 30
+        while len(children) < 2:  # the supervisor starts both before /healthz answers, or soon after
+            assert time.monotonic() < deadline, "the server processes did not start"
+            children = psutil.Process(server.process.pid).children()
+            time.sleep(0.1)
         agents = []
         for index in range(6):
             server.oco("computer", "add", f"pc{index}")
@@ -65,3 +72,5 @@ def test_several_server_processes_share_the_port_and_the_database(tmp_path: Path
             time.sleep(0.2)
     finally:
         server.stop()
+    _gone, alive = psutil.wait_procs(children, timeout=30)
+    assert alive == [], "server processes outlived their supervisor"
