@@ -19,9 +19,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from oco.db.types import JSONText, LongText, UTCDateTime, utcnow
+from oco.domain.hostnames import hostname_key
 
 NAME = 255
 """Length of names and other short texts; MariaDB needs a length to index a column."""
@@ -83,6 +85,10 @@ class Package(Base):
         return f"{self.family.name} {self.version}"
 
 
+def _hostname_key(context: DefaultExecutionContext) -> str:
+    return hostname_key(context.get_current_parameters()["hostname"])
+
+
 class Computer(Base):
     """A managed computer: identity, agent keys, inventory."""
 
@@ -90,6 +96,8 @@ class Computer(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     hostname: Mapped[str] = mapped_column(String(NAME), unique=True)
+    hostname_key: Mapped[str] = mapped_column(String(NAME), unique=True, default=_hostname_key)
+    """The hostname as compared (`oco.domain.hostnames`): set from `hostname` on insert."""
     uid: Mapped[str] = mapped_column(String(NAME), default="")
     notes: Mapped[str] = mapped_column(Text, default="")
     agent_key: Mapped[str] = mapped_column(String(NAME), default="")

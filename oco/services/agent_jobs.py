@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from oco.config import Settings
 from oco.db.models import Computer, ComputerPackage, Job, JobContainer, Package
 from oco.domain.dispatch import CandidateJob, ContainerWindow, jobs_to_hand_out, wire_post_action
+from oco.domain.hostnames import hostname_key
 from oco.domain.outcomes import AssignmentChange, JobFacts, Outcome, apply_report, parse_report
 from oco.domain.planning import effective_post_action
 from oco.domain.states import (
@@ -39,7 +40,6 @@ from oco.domain.states import (
     UpgradeBehavior,
 )
 from oco.services.agents import RECORD_COLUMNS, AuthenticationFailed, ComputerRecord
-from oco.services.computers import computer_id_by_hostname
 from oco.services.errors import InvalidInput, NotFound
 
 
@@ -115,21 +115,15 @@ def _check_in_query(condition: ColumnElement[bool]) -> Select[Any]:
     )
 
 
-_CHECK_IN_BY_HOSTNAME = _check_in_query(Computer.hostname == bindparam("p_hostname"))
-_CHECK_IN_BY_ID = _check_in_query(Computer.id == bindparam("p_id"))
+_CHECK_IN = _check_in_query(Computer.hostname_key == bindparam("p_key"))
 _RECORD_WIDTH = len(RECORD_COLUMNS)
 
 
 def read_check_in(connection: Connection, hostname: str) -> CheckInView | None:
-    """The computer named `hostname` (exactly, else ignoring case) and its pending jobs; one query."""
-    rows = connection.execute(_CHECK_IN_BY_HOSTNAME, {"p_hostname": hostname}).all()
+    """The computer named `hostname` (without regard to case) and its pending jobs; one indexed query."""
+    rows = connection.execute(_CHECK_IN, {"p_key": hostname_key(hostname)}).all()
     if not rows:
-        computer_id = computer_id_by_hostname(connection, hostname)
-        if computer_id is None:
-            return None
-        rows = connection.execute(_CHECK_IN_BY_ID, {"p_id": computer_id}).all()
-        if not rows:
-            return None
+        return None
     pending = [_pending_job(row[_RECORD_WIDTH:]) for row in rows if row[_RECORD_WIDTH] is not None]
     return CheckInView(ComputerRecord(*rows[0][:_RECORD_WIDTH]), pending)
 

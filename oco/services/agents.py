@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 from oco.config import Settings
 from oco.db.models import Computer, ComputerNetwork
 from oco.db.types import UTCDateTime
+from oco.domain.hostnames import hostname_key
 from oco.domain.protocol import AgentMethod, signature_matches
 from oco.services.checkins import CheckinLedger, Claim, next_server_timestamp
-from oco.services.computers import computer_id_by_hostname, normalise_hostname
+from oco.services.computers import normalise_hostname
 from oco.services.errors import InvalidInput, Unauthorized
 
 KEY_BYTES = 32
@@ -65,8 +66,7 @@ class ComputerRecord:
 
 RECORD_COLUMNS = tuple(getattr(Computer, name) for name in ComputerRecord.__slots__)
 # The check-in runs these on every request: built once, executed with parameters, no ORM bookkeeping.
-_SELECT_BY_HOSTNAME = select(*RECORD_COLUMNS).where(Computer.hostname == bindparam("p_hostname"))
-_SELECT_BY_ID = select(*RECORD_COLUMNS).where(Computer.id == bindparam("p_id"))
+_SELECT = select(*RECORD_COLUMNS).where(Computer.hostname_key == bindparam("p_key"))
 _ACCEPT = (
     update(Computer)
     .where(Computer.id == bindparam("p_id"), Computer.last_agent_timestamp < bindparam("p_timestamp"))
@@ -186,13 +186,8 @@ def _claim(
 
 
 def _record(connection: Connection, hostname: str) -> ComputerRecord | None:
-    """The computer by its exact name (indexed), else ignoring case."""
-    row = connection.execute(_SELECT_BY_HOSTNAME, {"p_hostname": hostname}).first()
-    if row is None:
-        computer_id = computer_id_by_hostname(connection, hostname)
-        if computer_id is None:
-            return None
-        row = connection.execute(_SELECT_BY_ID, {"p_id": computer_id}).first()
+    """The computer by its name, without regard to case (indexed)."""
+    row = connection.execute(_SELECT, {"p_key": hostname_key(hostname)}).first()
     return ComputerRecord(*row) if row is not None else None
 
 

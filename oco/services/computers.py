@@ -18,6 +18,7 @@ from oco.db.models import (
     PackageGroup,
     PackageGroupMember,
 )
+from oco.domain.hostnames import hostname_key
 from oco.services import audit
 from oco.services.errors import Conflict, InvalidInput, NotFound
 
@@ -41,15 +42,14 @@ def normalise_hostname(hostname: str) -> str:
     name = hostname.strip().split(".", 1)[0]
     if not name:
         raise InvalidInput("hostname must not be empty", field="hostname")
-    if len(name) > HOSTNAME_MAX or any(c.isspace() for c in name):
+    if len(hostname_key(name)) > HOSTNAME_MAX or any(c.isspace() for c in name):
         raise InvalidInput(f"hostname {hostname!r} is not valid", field="hostname")
     return name
 
 
 def computer_id_by_hostname(session: Session | Connection, hostname: str) -> int | None:
-    """Hostnames are compared without regard to case, as DNS and Windows do."""
-    # Both sides lowered by the database, so its idea of case (ASCII-only in SQLite) is used consistently.
-    return session.scalar(select(Computer.id).where(func.lower(Computer.hostname) == func.lower(hostname)))
+    """Hostnames are compared without regard to case, as DNS and Windows do (indexed)."""
+    return session.scalar(select(Computer.id).where(Computer.hostname_key == hostname_key(hostname)))
 
 
 def list_computers(session: Session) -> list[Computer]:

@@ -1,0 +1,59 @@
+"""Migrations that move data, on every database: the hostname key of migration 0003."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from sqlalchemy import Engine, MetaData, Table, insert, text
+
+from oco.db.engine import make_engine
+from oco.db.migrate import current_revision, downgrade, upgrade
+
+
+@pytest.fixture
+def engine(database_url: str) -> Engine:
+    engine = make_engine(database_url)
+    downgrade(engine, "0002")
+    yield engine  # type: ignore[misc]
+    upgrade(engine)  # the next test finds the schema it expects
+    engine.dispose()
+
+
+def add_computers(engine: Engine, *hostnames: str) -> None:
+    """Insert rows as the schema of revision 0002 has them: reflected, every required column filled."""
+    table = Table("computer", MetaData(), autoload_with=engine)
+    blanks: dict[str, object] = {}
+    for column in table.columns:
+        if column.nullable or column.primary_key or column.server_default is not None:
+            continue
+        python_type = column.type.python_type
+        if python_type is datetime:
+            blanks[column.name] = datetime(2026, 1, 5, 9, 0)
+        else:
+            blanks[column.name] = False if python_type is bool else python_type()
+    with engine.begin() as connection:
+        connection.execute(insert(table), [{**blanks, "hostname": hostname} for hostname in hostnames])
+
+
+def test_existing_computers_get_their_keys(engine: Engine) -> None:
+    add_computers(engine, "PC-01", "laptop7")
+
+    upgrade(engine)
+
+    assert current_revision(engine) == "0003"
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT hostname, hostname_key FROM computer ORDER BY hostname_key"))
+        assert [tuple(row) for row in rows] == [("laptop7", "laptop7"), ("PC-01", "pc-01")]
+
+
+def test_computers_differing_only_in_case_stop_the_upgrade_with_their_names(engine: Engine) -> None:
+    if engine.dialect.name == "mysql":
+        pytest.skip("MariaDB's case-insensitive collation never let such computers exist")
+    add_computers(engine, "PC-01", "pc-01")
+
+    with pytest.raises(RuntimeError, match=r"'PC-01'.*'pc-01'.*differ only in case"):
+        upgrade(engine)
+
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM computer WHERE hostname = 'pc-01'"))
