@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from oco.db.models import Computer, WolTarget
 from oco.services import checkins, computers, deployments, packages
@@ -211,3 +211,15 @@ def test_a_computer_deleted_and_added_again_starts_afresh(rt: Runtime, client: T
 
     checkins.flush(rt)
     assert stored(rt).last_agent_timestamp == again.last_timestamp
+
+
+def test_a_hostname_in_another_case_names_the_same_computer(rt: Runtime, client: TestClient) -> None:
+    agent = registered(rt, client, "pc1")
+    container_id = with_one_job(rt, "pc1")
+    agent.hostname = "PC1.example.org"  # Windows agents shout; the domain part is dropped
+
+    answer = agent.hello()
+
+    assert [job["container-id"] for job in answer["software-jobs"]] == [container_id]
+    with rt.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Computer)) == 1
