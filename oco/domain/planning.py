@@ -313,14 +313,17 @@ def _computer_plan(
     return ComputerPlan(computer.id, computer.hostname, tuple(numbered), wake, tuple(notes))
 
 
-def mark_wol_shutdown(jobs: Sequence[PlannedJob]) -> list[PlannedJob]:
-    """Flag the last waiting job of one computer's jobs (and no other) for the WOL shutdown.
+def wol_shutdown_carrier(states: Sequence[JobState]) -> int | None:
+    """Which of one computer's jobs (in sequence order, by state) carries the WOL shutdown: the last
+    waiting one. Jobs in a final state never run, so they cannot carry it; with none waiting, none does."""
+    waiting = [index for index, state in enumerate(states) if state is JobState.WAITING]
+    return waiting[-1] if waiting else None
 
-    Jobs in a final state never run, so they cannot carry it; with no waiting job nothing is flagged.
-    """
-    waiting = [index for index, job in enumerate(jobs) if job.state is JobState.WAITING]
-    last = waiting[-1] if waiting else None
-    return [replace(job, wol_shutdown=index == last) for index, job in enumerate(jobs)]
+
+def mark_wol_shutdown(jobs: Sequence[PlannedJob]) -> list[PlannedJob]:
+    """Flag the job that carries the WOL shutdown (see `wol_shutdown_carrier`), and no other."""
+    carrier = wol_shutdown_carrier([job.state for job in jobs])
+    return [replace(job, wol_shutdown=index == carrier) for index, job in enumerate(jobs)]
 
 
 def plan_uninstall(

@@ -16,6 +16,7 @@ from oco.config import Settings
 from oco.db.models import Computer, Job, JobContainer, WolTarget
 from oco.db.types import UTCDateTime
 from oco.domain.errors import DomainError
+from oco.domain.planning import wol_shutdown_carrier
 from oco.domain.states import JobState
 from oco.domain.wol import (
     magic_packet,
@@ -119,9 +120,9 @@ def _set_wol_shutdown(session: Session, container: JobContainer, computer_id: in
             .order_by(Job.sequence)
         )
     )
-    waiting = [job for job in jobs if JobState(job.state) is JobState.WAITING]
-    for job in jobs:
-        job.wol_shutdown = wanted and bool(waiting) and job is waiting[-1]
+    carrier = wol_shutdown_carrier([JobState(job.state) for job in jobs]) if wanted else None
+    for index, job in enumerate(jobs):
+        job.wol_shutdown = index == carrier
 
 
 def send_due_packets(session: Session, settings: Settings, now: datetime) -> int:

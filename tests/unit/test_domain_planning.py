@@ -24,6 +24,7 @@ from oco.domain.planning import (
     plan_deployment,
     plan_uninstall,
     validate_container,
+    wol_shutdown_carrier,
 )
 from oco.domain.states import JobAction, JobState, PostAction, SequenceMode, UpgradeBehavior
 
@@ -314,6 +315,16 @@ def test_mark_wol_shutdown_flags_only_the_last_waiting_job() -> None:
     stale = [replace(jobs[0], wol_shutdown=True), *jobs[1:]]
     assert [j.wol_shutdown for j in mark_wol_shutdown(stale)] == [False, True, False]
     assert mark_wol_shutdown([]) == []
+
+
+@given(st.lists(st.sampled_from(list(JobState))))
+def test_the_wol_shutdown_is_carried_by_the_last_waiting_job_only(states: list[JobState]) -> None:
+    carrier = wol_shutdown_carrier(states)
+    if JobState.WAITING not in states:
+        assert carrier is None
+    else:
+        assert carrier is not None and states[carrier] is JobState.WAITING
+        assert JobState.WAITING not in states[carrier + 1 :]
 
 
 # Uninstall plans -------------------------------------------------------------------------------
