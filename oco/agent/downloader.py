@@ -28,6 +28,10 @@ RETRY_PAUSE_S = 1.0
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
+DOWNLOADS_DIR = "downloads"
+"""The sub-directory of the agent's state directory that keeps downloads between tries."""
+
+
 class DownloadError(Exception):
     """The payload could not be obtained; the job fails with -9999."""
 
@@ -169,6 +173,23 @@ def _verify(partial: Path, expected: str, digest_file: Path) -> None:
     if digest.hexdigest() != expected:
         _forget(partial, digest_file)
         raise ChecksumMismatch(f"payload SHA-256 is {digest.hexdigest()}, the server announced {expected}")
+
+
+_DOWNLOAD_FILE = re.compile(r"^(\d+)\.(part|sha256|zip)$")
+
+
+def prune_downloads(directory: Path, wanted: set[int]) -> list[Path]:
+    """Delete what is kept for packages no job wants any more (a job withdrawn, expired or done
+    elsewhere while its download was interrupted); returns the files deleted. Other files stay."""
+    if not directory.is_dir():
+        return []
+    deleted = []
+    for path in directory.iterdir():
+        match = _DOWNLOAD_FILE.match(path.name)
+        if match and int(match.group(1)) not in wanted and path.is_file():
+            path.unlink(missing_ok=True)
+            deleted.append(path)
+    return deleted
 
 
 def _forget(partial: Path, digest_file: Path) -> None:

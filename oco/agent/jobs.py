@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from oco.agent.client import AgentClient, ProtocolError, ServerRefused, ServerUnreachable
-from oco.agent.downloader import DownloadAbandoned, DownloadError, download_payload
+from oco.agent.downloader import DOWNLOADS_DIR, DownloadAbandoned, DownloadError, download_payload
 from oco.agent.runner import CommandFailedToStart, RunResult, run_procedure
 from oco.agent.state import JobJournal, JournalEntry, Phase
 from oco.agent.unpack import UnsafeArchive, safe_extract
@@ -165,7 +165,7 @@ class JobExecutor:
         archive = download_payload(
             self.client,
             order.package_id,
-            self.state_dir / "downloads",
+            self.state_dir / DOWNLOADS_DIR,
             lambda percent: self._progress(order.id, percent),
             should_stop=self.stopping.is_set,
         )

@@ -17,7 +17,7 @@ import httpx
 
 from oco.agent.client import AgentClient, ProtocolError, ServerUnreachable
 from oco.agent.config import AgentConfig, AgentConfigError, load_config
-from oco.agent.downloader import DownloadAbandoned
+from oco.agent.downloader import DOWNLOADS_DIR, DownloadAbandoned, prune_downloads
 from oco.agent.inventory import hello_data, inventory
 from oco.agent.jobs import JobExecutor, JobOrder
 from oco.agent.power import (
@@ -106,7 +106,11 @@ class Agent:
         entries = params.get("software-jobs")
         if not isinstance(entries, list):
             raise ProtocolError("the server's answer has no 'software-jobs' list")
-        self.run_jobs([JobOrder.from_wire(entry) for entry in entries])
+        orders = [JobOrder.from_wire(entry) for entry in entries]
+        wanted = {order.package_id for order in orders if order.download}
+        for path in prune_downloads(self.config.state_path / DOWNLOADS_DIR, wanted):
+            log.info("deleted %s: no job needs that package any more", path.name)
+        self.run_jobs(orders)
 
     def run_jobs(self, orders: list[JobOrder]) -> None:
         """Run jobs in the order received; after a failure in sequence mode "abort after failed job",

@@ -22,6 +22,7 @@ from oco.agent.downloader import (
     DownloadError,
     DownloadInterrupted,
     download_payload,
+    prune_downloads,
 )
 
 PAYLOAD = bytes(range(256)) * 8192  # 2 MiB
@@ -208,3 +209,25 @@ def test_a_partial_file_longer_than_the_payload_starts_over(
     (tmp_path / "dl" / "2.part").write_bytes(PAYLOAD + b"junk")
     done = download_payload(client, 2, tmp_path / "dl", lambda _p: None, retry_pause_s=0)
     assert done.read_bytes() == PAYLOAD and depot.ranges == [f"bytes={len(PAYLOAD) + 4}-", None]
+
+
+def test_pruning_keeps_the_wanted_packages_and_foreign_files(tmp_path: Path) -> None:
+    for name in ("1.part", "1.sha256", "2.part", "2.sha256", "3.zip", "12.part", "x.part", "README"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "4.part").mkdir()  # not a file we wrote: left alone
+
+    deleted = prune_downloads(tmp_path, wanted={1, 12})
+
+    assert sorted(path.name for path in deleted) == ["2.part", "2.sha256", "3.zip"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "1.part",
+        "1.sha256",
+        "12.part",
+        "4.part",
+        "README",
+        "x.part",
+    ]
+
+
+def test_pruning_a_missing_directory_does_nothing(tmp_path: Path) -> None:
+    assert prune_downloads(tmp_path / "absent", wanted=set()) == []

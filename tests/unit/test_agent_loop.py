@@ -317,6 +317,31 @@ def test_a_job_that_was_downloading_at_a_restart_resumes_its_download(
     assert server.finals()[9][:2] == (3, 0) and "resumed-install" in server.finals()[9][2]
 
 
+def test_partial_downloads_no_job_wants_are_deleted_the_others_kept(
+    agent: Agent, server: FakeServer, tmp_path: Path
+) -> None:
+    downloads = tmp_path / "state" / "downloads"
+    downloads.mkdir(parents=True)
+    for name in ("5.part", "5.sha256", "7.part", "7.sha256", "8.zip", "notes.txt"):
+        (downloads / name).write_text("x")
+    server.payloads[5] = zip_bytes({"install.sh": "true\n"})
+    server.jobs = [job(9, package=5, procedure="sh install.sh")]
+    seen_at_download: list[str] = []
+    serve = server._download
+
+    def download(package_id: int, byte_range: str | None) -> httpx.Response:
+        seen_at_download.extend(sorted(path.name for path in downloads.iterdir()))
+        return serve(package_id, byte_range)
+
+    server._download = download  # type: ignore[method-assign]
+
+    agent.run_once()
+
+    # Package 7's and 8's leftovers went before the jobs ran; package 5's was still there to resume.
+    assert seen_at_download == ["5.part", "5.sha256", "notes.txt"]
+    assert sorted(path.name for path in downloads.iterdir()) == ["notes.txt"]
+
+
 def test_a_final_report_that_could_not_be_sent_is_delivered_first_next_time(
     agent: Agent, server: FakeServer
 ) -> None:
