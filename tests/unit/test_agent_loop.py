@@ -326,11 +326,11 @@ def test_partial_downloads_no_job_wants_are_deleted_the_others_kept(
         (downloads / name).write_text("x")
     server.payloads[5] = zip_bytes({"install.sh": "true\n"})
     server.jobs = [job(9, package=5, procedure="sh install.sh")]
-    seen_at_download: list[str] = []
+    seen_at_download: list[list[str]] = []
     serve = server._download
 
     def download(package_id: int, byte_range: str | None) -> httpx.Response:
-        seen_at_download.extend(sorted(path.name for path in downloads.iterdir()))
+        seen_at_download.append(sorted(path.name for path in downloads.iterdir()))
         return serve(package_id, byte_range)
 
     server._download = download  # type: ignore[method-assign]
@@ -338,7 +338,7 @@ def test_partial_downloads_no_job_wants_are_deleted_the_others_kept(
     agent.run_once()
 
     # Package 7's and 8's leftovers went before the jobs ran; package 5's was still there to resume.
-    assert seen_at_download == ["5.part", "5.sha256", "notes.txt"]
+    assert seen_at_download[0] == ["5.part", "5.sha256", "notes.txt"]
     assert sorted(path.name for path in downloads.iterdir()) == ["notes.txt"]
 
 
