@@ -1,17 +1,20 @@
 """Housekeeping tasks: each idempotent, runnable alone, run together by the server's loop.
 
-On PostgreSQL each task takes a transaction-level advisory lock first, so with several replicas only
-one runs it at a time; the others skip that round.
+With several server processes or replicas, each task runs in one of them at a time: on PostgreSQL and
+MariaDB it takes a named lock first (advisory lock, `GET_LOCK`), held on a connection of its own until its
+transaction has committed; the others skip that round. On SQLite the write lock taken at `BEGIN IMMEDIATE`
+serialises them, and each task reads the state only after taking it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
 from oco.config import Settings
@@ -74,14 +77,15 @@ TASKS: tuple[NamedTask, ...] = (
 
 
 def run_task(runtime: Runtime, task: NamedTask) -> int | None:
-    """Run one task in its own transaction; None when another replica holds its lock."""
-    with runtime.transaction() as session:
-        if not _lock(session, task):
+    """Run one task in its own transaction; None when another process holds its lock."""
+    with task_lock(runtime.engine, task) as held:
+        if not held:
             return None
-        changed = task.run(session, runtime.settings, runtime.now())
-        if changed:
-            audit.record(session, ACTOR, f"housekeeping.{task.name}", "", None, changed=changed)
-        return changed
+        with runtime.transaction() as session:
+            changed = task.run(session, runtime.settings, runtime.now())
+            if changed:
+                audit.record(session, ACTOR, f"housekeeping.{task.name}", "", None, changed=changed)
+            return changed
 
 
 def run_all(runtime: Runtime) -> dict[str, int | None]:
@@ -96,8 +100,27 @@ def run_all(runtime: Runtime) -> dict[str, int | None]:
     return results
 
 
-def _lock(session: Session, task: NamedTask) -> bool:
-    if session.get_bind().dialect.name != "postgresql":
-        return True
-    key = LOCK_BASE + TASKS.index(task)
-    return bool(session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar())
+_LOCKS = {
+    "postgresql": ("SELECT pg_try_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"),
+    "mysql": ("SELECT GET_LOCK(:name, 0)", "SELECT RELEASE_LOCK(:name)"),
+}
+
+
+@contextmanager
+def task_lock(engine: Engine, task: NamedTask) -> Iterator[bool]:
+    """Whether this process may run `task` now; the lock is held until the block ends."""
+    statements = _LOCKS.get(engine.dialect.name)
+    if statements is None:
+        yield True
+        return
+    take, release = statements
+    parameters = {"key": LOCK_BASE + TASKS.index(task), "name": f"oco-housekeeping-{task.name}"}
+    with engine.connect() as connection:
+        held = bool(connection.execute(text(take), parameters).scalar())
+        connection.commit()
+        try:
+            yield held
+        finally:
+            if held:
+                connection.execute(text(release), parameters)
+                connection.commit()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
+from oco.db.engine import make_engine
 from oco.domain.states import JobState
 from oco.services import deployments, housekeeping
 from oco.services.runtime import Runtime
@@ -69,3 +72,18 @@ def test_purging_can_be_disabled(tmp_path, sqlite_url: str, clock: Clock) -> Non
 def _names(rt: Runtime) -> list[str]:
     with rt.transaction() as session:
         return [s.container.name for s in deployments.list_containers(session, rt.now())]
+
+
+def test_a_task_another_process_is_running_is_skipped_this_round(rt: Runtime) -> None:
+    if rt.engine.dialect.name == "sqlite":
+        pytest.skip("on SQLite the write lock serialises the tasks instead")
+    other_process = make_engine(rt.settings.database_url)
+    task = housekeeping.TASKS[0]
+    try:
+        with housekeeping.task_lock(other_process, task) as held:
+            assert held
+            assert housekeeping.run_task(rt, task) is None
+            assert housekeeping.run_task(rt, housekeeping.TASKS[1]) == 0  # other tasks are free
+        assert housekeeping.run_task(rt, task) == 0
+    finally:
+        other_process.dispose()
