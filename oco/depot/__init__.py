@@ -2,21 +2,29 @@
 
 Writes stream through a temporary file in the depot and are renamed into place, so a payload
 is either complete or absent. Any upload that is not a zip archive is wrapped into one.
+
+Packages refer to payloads by digest, and two packages may share one. Storing a payload until the package
+that refers to it is committed holds the depot's lock shared (`storing`); deciding that a payload is unused
+and deleting it holds it exclusively (`removing`). So a payload uploaded again while the last package using
+it is deleted is never lost, whichever processes do it. The lock is an advisory file lock (`.lock`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 CHUNK = 1024 * 1024
+LOCK_FILE = ".lock"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
@@ -107,8 +115,30 @@ class Depot:
                 yield chunk
 
     def delete(self, sha256: str) -> None:
-        """Remove a payload; callers check first that no package refers to it any more."""
+        """Remove a payload; callers check first, inside `removing`, that no package refers to it."""
         self.path(sha256).unlink(missing_ok=True)
+
+    @contextmanager
+    def storing(self) -> Iterator[None]:
+        """Hold from storing a payload until the package referring to it is committed (shared)."""
+        with self._locked(fcntl.LOCK_SH):
+            yield
+
+    @contextmanager
+    def removing(self) -> Iterator[None]:
+        """Hold while deciding that a payload is unused and deleting it (exclusive: waits for `storing`)."""
+        with self._locked(fcntl.LOCK_EX):
+            yield
+
+    @contextmanager
+    def _locked(self, mode: int) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / LOCK_FILE).open("a") as lock:
+            fcntl.flock(lock, mode)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _put_zipped(self, fill: _ZipFiller) -> StoredPayload:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -172,16 +172,15 @@ def create_package(
     The payload goes into the depot first (it may be large and is streamed); if the package cannot be
     created, a payload no other package uses is removed again, so nothing half-written stays.
     """
-    payload = store_payload(runtime.depot) if store_payload else None
+    payload: StoredPayload | None = None
     try:
-        with runtime.transaction() as session:
-            return add_package(session, spec, payload, actor).id
+        with runtime.depot.storing():
+            payload = store_payload(runtime.depot) if store_payload else None
+            with runtime.transaction() as session:
+                return add_package(session, spec, payload, actor).id
     except BaseException:
         if payload is not None:
-            with runtime.transaction() as session:
-                orphan = not payload_in_use(session, payload.sha256)
-            if orphan:
-                runtime.depot.delete(payload.sha256)
+            remove_unused_payload(runtime, payload.sha256)
         raise
 
 
@@ -190,4 +189,13 @@ def remove_package(runtime: Runtime, package_id: int, actor: str) -> None:
     with runtime.transaction() as session:
         orphan = delete_package(session, package_id, actor)
     if orphan:
-        runtime.depot.delete(orphan)
+        remove_unused_payload(runtime, orphan)
+
+
+def remove_unused_payload(runtime: Runtime, sha256: str) -> None:
+    """Delete a payload from the depot unless a package refers to it, or is about to (see `Depot`)."""
+    with runtime.depot.removing():
+        with runtime.transaction() as session:
+            unused = not payload_in_use(session, sha256)
+        if unused:
+            runtime.depot.delete(sha256)

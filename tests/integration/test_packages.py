@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from oco.depot import Depot, StoredPayload
 from oco.domain.states import PostAction, UpgradeBehavior
 from oco.services import assignments, computers, packages
 from oco.services.errors import Conflict, InvalidInput, NotFound
@@ -168,3 +170,37 @@ def test_a_payload_shared_by_two_versions_stays_until_both_are_deleted(rt: Runti
     assert rt.depot.exists(digest)
     packages.remove_package(rt, second, "tester")
     assert not rt.depot.exists(digest)
+
+
+def test_a_payload_uploaded_again_while_its_last_package_is_deleted_is_kept(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    payload = tmp_path / "same.sh"
+    payload.write_text("exit 0\n")
+    old = packages.create_package(rt, spec("1.0"), lambda depot: depot.put_file(payload), "tester")
+    stored, go_on = threading.Event(), threading.Event()
+
+    def upload_again(depot: Depot) -> StoredPayload:
+        result = depot.put_file(payload)  # the file is there: the upload reuses it...
+        stored.set()
+        assert go_on.wait(10)  # ...and its package is not committed yet
+        return result
+
+    upload = threading.Thread(
+        target=packages.create_package, args=(rt, spec("1.1"), upload_again, "tester"), daemon=True
+    )
+    upload.start()
+    assert stored.wait(10)
+    removal = threading.Thread(target=packages.remove_package, args=(rt, old, "tester"), daemon=True)
+    removal.start()
+    removal.join(0.3)
+    assert removal.is_alive(), "the payload's deletion must wait for the upload's package"
+
+    go_on.set()
+    upload.join(10)
+    removal.join(10)
+
+    with rt.transaction() as session:
+        [kept] = packages.list_packages(session)
+        assert kept.version == "1.1" and kept.payload_sha256 is not None
+        assert rt.depot.exists(kept.payload_sha256)
