@@ -257,6 +257,21 @@ def add_computer_group_members(runtime: RuntimeDep, actor: Actor, group_id: Id, 
         return computer_group_view(computers.find_computer_group(session, str(group_id)))
 
 
+@router.delete("/computer-groups/{group_id}/members/{computer_id}", tags=["groups"])
+def remove_computer_group_member(
+    runtime: RuntimeDep, actor: Actor, group_id: Id, computer_id: Id
+) -> JSONDict:
+    with use_case(runtime) as session:
+        group = computers.find_computer_group(session, str(group_id))
+        if computer_id not in {member.computer_id for member in group.members}:
+            raise NotFound(f"computer {computer_id} is not in group {group.name!r}")
+        computers.remove_computers_from_group(
+            session, group, [computers.get_computer(session, computer_id)], actor
+        )
+        session.flush()
+        return computer_group_view(computers.find_computer_group(session, str(group_id)))
+
+
 @router.delete("/computer-groups/{group_id}", status_code=204, tags=["groups"])
 def delete_computer_group(runtime: RuntimeDep, actor: Actor, group_id: Id) -> None:
     with use_case(runtime) as session:
@@ -281,6 +296,29 @@ def add_package_group_members(runtime: RuntimeDep, actor: Actor, group_id: Id, b
         group = computers.find_package_group(session, str(group_id))
         members = [packages.get_package(session, i) for i in body.ids]
         computers.add_packages_to_group(session, group, members, actor)
+        session.flush()
+        return package_group_view(computers.find_package_group(session, str(group_id)))
+
+
+@router.delete("/package-groups/{group_id}/members/{package_id}", tags=["groups"])
+def remove_package_group_member(runtime: RuntimeDep, actor: Actor, group_id: Id, package_id: Id) -> JSONDict:
+    with use_case(runtime) as session:
+        group = computers.find_package_group(session, str(group_id))
+        if package_id not in {member.package_id for member in group.members}:
+            raise NotFound(f"package {package_id} is not in group {group.name!r}")
+        computers.remove_packages_from_group(
+            session, group, [packages.get_package(session, package_id)], actor
+        )
+        session.flush()
+        return package_group_view(computers.find_package_group(session, str(group_id)))
+
+
+@router.put("/package-groups/{group_id}/order", tags=["groups"])
+def order_package_group(runtime: RuntimeDep, actor: Actor, group_id: Id, body: Members) -> JSONDict:
+    """Deploy the group's packages in this order: `ids` names each member once."""
+    with use_case(runtime) as session:
+        group = computers.find_package_group(session, str(group_id))
+        computers.order_package_group(session, group, body.ids, actor)
         session.flush()
         return package_group_view(computers.find_package_group(session, str(group_id)))
 

@@ -182,6 +182,18 @@ def package_group_remove(group: str, package_ids: list[int] = typer.Argument(...
         computers.remove_packages_from_group(session, found, members, actor())
 
 
+@package_group_app.command("order")
+def package_group_order(
+    group: str,
+    package_ids: list[int] = typer.Argument(..., help="Every package of the group, in the new order."),
+) -> None:
+    """Set the order in which the group's packages are deployed."""
+    with use_case() as session:
+        computers.order_package_group(
+            session, computers.find_package_group(session, group), package_ids, actor()
+        )
+
+
 @package_group_app.command("delete")
 def package_group_delete(group: str) -> None:
     with use_case() as session:

@@ -244,6 +244,35 @@ def remove_packages_from_group(
     audit.record(session, actor, "package_group.remove", "package_group", group.id, packages=sorted(removed))
 
 
+def order_package_group(
+    session: Session, group: PackageGroup, package_ids: Sequence[int], actor: str
+) -> None:
+    """Put the group's packages in the order given, which must name each member exactly once."""
+    by_package = {member.package_id: member for member in group.members}
+    if sorted(package_ids) != sorted(by_package):
+        raise InvalidInput(
+            f"the new order of group {group.name!r} must name each of its packages once: "
+            f"{sorted(by_package)}, not {list(package_ids)}",
+            field="ids",
+        )
+    for sequence, package_id in enumerate(package_ids, start=1):
+        by_package[package_id].sequence = sequence
+    group.members.sort(key=lambda member: member.sequence)
+    audit.record(session, actor, "package_group.order", "package_group", group.id, packages=list(package_ids))
+
+
+def move_package_in_group(
+    session: Session, group: PackageGroup, package_id: int, steps: int, actor: str
+) -> None:
+    """Move one package `steps` places later in the group (negative: earlier), stopping at either end."""
+    order = [member.package_id for member in group.members]
+    if package_id not in order:
+        raise NotFound(f"package {package_id} is not in group {group.name!r}")
+    index = order.index(package_id)
+    order.insert(min(max(index + steps, 0), len(order) - 1), order.pop(index))
+    order_package_group(session, group, order, actor)
+
+
 def delete_package_group(session: Session, group: PackageGroup, actor: str) -> None:
     session.delete(group)
     audit.record(session, actor, "package_group.delete", "package_group", group.id, name=group.name)

@@ -69,6 +69,24 @@ async def change_members(request: Request, current: CurrentViewer, kind: Kind, g
     return RedirectResponse("/groups", status_code=303)
 
 
+@router.post("/groups/package/{group_id}/move")
+async def move_package(request: Request, current: CurrentViewer, group_id: int) -> Response:
+    """Move one package of a package group a place earlier (`steps=-1`) or later (`steps=1`)."""
+    await checked_form(request, current)
+    chosen = request.query_params  # the buttons share the member list's form: they say which in the URL
+    try:
+        package_id, steps = int(chosen.get("package", "")), int(chosen.get("steps", ""))
+    except ValueError:
+        return _page(request, current, "choose a package and a direction to move it", 400)
+    try:
+        with runtime_of(request).transaction() as session:
+            group = computers.find_package_group(session, str(group_id))
+            computers.move_package_in_group(session, group, package_id, steps, current.actor)
+    except ServiceError as exc:
+        return _page(request, current, str(exc), 400)
+    return RedirectResponse("/groups", status_code=303)
+
+
 @router.post("/groups/{kind}/{group_id}/delete")
 async def delete_group(request: Request, current: CurrentViewer, kind: Kind, group_id: int) -> Response:
     await checked_form(request, current)

@@ -144,3 +144,28 @@ def test_errors_are_4xx_with_a_message(
     response = api.request(method, path, json=body)
     assert response.status_code == status, response.text
     assert message in response.json()["detail"]
+
+
+def test_groups_members_are_added_removed_and_ordered(api: httpx.Client) -> None:
+    pcs = [api.post("/computers", json={"hostname": f"grp-pc{i}"}).json()["id"] for i in range(2)]
+    forms = [{"family": f"Grp{i}", "version": "1", "install_procedure": "x"} for i in range(3)]
+    pkgs = [api.post("/packages", data=form).json()["id"] for form in forms]
+    lab = api.post("/computer-groups", json={"name": "Grp lab"}).json()["id"]
+    base = api.post("/package-groups", json={"name": "Grp base"}).json()["id"]
+    api.post(f"/computer-groups/{lab}/members", json={"ids": pcs}).raise_for_status()
+    api.post(f"/package-groups/{base}/members", json={"ids": pkgs}).raise_for_status()
+
+    left = api.delete(f"/computer-groups/{lab}/members/{pcs[0]}")
+    assert left.status_code == 200 and [c["id"] for c in left.json()["computers"]] == [pcs[1]]
+    assert api.delete(f"/computer-groups/{lab}/members/{pcs[0]}").status_code == 404
+    ordered = api.put(f"/package-groups/{base}/order", json={"ids": [pkgs[2], pkgs[0], pkgs[1]]})
+    assert ordered.status_code == 200, ordered.text
+    assert [(p["id"], p["sequence"]) for p in ordered.json()["packages"]] == [
+        (pkgs[2], 1),
+        (pkgs[0], 2),
+        (pkgs[1], 3),
+    ]
+    incomplete = api.put(f"/package-groups/{base}/order", json={"ids": [pkgs[0], pkgs[1]]})
+    assert incomplete.status_code == 400 and "each of its packages once" in incomplete.json()["detail"]
+    shorter = api.delete(f"/package-groups/{base}/members/{pkgs[2]}")
+    assert [p["id"] for p in shorter.json()["packages"]] == [pkgs[0], pkgs[1]]

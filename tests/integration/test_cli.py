@@ -92,6 +92,10 @@ def test_computers_groups_and_assignments(oco) -> None:  # type: ignore[no-untyp
     oco("group", "package", "add", "Base", second, first)
     listed = json.loads(oco("group", "package", "show", "Base", "--json"))["packages"]
     assert [p["id"] for p in listed] == [int(second), int(first)]
+    oco("group", "package", "order", "Base", first, second)
+    listed = json.loads(oco("group", "package", "show", "Base", "--json"))["packages"]
+    assert [p["id"] for p in listed] == [int(first), int(second)]
+    assert "each of its packages once" in oco("group", "package", "order", "Base", first, expect=2)
 
     oco("assignment", "add", "--computer", "pc1", "--package", first)
     shown = json.loads(oco("computer", "show", pc1, "--json"))

@@ -204,6 +204,39 @@ def test_groups_expand_in_order(rt: Runtime) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("moved", "steps", "order"),
+    [
+        ("C", -1, "ACB"),
+        ("C", -5, "CAB"),  # stops at the top
+        ("A", -1, "ABC"),
+        ("A", 1, "BAC"),
+        ("A", 9, "BCA"),  # stops at the bottom
+        ("B", 0, "ABC"),
+    ],
+)
+def test_a_moved_package_changes_the_group_and_the_deployment_order(
+    rt: Runtime, moved: str, steps: int, order: str
+) -> None:
+    [pc] = add_computers(rt, "pc1")
+    ids = {name: add_package(rt, name) for name in "ABC"}
+    with rt.transaction() as session:
+        group = computers.add_package_group(session, "Base", "admin")
+        members = [packages.get_package(session, ids[name]) for name in "ABC"]
+        computers.add_packages_to_group(session, group, members, "admin")
+        group_id = group.id
+    with rt.transaction() as session:
+        group = computers.find_package_group(session, str(group_id))
+        computers.move_package_in_group(session, group, ids[moved], steps, "admin")
+
+    with rt.transaction() as session:
+        request = DeploymentRequest(
+            ContainerOptions(name="Ordered"), Targets(computer_ids=[pc], package_group_ids=[group_id])
+        )
+        container_id = deployments.create_deployment(session, rt.settings, request, "admin", rt.now()).id
+    assert "".join(job[1][0] for job in jobs_of(rt, container_id)) == order
+
+
 def test_the_preview_is_what_gets_created_and_writes_nothing(rt: Runtime) -> None:
     pcs = add_computers(rt, "pc1", "pc2")
     v1 = add_package(rt, version="1.0")

@@ -236,5 +236,16 @@ def test_groups_are_managed_in_the_console(console: tuple[TestClient, Runtime]) 
         ]
     page = client.get("/groups").text
     assert "Lab" in page and "1. B 1" in page and "2. A 1" in page
+    assert 'aria-label="Move A 1 up"' in page
+
+    moved = client.post(f"/groups/package/{base}/move?package={first}&steps=-1", data={"csrf_token": token})
+    assert moved.status_code == 303
+    with rt.transaction() as session:
+        group = computers.find_package_group(session, "Base")
+        assert [m.package_id for m in group.members] == [first, second]
+    stray = client.post(f"/groups/package/{base}/move?package=999&steps=1", data={"csrf_token": token})
+    assert stray.status_code == 400 and "is not in group" in stray.text
+    forged = client.post(f"/groups/package/{base}/move?package={first}&steps=1", data={"csrf_token": "x"})
+    assert forged.status_code == 403
     assert client.post(f"/groups/computer/{lab}/delete", data={"csrf_token": token}).status_code == 303
     assert client.post("/groups/other", data={"csrf_token": token, "name": "x"}).status_code == 422
