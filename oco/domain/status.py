@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from oco.domain.states import PENDING_STATES, ContainerStatus, JobState
@@ -10,10 +10,11 @@ from oco.domain.states import PENDING_STATES, ContainerStatus, JobState
 PERCENT = 100
 
 
-def container_status(states: Iterable[JobState], start: datetime, now: datetime) -> ContainerStatus:
-    """Anything waiting/running: scheduled (start ahead) or in progress; else any failed, expired or
-    incompatible job: failed; else succeeded (already installed counts as success). No jobs: empty."""
-    present = set(states)
+def container_status(counts: Mapping[JobState, int], start: datetime, now: datetime) -> ContainerStatus:
+    """From how many jobs are in each state: anything waiting/running: scheduled (start ahead) or in
+    progress; else any failed, expired or incompatible job: failed; else succeeded (already installed
+    counts as success). No jobs: empty."""
+    present = {state for state, count in counts.items() if count > 0}
     if not present:
         return ContainerStatus.EMPTY
     if present & PENDING_STATES:
@@ -23,13 +24,13 @@ def container_status(states: Iterable[JobState], start: datetime, now: datetime)
     return ContainerStatus.SUCCEEDED
 
 
-def progress(states: Iterable[JobState]) -> int:
+def progress(counts: Mapping[JobState, int]) -> int:
     """Percentage (0..100, rounded down) of jobs in a final state; an empty container is complete."""
-    all_states = list(states)
-    if not all_states:
+    total = sum(counts.values())
+    if not total:
         return PERCENT
-    done = sum(1 for state in all_states if state.is_final)
-    return done * PERCENT // len(all_states)
+    done = sum(count for state, count in counts.items() if state.is_final)
+    return done * PERCENT // total
 
 
 def is_expired(state: JobState, end: datetime | None, now: datetime) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -399,31 +399,32 @@ class ContainerSummary:
 
 
 def summarise(
-    container: JobContainer, states: Sequence[JobState], last_finished: datetime | None, now: datetime
+    container: JobContainer, counts: Mapping[JobState, int], last_finished: datetime | None, now: datetime
 ) -> ContainerSummary:
+    """A container's status and progress from how many of its jobs are in each state."""
     return ContainerSummary(
         container=container,
-        status=container_status(states, container.start_time, now),
-        progress=progress(states),
-        counts=dict(Counter(states)),
+        status=container_status(counts, container.start_time, now),
+        progress=progress(counts),
+        counts={state: count for state, count in counts.items() if count},
         last_finished=last_finished,
     )
 
 
 def list_containers(session: Session, now: datetime) -> list[ContainerSummary]:
-    """Every job container with its status and progress, newest first (one query for all job states)."""
+    """Every job container with its status and progress, newest first (one query counts all the jobs)."""
     containers = list(session.scalars(select(JobContainer).order_by(JobContainer.id.desc())))
-    states: dict[int, list[JobState]] = {c.id: [] for c in containers}
+    counts: dict[int, Counter[JobState]] = {c.id: Counter() for c in containers}
     finished: dict[int, datetime | None] = {}
     query = select(Job.container_id, Job.state, func.count(), func.max(Job.execution_finished)).group_by(
         Job.container_id, Job.state
     )
     for container_id, state, count, last in session.execute(query):
-        states.setdefault(container_id, []).extend([JobState(state)] * count)
+        counts.setdefault(container_id, Counter())[JobState(state)] += count
         if last is not None:
             current = finished.get(container_id)
             finished[container_id] = last if current is None or last > current else current
-    return [summarise(c, states[c.id], finished.get(c.id), now) for c in containers]
+    return [summarise(c, counts[c.id], finished.get(c.id), now) for c in containers]
 
 
 def get_container(session: Session, container_id: int) -> JobContainer:
@@ -440,7 +441,8 @@ def get_container(session: Session, container_id: int) -> JobContainer:
 def container_summary(session: Session, container_id: int, now: datetime) -> ContainerSummary:
     container = get_container(session, container_id)
     finished = [job.execution_finished for job in container.jobs if job.execution_finished is not None]
-    return summarise(container, [JobState(j.state) for j in container.jobs], max(finished, default=None), now)
+    counts = Counter(JobState(job.state) for job in container.jobs)
+    return summarise(container, counts, max(finished, default=None), now)
 
 
 @dataclass(frozen=True, slots=True)
