@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_S = 30
+SQLITE_READ_TIMEOUT_S = 2
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -57,12 +58,20 @@ READ_ONLY_OPTION = "oco_read_only"
 def make_reader(engine: Engine) -> Engine:
     """An engine for use cases that only read, each statement on its own (no BEGIN, no ROLLBACK).
 
-    SQLite: the same pool, without the write lock. Network databases: a pool of autocommit connections
-    not pinged before use (each ping and each BEGIN is a round trip); see `Runtime.read` for the retry
-    that replaces the ping.
+    SQLite: connections of their own that never take the write lock and give up after
+    `SQLITE_READ_TIMEOUT_S` on the rare lock a WAL reader can meet (the check-in reads on the event loop,
+    which must not wait 30 s); an in-memory database shares its one pool instead. Network databases: a pool
+    of autocommit connections not pinged before use (each ping and each BEGIN is a round trip); see
+    `Runtime.read` for the retry that replaces the ping.
     """
     if engine.dialect.name == "sqlite":
-        return engine.execution_options(**{READ_ONLY_OPTION: True})
+        if engine.url.database in (None, "", ":memory:"):
+            return engine.execution_options(**{READ_ONLY_OPTION: True})
+        reader = create_engine(
+            engine.url, connect_args={"timeout": SQLITE_READ_TIMEOUT_S, "check_same_thread": False}
+        )
+        event.listen(reader, "connect", _sqlite_pragmas)  # no BEGIN: each statement on its own
+        return reader
     kwargs: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
     if engine.dialect.name == "mysql":
         kwargs["pool_recycle"] = 3600
