@@ -149,9 +149,10 @@ class AgentClient:
         return params
 
     def _learn_keys(self, offered: dict[str, str]) -> None:
-        changes = {name: value for name, value in offered.items() if not getattr(self.config, name)}
-        if changes:
-            self.config = replace(self.config, **changes)
+        agent_key = self.config.agent_key or offered.get("agent_key", "")
+        server_key = self.config.server_key or offered.get("server_key", "")
+        if (agent_key, server_key) != (self.config.agent_key, self.config.server_key):
+            self.config = replace(self.config, agent_key=agent_key, server_key=server_key)
             save_config(self.config_path, self.config)
 
     # Timestamps -------------------------------------------------------------------------------

@@ -106,8 +106,8 @@ def _download_once(
 
 
 def _expected_digest(response: httpx.Response) -> str:
-    digest = response.headers.get(SHA256_HEADER) or response.headers.get("etag", "").removeprefix("W/")
-    digest = digest.strip().strip('"').lower()
+    header: str = response.headers.get(SHA256_HEADER) or response.headers.get("etag", "").removeprefix("W/")
+    digest = header.strip().strip('"').lower()
     if len(digest) != SHA256_HEX_LENGTH or not all(c in "0123456789abcdef" for c in digest):
         raise ChecksumMismatch("the server sent no SHA-256 for the payload; refusing to run it unverified")
     return digest

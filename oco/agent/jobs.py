@@ -21,7 +21,13 @@ from oco.agent.runner import CommandFailedToStart, RunResult, run_procedure
 from oco.agent.state import JobJournal, JournalEntry, Phase
 from oco.agent.unpack import UnsafeArchive, safe_extract
 from oco.domain.protocol import AgentMethod
-from oco.domain.states import DOWNLOAD_PROGRESS_UNPACKING, AgentJobState, ReturnCode, SequenceMode
+from oco.domain.states import (
+    DOWNLOAD_PROGRESS_UNPACKING,
+    AgentJobState,
+    PostAction,
+    ReturnCode,
+    SequenceMode,
+)
 
 log = logging.getLogger("oco.agent")
 
@@ -58,9 +64,9 @@ class JobOrder:
                 download=bool(entry["download"]),
                 procedure=str(entry["procedure"]),
                 sequence_mode=SequenceMode(int(entry.get("sequence-mode") or 0)),
-                restart=_minutes(entry.get("restart")),
-                shutdown=_minutes(entry.get("shutdown")),
-                exit=_minutes(entry.get("exit")),
+                restart=_minutes(entry.get(PostAction.RESTART.text)),
+                shutdown=_minutes(entry.get(PostAction.SHUTDOWN.text)),
+                exit=_minutes(entry.get(PostAction.EXIT_AGENT.text)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ProtocolError(f"malformed job in software-jobs: {entry!r} ({exc!r})") from None

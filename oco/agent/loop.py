@@ -49,7 +49,7 @@ def next_delay(
     """Seconds until the next check-in: the interval after a success, doubling per consecutive failure up
     to BACKOFF_CAP_S (or the interval when it is longer), jittered by ±JITTER."""
     nominal = min(max(BACKOFF_CAP_S, interval_s), interval_s * 2 ** min(failures, MAX_DOUBLINGS))
-    return nominal * rng(1 - JITTER, 1 + JITTER)
+    return float(nominal * rng(1 - JITTER, 1 + JITTER))
 
 
 def make_power_backend(config: AgentConfig) -> PowerBackend:

@@ -4,6 +4,7 @@ whole process tree."""
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -69,7 +70,8 @@ def run_procedure(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            **_new_group(),
+            creationflags=_CREATION_FLAGS,
+            start_new_session=_NEW_SESSION,
         )
     except OSError as exc:
         raise CommandFailedToStart(f"cannot start {procedure!r}: {exc}") from exc
@@ -158,14 +160,16 @@ class OutputTail:
         return f"[{dropped} bytes of earlier output omitted]\n{text}" if dropped else text
 
 
-def _new_group() -> dict[str, object]:
-    if sys.platform == "win32":
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined]
-    return {"start_new_session": True}
+# The procedure gets a process group of its own, so a timeout can end it with all its descendants.
+if sys.platform == "win32":
+    _CREATION_FLAGS, _NEW_SESSION = subprocess.CREATE_NEW_PROCESS_GROUP, False
+else:
+    _CREATION_FLAGS, _NEW_SESSION = 0, True
 
 
 def _read_all(process: subprocess.Popen[bytes], output: OutputTail) -> None:
-    assert process.stdout is not None
+    stream = process.stdout
+    assert isinstance(stream, io.BufferedIOBase)  # a pipe opened in binary mode: read1 returns what is there
     with contextlib.suppress(OSError, ValueError):
-        while chunk := process.stdout.read1(READ_CHUNK):  # type: ignore[attr-defined]
+        while chunk := stream.read1(READ_CHUNK):
             output.append(chunk)

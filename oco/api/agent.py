@@ -1,7 +1,7 @@
 """The OCO agent endpoint: JSON-RPC 2.0 over `/api-agent.php` and `/api/agent` (PROTOCOL.md).
 
 This module only translates HTTP to use cases and back: parsing, limits, signatures of responses,
-error mapping. The rules live in `oco.services.agents` and `oco.domain`.
+error mapping. The use cases live in `oco.services.agent_requests`, the rules in `oco.domain`.
 """
 
 from __future__ import annotations
@@ -11,25 +11,20 @@ import ipaddress
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from oco.api.download import payload_response
-from oco.domain.errors import DomainError
 from oco.domain.protocol import SIGNATURE_HEADER_AGENT, SIGNATURE_HEADER_SERVER, AgentMethod, sign
-from oco.services import agent_jobs, agents
-from oco.services.agents import AgentRequest, AuthenticatedAgent, AuthenticationFailed
-from oco.services.computers import normalise_hostname
-from oco.services.errors import ServiceError
+from oco.errors import OcoError, Unauthorized, outcome
+from oco.services import agent_requests
+from oco.services.agent_requests import AgentAnswer
+from oco.services.agents import AgentRequest
 from oco.services.runtime import Runtime
 
 PATHS = ("/api-agent.php", "/api/agent")
@@ -37,7 +32,9 @@ JSONRPC_VERSION = "2.0"
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
 PARSE_ERROR = -32700
+SERVER_ERROR_STATUS = 500
 
 log = logging.getLogger("oco.agent_api")
 
@@ -56,7 +53,7 @@ class AgentApi:
     """The agent endpoint as a plain ASGI application.
 
     It is the server's hot path (every managed computer checks in every minute or so), so the server
-    hands it its requests before the web framework's middleware and routing (see `oco.server`).
+    hands it its requests before the web framework's middleware and routing (see `oco.application`).
     """
 
     def __init__(self, runtime: Runtime) -> None:
@@ -64,7 +61,7 @@ class AgentApi:
         # SQLite reads are local and never wait for a writer (WAL): a plain check-in's ~100 µs run on the
         # event loop, cheaper than any trip to a thread. A network database is waited for in a few
         # threads of their own: the 40 of the shared pool would only fight over the GIL.
-        self.reads_inline = runtime.engine.dialect.name == "sqlite"
+        self.reads_inline = runtime.reads_are_local
         self._readers = ThreadPoolExecutor(
             runtime.settings.checkin_threads, thread_name_prefix="oco-check-in"
         )
@@ -91,34 +88,25 @@ class AgentApi:
             rpc_id, agent_request = _parse(body, request, runtime.settings.trusted_proxies)
             if agent_request.method is AgentMethod.DOWNLOAD:
                 return await run_in_threadpool(_download, runtime, agent_request, request)
-            agent, params = await self._answer(agent_request)
+            answer = await self._answer(agent_request)
         except BadRequest as exc:
             request_id = exc.request_id if exc.request_id is not None else rpc_id
             return _error_response(request_id, exc.code, exc.message)
-        except AuthenticationFailed as exc:
-            _log_auth_failure(request, runtime.settings.trusted_proxies, exc)
-            return PlainTextResponse(str(exc), status_code=401)
-        except (ServiceError, DomainError) as exc:
-            return _error_response(rpc_id, INVALID_PARAMS, str(exc))
-        return _result_response(rpc_id, agent, params)
+        except OcoError as exc:
+            return _refusal(request, runtime.settings.trusted_proxies, rpc_id, exc)
+        return _result_response(rpc_id, answer)
 
-    async def _answer(self, request: AgentRequest) -> tuple[AuthenticatedAgent, dict[str, Any]]:
+    async def _answer(self, request: AgentRequest) -> AgentAnswer:
         runtime = self.runtime
         if request.method is AgentMethod.HELLO:
             if self.reads_inline:
-                answer = _check_in(runtime, request)
+                answer = agent_requests.check_in(runtime, request)
             else:
                 loop = asyncio.get_running_loop()
-                answer = await loop.run_in_executor(self._readers, _check_in, runtime, request)
+                answer = await loop.run_in_executor(self._readers, agent_requests.check_in, runtime, request)
             if answer is not None:
                 return answer
-        handler = HANDLERS[request.method]
-        return await run_in_threadpool(
-            _authenticated,
-            runtime,
-            request,
-            lambda session, agent, now: handler(runtime, session, agent, request, now),
-        )
+        return await run_in_threadpool(agent_requests.answer, runtime, request)
 
 
 # Request parsing ----------------------------------------------------------------------------------
@@ -152,10 +140,9 @@ def _parse(body: bytes, request: Request, trusted_proxies: list[str]) -> tuple[A
     if document.get("jsonrpc") != JSONRPC_VERSION:
         raise BadRequest('"jsonrpc" must be "2.0"', request_id=rpc_id)
     method_name = document.get("method")
-    try:
-        method = AgentMethod(method_name)
-    except ValueError:
-        raise BadRequest(f"unknown method {method_name!r}", METHOD_NOT_FOUND, rpc_id) from None
+    if not isinstance(method_name, str) or method_name not in set(AgentMethod):
+        raise BadRequest(f"unknown method {method_name!r}", METHOD_NOT_FOUND, rpc_id)
+    method = AgentMethod(method_name)
     params = document.get("params")
     if not isinstance(params, dict):
         raise BadRequest('"params" must be an object', INVALID_PARAMS, rpc_id)
@@ -233,116 +220,19 @@ def _is_trusted(address: str, proxies: list[str]) -> bool:
     return False
 
 
-# Calls --------------------------------------------------------------------------------------------
-
-Handler = Callable[[Runtime, Session, AuthenticatedAgent, AgentRequest, datetime], dict[str, Any]]
-T = TypeVar("T")
+# Answers ------------------------------------------------------------------------------------------
 
 
-def _result_response(rpc_id: Any, agent: AuthenticatedAgent, params: dict[str, Any]) -> Response:
+def _result_response(rpc_id: Any, answer: AgentAnswer) -> Response:
     document = {
         "jsonrpc": JSONRPC_VERSION,
         "id": rpc_id,
         "error": None,
-        "result": {"success": True, "timestamp": agent.timestamp, "params": params},
+        "result": {"success": True, "timestamp": answer.timestamp, "params": answer.params},
     }
     body = json.dumps(document, separators=(",", ":")).encode()
-    headers = {SIGNATURE_HEADER_SERVER: sign(agent.server_key, body)} if agent.server_key else {}
+    headers = {SIGNATURE_HEADER_SERVER: sign(answer.server_key, body)} if answer.server_key else {}
     return Response(body, media_type="application/json", headers=headers)
-
-
-def _check_in(runtime: Runtime, request: AgentRequest) -> tuple[AuthenticatedAgent, dict[str, Any]] | None:
-    """A steady agent's hello only reads (see `oco.services.checkins`); None when it has to write."""
-    hostname = normalise_hostname(request.hostname)
-    view = runtime.read(lambda connection: agent_jobs.read_check_in(connection, hostname))
-    now = runtime.now()
-    agent = agents.authenticate_check_in(view.computer if view else None, runtime.checkins, request, now)
-    if agent is None or view is None:
-        return None
-    with _reverted_on_failure(runtime, agent):
-        return agent, _hello_answer(runtime, agent, request, now, view.pending)
-
-
-def _authenticated(
-    runtime: Runtime, request: AgentRequest, use: Callable[[Session, AuthenticatedAgent, datetime], T]
-) -> tuple[AuthenticatedAgent, T]:
-    """Authenticate and run `use` in one transaction: a failure leaves no trace, timestamp included."""
-    agent: AuthenticatedAgent | None = None
-    try:
-        with runtime.transaction() as session:
-            now = runtime.now()
-            agent = agents.authenticate(session, runtime.settings, runtime.checkins, request, now)
-            result = use(session, agent, now)
-    except BaseException:
-        if agent is not None:
-            _revert(runtime, agent)
-        raise
-    return agent, result
-
-
-@contextmanager
-def _reverted_on_failure(runtime: Runtime, agent: AuthenticatedAgent) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        _revert(runtime, agent)
-        raise
-
-
-def _revert(runtime: Runtime, agent: AuthenticatedAgent) -> None:
-    if agent.claim is not None:
-        runtime.checkins.revert(agent.claim)
-
-
-def _hello(
-    runtime: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest, now: datetime
-) -> dict[str, Any]:
-    agents.store_hello(session, agent, request.data)
-    pending = [] if agent.registered else agent_jobs.pending_jobs(session.connection(), agent.computer.id)
-    return _hello_answer(runtime, agent, request, now, pending)
-
-
-def _hello_answer(
-    runtime: Runtime,
-    agent: AuthenticatedAgent,
-    request: AgentRequest,
-    now: datetime,
-    pending: list[agent_jobs.PendingJob],
-) -> dict[str, Any]:
-    jobs = agent_jobs.software_jobs(pending, request.client_address, now)
-    params: dict[str, Any] = {
-        "update": 1 if agents.wants_inventory(agent, runtime.settings, now) else 0,
-        "software-jobs": jobs,
-        "logins-since": agents.logins_since(agent),
-        "events": [],
-    }
-    # Never send null keys: an OCO agent would store the text "None".
-    if agent.new_agent_key:
-        params["agent-key"] = agent.new_agent_key
-    if agent.new_server_key:
-        params["server-key"] = agent.new_server_key
-    return params
-
-
-def _update(
-    runtime: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest, now: datetime
-) -> dict[str, Any]:
-    agents.store_inventory(session, agent, request.data, now)
-    return {"policies": {}}
-
-
-def _update_job_state(
-    runtime: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest, now: datetime
-) -> dict[str, Any]:
-    succeeded = agent_jobs.report_job_state(session, runtime.settings, agent.computer, request.data, now)
-    return {"job-succeeded": succeeded}
-
-
-HANDLERS: dict[AgentMethod, Handler] = {
-    AgentMethod.HELLO: _hello,
-    AgentMethod.UPDATE: _update,
-    AgentMethod.UPDATE_JOB_STATE: _update_job_state,
-}
 
 
 # Download -----------------------------------------------------------------------------------------
@@ -352,29 +242,25 @@ def _download(runtime: Runtime, request: AgentRequest, http: Request) -> Respons
     package_id = request.data.get("package-id")
     if isinstance(package_id, bool) or not isinstance(package_id, int | str) or not str(package_id).isdigit():
         raise BadRequest('"params.package-id" must be a package id', INVALID_PARAMS)
-    try:
-        _agent, grant = _authenticated(
-            runtime,
-            request,
-            lambda session, agent, now: agent_jobs.authorise_download(
-                session, agent.computer, int(package_id), request.client_address, now
-            ),
-        )
-    except AuthenticationFailed:
-        raise
-    except (ServiceError, DomainError) as exc:
-        raise BadRequest(str(exc), INVALID_PARAMS) from None
+    grant = agent_requests.authorize_download(runtime, request, int(package_id))
     return payload_response(runtime.depot, grant, http.headers.get("range"))
 
 
 # Errors -------------------------------------------------------------------------------------------
 
 
-def _error_response(rpc_id: Any, code: int, message: str) -> Response:
+def _error_response(rpc_id: Any, code: int, message: str, status: int = 400) -> Response:
     document = {"jsonrpc": JSONRPC_VERSION, "id": rpc_id, "error": {"code": code, "message": message}}
-    return Response(json.dumps(document).encode(), status_code=400, media_type="application/json")
+    return Response(json.dumps(document).encode(), status_code=status, media_type="application/json")
 
 
-def _log_auth_failure(request: Request, trusted_proxies: list[str], exc: AuthenticationFailed) -> None:
-    address = client_address(request, trusted_proxies)
-    log.warning("oco-agent authentication failure from %s: %s", address, exc)
+def _refusal(request: Request, trusted_proxies: list[str], rpc_id: Any, exc: OcoError) -> Response:
+    """A refused call: 401 in plain text (logged for fail2ban) or a JSON-RPC error, by `oco.errors`."""
+    if isinstance(exc, Unauthorized):
+        address = client_address(request, trusted_proxies)
+        log.warning("oco-agent authentication failure from %s: %s", address, exc)
+        return PlainTextResponse(exc.message, status_code=outcome(exc).status)
+    status = outcome(exc).status
+    if status >= SERVER_ERROR_STATUS:
+        return _error_response(rpc_id, INTERNAL_ERROR, exc.message, status)
+    return _error_response(rpc_id, INVALID_PARAMS, exc.message)

@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from oco.errors import Unauthorized
 from oco.services import users
-from oco.services.errors import Unauthorized
 from oco.services.runtime import Runtime
 
 bearer = HTTPBearer(auto_error=False, description="A token from `oco token create`.")
 
 
 def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    """The runtime the application was built with."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 def api_actor(
     credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
     runtime: Runtime = Depends(get_runtime),
 ) -> str:
-    """The user name a valid bearer token acts as; 401 otherwise."""
+    """Who a valid bearer token acts as ("api:<user>"); Unauthorized (401) otherwise."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    try:
-        with runtime.transaction() as session:
-            token = users.resolve_token(session, credentials.credentials)
-            return f"api:{token.user.username}"
-    except Unauthorized as exc:
-        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+        raise Unauthorized("missing bearer token")
+    return users.token_actor(runtime, credentials.credentials)

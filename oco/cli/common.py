@@ -5,21 +5,21 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import typer
-from sqlalchemy.exc import IntegrityError, OperationalError
+from pydantic import BaseModel
 
-from oco.config import ConfigError, load_settings
-from oco.depot import DepotError
-from oco.domain.errors import DomainError
-from oco.services.errors import ServiceError
+from oco.config import load_settings
+from oco.domain.states import Vocabulary
+from oco.errors import CLI_EXIT_STATUS, OcoError
 from oco.services.runtime import Runtime
 
-USAGE_ERROR = 2
+JSON = typer.Option(False, "--json", help="Print JSON.")
+V = TypeVar("V", bound=Vocabulary)
 
 
 class State:
@@ -46,8 +46,9 @@ def actor() -> str:
 
 
 def fail(message: str) -> NoReturn:
+    """Print one line on stderr and exit with status 2."""
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(USAGE_ERROR)
+    raise typer.Exit(CLI_EXIT_STATUS)
 
 
 @contextmanager
@@ -55,40 +56,59 @@ def handled_errors() -> Iterator[None]:
     """Turn refused input into one line on stderr and exit status 2; nothing half-written stays."""
     try:
         yield
-    except (ServiceError, DomainError, ConfigError, DepotError) as exc:
-        fail(str(exc))
-    except IntegrityError as exc:
-        fail(f"the database refused the change: {exc.orig}")
-    except OperationalError as exc:
-        fail(f"database error: {exc.orig} (is the database migrated? run `oco db upgrade`)")
+    except OcoError as exc:
+        fail(exc.message)
 
 
-@contextmanager
-def use_case() -> Iterator[Any]:
-    """One transaction with error handling: `with use_case() as session: …`."""
-    with handled_errors(), runtime().transaction() as session:
-        yield session
+def choice(enumeration: type[V], default: V | None, help: str = "") -> Any:
+    """An option taking one of the enumeration's texts (`oco.domain.states`), parsed to the member."""
+
+    def parse(value: V | str) -> V:
+        if isinstance(value, enumeration):
+            return value
+        try:
+            return enumeration.from_text(str(value))
+        except OcoError as exc:
+            raise typer.BadParameter(exc.message) from None
+
+    return typer.Option(
+        default.text if default is not None else None,
+        parser=parse,
+        metavar=f"[{'|'.join(enumeration.texts())}]",
+        help=help,
+    )
 
 
 def print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """Print read models (or plain data) as indented JSON."""
+    typer.echo(json.dumps(_plain(data), indent=2, ensure_ascii=False, default=str))
 
 
-def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+def _plain(data: Any) -> Any:
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    if isinstance(data, list | tuple):
+        return [_plain(item) for item in data]
+    return data
+
+
+def print_table(rows: Sequence[BaseModel | dict[str, Any]], columns: list[str]) -> None:
     """A plain aligned table, for people; `--json` is the format for scripts."""
     if not rows:
         typer.echo("(none)")
         return
-    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    cells = [[_cell(_plain(row).get(column)) for column in columns] for row in rows]
     widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
     typer.echo("  ".join(column.upper().ljust(widths[i]) for i, column in enumerate(columns)).rstrip())
     for line in cells:
         typer.echo("  ".join(value.ljust(widths[i]) for i, value in enumerate(line)).rstrip())
 
 
-def print_fields(data: dict[str, Any]) -> None:
-    width = max(len(key) for key in data)
-    for key, value in data.items():
+def print_fields(data: BaseModel | dict[str, Any]) -> None:
+    """One `key  value` line per plain field (lists and documents are left to `--json`)."""
+    fields = _plain(data)
+    width = max(len(key) for key in fields)
+    for key, value in fields.items():
         if isinstance(value, list | dict):
             continue
         typer.echo(f"{key.ljust(width)}  {_cell(value)}")
@@ -103,6 +123,7 @@ def _cell(value: Any) -> str:
 
 
 def read_password_stdin() -> str:
+    """The first line of standard input; exits with status 2 when it is empty."""
     password = sys.stdin.readline().rstrip("\r\n")
     if not password:
         fail("no password on standard input")

@@ -26,7 +26,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}, **kwargs
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin_immediate)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if parsed.get_backend_name() == "mysql":
         kwargs.setdefault("pool_recycle", 3600)
@@ -45,14 +45,33 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_begin_immediate(connection: Any) -> None:
-    # Take the write lock at the start: two writers then queue instead of failing on upgrade.
-    # Readers (see `read_only`) run each statement on its own: in WAL mode they never wait for writers.
-    if not connection.get_execution_options().get(READ_ONLY_OPTION, False):
+def _sqlite_begin(connection: Any) -> None:
+    # Writers take the write lock at the start: two writers then queue instead of failing on upgrade.
+    # Snapshot readers begin a deferred transaction: in WAL mode it reads one snapshot, takes no lock that a
+    # writer waits for, and never waits for one. Core readers (`make_reader`) run each statement on its own.
+    mode = connection.get_execution_options().get(TRANSACTION_OPTION, WRITE)
+    if mode == WRITE:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif mode == SNAPSHOT:
+        connection.exec_driver_sql("BEGIN")
 
 
-READ_ONLY_OPTION = "oco_read_only"
+TRANSACTION_OPTION = "oco_transaction"
+WRITE, SNAPSHOT, STATEMENT = "write", "snapshot", "statement"
+
+
+def make_snapshot_bind(engine: Engine) -> Engine:
+    """What read-only sessions are bound to: one consistent snapshot, no write lock.
+
+    SQLite: a deferred `BEGIN` (WAL readers never wait for writers and writers never wait for them).
+    PostgreSQL: a READ ONLY transaction, so a read use case that tried to write would fail loudly.
+    MariaDB: a plain transaction, rolled back at the end.
+    """
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{TRANSACTION_OPTION: SNAPSHOT})
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(postgresql_readonly=True)
+    return engine
 
 
 def make_reader(engine: Engine) -> Engine:
@@ -66,7 +85,7 @@ def make_reader(engine: Engine) -> Engine:
     """
     if engine.dialect.name == "sqlite":
         if engine.url.database in (None, "", ":memory:"):
-            return engine.execution_options(**{READ_ONLY_OPTION: True})
+            return engine.execution_options(**{TRANSACTION_OPTION: STATEMENT})
         reader = create_engine(
             engine.url, connect_args={"timeout": SQLITE_READ_TIMEOUT_S, "check_same_thread": False}
         )
@@ -86,4 +105,14 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit when the block ends, roll back everything if it raises."""
     with factory() as session, session.begin():
+        yield session
+
+
+@contextmanager
+def snapshot(bind: Engine) -> Iterator[Session]:
+    """A session that only reads (see `make_snapshot_bind`); never committed: closing it rolls back.
+
+    What it loaded stays readable afterwards (closing detaches the objects without expiring them).
+    """
+    with Session(bind, expire_on_commit=False) as session:
         yield session

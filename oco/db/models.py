@@ -86,7 +86,8 @@ class Package(Base):
 
 
 def _hostname_key(context: DefaultExecutionContext) -> str:
-    return hostname_key(context.get_current_parameters()["hostname"])
+    parameters: dict[str, Any] = context.get_current_parameters()  # type: ignore[no-untyped-call]  # untyped in SQLAlchemy
+    return hostname_key(parameters["hostname"])
 
 
 class Computer(Base):

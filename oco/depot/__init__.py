@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from oco.errors import DepotError
+
+__all__ = ["Depot", "DepotError", "StoredPayload"]
+
 CHUNK = 1024 * 1024
 LOCK_FILE = ".lock"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-
-
-class DepotError(Exception):
-    """A payload could not be stored or read."""
 
 
 _ZipFiller = Callable[[zipfile.ZipFile], None]

@@ -16,7 +16,8 @@ from oco.domain.errors import InvalidIpRange
 from oco.domain.ipranges import IpRangeRule, admits, parse_ip_ranges
 from oco.domain.states import PENDING_STATES, JobState, PostAction
 
-_WIRE_KEYS = {PostAction.RESTART: "restart", PostAction.SHUTDOWN: "shutdown", PostAction.EXIT_AGENT: "exit"}
+WIRE_POST_ACTIONS = tuple(action for action in PostAction if action is not PostAction.NONE)
+"""The post-actions a job on the wire names by a key of their own: the action's text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +90,5 @@ def jobs_to_hand_out(
 def wire_post_action(post_action: PostAction, restart_timeout: int) -> dict[str, int | None]:
     """The `restart`/`shutdown`/`exit` keys of a job: the chosen one carries the timeout in minutes,
     the other two are None; with no post-action all three are None."""
-    keys: dict[str, int | None] = dict.fromkeys(_WIRE_KEYS.values())
-    key = _WIRE_KEYS.get(PostAction(post_action))
-    if key is not None:
-        keys[key] = restart_timeout
-    return keys
+    chosen = PostAction(post_action)
+    return {action.text: restart_timeout if action is chosen else None for action in WIRE_POST_ACTIONS}

@@ -1,19 +1,24 @@
 """Exceptions of the domain; each message names what is wrong and with which value.
 
-Every exception carries an optional `field`: the form or API field the bad value came from, so an entry
-point can show the message next to it. Catch `DomainError` to handle them all.
+All are `DomainError`s (beneath `oco.errors.OcoError`) and carry an optional `field`: the form or API field
+the bad value came from, so an entry point can show the message next to it.
 """
 
 from __future__ import annotations
 
+from oco.errors import DomainError
 
-class DomainError(Exception):
-    """A rule of the domain refused a value."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
+__all__ = [
+    "DomainError",
+    "InvalidChoice",
+    "InvalidDeployment",
+    "InvalidDeploymentIpRange",
+    "InvalidHostname",
+    "InvalidIpRange",
+    "InvalidMac",
+    "InvalidReport",
+    "InvalidReturnCodes",
+]
 
 
 class InvalidIpRange(DomainError):
@@ -38,3 +43,11 @@ class InvalidReport(DomainError):
 
 class InvalidMac(DomainError):
     """A MAC address is not six hexadecimal bytes."""
+
+
+class InvalidHostname(DomainError):
+    """A hostname is empty, too long or holds characters no hostname has."""
+
+
+class InvalidChoice(DomainError):
+    """A text is none of the spellings of an enumeration (`from_text` of the vocabulary)."""

@@ -179,7 +179,14 @@ def _ignored(job: JobFacts) -> Outcome:
     )
 
 
-def _running(state: JobState, report: Report, message: str, **starts: bool) -> Outcome:
+def _running(
+    state: JobState,
+    report: Report,
+    message: str,
+    *,
+    starts_download: bool = False,
+    starts_execution: bool = False,
+) -> Outcome:
     return Outcome(
         applied=True,
         state=state,
@@ -188,7 +195,8 @@ def _running(state: JobState, report: Report, message: str, **starts: bool) -> O
         download_progress=report.download_progress,
         final=False,
         succeeded=False,
-        **starts,
+        starts_download=starts_download,
+        starts_execution=starts_execution,
     )
 
 

@@ -21,17 +21,10 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from functools import lru_cache
 
-from oco.domain.errors import InvalidDeployment, InvalidDeploymentIpRange, InvalidIpRange
-from oco.domain.ipranges import normalize_ip_ranges
-from oco.domain.states import JobAction, JobState, PostAction, SequenceMode, UpgradeBehavior
-
-PRIORITY_MIN, PRIORITY_MAX = -100, 100
-NAME_MAX = 255
-DEFAULT_RESTART_TIMEOUT = 20
-"""Minutes an agent waits for a logged-in user before a restart or shutdown."""
+from oco.domain.errors import InvalidDeployment
+from oco.domain.states import JobAction, JobState, PostAction, UpgradeBehavior
 
 ALREADY_INSTALLED_REASON = "already installed"
 REINSTALL_REASON = "reinstall (forced)"
@@ -206,7 +199,7 @@ def plan_deployment(
 ) -> Plan:
     """Plan install jobs of `packages` (in order, a repeated package once) on each computer.
 
-    Incompatible packages get state -3, already installed ones -5 unless `force`. With upgrade behaviour
+    Incompatible packages get state -3, already installed ones -5 unless `force`. With upgrade behavior
     "explicit uninstall", uninstall jobs for the family's other installed versions come before the install.
     With `wol`, offline computers are woken; with `shutdown_waked` too, their last job shuts them down.
     """
@@ -367,82 +360,3 @@ def _selected_uninstalls(computer: TargetComputer, package_ids: Iterable[int]) -
 def effective_post_action(post_action: PostAction, wol_shutdown: bool) -> PostAction:
     """What the agent does after a job: shutdown for a woken computer's last job, else the package's."""
     return PostAction.SHUTDOWN if wol_shutdown else post_action
-
-
-# Container settings -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerSettings:
-    """The editable settings of a job container, validated together; times are timezone-aware."""
-
-    name: str
-    start: datetime
-    end: datetime | None = None
-    priority: int = 0
-    restart_timeout: int = DEFAULT_RESTART_TIMEOUT
-    sequence_mode: SequenceMode = SequenceMode.IGNORE_FAILED
-    agent_ip_ranges: str = ""
-
-
-def validate_container(settings: ContainerSettings) -> ContainerSettings:
-    """Check the settings; returns them with the name trimmed, the sequence mode as the enum and the
-    IP ranges normalised.
-
-    Raises InvalidDeployment whose `field` names the bad setting ("name", "start", "end", "priority",
-    "restart_timeout", "sequence_mode", "agent_ip_ranges"); a bad IP range raises
-    InvalidDeploymentIpRange, which is also an InvalidIpRange.
-    """
-    name = _checked_name(settings.name)
-    _check_times(settings.start, settings.end)
-    _check_integer("priority", settings.priority, PRIORITY_MIN, PRIORITY_MAX)
-    _check_integer("restart_timeout", settings.restart_timeout)
-    return replace(
-        settings,
-        name=name,
-        sequence_mode=_checked_sequence_mode(settings.sequence_mode),
-        agent_ip_ranges=_checked_ip_ranges(settings.agent_ip_ranges),
-    )
-
-
-def _checked_name(name: str) -> str:
-    trimmed = name.strip()
-    if not trimmed:
-        raise InvalidDeployment("name must not be empty", field="name")
-    if len(trimmed) > NAME_MAX:
-        raise InvalidDeployment(
-            f"name {trimmed[:20]!r}… must have at most {NAME_MAX} characters", field="name"
-        )
-    return trimmed
-
-
-def _check_times(start: datetime, end: datetime | None) -> None:
-    for label, moment in (("start", start), ("end", end)):
-        if moment is not None and moment.utcoffset() is None:
-            raise InvalidDeployment(f"{label} {moment.isoformat()} must carry a time zone", field=label)
-    if end is not None and end <= start:
-        raise InvalidDeployment(f"end {end.isoformat()} must be after start {start.isoformat()}", field="end")
-
-
-def _check_integer(label: str, value: object, low: int | None = None, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidDeployment(f"{label} {value!r} must be a whole number", field=label)
-    if low is not None and high is not None and not low <= value <= high:
-        raise InvalidDeployment(f"{label} {value} must be between {low} and {high}", field=label)
-
-
-def _checked_sequence_mode(value: object) -> SequenceMode:
-    try:
-        return SequenceMode(value)
-    except ValueError:
-        modes = ", ".join(str(int(mode)) for mode in SequenceMode)
-        raise InvalidDeployment(
-            f"sequence mode {value!r} must be one of {modes}", field="sequence_mode"
-        ) from None
-
-
-def _checked_ip_ranges(text: str | None) -> str:
-    try:
-        return normalize_ip_ranges(text)
-    except InvalidIpRange as exc:
-        raise InvalidDeploymentIpRange(exc.message, field="agent_ip_ranges") from exc

@@ -1,15 +1,80 @@
-"""Job states, special return codes and the small enumerations of the domain.
+"""Job states, special return codes and the small enumerations of the domain — and how each is written.
 
 The integer values are the ones OCO agents and OCO's database use; they travel on the wire
 (PROTOCOL.md "Job states") and are stored as plain integers.
+
+The vocabulary is defined here once: every enumeration people choose from or read has a `text` (what the
+admin API, the CLI, console forms and `--json` output use, and, for post-actions, the agent's wire keys) and
+a `label` (what a person reads). `from_text` parses a text back and refuses any other spelling.
 """
 
 from __future__ import annotations
 
-from enum import IntEnum, StrEnum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum, IntEnum, StrEnum
+from typing import Any, Self, cast
+
+from oco.domain.errors import InvalidChoice
 
 
-class JobState(IntEnum):
+@dataclass(frozen=True, slots=True)
+class Spelling:
+    """How one member of an enumeration is written for programs (`text`) and for people (`label`)."""
+
+    text: str
+    label: str
+
+
+_SPELLINGS: dict[type, Mapping[Any, Spelling]] = {}
+
+
+class Vocabulary:
+    """The `text`/`label`/`from_text` of an enumeration whose spellings `_spell` registered."""
+
+    @property
+    def text(self) -> str:
+        """The spelling programs use (API, CLI, forms, JSON)."""
+        return _SPELLINGS[type(self)][self].text
+
+    @property
+    def label(self) -> str:
+        """The spelling people read."""
+        return _SPELLINGS[type(self)][self].label
+
+    @classmethod
+    def texts(cls) -> tuple[str, ...]:
+        """Every member's text, in definition order."""
+        return tuple(spelling.text for spelling in _SPELLINGS[cls].values())
+
+    @classmethod
+    def from_text(cls, text: str, *, field: str | None = None) -> Self:
+        """The member written `text` (surrounding blanks ignored); InvalidChoice names the choices."""
+        wanted = text.strip() if isinstance(text, str) else text
+        for member, spelling in _SPELLINGS[cls].items():
+            if spelling.text == wanted:
+                return cast(Self, member)
+        raise InvalidChoice(
+            f"{_noun(cls)} {text!r} must be one of {', '.join(cls.texts())}", field=field or _field(cls)
+        )
+
+
+def _noun(cls: type) -> str:
+    return "".join(f" {c.lower()}" if c.isupper() else c for c in cls.__name__).strip()
+
+
+def _field(cls: type) -> str:
+    return _noun(cls).replace(" ", "_")
+
+
+def _spell(enumeration: type[Enum], spellings: Mapping[Any, tuple[str, str]]) -> None:
+    missing = set(enumeration) - set(spellings)
+    if missing:
+        raise AssertionError(f"{enumeration.__name__}: no spelling for {sorted(m.name for m in missing)}")
+    _SPELLINGS[enumeration] = {member: Spelling(*spellings[member]) for member in enumeration}
+
+
+class JobState(Vocabulary, IntEnum):
     """Server-side state of one job."""
 
     WAITING = 0
@@ -41,9 +106,31 @@ class JobState(IntEnum):
         """Failed, expired or incompatible: a container holding one counts as failed."""
         return self in (JobState.FAILED, JobState.EXPIRED, JobState.OS_INCOMPATIBLE)
 
+    @property
+    def is_renewable(self) -> bool:
+        """Failed and expired jobs can be run again ("renew"); skipped ones would only be skipped again."""
+        return self in RENEWABLE_STATES
+
 
 PENDING_STATES: frozenset[JobState] = frozenset({JobState.WAITING, JobState.DOWNLOADING, JobState.EXECUTING})
 """States of a job an agent may still be handed (running jobs are sent again after an agent crash)."""
+
+RENEWABLE_STATES: frozenset[JobState] = frozenset({JobState.FAILED, JobState.EXPIRED})
+"""States of the jobs "renew failed jobs" runs again."""
+
+_spell(
+    JobState,
+    {
+        JobState.WAITING: ("waiting", "Waiting"),
+        JobState.DOWNLOADING: ("downloading", "Downloading"),
+        JobState.EXECUTING: ("executing", "Executing"),
+        JobState.SUCCEEDED: ("succeeded", "Succeeded"),
+        JobState.FAILED: ("failed", "Failed"),
+        JobState.EXPIRED: ("expired", "Expired"),
+        JobState.OS_INCOMPATIBLE: ("os_incompatible", "OS incompatible"),
+        JobState.ALREADY_INSTALLED: ("already_installed", "Already installed"),
+    },
+)
 
 
 class AgentJobState(IntEnum):
@@ -79,8 +166,11 @@ class JobAction(StrEnum):
     UNINSTALL = "uninstall"
 
 
-class PostAction(IntEnum):
-    """What the agent does after a procedure succeeded. Values are OCO's."""
+class PostAction(Vocabulary, IntEnum):
+    """What the agent does after a procedure succeeded. Values are OCO's.
+
+    The texts of restart, shutdown and exit are also the keys of a job on the wire (PROTOCOL.md).
+    """
 
     NONE = 0
     RESTART = 1
@@ -88,14 +178,34 @@ class PostAction(IntEnum):
     EXIT_AGENT = 3
 
 
-class SequenceMode(IntEnum):
+_spell(
+    PostAction,
+    {
+        PostAction.NONE: ("none", "None"),
+        PostAction.RESTART: ("restart", "Restart"),
+        PostAction.SHUTDOWN: ("shutdown", "Shutdown"),
+        PostAction.EXIT_AGENT: ("exit", "Exit agent"),
+    },
+)
+
+
+class SequenceMode(Vocabulary, IntEnum):
     """What happens to a computer's remaining jobs of a container after one failed. Values are OCO's."""
 
     IGNORE_FAILED = 0
     ABORT_AFTER_FAILED = 1
 
 
-class UpgradeBehavior(StrEnum):
+_spell(
+    SequenceMode,
+    {
+        SequenceMode.IGNORE_FAILED: ("ignore", "Ignore failed jobs"),
+        SequenceMode.ABORT_AFTER_FAILED: ("abort", "Abort after failed job"),
+    },
+)
+
+
+class UpgradeBehavior(Vocabulary, StrEnum):
     """How installing a new version treats the family's other installed versions."""
 
     EXPLICIT_UNINSTALL = "explicit-uninstall"
@@ -106,7 +216,17 @@ class UpgradeBehavior(StrEnum):
     """Other versions stay installed side by side."""
 
 
-class ContainerStatus(StrEnum):
+_spell(
+    UpgradeBehavior,
+    {
+        UpgradeBehavior.EXPLICIT_UNINSTALL: ("explicit-uninstall", "Automatically create uninstall jobs"),
+        UpgradeBehavior.INSTALLER_REMOVES: ("installer-removes", "Installer removes other versions"),
+        UpgradeBehavior.KEEP: ("keep", "Keep other versions"),
+    },
+)
+
+
+class ContainerStatus(Vocabulary, StrEnum):
     """Status of a job container, derived from its jobs (PROTOCOL.md "Job states")."""
 
     SCHEDULED = "scheduled"
@@ -114,3 +234,15 @@ class ContainerStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     EMPTY = "empty"
+
+
+_spell(
+    ContainerStatus,
+    {
+        ContainerStatus.SCHEDULED: ("scheduled", "Scheduled"),
+        ContainerStatus.IN_PROGRESS: ("in-progress", "In progress"),
+        ContainerStatus.SUCCEEDED: ("succeeded", "Succeeded"),
+        ContainerStatus.FAILED: ("failed", "Failed"),
+        ContainerStatus.EMPTY: ("empty", "Empty"),
+    },
+)

@@ -39,8 +39,8 @@ from oco.domain.states import (
     SequenceMode,
     UpgradeBehavior,
 )
+from oco.errors import InvalidInput, NotFound
 from oco.services.agents import RECORD_COLUMNS, AuthenticationFailed, ComputerRecord
-from oco.services.errors import InvalidInput, NotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,9 @@ class CheckInView:
 
 
 # Constants in the SQL text: an IN list of bound parameters would be expanded on every execution.
-_PENDING_STATES = [literal_column(str(int(state))) for state in sorted(PENDING_STATES)]
+_PENDING_STATES: list[ColumnElement[Any]] = [
+    literal_column(str(int(state))) for state in sorted(PENDING_STATES)
+]
 _JOB_COLUMNS = (
     Job.id,
     Job.sequence,
@@ -282,7 +284,7 @@ def abort_remaining_jobs(session: Session, failed: Job, now: datetime) -> None:
     )
 
 
-def authorise_download(
+def authorize_download(
     session: Session, computer: ComputerRecord, package_id: int, client_address: str, now: datetime
 ) -> DownloadGrant:
     """A download is allowed only while the computer has an eligible job for that package."""

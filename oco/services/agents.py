@@ -18,11 +18,10 @@ from sqlalchemy.orm import Session
 from oco.config import Settings
 from oco.db.models import Computer, ComputerNetwork
 from oco.db.types import UTCDateTime
-from oco.domain.hostnames import hostname_key
+from oco.domain.hostnames import hostname_key, normalize_hostname
 from oco.domain.protocol import AgentMethod, signature_matches
-from oco.services.checkins import CheckinLedger, Claim, next_server_timestamp
-from oco.services.computers import normalise_hostname
-from oco.services.errors import InvalidInput, Unauthorized
+from oco.errors import InvalidInput, Unauthorized
+from oco.services.ledger import CheckinLedger, Claim, next_server_timestamp
 
 KEY_BYTES = 32
 """Agent and server keys: 32 random bytes, 43 URL-safe characters."""
@@ -126,7 +125,7 @@ def authenticate(
     process's ledger, then written with a conditional UPDATE, so of two requests carrying the same
     timestamp only one passes, whichever server process they reach.
     """
-    hostname = normalise_hostname(request.hostname)
+    hostname = normalize_hostname(request.hostname)
     record = _record(session.connection(), hostname)
     if record is None:
         return _self_register(session, settings, request, hostname)

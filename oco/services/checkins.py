@@ -1,4 +1,4 @@
-"""The check-in ledger: what this process accepted from agents, written to the database in batches.
+"""Writing the check-in ledger (`oco.services.ledger`) to the database in batches.
 
 A steady agent's check-in (`oco.agent.hello` with nothing new to store) only reads: its signature is
 verified, its timestamp accepted here, its jobs read, and the traces it leaves — last seen, remote
@@ -15,148 +15,22 @@ database could be answered within one flush interval, and it changes nothing but
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
-from sqlalchemy import bindparam, case, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, bindparam, case, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from oco.config import Settings
 from oco.db.models import Computer
 from oco.db.types import UTCDateTime
 from oco.services import wol
-
-if TYPE_CHECKING:
-    from oco.services.runtime import Runtime
-
-TIMESTAMP_STEP = 0.001
-"""The smallest increase of the server timestamp sent to one computer."""
+from oco.services.ledger import Seen
+from oco.services.runtime import Runtime
 
 
-@dataclass(frozen=True, slots=True)
-class Seen:
-    """The last request this process accepted from one computer."""
-
-    computer_id: int
-    agent_key: str
-    """The key the computer signed with: a computer with a new key (or a reused id) starts afresh."""
-    agent_timestamp: float
-    server_timestamp: float
-    seen: datetime
-    address: str
-    uid: str
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """An accepted request: the server timestamp to answer with, and what to restore if it fails."""
-
-    entry: Seen
-    previous: Seen | None
-
-    @property
-    def server_timestamp(self) -> float:
-        return self.entry.server_timestamp
-
-
-class CheckinLedger:
-    """Thread-safe: the API's worker threads accept, the flusher drains."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seen: dict[int, Seen] = {}
-        self._unwritten: set[int] = set()
-
-    def claim(
-        self,
-        computer_id: int,
-        agent_key: str,
-        stored_agent_timestamp: float,
-        stored_server_timestamp: float,
-        timestamp: float,
-        *,
-        seen: datetime,
-        address: str,
-        uid: str,
-        deferred: bool,
-    ) -> Claim | None:
-        """Accept `timestamp` if newer than any accepted for the computer; None for a replay.
-
-        `deferred` requests leave their traces for `flush`; the others write them themselves.
-        """
-        with self._lock:
-            previous = self._seen.get(computer_id)
-            last_agent, last_server = stored_agent_timestamp, stored_server_timestamp
-            if previous is not None and previous.agent_key == agent_key:
-                last_agent = max(last_agent, previous.agent_timestamp)
-                last_server = max(last_server, previous.server_timestamp)
-            if timestamp <= last_agent:
-                return None
-            entry = Seen(
-                computer_id=computer_id,
-                agent_key=agent_key,
-                agent_timestamp=timestamp,
-                server_timestamp=next_server_timestamp(last_server),
-                seen=seen,
-                address=address,
-                uid=uid,
-            )
-            self._seen[computer_id] = entry
-            if deferred:
-                self._unwritten.add(computer_id)
-            return Claim(entry, previous)
-
-    def last_agent_timestamp(self, computer_id: int, agent_key: str, stored: float) -> float:
-        """The newest accepted timestamp of a computer: the database's or this process's."""
-        with self._lock:
-            entry = self._seen.get(computer_id)
-        if entry is None or entry.agent_key != agent_key:
-            return stored
-        return max(stored, entry.agent_timestamp)
-
-    def revert(self, claim: Claim) -> None:
-        """The request failed after its claim: forget it, unless a newer request came meanwhile."""
-        with self._lock:
-            computer_id = claim.entry.computer_id
-            if self._seen.get(computer_id) is not claim.entry:
-                return
-            if claim.previous is None:
-                del self._seen[computer_id]
-                self._unwritten.discard(computer_id)
-            else:
-                self._seen[computer_id] = claim.previous
-
-    def drain(self) -> list[Seen]:
-        """The traces not written yet; they count as written from now on."""
-        with self._lock:
-            entries = [self._seen[computer_id] for computer_id in self._unwritten]
-            self._unwritten.clear()
-        return entries
-
-    def restore(self, entries: Iterable[Seen]) -> None:
-        """A flush failed: its entries are written by the next one (unless newer ones replaced them)."""
-        with self._lock:
-            for entry in entries:
-                if self._seen.get(entry.computer_id) is entry:
-                    self._unwritten.add(entry.computer_id)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._unwritten)
-
-
-def next_server_timestamp(last: float) -> float:
-    """A server time strictly greater than the last one this computer was sent."""
-    return max(time.time(), last + TIMESTAMP_STEP)
-
-
-def _newer(column: object, name: str) -> object:
-    parameter = bindparam(name)
-    return case((column < parameter, parameter), else_=column)  # type: ignore[operator]
+def _newer(column: InstrumentedAttribute[float], name: str) -> ColumnElement[Any]:
+    parameter = bindparam(name, type_=column.type)
+    return case((column < parameter, parameter), else_=column)
 
 
 # Never moves a timestamp backwards: a request that wrote its own may have been newer. The key guards

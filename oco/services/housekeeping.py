@@ -3,12 +3,13 @@
 With several server processes or replicas, each task runs in one of them at a time: on PostgreSQL and
 MariaDB it takes a named lock first (advisory lock, `GET_LOCK`), held on a connection of its own until its
 transaction has committed; the others skip that round. On SQLite the write lock taken at `BEGIN IMMEDIATE`
-serialises them, and each task reads the state only after taking it.
+serializes them, and each task reads the state only after taking it.
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,32 +22,33 @@ from oco.config import Settings
 from oco.db.models import Job, JobContainer
 from oco.domain.states import JOB_EXPIRED_MESSAGE, PENDING_STATES, JobState
 from oco.domain.status import purge_due
-from oco.services import audit, deployments, wol
+from oco.errors import InvalidInput
+from oco.services import audit, containers, wol
 from oco.services.runtime import Runtime
 
 log = logging.getLogger("oco.housekeeping")
 ACTOR = "housekeeping"
 LOCK_BASE = 0x0C0_0000
+LOCK_SPAN = 0x1_0000
 
 
 def expire_jobs(session: Session, settings: Settings, now: datetime) -> int:
     """Jobs still pending when their container's end has passed become Expired (-2)."""
     ended = select(JobContainer.id).where(JobContainer.end_time.is_not(None), JobContainer.end_time <= now)
-    result = session.execute(
+    result = session.connection().execute(  # Core: a bulk UPDATE, no ORM objects to synchronize
         update(Job)
         .where(Job.state.in_([int(s) for s in PENDING_STATES]), Job.container_id.in_(ended))
         .values(
             state=int(JobState.EXPIRED), message=JOB_EXPIRED_MESSAGE, execution_finished=now, last_update=now
         )
-        .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return result.rowcount
 
 
 def purge_containers(session: Session, settings: Settings, now: datetime) -> int:
     """Delete succeeded/failed containers older than the configured ages (from their last job's finish)."""
     purged = 0
-    for summary in deployments.list_containers(session, now):
+    for summary in containers.summaries(session, now):
         if purge_due(
             summary.status,
             summary.last_finished,
@@ -54,7 +56,7 @@ def purge_containers(session: Session, settings: Settings, now: datetime) -> int
             settings.purge_succeeded_job_containers_after,
             settings.purge_failed_job_containers_after,
         ):
-            deployments.delete_container(session, summary.container.id, ACTOR)
+            containers.delete_container_in(session, summary.container.id, ACTOR)
             purged += 1
     return purged
 
@@ -64,8 +66,15 @@ Task = Callable[[Session, Settings, datetime], int]
 
 @dataclass(frozen=True, slots=True)
 class NamedTask:
+    """A housekeeping task and the name it is logged, audited, locked and run alone by."""
+
     name: str
     run: Task
+
+    @property
+    def lock_key(self) -> int:
+        """The PostgreSQL advisory lock key of the task, stable across releases and processes."""
+        return LOCK_BASE + zlib.crc32(self.name.encode()) % LOCK_SPAN
 
 
 TASKS: tuple[NamedTask, ...] = (
@@ -74,6 +83,14 @@ TASKS: tuple[NamedTask, ...] = (
     NamedTask("expire-wol-shutdown", wol.expire_wol_shutdowns),
     NamedTask("purge-containers", purge_containers),
 )
+
+
+def find_task(name: str) -> NamedTask:
+    """The task called `name`; InvalidInput names the tasks there are."""
+    for candidate in TASKS:
+        if candidate.name == name:
+            return candidate
+    raise InvalidInput(f"housekeeping task {name!r} must be one of {', '.join(t.name for t in TASKS)}")
 
 
 def run_task(runtime: Runtime, task: NamedTask) -> int | None:
@@ -114,7 +131,7 @@ def task_lock(engine: Engine, task: NamedTask) -> Iterator[bool]:
         yield True
         return
     take, release = statements
-    parameters = {"key": LOCK_BASE + TASKS.index(task), "name": f"oco-housekeeping-{task.name}"}
+    parameters = {"key": task.lock_key, "name": f"oco-housekeeping-{task.name}"}
     with engine.connect() as connection:
         held = bool(connection.execute(text(take), parameters).scalar())
         connection.commit()

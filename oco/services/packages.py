@@ -1,11 +1,11 @@
-"""Use cases of package families and packages."""
+"""Use cases of package families and packages: create (with the payload), list, show, delete."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
 from oco.db.models import ComputerPackage, Job, Package, PackageFamily, PackageGroupMember
@@ -13,9 +13,20 @@ from oco.depot import Depot, StoredPayload
 from oco.domain.errors import DomainError
 from oco.domain.returncodes import format_codes, parse_codes
 from oco.domain.states import PENDING_STATES, PostAction, UpgradeBehavior
+from oco.errors import Conflict, InvalidInput, NotFound
 from oco.services import audit
-from oco.services.errors import Conflict, InvalidInput, NotFound
 from oco.services.runtime import Runtime
+from oco.services.views import (
+    FamilyPublic,
+    PackageDetailPublic,
+    PackagePublic,
+    family_view,
+    package_detail_view,
+    package_view,
+)
+
+PayloadStorer = Callable[[Depot], StoredPayload]
+"""Puts a payload into the depot (streaming it from wherever it comes) and says what was stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +49,8 @@ class PackageSpec:
 
 
 def add_package(session: Session, spec: PackageSpec, payload: StoredPayload | None, actor: str) -> Package:
-    """Create a package version (and its family when new); the payload is already in the depot."""
+    """Create a package version (and its family when new) in the caller's transaction; the payload is
+    already in the depot."""
     family_name = spec.family.strip()
     version = spec.version.strip()
     if not family_name:
@@ -47,8 +59,8 @@ def add_package(session: Session, spec: PackageSpec, payload: StoredPayload | No
         raise InvalidInput("package version must not be empty", field="version")
     if not spec.install_procedure.strip():
         raise InvalidInput("install procedure must not be empty", field="install_procedure")
-    install_codes = _normalised_codes(spec.install_success_codes, "install_success_codes")
-    uninstall_codes = _normalised_codes(spec.uninstall_success_codes, "uninstall_success_codes")
+    install_codes = _normalized_codes(spec.install_success_codes, "install_success_codes")
+    uninstall_codes = _normalized_codes(spec.uninstall_success_codes, "uninstall_success_codes")
 
     family = session.scalar(select(PackageFamily).where(PackageFamily.name == family_name))
     if family is None:
@@ -82,14 +94,14 @@ def add_package(session: Session, spec: PackageSpec, payload: StoredPayload | No
     return package
 
 
-def _normalised_codes(text: str, field: str) -> str:
+def _normalized_codes(text: str, field: str) -> str:
     try:
         return format_codes(parse_codes(text))
     except DomainError as exc:
         raise InvalidInput(str(exc), field=field) from exc
 
 
-def list_packages(session: Session, family: str | None = None) -> list[Package]:
+def list_packages(rt: Runtime, family: str | None = None) -> list[PackagePublic]:
     """All packages, by family name then creation; optionally only one family's."""
     query = (
         select(Package)
@@ -99,34 +111,56 @@ def list_packages(session: Session, family: str | None = None) -> list[Package]:
     )
     if family is not None:
         query = query.where(PackageFamily.name == family)
-    return list(session.scalars(query))
+    with rt.reading() as session:
+        return [package_view(p) for p in session.scalars(query)]
 
 
-def list_families(session: Session) -> list[PackageFamily]:
+def list_families(rt: Runtime) -> list[FamilyPublic]:
+    """Every package family with its versions, by name."""
+    with rt.reading() as session:
+        return [family_view(f) for f in all_families(session)]
+
+
+def all_families(session: Session) -> list[PackageFamily]:
+    """Every package family by name, its versions loaded."""
     query = select(PackageFamily).options(selectinload(PackageFamily.packages)).order_by(PackageFamily.name)
     return list(session.scalars(query))
 
 
+def package_detail(rt: Runtime, package_id: int) -> PackageDetailPublic:
+    """A package with the computers it is installed on and its family's other versions."""
+    with rt.reading() as session:
+        package = get_package(session, package_id)
+        installed_on = session.scalars(
+            select(ComputerPackage)
+            .where(ComputerPackage.package_id == package_id)
+            .options(selectinload(ComputerPackage.computer), selectinload(ComputerPackage.package))
+            .order_by(ComputerPackage.id)
+        )
+        return package_detail_view(package, list(installed_on))
+
+
 def get_package(session: Session, package_id: int) -> Package:
-    package = session.get(Package, package_id, options=[selectinload(Package.family)])
+    """The package with its family (and the family's versions) loaded; NotFound otherwise."""
+    package = session.get(
+        Package, package_id, options=[selectinload(Package.family).selectinload(PackageFamily.packages)]
+    )
     if package is None:
         raise NotFound(f"package {package_id} does not exist")
     return package
 
 
-def installed_on(session: Session, package_id: int) -> list[ComputerPackage]:
-    """The assignments of a package: where it is installed."""
-    query = (
-        select(ComputerPackage)
-        .where(ComputerPackage.package_id == package_id)
-        .options(selectinload(ComputerPackage.computer))
-        .order_by(ComputerPackage.id)
-    )
-    return list(session.scalars(query))
+def resolve_package_ids(session: Session, package_ids: Sequence[int]) -> list[int]:
+    """The ids, in order, after checking each exists; NotFound names the first that does not."""
+    found = set(session.scalars(select(Package.id).where(Package.id.in_(list(package_ids)))))
+    for package_id in package_ids:
+        if package_id not in found:
+            raise NotFound(f"package {package_id} does not exist")
+    return list(package_ids)
 
 
 def delete_package(session: Session, package_id: int, actor: str) -> str | None:
-    """Delete a package version nobody has installed and no pending job needs.
+    """Delete a package version nobody has installed and no pending job needs (caller's transaction).
 
     Finished jobs keep the package's name. Returns the payload digest no package refers to any more:
     the caller removes it from the depot once the transaction has committed.
@@ -144,7 +178,7 @@ def delete_package(session: Session, package_id: int, actor: str) -> str | None:
     if pending:
         raise Conflict(f"package {package.display_name!r} has {pending} pending job(s)")
     family = package.family
-    session.execute(PackageGroupMember.__table__.delete().where(PackageGroupMember.package_id == package_id))
+    session.execute(delete(PackageGroupMember).where(PackageGroupMember.package_id == package_id))
     session.delete(package)
     session.flush()
     if not session.scalar(select(func.count()).where(Package.family_id == family.id)):
@@ -164,10 +198,10 @@ def payload_in_use(session: Session, sha256: str) -> bool:
 def create_package(
     runtime: Runtime,
     spec: PackageSpec,
-    store_payload: Callable[[Depot], StoredPayload] | None,
+    store_payload: PayloadStorer | None,
     actor: str,
-) -> int:
-    """Store the payload, then create the package in one transaction; returns the new package id.
+) -> PackagePublic:
+    """Store the payload, then create the package in one transaction; answers with the new package.
 
     The payload goes into the depot first (it may be large and is streamed); if the package cannot be
     created, a payload no other package uses is removed again, so nothing half-written stays.
@@ -177,7 +211,7 @@ def create_package(
         with runtime.depot.storing():
             payload = store_payload(runtime.depot) if store_payload else None
             with runtime.transaction() as session:
-                return add_package(session, spec, payload, actor).id
+                return package_view(add_package(session, spec, payload, actor))
     except BaseException:
         if payload is not None:
             remove_unused_payload(runtime, payload.sha256)

@@ -1,4 +1,10 @@
-"""What the use cases run against: settings, database, depot. Built once per process."""
+"""What the use cases run against: settings, database, depot, clock. Built once per process.
+
+A use case opens exactly one unit of work on it: `transaction()` for one that writes (commit at the end,
+rollback on any error), `reading()` for one that only reads (a snapshot, no write lock, always rolled
+back), `read()` for the check-in's Core reads. Errors the database raises for something a client sent
+become `OcoError`s here, so entry points never see SQLAlchemy.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +16,22 @@ from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from oco.config import Settings
-from oco.db.engine import make_engine, make_reader, make_sessionmaker, transaction
+from oco.db.engine import (
+    make_engine,
+    make_reader,
+    make_sessionmaker,
+    make_snapshot_bind,
+    snapshot,
+    transaction,
+)
 from oco.db.types import utcnow
 from oco.depot import Depot
-from oco.services.checkins import CheckinLedger, flush
+from oco.errors import Conflict, InvalidInput, Unavailable
+from oco.services.ledger import CheckinLedger
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -36,15 +50,18 @@ class Runtime:
     checkins: CheckinLedger = field(default_factory=CheckinLedger)
     _writer: AbstractContextManager[object] = field(init=False, repr=False)
     _reader: Engine = field(init=False, repr=False)
+    _snapshots: Engine = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._reader = make_reader(self.engine)
+        self._snapshots = make_snapshot_bind(self.engine)
         # SQLite has one writer at a time; queueing this process's transactions on a lock beats its
         # busy handler, which sleeps in growing steps of up to 100 ms while the lock is taken.
         self._writer = threading.RLock() if self.engine.dialect.name == "sqlite" else nullcontext()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
+        """The runtime of a process: engine, sessions and depot as the settings say."""
         engine = make_engine(settings.database_url)
         return cls(
             settings=settings,
@@ -55,8 +72,14 @@ class Runtime:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One use case: commit at the end of the block, roll back if it raises."""
-        with self._writer, transaction(self.sessions) as session:
+        """One use case that writes: commit at the end of the block, roll back if it raises."""
+        with database_errors(), self._writer, transaction(self.sessions) as session:
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """One use case that only reads: one snapshot, no write lock, rolled back at the end."""
+        with database_errors(), snapshot(self._snapshots) as session:
             yield session
 
     def read(self, query: Callable[[Connection], T]) -> T:
@@ -65,23 +88,48 @@ class Runtime:
         The check-in's fast path. Its connections are not pinged before use: a connection the database
         dropped fails once, the pool throws its connections away, and the query runs again.
         """
-        for attempt in range(READ_ATTEMPTS):
-            try:
-                with self._reader.connect() as connection:
-                    return query(connection)
-            except DBAPIError as exc:
-                if not exc.connection_invalidated or attempt == READ_ATTEMPTS - 1:
-                    raise
+        with database_errors():
+            for attempt in range(READ_ATTEMPTS):
+                try:
+                    with self._reader.connect() as connection:
+                        return query(connection)
+                except DBAPIError as exc:
+                    if not exc.connection_invalidated or attempt == READ_ATTEMPTS - 1:
+                        raise
         raise AssertionError("unreachable")
 
+    @property
+    def reads_are_local(self) -> bool:
+        """SQLite: reads are local and never wait for a writer (WAL), so waiting for one costs nothing."""
+        return self.engine.dialect.name == "sqlite"
+
     def now(self) -> datetime:
+        """The current time (timezone-aware UTC) by the runtime's clock."""
         return self.clock()
 
     def close(self) -> None:
-        """Write what the check-in ledger still holds, then release the database."""
-        try:
-            flush(self)
-        finally:
-            self.engine.dispose()
-            if self._reader.pool is not self.engine.pool:
-                self._reader.dispose()
+        """Release the database connections (`checkins.flush` writes what the ledger holds before)."""
+        self.engine.dispose()
+        if self._reader.pool is not self.engine.pool:
+            self._reader.dispose()
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Turn what the database refuses of a client's request into `OcoError`s with a readable message."""
+    try:
+        yield
+    except IntegrityError as exc:  # a concurrent change won a race the use case's checks could not see
+        raise Conflict(
+            f"the change conflicts with stored data ({_first_line(exc)}); reload and retry"
+        ) from exc
+    except DataError as exc:
+        raise InvalidInput(f"the database refused a value: {_first_line(exc)}") from exc
+    except OperationalError as exc:
+        raise Unavailable(
+            f"database error: {_first_line(exc)} (is the database migrated? run `oco db upgrade`)"
+        ) from exc
+
+
+def _first_line(exc: DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)

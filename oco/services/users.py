@@ -1,138 +1,206 @@
-"""Use cases of console users and admin API tokens."""
+"""Use cases of console users, their sessions, and admin API tokens.
+
+Passwords are kept as Argon2 hashes only; session cookies and API tokens as SHA-256 digests only.
+Verifying a password takes a deliberate fraction of a second, so it runs outside any transaction.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, selectinload
 
 from oco.db.models import ApiToken, User, UserSession
-from oco.db.types import utcnow
+from oco.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from oco.services import audit
-from oco.services.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from oco.services.runtime import Runtime
+from oco.services.views import TokenPublic, UserPublic, token_view, user_view
 
 MIN_PASSWORD_LENGTH = 8
 TOKEN_BYTES = 32
+FIRST_ADMIN = "admin"
+"""The name of the console user `ensure_admin` creates."""
+WRONG_CREDENTIALS = "wrong user name or password"
 _hasher = PasswordHasher()
 
 
-def add_user(session: Session, username: str, password: str, actor: str, full_name: str = "") -> User:
-    """Create a console user; the password is kept as an Argon2 hash only."""
+@dataclass(frozen=True, slots=True)
+class SessionUser:
+    """The user of a live console session, as pages need it."""
+
+    user_id: int
+    username: str
+    full_name: str
+    csrf_token: str
+
+
+def add_user(rt: Runtime, username: str, password: str, actor: str, full_name: str = "") -> UserPublic:
+    """Create a console user."""
     name = username.strip()
     if not name or any(c.isspace() for c in name):
         raise InvalidInput(f"user name {username!r} is not valid", field="username")
+    password_hash = _hash_new_password(password)
+    with rt.transaction() as session:
+        return user_view(_insert_user(session, name, password_hash, actor, full_name))
+
+
+def ensure_admin(rt: Runtime, actor: str) -> str | None:
+    """Create the first console user, `FIRST_ADMIN`, if there is none yet; returns its new password."""
+    password = secrets.token_urlsafe(12)
+    password_hash = _hasher.hash(password)
+    with rt.transaction() as session:
+        if session.scalar(select(func.count()).select_from(User)):
+            return None
+        _insert_user(session, FIRST_ADMIN, password_hash, actor, "Administrator")
+    return password
+
+
+def set_password(rt: Runtime, username: str, password: str, actor: str) -> None:
+    """Give a user a new password; the user's console sessions end."""
+    password_hash = _hash_new_password(password)
+    with rt.transaction() as session:
+        user = _find_user(session, username)
+        user.password_hash = password_hash
+        session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+        audit.record(session, actor, "user.password", "user", user.id)
+
+
+def list_users(rt: Runtime) -> list[UserPublic]:
+    """Every console user, by name."""
+    with rt.reading() as session:
+        return [user_view(u) for u in session.scalars(select(User).order_by(User.username))]
+
+
+def log_in(rt: Runtime, username: str, password: str) -> str:
+    """Start a console session for an enabled user with this name and password; returns the cookie
+    token (only its hash is stored). One vague Unauthorized for every failure."""
+    with rt.reading() as session:
+        user = session.scalar(select(User).where(User.username == username.strip()))
+        known = None if user is None or not user.enabled else (user.id, user.password_hash)
+    if known is None:
+        _hasher.hash(password)  # spend the same time whether or not the user exists
+        raise Unauthorized(WRONG_CREDENTIALS)
+    user_id, password_hash = known
+    try:
+        _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError) as exc:
+        raise Unauthorized(WRONG_CREDENTIALS) from exc
+    rehashed = _hasher.hash(password) if _hasher.check_needs_rehash(password_hash) else None
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    now = rt.now()
+    with rt.transaction() as session:
+        user = session.get(User, user_id)
+        if user is None or not user.enabled:
+            raise Unauthorized(WRONG_CREDENTIALS)
+        if rehashed is not None:
+            user.password_hash = rehashed
+        user.last_login = now
+        session.add(
+            UserSession(
+                token_hash=hash_token(token),
+                user_id=user.id,
+                csrf_token=secrets.token_urlsafe(TOKEN_BYTES),
+                created=now,
+                expires=now + timedelta(seconds=rt.settings.session_max_age_seconds),
+            )
+        )
+    return token
+
+
+def session_user(rt: Runtime, token: str) -> SessionUser | None:
+    """The user of a live console session cookie, or None."""
+    with rt.reading() as session:
+        row = session.scalar(
+            select(UserSession)
+            .where(UserSession.token_hash == hash_token(token))
+            .options(selectinload(UserSession.user))
+        )
+        if row is None or row.expires <= rt.now() or not row.user.enabled:
+            return None
+        return SessionUser(row.user_id, row.user.username, row.user.full_name, row.csrf_token)
+
+
+def log_out(rt: Runtime, token: str) -> None:
+    """End the console session of a cookie token (nothing happens for an unknown one)."""
+    with rt.transaction() as session:
+        session.execute(delete(UserSession).where(UserSession.token_hash == hash_token(token)))
+
+
+def create_token(rt: Runtime, username: str, name: str, actor: str) -> str:
+    """A new admin API bearer token acting as `username`; the clear text is returned once, never stored."""
+    if not name.strip():
+        raise InvalidInput("token name must not be empty", field="name")
+    token = "oco_" + secrets.token_urlsafe(TOKEN_BYTES)
+    with rt.transaction() as session:
+        user = _find_user(session, username)
+        row = ApiToken(name=name.strip(), token_hash=hash_token(token), user_id=user.id)
+        session.add(row)
+        session.flush()
+        audit.record(session, actor, "token.create", "api_token", row.id, name=row.name)
+    return token
+
+
+def token_actor(rt: Runtime, token: str) -> str:
+    """Who a bearer token acts as ("api:<user>"), noting its use; Unauthorized for an unknown, revoked
+    or disabled one."""
+    with rt.transaction() as session:
+        row = session.scalar(
+            select(ApiToken)
+            .where(ApiToken.token_hash == hash_token(token))
+            .options(selectinload(ApiToken.user))
+        )
+        if row is None or row.revoked is not None or not row.user.enabled:
+            raise Unauthorized("invalid or revoked API token")
+        row.last_used = rt.now()
+        return f"api:{row.user.username}"
+
+
+def revoke_token(rt: Runtime, token_id: int, actor: str) -> None:
+    """Revoke an admin API token; it is refused from now on (revoking twice keeps the first time)."""
+    with rt.transaction() as session:
+        row = session.get(ApiToken, token_id)
+        if row is None:
+            raise NotFound(f"API token {token_id} does not exist")
+        row.revoked = row.revoked or rt.now()
+        audit.record(session, actor, "token.revoke", "api_token", token_id, name=row.name)
+
+
+def list_tokens(rt: Runtime) -> list[TokenPublic]:
+    """Every admin API token (never its secret), oldest first."""
+    with rt.reading() as session:
+        query = select(ApiToken).options(selectinload(ApiToken.user)).order_by(ApiToken.id)
+        return [token_view(t) for t in session.scalars(query)]
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a session cookie or API token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _hash_new_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"password must have at least {MIN_PASSWORD_LENGTH} characters", field="password")
+    return _hasher.hash(password)
+
+
+def _insert_user(session: Session, name: str, password_hash: str, actor: str, full_name: str) -> User:
     if session.scalar(select(User.id).where(User.username == name)):
         raise Conflict(f"user {name!r} already exists", field="username")
-    user = User(username=name, full_name=full_name, password_hash=_hasher.hash(password))
+    user = User(username=name, full_name=full_name, password_hash=password_hash)
     session.add(user)
     session.flush()
     audit.record(session, actor, "user.create", "user", user.id, username=name)
     return user
 
 
-def count_users(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(User)) or 0
-
-
-def list_users(session: Session) -> list[User]:
-    return list(session.scalars(select(User).order_by(User.username)))
-
-
-def find_user(session: Session, username: str) -> User:
+def _find_user(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username.strip()))
     if user is None:
         raise NotFound(f"user {username!r} does not exist")
     return user
-
-
-def authenticate(session: Session, username: str, password: str) -> User:
-    """The enabled user with this name and password; one vague error for every failure."""
-    user = session.scalar(select(User).where(User.username == username.strip()))
-    if user is None or not user.enabled:
-        _hasher.hash(password)  # spend the same time whether or not the user exists
-        raise Unauthorized("wrong user name or password")
-    try:
-        _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError) as exc:
-        raise Unauthorized("wrong user name or password") from exc
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
-    user.last_login = utcnow()
-    return user
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def start_session(session: Session, user: User, max_age_seconds: int) -> tuple[str, UserSession]:
-    """A new console session; returns the cookie token (only its hash is stored)."""
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    row = UserSession(
-        token_hash=hash_token(token),
-        user_id=user.id,
-        csrf_token=secrets.token_urlsafe(TOKEN_BYTES),
-        expires=utcnow() + timedelta(seconds=max_age_seconds),
-    )
-    session.add(row)
-    session.flush()
-    return token, row
-
-
-def resolve_session(session: Session, token: str) -> UserSession | None:
-    """The live console session of a cookie token, or None."""
-    row = session.scalar(select(UserSession).where(UserSession.token_hash == hash_token(token)))
-    if row is None or row.expires <= utcnow() or not row.user.enabled:
-        return None
-    return row
-
-
-def end_session(session: Session, token: str) -> None:
-    session.execute(UserSession.__table__.delete().where(UserSession.token_hash == hash_token(token)))
-
-
-def create_token(session: Session, user: User, name: str, actor: str) -> tuple[str, ApiToken]:
-    """A new admin API bearer token; the clear text is returned once and never stored."""
-    if not name.strip():
-        raise InvalidInput("token name must not be empty", field="name")
-    token = "oco_" + secrets.token_urlsafe(TOKEN_BYTES)
-    row = ApiToken(name=name.strip(), token_hash=hash_token(token), user_id=user.id)
-    session.add(row)
-    session.flush()
-    audit.record(session, actor, "token.create", "api_token", row.id, name=row.name)
-    return token, row
-
-
-def resolve_token(session: Session, token: str) -> ApiToken:
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
-    if row is None or row.revoked is not None or not row.user.enabled:
-        raise Unauthorized("invalid or revoked API token")
-    row.last_used = utcnow()
-    return row
-
-
-def revoke_token(session: Session, token_id: int, actor: str) -> None:
-    row = session.get(ApiToken, token_id)
-    if row is None:
-        raise NotFound(f"API token {token_id} does not exist")
-    row.revoked = row.revoked or utcnow()
-    audit.record(session, actor, "token.revoke", "api_token", token_id, name=row.name)
-
-
-def list_tokens(session: Session) -> list[ApiToken]:
-    return list(session.scalars(select(ApiToken).order_by(ApiToken.id)))
-
-
-def set_password(session: Session, user: User, password: str, actor: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"password must have at least {MIN_PASSWORD_LENGTH} characters", field="password")
-    user.password_hash = _hasher.hash(password)
-    session.execute(UserSession.__table__.delete().where(UserSession.user_id == user.id))
-    audit.record(session, actor, "user.password", "user", user.id)

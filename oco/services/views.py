@@ -1,12 +1,23 @@
-"""Plain-dict views of the stored objects, shared by `--json` output and the admin API."""
+"""Read models: what the use cases answer with, shared by the admin API, the console and `--json`.
+
+Each `*Public` model is built from stored rows inside the use case's unit of work, so an entry point never
+holds an ORM object. The admin API declares them as its response models (its OpenAPI document describes
+responses); the CLI prints `model_dump(mode="json")`; the console renders their attributes. Enumerations
+travel as their `text` (`oco.domain.states`), times as timezone-aware UTC.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from oco.config import Settings
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
+
 from oco.db.models import (
+    ApiToken,
     Computer,
     ComputerGroup,
     ComputerPackage,
@@ -14,64 +25,293 @@ from oco.db.models import (
     Package,
     PackageFamily,
     PackageGroup,
+    User,
 )
 from oco.domain.planning import Plan, effective_post_action
-from oco.domain.states import JobState, PostAction, SequenceMode
-from oco.services.deployments import ContainerSummary
+from oco.domain.presence import is_online
+from oco.domain.states import (
+    ContainerStatus,
+    JobAction,
+    JobState,
+    PostAction,
+    SequenceMode,
+    UpgradeBehavior,
+    Vocabulary,
+)
+from oco.errors import OcoError
 
 
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+@dataclass(frozen=True, slots=True)
+class AsText:
+    """Marks a model field of a `Vocabulary` enumeration as written by its `text`.
+
+    `Annotated[PostAction, AsText(PostAction)]`: validation takes a member or its text (any other spelling
+    is a validation error naming the choices), serialization writes the text, the JSON schema lists the
+    texts.
+    """
+
+    enumeration: type[Vocabulary]
+
+    def __get_pydantic_core_schema__(self, source: type[Any], handler: GetCoreSchemaHandler) -> CoreSchema:
+        """Validate members and texts; serialize to the text."""
+        enumeration = self.enumeration
+
+        def parse(value: Any) -> Any:
+            if isinstance(value, enumeration):
+                return value
+            if not isinstance(value, str):
+                raise ValueError(f"must be one of {', '.join(enumeration.texts())}")
+            try:
+                return enumeration.from_text(value)
+            except OcoError as exc:
+                raise ValueError(exc.message) from None
+
+        return core_schema.no_info_plain_validator_function(
+            parse,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                _text, return_schema=core_schema.str_schema()
+            ),
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """A string that is one of the texts."""
+        return {"type": "string", "enum": list(self.enumeration.texts())}
 
 
-def package_view(package: Package) -> dict[str, Any]:
+def _text(member: Vocabulary) -> str:
+    return member.text
+
+
+PostActionText = Annotated[PostAction, AsText(PostAction)]
+SequenceModeText = Annotated[SequenceMode, AsText(SequenceMode)]
+UpgradeBehaviorText = Annotated[UpgradeBehavior, AsText(UpgradeBehavior)]
+JobStateText = Annotated[JobState, AsText(JobState)]
+ContainerStatusText = Annotated[ContainerStatus, AsText(ContainerStatus)]
+
+
+MAX_ID = 2**31 - 1
+"""The greatest id of any stored row (ids are 32-bit integers on every database)."""
+
+
+class View(BaseModel):
+    """A read model: immutable, and no field beyond those declared."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# Packages -----------------------------------------------------------------------------------------
+
+
+class PackagePublic(View):
+    """A package version with its procedures, settings and payload."""
+
+    id: int
+    family_id: int
+    family: str
+    version: str
+    name: str
+    notes: str
+    install_procedure: str
+    install_success_codes: str
+    install_post_action: PostActionText
+    uninstall_procedure: str
+    uninstall_success_codes: str
+    uninstall_post_action: PostActionText
+    upgrade_behavior: UpgradeBehaviorText
+    compatible_os: str
+    compatible_os_version: str
+    compatible_architecture: str
+    payload_sha256: str | None
+    payload_size: int | None
+    author: str
+    created: datetime
+
+
+class VersionPublic(View):
+    """One version of a family, as lists show it."""
+
+    id: int
+    version: str
+
+
+class FamilyPublic(View):
+    """A package family with its versions, oldest first."""
+
+    id: int
+    name: str
+    notes: str
+    versions: list[VersionPublic]
+
+
+class AssignmentPublic(View):
+    """An assignment: a package version installed on a computer."""
+
+    id: int
+    computer_id: int
+    computer: str
+    package_id: int
+    package: str
+    installed: datetime
+    installed_by_job_id: int | None
+
+
+class PackageDetailPublic(PackagePublic):
+    """A package with where it is installed and the family's other versions."""
+
+    installed_on: list[AssignmentPublic]
+    other_versions: list[VersionPublic]
+
+
+def package_view(package: Package) -> PackagePublic:
+    """The read model of a package (its family loaded)."""
+    return PackagePublic(**_package_fields(package))
+
+
+def _package_fields(package: Package) -> dict[str, Any]:
     return {
         "id": package.id,
         "family_id": package.family_id,
         "family": package.family.name,
         "version": package.version,
+        "name": package.display_name,
         "notes": package.notes,
         "install_procedure": package.install_procedure,
         "install_success_codes": package.install_success_codes,
-        "install_post_action": PostAction(package.install_post_action).name.lower(),
+        "install_post_action": PostAction(package.install_post_action),
         "uninstall_procedure": package.uninstall_procedure,
         "uninstall_success_codes": package.uninstall_success_codes,
-        "uninstall_post_action": PostAction(package.uninstall_post_action).name.lower(),
-        "upgrade_behavior": package.upgrade_behavior,
+        "uninstall_post_action": PostAction(package.uninstall_post_action),
+        "upgrade_behavior": UpgradeBehavior(package.upgrade_behavior),
         "compatible_os": package.compatible_os,
         "compatible_os_version": package.compatible_os_version,
         "compatible_architecture": package.compatible_architecture,
         "payload_sha256": package.payload_sha256,
         "payload_size": package.payload_size,
         "author": package.author,
-        "created": iso(package.created),
+        "created": package.created,
     }
 
 
-def family_view(family: PackageFamily) -> dict[str, Any]:
-    return {
-        "id": family.id,
-        "name": family.name,
-        "notes": family.notes,
-        "versions": [{"id": p.id, "version": p.version} for p in family.packages],
-    }
+def package_detail_view(package: Package, installed_on: list[ComputerPackage]) -> PackageDetailPublic:
+    """A package with its assignments (computers loaded) and its family's other versions."""
+    return PackageDetailPublic(
+        **_package_fields(package),
+        installed_on=[assignment_view(a) for a in installed_on],
+        other_versions=[_version(p) for p in package.family.packages if p.id != package.id],
+    )
 
 
-def assignment_view(assignment: ComputerPackage) -> dict[str, Any]:
+def family_view(family: PackageFamily) -> FamilyPublic:
+    """A family with its versions (loaded)."""
+    return FamilyPublic(
+        id=family.id, name=family.name, notes=family.notes, versions=[_version(p) for p in family.packages]
+    )
+
+
+def _version(package: Package) -> VersionPublic:
+    return VersionPublic(id=package.id, version=package.version)
+
+
+def assignment_view(assignment: ComputerPackage) -> AssignmentPublic:
+    """An assignment with its computer and package (loaded)."""
     package = assignment.package
+    return AssignmentPublic(
+        id=assignment.id,
+        computer_id=assignment.computer_id,
+        computer=assignment.computer.hostname,
+        package_id=package.id,
+        package=package.display_name,
+        installed=assignment.installed,
+        installed_by_job_id=assignment.installed_by_job_id,
+    )
+
+
+# Computers ----------------------------------------------------------------------------------------
+
+
+class ComputerPublic(View):
+    """A computer as lists show it; `online` by the server's offline threshold."""
+
+    id: int
+    hostname: str
+    uid: str
+    os: str
+    os_version: str
+    architecture: str
+    agent_version: str
+    remote_address: str
+    last_seen: datetime | None
+    online: bool
+    registered: bool
+    notes: str
+    created: datetime
+
+
+class NetworkPublic(View):
+    """A network interface the agent reported."""
+
+    interface: str
+    address: str
+    netmask: str
+    broadcast: str
+    mac: str
+
+
+class InstalledPublic(View):
+    """A package installed on the computer at hand."""
+
+    assignment_id: int
+    package_id: int
+    package: str
+    installed: datetime
+
+
+class JobPublic(View):
+    """One job: what it does, where it stands and what the agent said."""
+
+    id: int
+    container_id: int
+    container: str
+    computer_id: int
+    computer: str
+    package_id: int | None
+    package: str
+    action: JobAction
+    sequence: int
+    state: JobStateText
+    state_code: int
+    return_code: int | None
+    message: str
+    download_progress: int | None
+    post_action: PostActionText
+    created: datetime
+    last_update: datetime | None
+    download_started: datetime | None
+    execution_started: datetime | None
+    execution_finished: datetime | None
+
+
+class ComputerDetailPublic(ComputerPublic):
+    """A computer with its inventory, installed packages and jobs (newest first)."""
+
+    kernel_version: str
+    networks: list[NetworkPublic]
+    logins: list[Any]
+    inventory: dict[str, Any]
+    inventory_updated: datetime | None
+    installed_packages: list[InstalledPublic]
+    jobs: list[JobPublic]
+
+
+def computer_view(computer: Computer, now: datetime, offline_seconds: int) -> ComputerPublic:
+    """The read model of a computer; online when it checked in less than `offline_seconds` ago."""
+    return ComputerPublic(**_computer_fields(computer, now, offline_seconds))
+
+
+def _computer_fields(computer: Computer, now: datetime, offline_seconds: int) -> dict[str, Any]:
     return {
-        "id": assignment.id,
-        "computer_id": assignment.computer_id,
-        "computer": assignment.computer.hostname,
-        "package_id": package.id,
-        "package": package.display_name,
-        "installed": iso(assignment.installed),
-        "installed_by_job_id": assignment.installed_by_job_id,
-    }
-
-
-def computer_view(computer: Computer, *, detail: bool = False) -> dict[str, Any]:
-    view: dict[str, Any] = {
         "id": computer.id,
         "hostname": computer.hostname,
         "uid": computer.uid,
@@ -80,136 +320,286 @@ def computer_view(computer: Computer, *, detail: bool = False) -> dict[str, Any]
         "architecture": computer.architecture,
         "agent_version": computer.agent_version,
         "remote_address": computer.remote_address,
-        "last_seen": iso(computer.last_seen),
+        "last_seen": computer.last_seen,
+        "online": is_online(computer.last_seen, now, offline_seconds),
         "registered": bool(computer.agent_key),
         "notes": computer.notes,
-        "created": iso(computer.created),
+        "created": computer.created,
     }
-    if detail:
-        view["kernel_version"] = computer.kernel_version
-        view["networks"] = [
-            {
-                "interface": n.interface,
-                "address": n.address,
-                "netmask": n.netmask,
-                "broadcast": n.broadcast,
-                "mac": n.mac,
-            }
+
+
+def computer_detail_view(
+    computer: Computer, jobs: list[Job], now: datetime, offline_seconds: int
+) -> ComputerDetailPublic:
+    """A computer (networks and assignments loaded) with its jobs (containers loaded)."""
+    installed = sorted(computer.assignments, key=lambda a: a.package.display_name)
+    return ComputerDetailPublic(
+        **_computer_fields(computer, now, offline_seconds),
+        kernel_version=computer.kernel_version,
+        networks=[
+            NetworkPublic(
+                interface=n.interface, address=n.address, netmask=n.netmask, broadcast=n.broadcast, mac=n.mac
+            )
             for n in computer.networks
-        ]
-        view["logins"] = computer.logins or []
-        view["inventory"] = computer.inventory or {}
-        view["inventory_updated"] = iso(computer.inventory_updated)
-        view["installed_packages"] = [
-            {
-                "assignment_id": a.id,
-                "package_id": a.package_id,
-                "package": a.package.display_name,
-                "installed": iso(a.installed),
-            }
-            for a in sorted(computer.assignments, key=lambda a: a.package.display_name)
-        ]
-    return view
+        ],
+        logins=computer.logins or [],
+        inventory=computer.inventory or {},
+        inventory_updated=computer.inventory_updated,
+        installed_packages=[
+            InstalledPublic(
+                assignment_id=a.id,
+                package_id=a.package_id,
+                package=a.package.display_name,
+                installed=a.installed,
+            )
+            for a in installed
+        ],
+        jobs=[job_view(job, job.container.name, computer.hostname) for job in jobs],
+    )
 
 
-def computer_group_view(group: ComputerGroup) -> dict[str, Any]:
-    return {
-        "id": group.id,
-        "name": group.name,
-        "computers": [{"id": m.computer_id, "hostname": m.computer.hostname} for m in group.members],
-    }
+# Groups -------------------------------------------------------------------------------------------
 
 
-def package_group_view(group: PackageGroup) -> dict[str, Any]:
-    return {
-        "id": group.id,
-        "name": group.name,
-        "packages": [
-            {"id": m.package_id, "package": m.package.display_name, "sequence": m.sequence}
+class MemberComputerPublic(View):
+    """A computer in a computer group."""
+
+    id: int
+    hostname: str
+
+
+class MemberPackagePublic(View):
+    """A package in a package group, at its place in the deployment order."""
+
+    id: int
+    package: str
+    sequence: int
+
+
+class ComputerGroupPublic(View):
+    """A computer group with its members."""
+
+    id: int
+    name: str
+    computers: list[MemberComputerPublic]
+
+
+class PackageGroupPublic(View):
+    """A package group with its members in deployment order."""
+
+    id: int
+    name: str
+    packages: list[MemberPackagePublic]
+
+
+def computer_group_view(group: ComputerGroup) -> ComputerGroupPublic:
+    """A computer group (members and their computers loaded)."""
+    return ComputerGroupPublic(
+        id=group.id,
+        name=group.name,
+        computers=[
+            MemberComputerPublic(id=m.computer_id, hostname=m.computer.hostname) for m in group.members
+        ],
+    )
+
+
+def package_group_view(group: PackageGroup) -> PackageGroupPublic:
+    """A package group (members, packages and families loaded)."""
+    return PackageGroupPublic(
+        id=group.id,
+        name=group.name,
+        packages=[
+            MemberPackagePublic(id=m.package_id, package=m.package.display_name, sequence=m.sequence)
             for m in group.members
         ],
-    }
+    )
 
 
-def container_view(summary: ContainerSummary, settings: Settings) -> dict[str, Any]:
-    container = summary.container
-    return {
-        "id": container.id,
-        "name": container.name,
-        "description": container.description,
-        "notes": container.notes,
-        "author": container.author,
-        "created": iso(container.created),
-        "enabled": container.enabled,
-        "start": iso(container.start_time),
-        "end": iso(container.end_time),
-        "wol": container.wol,
-        "shutdown_waked": container.shutdown_waked,
-        "wol_sent": iso(container.wol_sent),
-        "priority": container.priority,
-        "restart_timeout": container.restart_timeout,
-        "sequence_mode": "abort" if container.sequence_mode == SequenceMode.ABORT_AFTER_FAILED else "ignore",
-        "agent_ip_ranges": container.agent_ip_ranges,
-        "status": str(summary.status),
-        "progress": summary.progress,
-        "job_counts": {JobState(state).name.lower(): count for state, count in summary.counts.items()},
-        "last_finished": iso(summary.last_finished),
-    }
+class TargetChoices(View):
+    """Everything a deployment can aim at: computers, groups, package families and package groups."""
+
+    computers: list[ComputerPublic]
+    computer_groups: list[ComputerGroupPublic]
+    families: list[FamilyPublic]
+    package_groups: list[PackageGroupPublic]
 
 
-def job_view(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "container_id": job.container_id,
-        "computer_id": job.computer_id,
-        "computer": job.computer.hostname,
-        "package_id": job.package_id,
-        "package": job.package_name,
-        "action": job.action,
-        "sequence": job.sequence,
-        "state": JobState(job.state).name.lower(),
-        "state_code": job.state,
-        "return_code": job.return_code,
-        "message": job.message,
-        "download_progress": job.download_progress,
-        "post_action": PostAction(
-            effective_post_action(PostAction(job.post_action), job.wol_shutdown)
-        ).name.lower(),
-        "created": iso(job.created),
-        "last_update": iso(job.last_update),
-        "download_started": iso(job.download_started),
-        "execution_started": iso(job.execution_started),
-        "execution_finished": iso(job.execution_finished),
-    }
+# Job containers -----------------------------------------------------------------------------------
 
 
-def plan_view(plan: Plan) -> dict[str, Any]:
-    return {
-        "computers": [
-            {
-                "computer_id": computer.computer_id,
-                "hostname": computer.hostname,
-                "wake": computer.wake,
-                "notes": list(computer.notes),
-                "jobs": [
-                    {
-                        "sequence": job.sequence,
-                        "package_id": job.package_id,
-                        "package": job.package_name,
-                        "action": str(job.action),
-                        "state": job.state.name.lower(),
-                        "reason": job.reason,
-                        "post_action": effective_post_action(job.post_action, job.wol_shutdown).name.lower(),
-                    }
+class ContainerPublic(View):
+    """A job container with its settings, status, progress and how many jobs are in each state."""
+
+    id: int
+    name: str
+    description: str
+    notes: str
+    author: str
+    created: datetime
+    enabled: bool
+    start: datetime
+    end: datetime | None
+    wol: bool
+    shutdown_waked: bool
+    wol_sent: datetime | None
+    priority: int
+    restart_timeout: int
+    sequence_mode: SequenceModeText
+    agent_ip_ranges: str
+    status: ContainerStatusText
+    progress: int
+    job_counts: dict[str, int]
+    last_finished: datetime | None
+
+
+class ContainerDetailPublic(ContainerPublic):
+    """A job container with every job, in creation order."""
+
+    jobs: list[JobPublic]
+
+
+def job_view(job: Job, container: str, computer: str) -> JobPublic:
+    """The read model of a job, given its container's name and its computer's hostname."""
+    return JobPublic(
+        id=job.id,
+        container_id=job.container_id,
+        container=container,
+        computer_id=job.computer_id,
+        computer=computer,
+        package_id=job.package_id,
+        package=job.package_name,
+        action=JobAction(job.action),
+        sequence=job.sequence,
+        state=JobState(job.state),
+        state_code=job.state,
+        return_code=job.return_code,
+        message=job.message,
+        download_progress=job.download_progress,
+        post_action=effective_post_action(PostAction(job.post_action), job.wol_shutdown),
+        created=job.created,
+        last_update=job.last_update,
+        download_started=job.download_started,
+        execution_started=job.execution_started,
+        execution_finished=job.execution_finished,
+    )
+
+
+# Plans --------------------------------------------------------------------------------------------
+
+
+class PlannedJobPublic(View):
+    """A job a deployment would create."""
+
+    sequence: int
+    package_id: int
+    package: str
+    action: JobAction
+    state: JobStateText
+    reason: str
+    post_action: PostActionText
+
+
+class ComputerPlanPublic(View):
+    """The jobs one computer would get, and whether it would be woken."""
+
+    computer_id: int
+    hostname: str
+    wake: bool
+    notes: list[str]
+    jobs: list[PlannedJobPublic]
+
+
+class PlanSummaryPublic(View):
+    """How many jobs a deployment would create, how many are skipped, who would be woken."""
+
+    jobs: int
+    skipped: int
+    woken: list[str]
+    states: dict[str, int]
+
+
+class PlanPublic(View):
+    """What a deployment would create (the preview), computer by computer."""
+
+    computers: list[ComputerPlanPublic]
+    summary: PlanSummaryPublic
+
+
+def plan_view(plan: Plan) -> PlanPublic:
+    """The read model of a plan."""
+    return PlanPublic(
+        computers=[
+            ComputerPlanPublic(
+                computer_id=computer.computer_id,
+                hostname=computer.hostname,
+                wake=computer.wake,
+                notes=list(computer.notes),
+                jobs=[
+                    PlannedJobPublic(
+                        sequence=job.sequence,
+                        package_id=job.package_id,
+                        package=job.package_name,
+                        action=job.action,
+                        state=job.state,
+                        reason=job.reason,
+                        post_action=effective_post_action(job.post_action, job.wol_shutdown),
+                    )
                     for job in computer.jobs
                 ],
-            }
+            )
             for computer in plan.computers
         ],
-        "summary": {
-            "jobs": len(plan.jobs),
-            "skipped": len(plan.skipped()),
-            "woken": [computer.hostname for computer in plan.woken],
-            "states": {state.name.lower(): count for state, count in plan.counts().items()},
-        },
-    }
+        summary=PlanSummaryPublic(
+            jobs=len(plan.jobs),
+            skipped=len(plan.skipped()),
+            woken=[computer.hostname for computer in plan.woken],
+            states={state.text: count for state, count in plan.counts().items()},
+        ),
+    )
+
+
+# Users and tokens ---------------------------------------------------------------------------------
+
+
+class UserPublic(View):
+    """A console user (never the password hash)."""
+
+    id: int
+    username: str
+    full_name: str
+    enabled: bool
+    last_login: datetime | None
+
+
+class TokenPublic(View):
+    """An admin API token (never its secret)."""
+
+    id: int
+    name: str
+    user: str
+    created: datetime
+    last_used: datetime | None
+    revoked: datetime | None
+
+
+def user_view(user: User) -> UserPublic:
+    """The read model of a console user."""
+    return UserPublic(
+        id=user.id,
+        username=user.username,
+        full_name=user.full_name,
+        enabled=user.enabled,
+        last_login=user.last_login,
+    )
+
+
+def token_view(token: ApiToken) -> TokenPublic:
+    """The read model of an API token (its user loaded)."""
+    return TokenPublic(
+        id=token.id,
+        name=token.name,
+        user=token.user.username,
+        created=token.created,
+        last_used=token.last_used,
+        revoked=token.revoked,
+    )

@@ -17,6 +17,7 @@ from oco.db.models import Computer, Job, JobContainer, WolTarget
 from oco.db.types import UTCDateTime
 from oco.domain.errors import DomainError
 from oco.domain.planning import wol_shutdown_carrier
+from oco.domain.presence import is_online
 from oco.domain.states import JobState
 from oco.domain.wol import (
     magic_packet,
@@ -25,7 +26,8 @@ from oco.domain.wol import (
     wake_window_over,
     wake_window_sent_bounds,
 )
-from oco.services.computers import is_online
+from oco.services.computers import ComputerRef, resolve_computer_ids
+from oco.services.runtime import Runtime
 
 log = logging.getLogger("oco.wol")
 
@@ -73,12 +75,16 @@ def send_packets(settings: Settings, computers: Iterable[Computer]) -> int:
     return sent
 
 
-def wake_computers(session: Session, settings: Settings, computer_ids: Sequence[int]) -> int:
-    """Manual "Wake": magic packets for the selected computers now."""
-    query = (
-        select(Computer).where(Computer.id.in_(list(computer_ids))).options(selectinload(Computer.networks))
-    )
-    return send_packets(settings, session.scalars(query))
+def wake_computers(rt: Runtime, computers: Sequence[ComputerRef]) -> int:
+    """Manual "Wake": magic packets for the computers (ids or hostnames) now; returns how many were sent.
+
+    NotFound names a computer that does not exist, and then nothing is sent.
+    """
+    with rt.reading() as session:
+        computer_ids = resolve_computer_ids(session, computers)
+        query = select(Computer).where(Computer.id.in_(computer_ids)).options(selectinload(Computer.networks))
+        targets = list(session.scalars(query))
+    return send_packets(rt.settings, targets)
 
 
 def send_container_packets(
@@ -101,7 +107,7 @@ def send_container_packets(
     offline = []
     for target in targets:
         computer = computers[target.computer_id]
-        if is_online(computer, now, settings.computer_offline_seconds):
+        if is_online(computer.last_seen, now, settings.computer_offline_seconds):
             target.expired = True
             _set_wol_shutdown(session, container, computer.id, False)
             continue

@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
+from oco.errors import InvalidInput, NotFound, OcoError, Unauthorized
 from oco.services import users
-from oco.services.errors import Unauthorized
 from oco.web import groups, inventory, jobs
-from oco.web.render import render
+from oco.web.render import error_page, render, way_back
 from oco.web.session import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -20,25 +22,27 @@ from oco.web.session import (
     checked_form,
     login_redirect,
     new_login_csrf,
+    optional_viewer,
     runtime_of,
     safe_next,
     viewer,
 )
 
 router = APIRouter(include_in_schema=False)
+NOT_FOUND = 404
+PATH_PARAMETER = "path"
 
 
 @router.get("/")
 def home() -> RedirectResponse:
+    """The console starts on the Jobs page."""
     return RedirectResponse("/jobs", status_code=303)
 
 
 @router.get("/login")
 def login_page(request: Request, next: str = "/jobs") -> HTMLResponse:
-    token = new_login_csrf()
-    response = render(request, "login.html", None, next=safe_next(next), login_csrf=token, error="")
-    _set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
-    return response
+    """The login form, with a fresh double-submit token."""
+    return _login_form(request, safe_next(next))
 
 
 @router.post("/login")
@@ -49,28 +53,15 @@ def login(
     login_csrf: str = Form(""),
     next: str = Form("/jobs"),
 ) -> Response:
+    """Start a session and go where the user was headed; the form again on failure."""
     runtime = runtime_of(request)
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or cookie != login_csrf:
         raise CsrfFailed
     try:
-        with runtime.transaction() as session:
-            user = users.authenticate(session, username, password)
-            token, _row = users.start_session(session, user, runtime.settings.session_max_age_seconds)
+        token = users.log_in(runtime, username, password)
     except Unauthorized as exc:
-        fresh = new_login_csrf()
-        response = render(
-            request,
-            "login.html",
-            None,
-            401,
-            next=safe_next(next),
-            login_csrf=fresh,
-            error=str(exc),
-            username=username,
-        )
-        _set_cookie(request, response, LOGIN_CSRF_COOKIE, fresh, max_age=3600)
-        return response
+        return _login_form(request, safe_next(next), error=exc.message, username=username)
     response = RedirectResponse(safe_next(next), status_code=303)
     _set_cookie(request, response, SESSION_COOKIE, token, max_age=runtime.settings.session_max_age_seconds)
     response.delete_cookie(LOGIN_CSRF_COOKIE)
@@ -79,13 +70,22 @@ def login(
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    """End the session."""
     current = viewer(request)
     await checked_form(request, current)
-    token = request.cookies.get(SESSION_COOKIE, "")
-    with runtime_of(request).transaction() as session:
-        users.end_session(session, token)
+    users.log_out(runtime_of(request), request.cookies.get(SESSION_COOKIE, ""))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+def _login_form(request: Request, next_path: str, error: str = "", username: str = "") -> HTMLResponse:
+    token = new_login_csrf()
+    status = 401 if error else 200
+    response = render(
+        request, "login.html", None, status, next=next_path, login_csrf=token, error=error, username=username
+    )
+    _set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
     return response
 
 
@@ -101,7 +101,7 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, max
 
 
 def install_console(app: FastAPI) -> None:
-    """Add the console's pages, static files and error handling to the server application."""
+    """Add the console's pages, static files and error pages to the server application."""
     app.include_router(router)
     app.include_router(jobs.router)
     app.include_router(inventory.router)
@@ -122,4 +122,35 @@ def install_console(app: FastAPI) -> None:
             title="Form expired",
             message="The form was not accepted (missing or outdated security token). "
             "Reload the page and retry.",
+        )
+
+    @app.exception_handler(OcoError)
+    def _refused(request: Request, exc: OcoError) -> Response:
+        return error_page(request, optional_viewer(request), exc)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        # A path that names no object (`/jobs/abc`, an id out of range) is a page that does not exist.
+        errors = exc.errors()
+        if any(error.get("loc", ("",))[0] == PATH_PARAMETER for error in errors):
+            return error_page(
+                request, optional_viewer(request), NotFound(f"{request.url.path} does not exist")
+            )
+        message = "; ".join(f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg')}" for e in errors)
+        return error_page(request, optional_viewer(request), InvalidInput(message))
+
+    @app.exception_handler(HTTPException)
+    def _http(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == NOT_FOUND:
+            return error_page(
+                request, optional_viewer(request), NotFound(f"{request.url.path} does not exist")
+            )
+        return render(
+            request,
+            "error.html",
+            optional_viewer(request),
+            exc.status_code,
+            title=str(exc.detail),
+            message=f"{request.method} {request.url.path}: {exc.detail}",
+            back=way_back(request),
         )

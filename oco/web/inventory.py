@@ -2,108 +2,94 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
-from oco.domain.errors import DomainError
+from oco.depot import Depot, StoredPayload
 from oco.domain.states import PostAction, UpgradeBehavior
+from oco.errors import OcoError
 from oco.services import assignments, computers, packages, wol
-from oco.services.errors import ServiceError
-from oco.web.render import POST_ACTION_LABELS, ids, render, text
-from oco.web.session import Viewer, checked_form, runtime_of, viewer
+from oco.web.render import ConsoleId, error_page, ids, render, status_of, text
+from oco.web.session import CSRF_FIELD, Viewer, checked_form, runtime_of, viewer
 
 router = APIRouter(include_in_schema=False)
 CurrentViewer = Annotated[Viewer, Depends(viewer)]
-UPGRADE_LABELS = {
-    UpgradeBehavior.EXPLICIT_UNINSTALL: "Automatically create uninstall jobs",
-    UpgradeBehavior.INSTALLER_REMOVES: "Installer removes other versions",
-    UpgradeBehavior.KEEP: "Keep other versions",
-}
+PACKAGE_FIELDS = (
+    "family",
+    "version",
+    "notes",
+    "install_procedure",
+    "install_success_codes",
+    "install_post_action",
+    "uninstall_procedure",
+    "uninstall_success_codes",
+    "uninstall_post_action",
+    "upgrade_behavior",
+    "compatible_os",
+    "compatible_os_version",
+    "compatible_architecture",
+)
 
 
 # Computers ----------------------------------------------------------------------------------------
 
 
 @router.get("/computers")
-def computer_list(request: Request, current: CurrentViewer, error: str = "") -> HTMLResponse:
-    runtime = runtime_of(request)
-    with runtime.transaction() as session:
-        rows = computers.list_computers(session)
-    online = {
-        c.id for c in rows if computers.is_online(c, runtime.now(), runtime.settings.computer_offline_seconds)
-    }
-    return render(request, "computers.html", current, computers=rows, online=online, error=error, hostname="")
+def computer_list(request: Request, current: CurrentViewer) -> HTMLResponse:
+    """Every computer, online or not."""
+    return _computer_list(request, current)
+
+
+def _computer_list(
+    request: Request, current: Viewer, error: OcoError | None = None, hostname: str = ""
+) -> HTMLResponse:
+    rows = computers.list_computers(runtime_of(request))
+    status = status_of(error)
+    message = error.message if error else ""
+    return render(
+        request, "computers.html", current, status, computers=rows, error=message, hostname=hostname
+    )
 
 
 @router.post("/computers")
 async def computer_add(request: Request, current: CurrentViewer) -> Response:
+    """Pre-create a computer; the list again with the error if refused."""
     posted = await checked_form(request, current)
-    runtime = runtime_of(request)
     hostname = text(posted, "hostname")
     try:
-        with runtime.transaction() as session:
-            computer = computers.add_computer(session, hostname, current.actor, text(posted, "notes"))
-    except ServiceError as exc:
-        with runtime.transaction() as session:
-            rows = computers.list_computers(session)
-        return render(
-            request,
-            "computers.html",
-            current,
-            400,
-            computers=rows,
-            online=set(),
-            error=str(exc),
-            hostname=hostname,
-        )
+        computer = computers.add_computer(runtime_of(request), hostname, current.actor, text(posted, "notes"))
+    except OcoError as exc:
+        return _computer_list(request, current, exc, hostname)
     return RedirectResponse(f"/computers/{computer.id}", status_code=303)
 
 
 @router.get("/computers/{computer_id}")
-def computer_page(
-    request: Request, current: CurrentViewer, computer_id: int, error: str = ""
-) -> HTMLResponse:
-    runtime = runtime_of(request)
-    try:
-        with runtime.transaction() as session:
-            computer = computers.get_computer(session, computer_id)
-            history = computers.job_history(session, computer_id)
-    except ServiceError as exc:
-        return render(
-            request, "error.html", current, 404, title="Not found", message=str(exc), back="/computers"
-        )
-    online = computers.is_online(computer, runtime.now(), runtime.settings.computer_offline_seconds)
-    installed = sorted(computer.assignments, key=lambda a: a.package.display_name)
-    return render(
-        request,
-        "computer.html",
-        current,
-        computer=computer,
-        installed=installed,
-        history=history,
-        online=online,
-        error=error,
-    )
+def computer_page(request: Request, current: CurrentViewer, computer_id: ConsoleId) -> HTMLResponse:
+    """A computer: inventory, installed packages, jobs."""
+    computer = computers.computer_detail(runtime_of(request), computer_id)
+    return render(request, "computer.html", current, computer=computer)
 
 
 @router.post("/computers/{computer_id}/delete")
-async def computer_delete(request: Request, current: CurrentViewer, computer_id: int) -> Response:
+async def computer_delete(request: Request, current: CurrentViewer, computer_id: ConsoleId) -> Response:
+    """Forget the computer with its jobs and assignments."""
     await checked_form(request, current)
-    with runtime_of(request).transaction() as session:
-        computers.delete_computer(session, computer_id, current.actor)
+    computers.delete_computer(runtime_of(request), computer_id, current.actor)
     return RedirectResponse("/computers", status_code=303)
 
 
 @router.post("/computers/wake")
 async def computer_wake(request: Request, current: CurrentViewer) -> Response:
+    """Send magic packets to the checked computers."""
     posted = await checked_form(request, current)
-    runtime = runtime_of(request)
-    with runtime.transaction() as session:
-        sent = wol.wake_computers(session, runtime.settings, ids(posted, "computer"))
     back = text(posted, "back", "/computers")
+    try:
+        sent = wol.wake_computers(runtime_of(request), ids(posted, "computer"))
+    except OcoError as exc:
+        return error_page(request, current, exc, back=back)
     return RedirectResponse(f"{back}?notice=Sent+{sent}+magic+packet(s)", status_code=303)
 
 
@@ -113,10 +99,9 @@ async def remove_assignments(request: Request, current: CurrentViewer) -> Respon
     posted = await checked_form(request, current)
     back = text(posted, "back", "/computers")
     try:
-        with runtime_of(request).transaction() as session:
-            assignments.remove_assignments(session, ids(posted, "assignment"), current.actor)
-    except ServiceError as exc:
-        return render(request, "error.html", current, 400, title="Cannot remove", message=str(exc), back=back)
+        assignments.remove_assignments(runtime_of(request), ids(posted, "assignment"), current.actor)
+    except OcoError as exc:
+        return error_page(request, current, exc, back=back)
     return RedirectResponse(back, status_code=303)
 
 
@@ -125,38 +110,43 @@ async def remove_assignments(request: Request, current: CurrentViewer) -> Respon
 
 @router.get("/packages")
 def package_list(request: Request, current: CurrentViewer) -> HTMLResponse:
-    with runtime_of(request).transaction() as session:
-        families = packages.list_families(session)
-    return render(request, "packages.html", current, families=families)
+    """Every package family with its versions."""
+    return render(request, "packages.html", current, families=packages.list_families(runtime_of(request)))
 
 
 def _package_form(
-    request: Request, current: Viewer, values: dict[str, Any], error: Exception | None = None
+    request: Request, current: Viewer, values: dict[str, str], error: OcoError | None = None
 ) -> HTMLResponse:
     return render(
         request,
         "package_new.html",
         current,
-        400 if error else 200,
+        status_of(error),
         values=values,
-        post_actions=POST_ACTION_LABELS,
-        upgrade_labels=UPGRADE_LABELS,
-        error=str(error) if error else "",
-        error_field=getattr(error, "field", None) or "",
+        error=error.message if error else "",
+        error_field=(error.field if error else None) or "",
     )
 
 
 @router.get("/packages/new")
 def package_new(request: Request, current: CurrentViewer, family: str = "") -> HTMLResponse:
-    return _package_form(
-        request, current, {"family": family, "install_success_codes": "0", "uninstall_success_codes": "0"}
-    )
+    """The form for a new package (or a new version of `family`)."""
+    defaults = {
+        "family": family,
+        "install_success_codes": "0",
+        "uninstall_success_codes": "0",
+        "install_post_action": PostAction.NONE.text,
+        "uninstall_post_action": PostAction.NONE.text,
+        "upgrade_behavior": UpgradeBehavior.EXPLICIT_UNINSTALL.text,
+    }
+    return _package_form(request, current, defaults)
 
 
 @router.post("/packages/new")
 async def package_create(request: Request, current: CurrentViewer) -> Response:
+    """Create a package with its upload; JSON answers for the upload script (`Accept: application/json`)."""
     posted = await checked_form(request, current)
-    values = {key: text(posted, key) for key in posted if key not in ("payload", "csrf_token")}
+    values = {key: text(posted, key) for key in posted if key not in ("payload", CSRF_FIELD)}
     upload = posted.get("payload")
     wants_json = request.headers.get("accept", "").startswith("application/json")
     try:
@@ -167,10 +157,14 @@ async def package_create(request: Request, current: CurrentViewer) -> Response:
             uninstall_procedure=values.get("uninstall_procedure", ""),
             install_success_codes=values.get("install_success_codes", ""),
             uninstall_success_codes=values.get("uninstall_success_codes", ""),
-            install_post_action=PostAction(int(values.get("install_post_action") or 0)),
-            uninstall_post_action=PostAction(int(values.get("uninstall_post_action") or 0)),
-            upgrade_behavior=UpgradeBehavior(
-                values.get("upgrade_behavior") or UpgradeBehavior.EXPLICIT_UNINSTALL
+            install_post_action=PostAction.from_text(
+                values.get("install_post_action") or PostAction.NONE.text, field="install_post_action"
+            ),
+            uninstall_post_action=PostAction.from_text(
+                values.get("uninstall_post_action") or PostAction.NONE.text, field="uninstall_post_action"
+            ),
+            upgrade_behavior=UpgradeBehavior.from_text(
+                values.get("upgrade_behavior") or UpgradeBehavior.EXPLICIT_UNINSTALL.text
             ),
             compatible_os=values.get("compatible_os", ""),
             compatible_os_version=values.get("compatible_os_version", ""),
@@ -179,45 +173,45 @@ async def package_create(request: Request, current: CurrentViewer) -> Response:
         )
         store = None
         if isinstance(upload, UploadFile) and upload.filename:
-            store = lambda depot: depot.put_upload(upload.file, upload.filename or "payload")  # noqa: E731
-        package_id = packages.create_package(runtime_of(request), spec, store, current.actor)
-    except (ServiceError, DomainError, ValueError) as exc:
+            store = _upload_storer(upload)
+        package = packages.create_package(runtime_of(request), spec, store, current.actor)
+    except OcoError as exc:
         if wants_json:
-            return JSONResponse({"error": str(exc), "field": getattr(exc, "field", None)}, status_code=400)
+            return JSONResponse({"error": exc.message, "field": exc.field}, status_code=status_of(exc))
         return _package_form(request, current, values, exc)
+    location = f"/packages/{package.id}"
     if wants_json:
-        return JSONResponse({"id": package_id, "location": f"/packages/{package_id}"})
-    return RedirectResponse(f"/packages/{package_id}", status_code=303)
+        return JSONResponse({"id": package.id, "location": location})
+    return RedirectResponse(location, status_code=303)
+
+
+def _upload_storer(upload: UploadFile) -> packages.PayloadStorer:
+    def store(depot: Depot) -> StoredPayload:
+        return depot.put_upload(upload.file, upload.filename or "payload")
+
+    return store
 
 
 @router.get("/packages/{package_id}")
-def package_page(request: Request, current: CurrentViewer, package_id: int, error: str = "") -> HTMLResponse:
-    try:
-        with runtime_of(request).transaction() as session:
-            package = packages.get_package(session, package_id)
-            installed = packages.installed_on(session, package_id)
-            siblings = [p for p in package.family.packages if p.id != package_id]
-    except ServiceError as exc:
-        return render(
-            request, "error.html", current, 404, title="Not found", message=str(exc), back="/packages"
-        )
-    return render(
-        request,
-        "package.html",
-        current,
-        package=package,
-        installed=installed,
-        siblings=siblings,
-        error=error,
-        upgrade_labels=UPGRADE_LABELS,
-    )
+def package_page(request: Request, current: CurrentViewer, package_id: ConsoleId) -> HTMLResponse:
+    """A package version: settings, payload, where it is installed."""
+    return _package_page(request, current, package_id)
+
+
+def _package_page(
+    request: Request, current: Viewer, package_id: int, error: OcoError | None = None
+) -> HTMLResponse:
+    package = packages.package_detail(runtime_of(request), package_id)
+    message = error.message if error else ""
+    return render(request, "package.html", current, status_of(error), package=package, error=message)
 
 
 @router.post("/packages/{package_id}/delete")
-async def package_delete(request: Request, current: CurrentViewer, package_id: int) -> Response:
+async def package_delete(request: Request, current: CurrentViewer, package_id: ConsoleId) -> Response:
+    """Delete the version; its page again with the reason if it is still needed."""
     await checked_form(request, current)
     try:
         packages.remove_package(runtime_of(request), package_id, current.actor)
-    except ServiceError as exc:
-        return package_page(request, current, package_id, error=str(exc))
+    except OcoError as exc:
+        return _package_page(request, current, package_id, exc)
     return RedirectResponse("/packages", status_code=303)

@@ -1,20 +1,24 @@
-"""Templates and the small formatting helpers pages share."""
+"""Templates, the error page, and the small helpers pages share."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from fastapi import Request
+from fastapi import Path, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
-from oco.domain.states import ContainerStatus, JobState, PostAction
+from oco.domain.containers import PRIORITY_MAX, PRIORITY_MIN
+from oco.domain.states import ContainerStatus, JobState, PostAction, SequenceMode, UpgradeBehavior
+from oco.errors import OcoError, outcome
+from oco.services.views import MAX_ID
 from oco.web.session import CSRF_FIELD, Viewer, runtime_of
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
 STATUS_ICONS = {
     ContainerStatus.SCHEDULED: "🕓",
     ContainerStatus.IN_PROGRESS: "⏳",
@@ -22,22 +26,20 @@ STATUS_ICONS = {
     ContainerStatus.FAILED: "✖",
     ContainerStatus.EMPTY: "•",
 }
-STATE_LABELS = {
-    JobState.WAITING: "Waiting",
-    JobState.DOWNLOADING: "Downloading",
-    JobState.EXECUTING: "Executing",
-    JobState.SUCCEEDED: "Succeeded",
-    JobState.FAILED: "Failed",
-    JobState.EXPIRED: "Expired",
-    JobState.OS_INCOMPATIBLE: "OS incompatible",
-    JobState.ALREADY_INSTALLED: "Already installed",
+SECTIONS = ("/jobs", "/computers", "/packages", "/groups")
+OK = 200
+VOCABULARY = {
+    "PostAction": PostAction,
+    "SequenceMode": SequenceMode,
+    "UpgradeBehavior": UpgradeBehavior,
+    "JobState": JobState,
+    "ContainerStatus": ContainerStatus,
+    "PRIORITY_MIN": PRIORITY_MIN,
+    "PRIORITY_MAX": PRIORITY_MAX,
 }
-POST_ACTION_LABELS = {
-    PostAction.NONE: "None",
-    PostAction.RESTART: "Restart",
-    PostAction.SHUTDOWN: "Shutdown",
-    PostAction.EXIT_AGENT: "Exit agent",
-}
+"""The domain's enumerations and limits, for forms and labels in templates."""
+ConsoleId = Annotated[int, Path(ge=1, le=MAX_ID)]
+"""An id in a console URL; anything else is answered with a "not found" page."""
 
 
 def render(
@@ -65,21 +67,61 @@ def render(
             "csrf_token": current.csrf_token if current else "",
             "local": local,
             "zone": runtime.settings.time_zone,
-            "state_label": lambda state: STATE_LABELS.get(JobState(state), str(state)),
-            "state_class": lambda state: JobState(state).name.lower().replace("_", "-"),
+            "state_label": lambda state: JobState(state).label,
+            "state_class": state_class,
             "status_icon": lambda status: STATUS_ICONS.get(status, ""),
-            "post_action_label": lambda action: POST_ACTION_LABELS.get(PostAction(action), str(action)),
+            **VOCABULARY,
             **context,
         },
         status_code=status_code,
     )
 
 
+def state_class(state: int) -> str:
+    """The CSS class of a job state ("state-os-incompatible" styles -3)."""
+    return JobState(state).name.lower().replace("_", "-")
+
+
+def status_of(error: OcoError | None) -> int:
+    """The status of a page shown again with `error` (200 without one), by `oco.errors.OUTCOMES`."""
+    return outcome(error).status if error is not None else OK
+
+
+def error_page(
+    request: Request, current: Viewer | None, error: OcoError, back: str | None = None
+) -> HTMLResponse:
+    """The page of a refused request: its status (`oco.errors.OUTCOMES`), the message, and a way back."""
+    result = outcome(error)
+    return render(
+        request,
+        "error.html",
+        current,
+        result.status,
+        title=result.title,
+        message=error.message,
+        back=back or way_back(request),
+    )
+
+
+def way_back(request: Request) -> str:
+    """Where "Back" leads: the page the request came from, if it is ours, else the section's list."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    ours = referer.path.startswith("/") and referer.netloc in ("", request.url.netloc)
+    if ours and referer.path != request.url.path:
+        return referer.path + (f"?{referer.query}" if referer.query else "")
+    for section in SECTIONS:
+        if request.url.path.startswith(section):
+            return section
+    return "/jobs"
+
+
 def ids(form: FormData, name: str) -> list[int]:
     """The positive integers posted under `name` (checkbox lists); anything else is ignored."""
-    return [int(value) for value in form.getlist(name) if str(value).isdigit()]
+    values = (value for value in form.getlist(name) if isinstance(value, str) and value.isdigit())
+    return [number for number in map(int, values) if 0 < number <= MAX_ID]
 
 
 def text(form: FormData, name: str, default: str = "") -> str:
+    """The text posted under `name`, or `default` (also for a file)."""
     value = form.get(name, default)
     return value if isinstance(value, str) else default

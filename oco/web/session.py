@@ -47,26 +47,35 @@ class CsrfFailed(Exception):
 
 
 def runtime_of(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    """The runtime the application was built with."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 def viewer(request: Request) -> Viewer:
     """The current user (a FastAPI dependency); raises LoginRequired without a live session."""
+    current = optional_viewer(request)
+    if current is None:
+        raise LoginRequired
+    return current
+
+
+def optional_viewer(request: Request) -> Viewer | None:
+    """The current user, or None without a live session."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
-        raise LoginRequired
-    with runtime_of(request).transaction() as session:
-        row = users.resolve_session(session, token)
-        if row is None:
-            raise LoginRequired
-        return Viewer(row.user_id, row.user.username, row.user.full_name, row.csrf_token)
+        return None
+    user = users.session_user(runtime_of(request), token)
+    if user is None:
+        return None
+    return Viewer(user.user_id, user.username, user.full_name, user.csrf_token)
 
 
 async def checked_form(request: Request, current: Viewer) -> FormData:
     """The posted form, after checking its CSRF token against the session's."""
     form = await request.form()
     sent = str(form.get(CSRF_FIELD, ""))
-    if not sent or not hmac.compare_digest(sent, current.csrf_token):
+    if not sent or not hmac.compare_digest(sent.encode(), current.csrf_token.encode()):
         raise CsrfFailed
     return form
 

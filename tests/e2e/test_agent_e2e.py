@@ -14,7 +14,7 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import psutil
@@ -23,9 +23,10 @@ import pytest
 from oco.agent.config import AgentConfig, save_config
 from oco.agent.state import JobJournal, JournalEntry
 from oco.domain.states import JobState, PostAction, ReturnCode, SequenceMode
-from oco.services import computers, deployments, packages
-from oco.services.deployments import ContainerOptions, DeploymentRequest, Targets, UninstallRequest
+from oco.services import computers, containers, deployments, packages
+from oco.services.deployments import ContainerOptions, DeploymentRequest, UninstallRequest
 from oco.services.runtime import Runtime
+from oco.services.targets import Targets
 from tests.conftest import make_runtime
 from tests.live import REGISTRATION_KEY, LiveServer, start_server
 
@@ -118,37 +119,26 @@ def add_package(world: World, family: str, version: str, **changes: object) -> i
     spec = packages.PackageSpec(family=family, version=version, **values)  # type: ignore[arg-type]
     return packages.create_package(
         world.rt, spec, lambda d: d.put_upload(io.BytesIO(payload), "p.zip"), "admin"
-    )
-
-
-def computer_ids(world: World, *agents: RealAgent) -> list[int]:
-    with world.rt.transaction() as session:
-        return [computers.find_computer(session, a.hostname).id for a in agents]
+    ).id
 
 
 def deploy(world: World, agents: list[RealAgent], package_ids: list[int], **options: object) -> int:
     request = DeploymentRequest(
         ContainerOptions(name=str(options.pop("name", "rollout")), **options),  # type: ignore[arg-type]
-        Targets(computer_ids=computer_ids(world, *agents), package_ids=package_ids),
+        Targets(computers=[a.hostname for a in agents], packages=package_ids),
     )
-    with world.rt.transaction() as session:
-        return deployments.create_deployment(
-            session, world.rt.settings, request, "admin", datetime.now(UTC)
-        ).id
+    return deployments.create_deployment(world.rt, request, "admin").id
 
 
 def jobs(world: World, container_id: int) -> list[tuple[str, str, str, JobState, int | None, str]]:
-    with world.rt.transaction() as session:
-        return [
-            (j.computer.hostname, j.package_name, j.action, JobState(j.state), j.return_code, j.message)
-            for j in deployments.get_container(session, container_id).jobs
-        ]
+    return [
+        (j.computer, j.package, j.action, j.state, j.return_code, j.message)
+        for j in containers.container_detail(world.rt, container_id).jobs
+    ]
 
 
 def installed(world: World, agent: RealAgent) -> list[str]:
-    with world.rt.transaction() as session:
-        computer = computers.find_computer(session, agent.hostname)
-        return sorted(a.package.display_name for a in computer.assignments)
+    return sorted(a.package for a in computers.computer_detail(world.rt, agent.hostname).installed_packages)
 
 
 def test_install_update_with_automatic_uninstall_then_uninstall(world: World) -> None:
@@ -180,12 +170,9 @@ def test_install_update_with_automatic_uninstall_then_uninstall(world: World) ->
     assert [installed(world, a) for a in pcs] == [["Tool 2"], ["Tool 2"]]
     packages.remove_package(world.rt, v1, "admin")
 
-    with world.rt.transaction() as session:
-        selected = [a.id for a in packages.installed_on(session, v2)]
-        request = UninstallRequest(ContainerOptions(name="remove"), selected)
-        removal = deployments.create_uninstall(
-            session, world.rt.settings, request, "admin", datetime.now(UTC)
-        ).id
+    selected = [a.id for a in packages.package_detail(world.rt, v2).installed_on]
+    request = UninstallRequest(ContainerOptions(name="remove"), selected)
+    removal = deployments.create_uninstall(world.rt, request, "admin").id
     for agent in pcs:
         agent.run()
     assert {j[3] for j in jobs(world, removal)} == {JobState.SUCCEEDED}
@@ -212,8 +199,7 @@ def test_agent_errors_are_minus_9999_with_a_reason(world: World) -> None:
     agent = make_agent(world, "pc-err")
     corrupted = add_package(world, "Corrupt", "1")
     missing = add_package(world, "Missing", "1", install_procedure="no-such-installer --quiet")
-    with world.rt.transaction() as session:
-        digest = packages.get_package(session, corrupted).payload_sha256 or ""
+    digest = packages.package_detail(world.rt, corrupted).payload_sha256 or ""
     stored = world.rt.depot.path(digest)
     stored.write_bytes(stored.read_bytes()[:-10] + b"0123456789")  # the depot file rots
 
@@ -273,7 +259,7 @@ def test_a_negative_restart_timeout_skips_the_post_action(world: World) -> None:
 def test_an_agent_restarted_mid_job_reports_instead_of_rerunning(world: World) -> None:
     agent = make_agent(world, "pc-crash")
     container = deploy(world, [agent], [add_package(world, "Half", "1")])
-    [job_id] = [j.id for j in _job_rows(world, container)]
+    [job_id] = [j.id for j in containers.container_detail(world.rt, container).jobs]
     JobJournal(agent.state_dir).record(JournalEntry(job_id, container, "executing"))
 
     agent.run()
@@ -282,8 +268,3 @@ def test_an_agent_restarted_mid_job_reports_instead_of_rerunning(world: World) -
     assert (state, code) == (JobState.FAILED, ReturnCode.AGENT_ERROR)
     assert "agent restarted while the job was executing" in message
     assert not (agent.marker_dir / "Half-1").exists()
-
-
-def _job_rows(world: World, container_id: int) -> list:  # type: ignore[type-arg]
-    with world.rt.transaction() as session:
-        return list(deployments.get_container(session, container_id).jobs)

@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 
 from oco.domain.states import AgentJobState, JobState, PostAction, ReturnCode, SequenceMode
-from oco.services import computers, deployments, packages
-from oco.services.deployments import ContainerEdit, ContainerOptions, DeploymentRequest, Targets
+from oco.services import computers, containers, deployments, packages
+from oco.services.containers import ContainerEdit
+from oco.services.deployments import ContainerOptions, DeploymentRequest
 from oco.services.runtime import Runtime
+from oco.services.targets import Targets
 from tests.agentclient import ProtocolClient
 from tests.conftest import make_runtime
 from tests.live import REGISTRATION_KEY, LiveServer, start_server
@@ -61,8 +63,7 @@ def agent(server: LiveServer, rt: Runtime, source: str = "127.0.0.1") -> tuple[P
 
 
 def _computer_id(rt: Runtime, hostname: str) -> int:
-    with rt.transaction() as session:
-        return computers.find_computer(session, hostname).id
+    return computers.computer_detail(rt, hostname).id
 
 
 def package(rt: Runtime, family: str, payload: bytes | None = None, **changes: object) -> int:
@@ -75,29 +76,23 @@ def package(rt: Runtime, family: str, payload: bytes | None = None, **changes: o
     store = None
     if payload is not None:
         store = lambda depot: depot.put_upload(io.BytesIO(payload), "setup.bin")  # noqa: E731
-    return packages.create_package(rt, spec, store, "admin")
+    return packages.create_package(rt, spec, store, "admin").id
 
 
 def deploy(rt: Runtime, computer_ids: list[int], package_ids: list[int], **options: object) -> int:
     request = DeploymentRequest(
         ContainerOptions(name=str(options.pop("name", "rollout")), **options),  # type: ignore[arg-type]
-        Targets(computer_ids=computer_ids, package_ids=package_ids),
+        Targets(computers=computer_ids, packages=package_ids),
     )
-    with rt.transaction() as session:
-        return deployments.create_deployment(session, rt.settings, request, "admin", datetime.now(UTC)).id
+    return deployments.create_deployment(rt, request, "admin").id
 
 
 def job_ids(rt: Runtime, container_id: int) -> list[int]:
-    with rt.transaction() as session:
-        return [job.id for job in deployments.get_container(session, container_id).jobs]
+    return [job.id for job in containers.container_detail(rt, container_id).jobs]
 
 
 def states(rt: Runtime, container_id: int) -> list[tuple[JobState, int | None, str]]:
-    with rt.transaction() as session:
-        return [
-            (JobState(j.state), j.return_code, j.message)
-            for j in deployments.get_container(session, container_id).jobs
-        ]
+    return [(j.state, j.return_code, j.message) for j in containers.container_detail(rt, container_id).jobs]
 
 
 def test_jobs_come_by_priority_then_container_age_without_interleaving(
@@ -138,17 +133,15 @@ def test_start_end_and_enabled_decide_what_is_handed_out(server: LiveServer, rt:
     future = deploy(rt, [pc], [pkg], name="future", start=now + timedelta(hours=1))
     ended = deploy(rt, [pc], [pkg], name="ended")
     disabled = deploy(rt, [pc], [pkg], name="disabled")
-    with rt.transaction() as session:
-        deployments.edit_container(
-            session, ended, ContainerEdit(start=now - timedelta(hours=2), end=now - timedelta(hours=1)), "t"
-        )
-        deployments.edit_container(session, disabled, ContainerEdit(enabled=False), "t")
+    containers.edit_container(
+        rt, ended, ContainerEdit(start=now - timedelta(hours=2), end=now - timedelta(hours=1)), "t"
+    )
+    containers.edit_container(rt, disabled, ContainerEdit(enabled=False), "t")
 
     assert client.hello()["software-jobs"] == []
 
-    with rt.transaction() as session:
-        deployments.edit_container(session, future, ContainerEdit(start=now - timedelta(minutes=1)), "t")
-        deployments.edit_container(session, disabled, ContainerEdit(enabled=True), "t")
+    containers.edit_container(rt, future, ContainerEdit(start=now - timedelta(minutes=1)), "t")
+    containers.edit_container(rt, disabled, ContainerEdit(enabled=True), "t")
     assert [job["container-id"] for job in client.hello()["software-jobs"]] == [future, disabled]
 
 
@@ -212,8 +205,7 @@ def test_success_codes_and_agent_errors(server: LiveServer, rt: Runtime) -> None
     assert client.report(second, AgentJobState.ERROR, ReturnCode.AGENT_ERROR, "download aborted") is False
 
     assert [s[:2] for s in states(rt, container)] == [(JobState.SUCCEEDED, 3010), (JobState.FAILED, -9999)]
-    with rt.transaction() as session:
-        assert [a.package_id for a in packages.installed_on(session, ok)] != []
+    assert [a.computer_id for a in packages.package_detail(rt, ok).installed_on] == [pc]
 
 
 def test_a_computer_cannot_report_another_computers_job(server: LiveServer, rt: Runtime) -> None:
@@ -233,8 +225,7 @@ def test_a_computer_cannot_report_another_computers_job(server: LiveServer, rt: 
 def test_download_needs_an_eligible_job_and_honours_ranges(server: LiveServer, rt: Runtime) -> None:
     client, pc = agent(server, rt)
     pkg = package(rt, "Payload", payload=PAYLOAD)
-    with rt.transaction() as session:
-        digest = packages.get_package(session, pkg).payload_sha256 or ""
+    digest = packages.package_detail(rt, pkg).payload_sha256 or ""
     stored = rt.depot.path(digest).read_bytes()
 
     assert client.download(pkg).status_code == 401  # no job yet

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from oco.server import create_app
+from oco.application import create_app
 from oco.services import computers
 from oco.services.runtime import Runtime
 from tests.conftest import Clock, make_runtime
@@ -65,8 +65,7 @@ def api(
     workdir = tmp_path_factory.mktemp("fuzz")
     shutil.copy(sqlite_template, workdir / "oco.sqlite3")
     rt = make_runtime(f"sqlite:///{workdir / 'oco.sqlite3'}", workdir, Clock(), self_registration=True)
-    with rt.transaction() as session:
-        computers.add_computer(session, "fuzz-pc", "tests")
+    computers.add_computer(rt, "fuzz-pc", "tests")
     with TestClient(create_app(rt, run_housekeeping=False)) as client:
         yield client, rt
     rt.close()

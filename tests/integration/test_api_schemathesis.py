@@ -31,10 +31,9 @@ def _runtime() -> tuple[Runtime, str]:
     url = f"sqlite:///{_workdir / 'oco.sqlite3'}"
     upgrade(make_engine(url))
     rt = make_runtime(url, _workdir)
-    with rt.transaction() as session:
-        user = users.add_user(session, "admin", "a long password", "tests")
-        token, _ = users.create_token(session, user, "schemathesis", "tests")
-        computers.add_computer(session, "pc1", "tests")
+    users.add_user(rt, "admin", "a long password", "tests")
+    token = users.create_token(rt, "admin", "schemathesis", "tests")
+    computers.add_computer(rt, "pc1", "tests")
     packages.create_package(rt, packages.PackageSpec("Firefox", "1.0", "install", "uninstall"), None, "tests")
     return rt, token
 

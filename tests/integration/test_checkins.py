@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 
 from oco.db.models import Computer, WolTarget
 from oco.services import checkins, computers, deployments, packages
-from oco.services.deployments import ContainerOptions, DeploymentRequest, Targets
+from oco.services.deployments import ContainerOptions, DeploymentRequest
 from oco.services.runtime import Runtime
+from oco.services.targets import Targets
 from tests.agentclient import ProtocolClient
 from tests.conftest import Clock
 
@@ -24,15 +25,14 @@ REGISTRATION_KEY = "registration-key-for-tests"
 
 @pytest.fixture
 def client(rt: Runtime) -> Iterator[TestClient]:
-    from oco.server import create_app
+    from oco.application import create_app
 
     with TestClient(create_app(rt, run_housekeeping=False)) as test_client:
         yield test_client
 
 
 def registered(rt: Runtime, client: TestClient, hostname: str = "pc1") -> ProtocolClient:
-    with rt.transaction() as session:
-        computers.add_computer(session, hostname, "tests")
+    computers.add_computer(rt, hostname, "tests")
     agent = ProtocolClient("http://testserver", hostname, REGISTRATION_KEY, _client=client)
     agent.hello()  # first contact: keys issued, written at once
     return agent
@@ -47,14 +47,12 @@ def stored(rt: Runtime, hostname: str = "pc1") -> Computer:
 
 def with_one_job(rt: Runtime, hostname: str = "pc1", **options: Any) -> int:
     spec = packages.PackageSpec(family=f"App for {hostname}", version="1.0", install_procedure="true")
-    package_id = packages.create_package(rt, spec, None, "admin")
-    with rt.transaction() as session:
-        computer_id = computers.find_computer(session, hostname).id
-        request = DeploymentRequest(
-            ContainerOptions(name=f"rollout {hostname}", **options),
-            Targets(computer_ids=[computer_id], package_ids=[package_id]),
-        )
-        return deployments.create_deployment(session, rt.settings, request, "admin", rt.now()).id
+    package_id = packages.create_package(rt, spec, None, "admin").id
+    request = DeploymentRequest(
+        ContainerOptions(name=f"rollout {hostname}", **options),
+        Targets(computers=[hostname], packages=[package_id]),
+    )
+    return deployments.create_deployment(rt, request, "admin").id
 
 
 def test_a_steady_check_in_is_answered_from_reads_and_written_by_the_flush(
@@ -164,11 +162,13 @@ def test_a_failed_flush_is_written_by_the_next_one(
     assert stored(rt).last_agent_timestamp == agent.last_timestamp
 
 
-def test_closing_the_runtime_writes_what_the_ledger_holds(rt: Runtime, client: TestClient) -> None:
-    agent = registered(rt, client)
-    agent.hello()
+def test_stopping_the_application_writes_what_the_ledger_holds(rt: Runtime) -> None:
+    from oco.application import create_app
 
-    rt.close()
+    with TestClient(create_app(rt, run_housekeeping=False)) as client:
+        agent = registered(rt, client)
+        agent.hello()
+        assert stored(rt).last_agent_timestamp < agent.last_timestamp
 
     assert stored(rt).last_agent_timestamp == agent.last_timestamp
 
@@ -203,8 +203,7 @@ def test_a_computer_deleted_and_added_again_starts_afresh(rt: Runtime, client: T
     agent = registered(rt, client)
     agent.last_timestamp = time.time() + 3600  # an agent whose clock ran far ahead
     agent.hello()
-    with rt.transaction() as session:
-        computers.delete_computer(session, computers.find_computer(session, "pc1").id, "tests")
+    computers.delete_computer(rt, "pc1", "tests")
 
     again = registered(rt, client)  # same name, new keys, a right clock: old traces must not bind it
     again.hello()

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from oco.db.models import Computer
 from oco.domain.errors import InvalidDeployment, InvalidIpRange
 from oco.domain.states import (
     AgentJobState,
@@ -17,10 +18,12 @@ from oco.domain.states import (
     SequenceMode,
     UpgradeBehavior,
 )
-from oco.services import agent_jobs, assignments, computers, deployments, packages
-from oco.services.deployments import ContainerOptions, DeploymentRequest, Targets
-from oco.services.errors import InvalidInput, NotFound
+from oco.errors import InvalidInput, NotFound
+from oco.services import agent_jobs, assignments, computers, containers, deployments, groups, packages
+from oco.services.containers import ContainerEdit
+from oco.services.deployments import ContainerOptions, DeploymentRequest, UninstallRequest
 from oco.services.runtime import Runtime
+from oco.services.targets import Targets
 from tests.conftest import Clock
 
 
@@ -32,17 +35,18 @@ def add_package(rt: Runtime, family: str = "Firefox", version: str = "1.0", **ch
         uninstall_procedure=f"uninstall {family} {version}",
         **changes,  # type: ignore[arg-type]
     )
-    return packages.create_package(rt, spec, None, "admin")
+    return packages.create_package(rt, spec, None, "admin").id
 
 
 def add_computers(rt: Runtime, *hostnames: str, os: str = "Linux") -> list[int]:
-    ids = []
+    """Computers as an agent's inventory would leave them, online now."""
+    ids = [computers.add_computer(rt, hostname, "admin").id for hostname in hostnames]
     with rt.transaction() as session:
-        for hostname in hostnames:
-            computer = computers.add_computer(session, hostname, "admin")
+        for computer_id in ids:
+            computer = session.get(Computer, computer_id)
+            assert computer is not None
             computer.os, computer.os_version, computer.architecture = os, "12", "x86_64"
             computer.last_seen = rt.now()
-            ids.append(computer.id)
     return ids
 
 
@@ -50,46 +54,44 @@ def deploy(rt: Runtime, computer_ids: list[int], package_ids: list[int], **optio
     force = bool(options.pop("force", False))
     request = DeploymentRequest(
         options=ContainerOptions(name=str(options.pop("name", "Rollout")), **options),  # type: ignore[arg-type]
-        targets=Targets(computer_ids=computer_ids, package_ids=package_ids),
+        targets=Targets(computers=computer_ids, packages=package_ids),
         force=force,
     )
-    with rt.transaction() as session:
-        return deployments.create_deployment(session, rt.settings, request, "admin", rt.now()).id
+    return deployments.create_deployment(rt, request, "admin").id
 
 
 def jobs_of(rt: Runtime, container_id: int) -> list[tuple[str, str, str, int, JobState]]:
-    with rt.transaction() as session:
-        container = deployments.get_container(session, container_id)
-        return [
-            (j.computer.hostname, j.package_name, j.action, j.sequence, JobState(j.state))
-            for j in container.jobs
-        ]
+    return [
+        (j.computer, j.package, j.action, j.sequence, j.state)
+        for j in containers.container_detail(rt, container_id).jobs
+    ]
+
+
+def job_ids(rt: Runtime, container_id: int, computer_id: int | None = None) -> list[int]:
+    jobs = containers.container_detail(rt, container_id).jobs
+    return [j.id for j in jobs if computer_id is None or j.computer_id == computer_id]
 
 
 def run_all(rt: Runtime, container_id: int, return_code: int = 0) -> None:
     """Play the agent: report every waiting job of the container as finished with `return_code`."""
-    with rt.transaction() as session:
-        pending = [
-            (j.id, j.computer_id)
-            for j in deployments.get_container(session, container_id).jobs
-            if JobState(j.state) is JobState.WAITING
-        ]
+    pending = [
+        (j.id, j.computer_id)
+        for j in containers.container_detail(rt, container_id).jobs
+        if j.state is JobState.WAITING
+    ]
     for job_id, computer_id in sorted(pending, key=lambda pair: pair[0]):
         report(rt, computer_id, job_id, AgentJobState.FINISHED, return_code)
 
 
 def report(rt: Runtime, computer_id: int, job_id: int, state: AgentJobState, code: int | None) -> bool:
     with rt.transaction() as session:
-        computer = computers.get_computer(session, computer_id)
+        computer = session.get(Computer, computer_id)
         data = {"job-id": job_id, "state": int(state), "return-code": code, "message": "output"}
-        return agent_jobs.report_job_state(session, rt.settings, computer, data, rt.now())
+        return agent_jobs.report_job_state(session, rt.settings, computer, data, rt.now())  # type: ignore[arg-type]
 
 
 def installed(rt: Runtime, computer_id: int) -> list[str]:
-    with rt.transaction() as session:
-        return sorted(
-            a.package.display_name for a in computers.get_computer(session, computer_id).assignments
-        )
+    return sorted(a.package for a in computers.computer_detail(rt, computer_id).installed_packages)
 
 
 def test_install_a_package_on_computers(rt: Runtime) -> None:
@@ -104,8 +106,7 @@ def test_install_a_package_on_computers(rt: Runtime) -> None:
     ]
     run_all(rt, container_id)
     assert installed(rt, pcs[0]) == installed(rt, pcs[1]) == ["Firefox 1.0"]
-    with rt.transaction() as session:
-        summary = deployments.container_summary(session, container_id, rt.now())
+    summary = containers.container_detail(rt, container_id)
     assert (summary.status, summary.progress) == (ContainerStatus.SUCCEEDED, 100)
 
 
@@ -126,8 +127,8 @@ def test_update_packages_uninstalls_the_old_version_first(rt: Runtime) -> None:
     run_all(rt, update)
     assert [installed(rt, pc) for pc in pcs] == [["Firefox 2.0"]] * 3
     packages.remove_package(rt, v1, "admin")  # the old version can go now
-    with rt.transaction() as session, pytest.raises(NotFound):
-        packages.get_package(session, v1)
+    with pytest.raises(NotFound):
+        packages.package_detail(rt, v1)
     assert [j[1] for j in jobs_of(rt, update)][:1] == ["Firefox 1.0"]  # history keeps the name
 
 
@@ -162,8 +163,7 @@ def test_already_installed_is_skipped_unless_forced(rt: Runtime) -> None:
 
     assert [j[4] for j in jobs_of(rt, skipped)] == [JobState.ALREADY_INSTALLED]
     assert [j[4] for j in jobs_of(rt, forced)] == [JobState.WAITING]
-    with rt.transaction() as session:
-        assert deployments.container_summary(session, skipped, rt.now()).status is ContainerStatus.SUCCEEDED
+    assert containers.container_detail(rt, skipped).status is ContainerStatus.SUCCEEDED
 
 
 def test_incompatible_computers_get_state_minus_3(rt: Runtime) -> None:
@@ -182,20 +182,15 @@ def test_incompatible_computers_get_state_minus_3(rt: Runtime) -> None:
 def test_groups_expand_in_order(rt: Runtime) -> None:
     pcs = add_computers(rt, "pc1", "pc2")
     a, b = add_package(rt, "A"), add_package(rt, "B")
-    with rt.transaction() as session:
-        computer_group = computers.add_computer_group(session, "Lab", "admin")
-        computers.add_computers_to_group(
-            session, computer_group, [computers.get_computer(session, i) for i in pcs], "a"
-        )
-        package_group = computers.add_package_group(session, "Base", "admin")
-        computers.add_packages_to_group(
-            session, package_group, [packages.get_package(session, b), packages.get_package(session, a)], "a"
-        )
-        request = DeploymentRequest(
-            ContainerOptions(name="Group rollout"),
-            Targets(computer_group_ids=[computer_group.id], package_group_ids=[package_group.id]),
-        )
-        container_id = deployments.create_deployment(session, rt.settings, request, "admin", rt.now()).id
+    computer_group = groups.add_computer_group(rt, "Lab", "admin")
+    groups.add_computers_to_group(rt, computer_group.id, pcs, "a")
+    package_group = groups.add_package_group(rt, "Base", "admin")
+    groups.add_packages_to_group(rt, "Base", [b, a], "a")
+    request = DeploymentRequest(
+        ContainerOptions(name="Group rollout"),
+        Targets(computer_groups=["Lab"], package_groups=[package_group.id]),
+    )
+    container_id = deployments.create_deployment(rt, request, "admin").id
     assert [(j[0], j[1], j[3]) for j in jobs_of(rt, container_id)] == [
         ("pc1", "B 1.0", 1),
         ("pc1", "A 1.0", 2),
@@ -220,20 +215,14 @@ def test_a_moved_package_changes_the_group_and_the_deployment_order(
 ) -> None:
     [pc] = add_computers(rt, "pc1")
     ids = {name: add_package(rt, name) for name in "ABC"}
-    with rt.transaction() as session:
-        group = computers.add_package_group(session, "Base", "admin")
-        members = [packages.get_package(session, ids[name]) for name in "ABC"]
-        computers.add_packages_to_group(session, group, members, "admin")
-        group_id = group.id
-    with rt.transaction() as session:
-        group = computers.find_package_group(session, str(group_id))
-        computers.move_package_in_group(session, group, ids[moved], steps, "admin")
+    group_id = groups.add_package_group(rt, "Base", "admin").id
+    groups.add_packages_to_group(rt, group_id, [ids[name] for name in "ABC"], "admin")
+    groups.move_package_in_group(rt, group_id, ids[moved], steps, "admin")
 
-    with rt.transaction() as session:
-        request = DeploymentRequest(
-            ContainerOptions(name="Ordered"), Targets(computer_ids=[pc], package_group_ids=[group_id])
-        )
-        container_id = deployments.create_deployment(session, rt.settings, request, "admin", rt.now()).id
+    request = DeploymentRequest(
+        ContainerOptions(name="Ordered"), Targets(computers=[pc], package_groups=[group_id])
+    )
+    container_id = deployments.create_deployment(rt, request, "admin").id
     assert "".join(job[1][0] for job in jobs_of(rt, container_id)) == order
 
 
@@ -242,21 +231,19 @@ def test_the_preview_is_what_gets_created_and_writes_nothing(rt: Runtime) -> Non
     v1 = add_package(rt, version="1.0")
     run_all(rt, deploy(rt, pcs[:1], [v1]))
     v2 = add_package(rt, version="2.0")
-    request = DeploymentRequest(ContainerOptions(name="v2"), Targets(computer_ids=pcs, package_ids=[v2]))
+    request = DeploymentRequest(ContainerOptions(name="v2"), Targets(computers=pcs, packages=[v2]))
+    containers_before = len(containers.list_containers(rt))
 
-    with rt.transaction() as session:
-        plan = deployments.preview(session, rt.settings, request, rt.now())
-        containers_before = len(deployments.list_containers(session, rt.now()))
+    plan = deployments.preview_deployment(rt, request)
 
-    assert [(j.package_name, j.action, j.reason) for j in plan.computers[0].jobs] == [
+    assert [(j.package, j.action, j.reason) for j in plan.computers[0].jobs] == [
         ("Firefox 1.0", JobAction.UNINSTALL, "uninstall of Firefox 1.0 first"),
         ("Firefox 2.0", JobAction.INSTALL, ""),
     ]
-    with rt.transaction() as session:
-        assert len(deployments.list_containers(session, rt.now())) == containers_before
-        created = deployments.create_deployment(session, rt.settings, request, "admin", rt.now()).id
+    assert len(containers.list_containers(rt)) == containers_before
+    created = deployments.create_deployment(rt, request, "admin").id
     assert [(j[1], j[2]) for j in jobs_of(rt, created)] == [
-        (j.package_name, str(j.action)) for j in plan.jobs
+        (j.package, j.action) for computer in plan.computers for j in computer.jobs
     ]
 
 
@@ -276,8 +263,7 @@ def test_bad_deployments_are_refused_and_write_nothing(
     with pytest.raises(error) as raised:
         deploy(rt, pcs, [package], **options)
     assert getattr(raised.value, "field", None) == field
-    with rt.transaction() as session:
-        assert deployments.list_containers(session, rt.now()) == []
+    assert containers.list_containers(rt) == []
 
 
 def test_end_must_be_after_start(rt: Runtime, clock: Clock) -> None:
@@ -298,13 +284,11 @@ def test_uninstall_from_selected_assignments(rt: Runtime) -> None:
     pcs = add_computers(rt, "pc1", "pc2")
     firefox = add_package(rt)
     run_all(rt, deploy(rt, pcs, [firefox]))
-    with rt.transaction() as session:
-        selected = [a.id for a in packages.installed_on(session, firefox)]
-        name = deployments.default_uninstall_name(session, selected)
-        request = deployments.UninstallRequest(ContainerOptions(name=name), selected)
-        container_id = deployments.create_uninstall(session, rt.settings, request, "admin", rt.now()).id
+    selected = [a.id for a in packages.package_detail(rt, firefox).installed_on]
+    created = deployments.create_uninstall(rt, UninstallRequest(ContainerOptions(name=""), selected), "admin")
+    container_id = created.id
 
-    assert name == "Uninstall Firefox"
+    assert created.name == "Uninstall Firefox"
     assert [(j[0], j[2]) for j in jobs_of(rt, container_id)] == [("pc1", "uninstall"), ("pc2", "uninstall")]
     run_all(rt, container_id)
     assert installed(rt, pcs[0]) == installed(rt, pcs[1]) == []
@@ -315,14 +299,12 @@ def test_an_unlisted_uninstall_code_keeps_the_assignment_until_removed_by_hand(r
     [pc] = add_computers(rt, "pc1")
     firefox = add_package(rt)
     run_all(rt, deploy(rt, [pc], [firefox]))
-    with rt.transaction() as session:
-        selected = [a.id for a in packages.installed_on(session, firefox)]
-        request = deployments.UninstallRequest(ContainerOptions(name="Uninstall"), selected)
-        container_id = deployments.create_uninstall(session, rt.settings, request, "admin", rt.now()).id
+    selected = [a.id for a in packages.package_detail(rt, firefox).installed_on]
+    request = UninstallRequest(ContainerOptions(name="Uninstall"), selected)
+    container_id = deployments.create_uninstall(rt, request, "admin").id
     run_all(rt, container_id, return_code=3)
     assert installed(rt, pc) == ["Firefox 1.0"]
-    with rt.transaction() as session:
-        assignments.remove_assignments(session, selected, "admin")
+    assert assignments.remove_assignments(rt, selected, "admin") == 1
     assert installed(rt, pc) == []
 
 
@@ -330,15 +312,13 @@ def test_abort_after_failed_job_fails_the_rest_with_minus_8888(rt: Runtime) -> N
     pcs = add_computers(rt, "pc1", "pc2")
     a, b, c = add_package(rt, "A"), add_package(rt, "B"), add_package(rt, "C")
     container = deploy(rt, pcs, [a, b, c], sequence_mode=SequenceMode.ABORT_AFTER_FAILED)
-    with rt.transaction() as session:
-        first = next(j for j in deployments.get_container(session, container).jobs if j.computer_id == pcs[0])
+    first = job_ids(rt, container, pcs[0])[0]
 
-    assert report(rt, pcs[0], first.id, AgentJobState.FINISHED, 1) is False
+    assert report(rt, pcs[0], first, AgentJobState.FINISHED, 1) is False
 
-    with rt.transaction() as session:
-        jobs = deployments.get_container(session, container).jobs
-        mine = [(JobState(j.state), j.return_code, j.message) for j in jobs if j.computer_id == pcs[0]]
-        theirs = {JobState(j.state) for j in jobs if j.computer_id == pcs[1]}
+    jobs = containers.container_detail(rt, container).jobs
+    mine = [(j.state, j.return_code, j.message) for j in jobs if j.computer_id == pcs[0]]
+    theirs = {j.state for j in jobs if j.computer_id == pcs[1]}
     assert mine == [
         (JobState.FAILED, 1, "output"),
         (JobState.FAILED, ReturnCode.ABORTED_AFTER_FAILED_JOB, "Aborted after failed job"),
@@ -350,17 +330,14 @@ def test_abort_after_failed_job_fails_the_rest_with_minus_8888(rt: Runtime) -> N
 def test_ignore_failed_jobs_carries_on(rt: Runtime) -> None:
     [pc] = add_computers(rt, "pc1")
     container = deploy(rt, [pc], [add_package(rt, "A"), add_package(rt, "B")])
-    with rt.transaction() as session:
-        first = deployments.get_container(session, container).jobs[0]
-    report(rt, pc, first.id, AgentJobState.FINISHED, 1)
+    report(rt, pc, job_ids(rt, container)[0], AgentJobState.FINISHED, 1)
     assert [j[4] for j in jobs_of(rt, container)] == [JobState.FAILED, JobState.WAITING]
 
 
 def test_success_codes_decide_and_final_states_never_change(rt: Runtime) -> None:
     [pc] = add_computers(rt, "pc1")
     container = deploy(rt, [pc], [add_package(rt, install_success_codes="0,3010")])
-    with rt.transaction() as session:
-        job_id = deployments.get_container(session, container).jobs[0].id
+    [job_id] = job_ids(rt, container)
 
     assert report(rt, pc, job_id, AgentJobState.FINISHED, 3010) is True
     assert report(rt, pc, job_id, AgentJobState.ERROR, ReturnCode.AGENT_ERROR) is True  # late report ignored
@@ -372,15 +349,14 @@ def test_renew_failed_jobs_in_place_and_into_a_new_container(rt: Runtime) -> Non
     container = deploy(rt, pcs, [add_package(rt)])
     run_all(rt, container, return_code=1)
 
-    with rt.transaction() as session:
-        same = deployments.renew_failed(session, container, "admin", rt.now()).id
-    assert same == container
+    same = containers.renew_failed(rt, container, "admin")
+    assert same.id == container
+    assert same.job_counts == {"waiting": 2}
     assert {j[4] for j in jobs_of(rt, container)} == {JobState.WAITING}
 
     run_all(rt, container, return_code=1)
-    with rt.transaction() as session:
-        new = deployments.renew_failed(session, container, "admin", rt.now(), into_new_container=True)
-        new_id, new_name = new.id, new.name
+    new = containers.renew_failed(rt, container, "admin", into_new_container=True)
+    new_id, new_name = new.id, new.name
     assert new_id != container and new_name == "Rollout (renewed)"
     assert jobs_of(rt, container) == []
     assert {j[4] for j in jobs_of(rt, new_id)} == {JobState.WAITING}
@@ -389,28 +365,30 @@ def test_renew_failed_jobs_in_place_and_into_a_new_container(rt: Runtime) -> Non
 def test_edit_a_container(rt: Runtime, clock: Clock) -> None:
     pcs = add_computers(rt, "pc1")
     container = deploy(rt, pcs, [add_package(rt)])
-    edit = deployments.ContainerEdit(
+    edit = ContainerEdit(
         name="Renamed", enabled=False, priority=50, agent_ip_ranges=" 10.0.0.0/8 , !10.1.0.0/16", notes="n"
     )
-    with rt.transaction() as session:
-        deployments.edit_container(session, container, edit, "admin")
-    with rt.transaction() as session:
-        edited = deployments.get_container(session, container)
-        assert (edited.name, edited.enabled, edited.priority) == ("Renamed", False, 50)
-        assert edited.agent_ip_ranges == "10.0.0.0/8,!10.1.0.0/16"
+    answered = containers.edit_container(rt, container, edit, "admin")
+    edited = containers.container_detail(rt, container)
+    assert (edited.name, edited.enabled, edited.priority) == ("Renamed", False, 50)
+    assert edited.agent_ip_ranges == "10.0.0.0/8,!10.1.0.0/16"
+    assert answered.model_dump() == edited.model_dump(exclude={"jobs"})
     bad = replace(edit, end=clock.current - timedelta(days=1))
-    with rt.transaction() as session, pytest.raises(InvalidDeployment):
-        deployments.edit_container(session, container, bad, "admin")
+    with pytest.raises(InvalidDeployment):
+        containers.edit_container(rt, container, bad, "admin")
+    assert containers.container_detail(rt, container).end is None  # nothing of the refused edit stayed
 
 
 def test_delete_a_container_and_a_job(rt: Runtime) -> None:
     pcs = add_computers(rt, "pc1", "pc2")
     container = deploy(rt, pcs, [add_package(rt)])
-    with rt.transaction() as session:
-        first = deployments.get_container(session, container).jobs[0].id
-        deployments.delete_job(session, first, "admin")
+    first = job_ids(rt, container)[0]
+    with pytest.raises(NotFound):  # a job is deleted only from its own container
+        containers.delete_job(rt, first, "admin", container_id=container + 1)
+    containers.delete_job(rt, first, "admin", container_id=container)
     assert [j[0] for j in jobs_of(rt, container)] == ["pc2"]
-    with rt.transaction() as session:
-        deployments.delete_container(session, container, "admin")
-    with rt.transaction() as session, pytest.raises(NotFound):
-        deployments.get_container(session, container)
+    containers.delete_container(rt, container, "admin")
+    with pytest.raises(NotFound):
+        containers.container_detail(rt, container)
+    with pytest.raises(NotFound, match="job container 999 does not exist"):
+        containers.delete_container(rt, 999, "admin")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from oco.db.engine import make_engine
-from oco.domain.states import JobState
-from oco.services import deployments, housekeeping
+from oco.domain.states import ContainerStatus, JobState
+from oco.errors import InvalidInput
+from oco.services import containers, housekeeping
 from oco.services.runtime import Runtime
 from tests.conftest import Clock
 from tests.integration.test_deployments import add_computers, add_package, deploy, jobs_of, run_all
@@ -18,14 +20,14 @@ def test_jobs_past_the_end_expire_and_are_no_longer_handed_out(rt: Runtime, cloc
     pcs = add_computers(rt, "pc1")
     container = deploy(rt, pcs, [add_package(rt)], end=clock.current + timedelta(hours=1))
 
-    assert housekeeping.run_task(rt, housekeeping.TASKS[0]) == 0
+    expire = housekeeping.find_task("expire-jobs")
+    assert housekeeping.run_task(rt, expire) == 0
     clock.advance(hours=1)
-    assert housekeeping.run_task(rt, housekeeping.TASKS[0]) == 1
-    assert housekeeping.run_task(rt, housekeeping.TASKS[0]) == 0  # idempotent
+    assert housekeeping.run_task(rt, expire) == 1
+    assert housekeeping.run_task(rt, expire) == 0  # idempotent
 
     assert [j[4] for j in jobs_of(rt, container)] == [JobState.EXPIRED]
-    with rt.transaction() as session:
-        assert deployments.container_summary(session, container, rt.now()).status.value == "failed"
+    assert containers.container_detail(rt, container).status is ContainerStatus.FAILED
 
 
 def test_succeeded_containers_are_purged_after_four_hours_failed_after_48(rt: Runtime, clock: Clock) -> None:
@@ -35,23 +37,22 @@ def test_succeeded_containers_are_purged_after_four_hours_failed_after_48(rt: Ru
     run_all(rt, good)
     bad = deploy(rt, pcs, [add_package(rt, "Other")], name="bad")
     run_all(rt, bad, return_code=1)
-    running = deploy(rt, pcs, [add_package(rt, "Third")], name="running")
+    deploy(rt, pcs, [add_package(rt, "Third")], name="running")
 
     clock.advance(hours=3, minutes=59)
-    housekeeping.run_all(rt)
+    assert housekeeping.run_all(rt)["purge-containers"] == 0
     assert _names(rt) == ["running", "bad", "good"]
 
     clock.advance(minutes=1)
-    housekeeping.run_all(rt)
+    assert housekeeping.run_all(rt)["purge-containers"] == 1
     assert _names(rt) == ["running", "bad"]
 
     clock.advance(hours=44)
-    housekeeping.run_all(rt)
-    assert _names(rt) == ["running"]
-    assert running
+    assert housekeeping.run_all(rt)["purge-containers"] == 1
+    assert _names(rt) == ["running"]  # a container with pending jobs is never purged
 
 
-def test_purging_can_be_disabled(tmp_path, sqlite_url: str, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+def test_purging_can_be_disabled(tmp_path: Path, sqlite_url: str, clock: Clock) -> None:
     from tests.conftest import make_runtime
 
     rt = make_runtime(
@@ -70,20 +71,28 @@ def test_purging_can_be_disabled(tmp_path, sqlite_url: str, clock: Clock) -> Non
 
 
 def _names(rt: Runtime) -> list[str]:
-    with rt.transaction() as session:
-        return [s.container.name for s in deployments.list_containers(session, rt.now())]
+    return [container.name for container in containers.list_containers(rt)]
+
+
+def test_tasks_are_found_by_name() -> None:
+    names = [task.name for task in housekeeping.TASKS]
+    assert names == ["expire-jobs", "send-wol", "expire-wol-shutdown", "purge-containers"]
+    assert all(housekeeping.find_task(name).name == name for name in names)
+    assert len({task.lock_key for task in housekeeping.TASKS}) == len(names)
+    with pytest.raises(InvalidInput, match="'purge' must be one of expire-jobs, send-wol"):
+        housekeeping.find_task("purge")
 
 
 def test_a_task_another_process_is_running_is_skipped_this_round(rt: Runtime) -> None:
     if rt.engine.dialect.name == "sqlite":
-        pytest.skip("on SQLite the write lock serialises the tasks instead")
+        pytest.skip("on SQLite the write lock serializes the tasks instead")
     other_process = make_engine(rt.settings.database_url)
-    task = housekeeping.TASKS[0]
+    task = housekeeping.find_task("expire-jobs")
     try:
         with housekeeping.task_lock(other_process, task) as held:
             assert held
             assert housekeeping.run_task(rt, task) is None
-            assert housekeeping.run_task(rt, housekeeping.TASKS[1]) == 0  # other tasks are free
+            assert housekeeping.run_task(rt, housekeeping.find_task("send-wol")) == 0  # others are free
         assert housekeeping.run_task(rt, task) == 0
     finally:
         other_process.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
@@ -9,13 +10,14 @@ from sqlalchemy import Engine, MetaData, Table, insert, text
 
 from oco.db.engine import make_engine
 from oco.db.migrate import current_revision, downgrade, upgrade
+from oco.errors import Conflict
 
 
 @pytest.fixture
-def engine(database_url: str) -> Engine:
+def engine(database_url: str) -> Iterator[Engine]:
     engine = make_engine(database_url)
     downgrade(engine, "0002")
-    yield engine  # type: ignore[misc]
+    yield engine
     upgrade(engine)  # the next test finds the schema it expects
     engine.dispose()
 
@@ -52,7 +54,7 @@ def test_computers_differing_only_in_case_stop_the_upgrade_with_their_names(engi
         pytest.skip("MariaDB's case-insensitive collation never let such computers exist")
     add_computers(engine, "PC-01", "pc-01")
 
-    with pytest.raises(RuntimeError, match=r"'PC-01'.*'pc-01'.*differ only in case"):
+    with pytest.raises(Conflict, match=r"'PC-01'.*'pc-01'.*differ only in case"):
         upgrade(engine)
 
     with engine.begin() as connection:

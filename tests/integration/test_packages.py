@@ -10,8 +10,8 @@ import pytest
 
 from oco.depot import Depot, StoredPayload
 from oco.domain.states import PostAction, UpgradeBehavior
+from oco.errors import Conflict, InvalidInput, NotFound
 from oco.services import assignments, computers, packages
-from oco.services.errors import Conflict, InvalidInput, NotFound
 from oco.services.runtime import Runtime
 
 
@@ -31,16 +31,15 @@ def test_a_package_with_a_plain_file_payload_is_stored_zipped(rt: Runtime, tmp_p
     script.write_text("echo installed\n")
     script.chmod(0o755)
 
-    package_id = packages.create_package(
+    created = packages.create_package(
         rt, spec(install_success_codes="0, 3010"), lambda depot: depot.put_file(script), "tester"
     )
 
-    with rt.transaction() as session:
-        package = packages.get_package(session, package_id)
-        assert package.family.name == "Firefox"
-        assert package.install_success_codes == "0,3010"
-        assert package.payload_size == rt.depot.size(package.payload_sha256 or "")
-        digest = package.payload_sha256
+    package = packages.package_detail(rt, created.id)
+    assert package.family == "Firefox"
+    assert package.install_success_codes == "0,3010"
+    assert package.payload_size == rt.depot.size(package.payload_sha256 or "")
+    digest = package.payload_sha256
     with zipfile.ZipFile(rt.depot.path(digest or "")) as archive:
         assert archive.read("install.sh") == b"echo installed\n"
         assert archive.getinfo("install.sh").external_attr >> 16 & 0o111
@@ -51,10 +50,10 @@ def test_a_zip_payload_is_stored_as_it_is(rt: Runtime, tmp_path: Path) -> None:
     with zipfile.ZipFile(archive_path, "w") as archive:
         archive.writestr("setup.sh", "exit 0\n")
 
-    package_id = packages.create_package(rt, spec(), lambda depot: depot.put_file(archive_path), "tester")
+    digest = packages.create_package(
+        rt, spec(), lambda depot: depot.put_file(archive_path), "tester"
+    ).payload_sha256
 
-    with rt.transaction() as session:
-        digest = packages.get_package(session, package_id).payload_sha256
     assert rt.depot.path(digest or "").read_bytes() == archive_path.read_bytes()
 
 
@@ -62,12 +61,11 @@ def test_a_directory_payload_is_zipped_with_its_tree(rt: Runtime, tmp_path: Path
     (tmp_path / "payload" / "bin").mkdir(parents=True)
     (tmp_path / "payload" / "bin" / "tool").write_text("#!/bin/sh\n")
 
-    package_id = packages.create_package(
+    created = packages.create_package(
         rt, spec(), lambda depot: depot.put_file(tmp_path / "payload"), "tester"
     )
 
-    with rt.transaction() as session:
-        digest = packages.get_package(session, package_id).payload_sha256
+    digest = packages.package_detail(rt, created.id).payload_sha256
     with zipfile.ZipFile(rt.depot.path(digest or "")) as archive:
         assert "bin/tool" in archive.namelist()
 
@@ -81,8 +79,7 @@ def test_the_same_version_twice_is_refused_and_leaves_no_payload(rt: Runtime, tm
         packages.create_package(rt, spec(), lambda depot: depot.put_file(other), "tester")
 
     assert not any(p.is_file() for p in rt.depot.root.rglob("*") if not p.name.startswith("."))
-    with rt.transaction() as session:
-        assert len(packages.list_packages(session)) == 1
+    assert len(packages.list_packages(rt)) == 1
 
 
 @pytest.mark.parametrize(
@@ -100,13 +97,12 @@ def test_bad_package_input_is_refused_with_a_clear_message(
 ) -> None:
     with pytest.raises(InvalidInput, match=message):
         packages.create_package(rt, spec(**changes), None, "tester")
-    with rt.transaction() as session:
-        assert packages.list_packages(session) == []
-        assert packages.list_families(session) == []
+    assert packages.list_packages(rt) == []
+    assert packages.list_families(rt) == []
 
 
 def test_package_fields_are_kept(rt: Runtime) -> None:
-    package_id = packages.create_package(
+    created = packages.create_package(
         rt,
         spec(
             install_post_action=PostAction.RESTART,
@@ -120,15 +116,15 @@ def test_package_fields_are_kept(rt: Runtime) -> None:
         None,
         "tester",
     )
-    with rt.transaction() as session:
-        package = packages.get_package(session, package_id)
-        assert package.install_post_action == PostAction.RESTART
-        assert package.uninstall_post_action == PostAction.SHUTDOWN
-        assert package.upgrade_behavior == UpgradeBehavior.INSTALLER_REMOVES
-        assert (package.compatible_os, package.compatible_os_version) == ("Linux", "12")
-        assert package.compatible_architecture == "x86_64"
-        assert package.uninstall_success_codes == ""
-        assert package.author == "tester"
+    package = packages.package_detail(rt, created.id)
+    assert package.install_post_action is PostAction.RESTART
+    assert package.uninstall_post_action is PostAction.SHUTDOWN
+    assert package.upgrade_behavior is UpgradeBehavior.INSTALLER_REMOVES
+    assert (package.compatible_os, package.compatible_os_version) == ("Linux", "12")
+    assert package.compatible_architecture == "x86_64"
+    assert package.uninstall_success_codes == ""
+    assert package.author == "tester"
+    assert package.model_dump(mode="json")["install_post_action"] == "restart"
 
 
 def test_an_installed_package_cannot_be_deleted_until_its_assignments_are_gone(
@@ -136,26 +132,25 @@ def test_an_installed_package_cannot_be_deleted_until_its_assignments_are_gone(
 ) -> None:
     payload = tmp_path / "setup.sh"
     payload.write_text("exit 0\n")
-    package_id = packages.create_package(rt, spec(), lambda depot: depot.put_file(payload), "tester")
-    with rt.transaction() as session:
-        computer = computers.add_computer(session, "pc1", "tester")
-        package = packages.get_package(session, package_id)
-        assignment_id = assignments.add_assignment(session, computer, package, "tester").id
-        digest = package.payload_sha256 or ""
+    package = packages.create_package(rt, spec(), lambda depot: depot.put_file(payload), "tester")
+    computers.add_computer(rt, "pc1", "tester")
+    assignment = assignments.add_assignment(rt, "pc1", package.id, "tester")
+    digest = package.payload_sha256 or ""
+    assert (assignment.computer, assignment.package) == ("pc1", "Firefox 1.0")
+    with pytest.raises(Conflict, match="already assigned"):
+        assignments.add_assignment(rt, "pc1", package.id, "tester")
 
     with pytest.raises(Conflict, match="still assigned to 1 computer"):
-        packages.remove_package(rt, package_id, "tester")
+        packages.remove_package(rt, package.id, "tester")
     assert rt.depot.exists(digest)
 
-    with rt.transaction() as session:
-        assignments.remove_assignments(session, [assignment_id], "tester")
-    packages.remove_package(rt, package_id, "tester")
+    assignments.remove_assignments(rt, [assignment.id], "tester")
+    packages.remove_package(rt, package.id, "tester")
 
     assert not rt.depot.exists(digest)
-    with rt.transaction() as session, pytest.raises(NotFound):
-        packages.get_package(session, package_id)
-    with rt.transaction() as session:
-        assert packages.list_families(session) == []
+    with pytest.raises(NotFound):
+        packages.package_detail(rt, package.id)
+    assert packages.list_families(rt) == []
 
 
 def test_a_payload_shared_by_two_versions_stays_until_both_are_deleted(rt: Runtime, tmp_path: Path) -> None:
@@ -163,12 +158,12 @@ def test_a_payload_shared_by_two_versions_stays_until_both_are_deleted(rt: Runti
     payload.write_text("exit 0\n")
     first = packages.create_package(rt, spec("1.0"), lambda depot: depot.put_file(payload), "tester")
     second = packages.create_package(rt, spec("1.1"), lambda depot: depot.put_file(payload), "tester")
-    with rt.transaction() as session:
-        digest = packages.get_package(session, first).payload_sha256 or ""
+    digest = first.payload_sha256 or ""
+    assert second.payload_sha256 == digest
 
-    packages.remove_package(rt, first, "tester")
+    packages.remove_package(rt, first.id, "tester")
     assert rt.depot.exists(digest)
-    packages.remove_package(rt, second, "tester")
+    packages.remove_package(rt, second.id, "tester")
     assert not rt.depot.exists(digest)
 
 
@@ -177,7 +172,7 @@ def test_a_payload_uploaded_again_while_its_last_package_is_deleted_is_kept(
 ) -> None:
     payload = tmp_path / "same.sh"
     payload.write_text("exit 0\n")
-    old = packages.create_package(rt, spec("1.0"), lambda depot: depot.put_file(payload), "tester")
+    old = packages.create_package(rt, spec("1.0"), lambda depot: depot.put_file(payload), "tester").id
     stored, go_on = threading.Event(), threading.Event()
 
     def upload_again(depot: Depot) -> StoredPayload:
@@ -200,7 +195,6 @@ def test_a_payload_uploaded_again_while_its_last_package_is_deleted_is_kept(
     upload.join(10)
     removal.join(10)
 
-    with rt.transaction() as session:
-        [kept] = packages.list_packages(session)
-        assert kept.version == "1.1" and kept.payload_sha256 is not None
-        assert rt.depot.exists(kept.payload_sha256)
+    [kept] = packages.list_packages(rt)
+    assert kept.version == "1.1" and kept.payload_sha256 is not None
+    assert rt.depot.exists(kept.payload_sha256)

@@ -11,10 +11,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from oco.db.models import ComputerNetwork
+from oco.db.models import Computer, ComputerNetwork, Job
 from oco.domain.wol import magic_packet
-from oco.services import computers, wol
+from oco.errors import NotFound
+from oco.services import wol
 from oco.services.runtime import Runtime
 from tests.conftest import Clock, make_runtime
 from tests.integration.test_deployments import add_computers, add_package, deploy
@@ -59,7 +61,8 @@ def computers_with_macs(rt: Runtime, clock: Clock, online: set[str]) -> dict[str
     ids = dict(zip(MACS, add_computers(rt, *MACS), strict=True))
     with rt.transaction() as session:
         for hostname, computer_id in ids.items():
-            computer = computers.get_computer(session, computer_id)
+            computer = session.get(Computer, computer_id)
+            assert computer is not None
             computer.networks.append(
                 ComputerNetwork(interface="eth0", address="192.0.2.10", mac=MACS[hostname])
             )
@@ -68,19 +71,17 @@ def computers_with_macs(rt: Runtime, clock: Clock, online: set[str]) -> dict[str
 
 
 def shutdown_flags(rt: Runtime, container_id: int) -> dict[str, list[bool]]:
-    from oco.services import deployments
-
+    """Which jobs carry the WOL shutdown mark (the read model shows only its effect, the post-action)."""
     with rt.transaction() as session:
         flags: dict[str, list[bool]] = {}
-        for job in deployments.get_container(session, container_id).jobs:
+        for job in session.scalars(select(Job).where(Job.container_id == container_id).order_by(Job.id)):
             flags.setdefault(job.computer.hostname, []).append(job.wol_shutdown)
         return flags
 
 
 def test_manual_wake_sends_one_packet_per_mac(wrt: Runtime, clock: Clock, listener: socket.socket) -> None:
     ids = computers_with_macs(wrt, clock, online=set())
-    with wrt.transaction() as session:
-        assert wol.wake_computers(session, wrt.settings, list(ids.values())) == 3
+    assert wol.wake_computers(wrt, [ids["pc1"], "pc2", str(ids["pc3"])]) == 3
     expected = {
         magic_packet(bytes.fromhex(m.replace(":", "").replace("-", "").replace(".", "")))
         for m in MACS.values()
@@ -88,6 +89,15 @@ def test_manual_wake_sends_one_packet_per_mac(wrt: Runtime, clock: Clock, listen
     packets = received(listener)
     assert len(packets) == 3 and set(packets) == expected
     assert all(len(p) == 102 and p[:6] == b"\xff" * 6 for p in packets)
+
+
+def test_waking_an_unknown_computer_sends_nothing(
+    wrt: Runtime, clock: Clock, listener: socket.socket
+) -> None:
+    ids = computers_with_macs(wrt, clock, online=set())
+    with pytest.raises(NotFound, match="computer 'nobody' does not exist"):
+        wol.wake_computers(wrt, [ids["pc1"], "nobody"])
+    assert received(listener) == []
 
 
 def test_a_deployment_wakes_offline_computers_only_and_marks_their_last_job(

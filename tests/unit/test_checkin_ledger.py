@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oco.services.checkins import TIMESTAMP_STEP, CheckinLedger, Claim
+from oco.services.ledger import TIMESTAMP_STEP, CheckinLedger, Claim
 
 SEEN = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 KEY = "agent-key"

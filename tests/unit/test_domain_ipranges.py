@@ -141,7 +141,7 @@ def test_bad_entries_are_named(text: str, message: str) -> None:
     assert raised.value.field == "agent_ip_ranges"
 
 
-def test_normalisation_keeps_order_and_canonical_forms() -> None:
+def test_normalization_keeps_order_and_canonical_forms() -> None:
     assert normalize_ip_ranges(" 10.1.2.3/16 ,, !CAFF:EECA::1/64 ,10.0.0.9") == (
         "10.1.0.0/16,!caff:eeca::/64,10.0.0.9/32"
     )
@@ -151,7 +151,7 @@ def test_normalisation_keeps_order_and_canonical_forms() -> None:
     assert normalize_ip_ranges(None) == "" and normalize_ip_ranges("  ") == ""
 
 
-def test_normalisation_refuses_what_parsing_refuses() -> None:
+def test_normalization_refuses_what_parsing_refuses() -> None:
     with pytest.raises(InvalidIpRange, match=r"10\.0\.0\.0/99"):
         normalize_ip_ranges("10.0.0.0/8, 10.0.0.0/99")
 
@@ -227,12 +227,12 @@ def test_the_first_matching_rule_decides(rules: list[tuple[bool, Net]], address:
 
 
 @given(rules=rules_strategy)
-def test_normalised_text_parses_to_the_same_rules(rules: list[tuple[bool, Net]]) -> None:
+def test_normalized_text_parses_to_the_same_rules(rules: list[tuple[bool, Net]]) -> None:
     text = as_text(rules, separator=" , ")
-    normalised = normalize_ip_ranges(text)
-    assert parse_ip_ranges(normalised) == parse_ip_ranges(text)
-    assert normalize_ip_ranges(normalised) == normalised
-    assert format_ip_ranges(parse_ip_ranges(text)) == normalised
+    normalized = normalize_ip_ranges(text)
+    assert parse_ip_ranges(normalized) == parse_ip_ranges(text)
+    assert normalize_ip_ranges(normalized) == normalized
+    assert format_ip_ranges(parse_ip_ranges(text)) == normalized
 
 
 @given(network=ipv4_networks, offset=st.integers(0, 2**32 - 1))

@@ -1,18 +1,17 @@
-"""Deployment planning: sequence, compatibility, already installed, automatic uninstall, WOL marks,
-uninstall plans and container settings."""
+"""Deployment planning: sequence, compatibility, already installed, automatic uninstall, WOL marks and
+uninstall plans."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oco.domain.errors import InvalidDeployment, InvalidIpRange
+from oco.domain.errors import InvalidDeployment
 from oco.domain.planning import (
-    ContainerSettings,
     InstalledPackage,
     PackageToDeploy,
     PlannedJob,
@@ -23,10 +22,9 @@ from oco.domain.planning import (
     mark_wol_shutdown,
     plan_deployment,
     plan_uninstall,
-    validate_container,
     wol_shutdown_carrier,
 )
-from oco.domain.states import JobAction, JobState, PostAction, SequenceMode, UpgradeBehavior
+from oco.domain.states import JobAction, JobState, PostAction, UpgradeBehavior
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 INSTALL, UNINSTALL = JobAction.INSTALL, JobAction.UNINSTALL
@@ -103,7 +101,7 @@ def test_a_package_given_twice_is_planned_once() -> None:
     assert summary(plan.jobs) == [(1, "install", 10, WAITING), (2, "install", 20, WAITING)]
 
 
-# Upgrade behaviour -----------------------------------------------------------------------------
+# Upgrade behavior -----------------------------------------------------------------------------
 
 
 def test_explicit_uninstall_comes_first_for_every_other_installed_version() -> None:
@@ -124,7 +122,7 @@ def test_explicit_uninstall_comes_first_for_every_other_installed_version() -> N
 
 
 @pytest.mark.parametrize("behavior", [UpgradeBehavior.INSTALLER_REMOVES, UpgradeBehavior.KEEP])
-def test_other_behaviours_schedule_no_uninstall(behavior: UpgradeBehavior) -> None:
+def test_other_behaviors_schedule_no_uninstall(behavior: UpgradeBehavior) -> None:
     plan = plan_deployment([pc(1, installed(1))], [pkg(2, version="2", upgrade_behavior=behavior)])
     assert summary(plan.jobs) == [(1, "install", 2, WAITING)]
 
@@ -256,7 +254,7 @@ def test_incompatibility_is_checked_before_already_installed() -> None:
 # Plan helpers ----------------------------------------------------------------------------------
 
 
-def test_the_plan_summarises_states_and_lists_skipped_jobs_with_reasons() -> None:
+def test_the_plan_summarizes_states_and_lists_skipped_jobs_with_reasons() -> None:
     computer = pc(1, installed(5, family_id=5))
     plan = plan_deployment(
         [computer, pc(2)],
@@ -353,64 +351,6 @@ def test_plan_uninstall_refuses_what_is_not_installed_or_cannot_be_uninstalled()
     assert raised.value.field == "assignments"
     with pytest.raises(InvalidDeployment, match="F1 1 has no uninstall procedure"):
         plan_uninstall([pc(1, InstalledPackage(1, 1, "F1 1", "", "0", PostAction.NONE))], {1: [1]})
-
-
-# Container settings ----------------------------------------------------------------------------
-
-
-def settings(**changes: object) -> ContainerSettings:
-    values: dict[str, object] = {"name": "Rollout", "start": NOW}
-    values.update(changes)
-    return ContainerSettings(**values)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("changes", "field", "message"),
-    [
-        ({"name": "  "}, "name", "name must not be empty"),
-        ({"name": "x" * 256}, "name", "must have at most 255 characters"),
-        ({"priority": -101}, "priority", "priority -101 must be between -100 and 100"),
-        ({"priority": 101}, "priority", "priority 101 must be between -100 and 100"),
-        ({"priority": True}, "priority", "priority True must be a whole number"),
-        ({"priority": "5"}, "priority", "priority '5' must be a whole number"),
-        ({"end": NOW}, "end", "must be after start"),
-        ({"end": NOW - timedelta(days=1)}, "end", "must be after start"),
-        ({"start": datetime(2026, 3, 1)}, "start", "start 2026-03-01T00:00:00 must carry a time zone"),
-        ({"end": datetime(2026, 3, 2)}, "end", "must carry a time zone"),
-        ({"restart_timeout": 2.5}, "restart_timeout", "restart_timeout 2.5 must be a whole number"),
-        ({"sequence_mode": 7}, "sequence_mode", "sequence mode 7 must be one of 0, 1"),
-        ({"agent_ip_ranges": "10.0.0.0/33"}, "agent_ip_ranges", "IP range '10.0.0.0/33': prefix length"),
-    ],
-)
-def test_container_settings_are_validated(changes: dict[str, object], field: str, message: str) -> None:
-    with pytest.raises(InvalidDeployment, match=message) as raised:
-        validate_container(settings(**changes))
-    assert raised.value.field == field
-
-
-def test_a_bad_ip_range_is_also_an_ip_range_error() -> None:
-    with pytest.raises(InvalidIpRange, match=r"10\.0\.0\.0/99"):
-        validate_container(settings(agent_ip_ranges="10.0.0.0/99"))
-
-
-def test_valid_settings_are_normalised() -> None:
-    end = NOW + timedelta(hours=1)
-    validated = validate_container(
-        settings(name=" Rollout ", agent_ip_ranges="10.0.0.1, !::1", priority=100, end=end, sequence_mode=1)
-    )
-    assert (validated.name, validated.agent_ip_ranges, validated.end) == (
-        "Rollout",
-        "10.0.0.1/32,!::1/128",
-        end,
-    )
-    assert validated.sequence_mode is SequenceMode.ABORT_AFTER_FAILED
-    assert validate_container(settings(priority=-100, restart_timeout=-1)).restart_timeout == -1
-
-
-def test_start_and_end_may_be_in_other_time_zones() -> None:
-    paris = timezone(timedelta(hours=1))
-    end = datetime(2026, 3, 1, 1, 30, tzinfo=paris)  # 00:30 UTC, after NOW
-    assert validate_container(settings(end=end)).end == end
 
 
 # Properties ------------------------------------------------------------------------------------

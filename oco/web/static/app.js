@@ -101,28 +101,26 @@ document.addEventListener("DOMContentLoaded", () => {
   // Job container page: live updates without reloading.
   const container = document.getElementById("container");
   if (container && container.dataset.stateUrl) {
-    const stateLabels = { 0: "Waiting", 1: "Downloading", 2: "Executing", 3: "Succeeded", "-1": "Failed",
-      "-2": "Expired", "-3": "OS incompatible", "-5": "Already installed" };
     const refresh = async () => {
       try {
         const response = await fetch(container.dataset.stateUrl, { headers: { Accept: "application/json" } });
         if (!response.ok) return;
         const data = await response.json();
-        document.getElementById("status").textContent = data.status;
+        document.getElementById("status").textContent = data.status_label;
         document.getElementById("progress-text").textContent = `${data.progress} %`;
         document.getElementById("progress-bar").style.width = `${data.progress}%`;
         for (const job of data.jobs) {
           const row = document.querySelector(`tr[data-job="${job.id}"]`);
           if (!row) continue;
           const state = row.querySelector(".state span");
-          state.textContent = stateLabels[job.state_code] ?? job.state;
-          state.className = `state-${job.state.replace("_", "-")}`;
+          state.textContent = job.state_label;
+          state.className = `state-${job.state_class}`;
           row.querySelector(".code").textContent = job.return_code ?? "";
           const progress = job.download_progress;
           row.querySelector(".download").textContent =
             progress == null ? "" : progress > 100 ? "unpacked" : `${progress} %`;
-          row.querySelector(".started").textContent = job.execution_started_display || job.download_started_display || "";
-          row.querySelector(".finished").textContent = job.execution_finished_display || "";
+          row.querySelector(".started").textContent = job.started;
+          row.querySelector(".finished").textContent = job.finished;
           const output = document.querySelector(`tr[data-output-for="${job.id}"]`);
           if (job.message !== null) {  // still running: the output so far comes along
             output.hidden = !job.message;

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from oco.domain.hostnames import hostname_key
+from oco.errors import Conflict
 
 revision: str = "0003"
 down_revision: str | None = "0002"
@@ -28,7 +29,7 @@ def upgrade() -> None:
     for computer_id, hostname in connection.execute(sa.text("SELECT id, hostname FROM computer")):
         key = hostname_key(hostname)
         if key in keys:
-            raise RuntimeError(
+            raise Conflict(
                 f"computers {keys[key][1]!r} (id {keys[key][0]}) and {hostname!r} (id {computer_id}) "
                 "differ only in case: delete one of them, then upgrade again"
             )

@@ -1,4 +1,6 @@
-"""The ASGI application: agent API, admin API, web console and housekeeping, over one runtime."""
+"""The ASGI application of `oco server`: agent API, admin API, web console and the background loops
+(check-in flush, housekeeping), over one runtime. The composition root: it alone imports both the API
+and the console."""
 
 from __future__ import annotations
 
@@ -11,14 +13,14 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from starlette.types import Receive, Scope, Send
 
 from oco.api import agent as agent_api
 from oco.api.admin import create_api
 from oco.config import load_settings
-from oco.services import checkins, housekeeping
+from oco.services import checkins, health, housekeeping
 from oco.services.runtime import Runtime
+from oco.web import apidocs
 from oco.web.app import install_console
 
 log = logging.getLogger("oco.server")
@@ -58,7 +60,10 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
         agent.close()
-        rt.close()
+        try:
+            checkins.flush(rt)
+        finally:
+            rt.close()
 
     app = OcoServer(
         agent,
@@ -69,16 +74,16 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
         openapi_url=None,
     )
     app.state.runtime = rt
-    app.mount("/api/v1", create_api(rt))
+    admin_api = create_api(rt)
+    app.include_router(apidocs.router(admin_api))  # ahead of the mount, which takes all of /api/v1
+    app.mount("/api/v1", admin_api)
     install_console(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
-        try:
-            with rt.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-        except Exception as exc:
-            return JSONResponse({"status": "error", "database": str(exc)}, status_code=503)
+        problem = health.database_problem(rt)
+        if problem is not None:
+            return JSONResponse({"status": "error", "database": problem}, status_code=503)
         return JSONResponse({"status": "ok", "database": "ok"})
 
     return app
@@ -100,6 +105,9 @@ async def _housekeeping_loop(runtime: Runtime) -> None:
         try:
             # Expiring a Wake-on-LAN shutdown needs to know who checked in: the ledger first.
             await asyncio.to_thread(checkins.flush, runtime)
+        except Exception:
+            log.exception("writing the check-in ledger before housekeeping failed; it is retried")
+        try:
             await asyncio.to_thread(housekeeping.run_all, runtime)
         except Exception:
             log.exception("housekeeping round failed")

@@ -1,4 +1,4 @@
-"""Running the server: one process, or several sharing the port.
+"""Running `oco server`: the application in one process, or in several sharing the port.
 
 uvicorn's own workers accept on one shared socket, so long-lived connections (a reverse proxy's keep-alive
 pool, agents keeping theirs) pile up on whichever process accepted first and the others idle. On Linux,
@@ -19,7 +19,7 @@ from typing import Any
 
 import uvicorn
 
-APP = "oco.server:create_app"
+APP = "oco.application:create_app"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 BACKLOG = 2048
 SHUTDOWN_TIMEOUT_S = 30

@@ -1,0 +1,76 @@
+"""`/deployments`, `/uninstall` and `/jobs`: job containers, their jobs, and the preview."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from oco.api.admin.schemas import (
+    Actor,
+    ContainerChanges,
+    Id,
+    NewDeployment,
+    NewUninstall,
+    Renew,
+    RuntimeDep,
+)
+from oco.api.auth import api_actor
+from oco.services import containers, deployments
+from oco.services.views import ContainerDetailPublic, ContainerPublic, PlanPublic
+
+router = APIRouter(dependencies=[Depends(api_actor)], tags=["deployments"])
+
+
+@router.get("/deployments")
+def list_deployments(runtime: RuntimeDep) -> list[ContainerPublic]:
+    """Job containers with status and progress, newest first."""
+    return containers.list_containers(runtime)
+
+
+@router.post("/deployments/preview")
+def preview_deployment(runtime: RuntimeDep, body: NewDeployment) -> PlanPublic:
+    """The jobs a deployment would create, with reasons for skips; nothing is written."""
+    return deployments.preview_deployment(runtime, body.request())
+
+
+@router.post("/deployments", status_code=201)
+def create_deployment(runtime: RuntimeDep, actor: Actor, body: NewDeployment) -> ContainerPublic:
+    """Create a job container with its jobs; its jobs are listed by `GET /deployments/{id}`."""
+    return deployments.create_deployment(runtime, body.request(), actor)
+
+
+@router.post("/uninstall", status_code=201)
+def create_uninstall(runtime: RuntimeDep, actor: Actor, body: NewUninstall) -> ContainerPublic:
+    """Uninstall jobs for selected assignments."""
+    return deployments.create_uninstall(runtime, body.request(), actor)
+
+
+@router.get("/deployments/{container_id}")
+def show_deployment(runtime: RuntimeDep, container_id: Id) -> ContainerDetailPublic:
+    """A job container with every job."""
+    return containers.container_detail(runtime, container_id)
+
+
+@router.patch("/deployments/{container_id}")
+def edit_deployment(
+    runtime: RuntimeDep, actor: Actor, container_id: Id, body: ContainerChanges
+) -> ContainerPublic:
+    """Change a job container's settings."""
+    return containers.edit_container(runtime, container_id, body.edit(), actor)
+
+
+@router.post("/deployments/{container_id}/renew")
+def renew_deployment(runtime: RuntimeDep, actor: Actor, container_id: Id, body: Renew) -> ContainerPublic:
+    """Run the failed jobs again, in place or in a new container; answers with that container."""
+    return containers.renew_failed(runtime, container_id, actor, into_new_container=body.new_container)
+
+
+@router.delete("/deployments/{container_id}", status_code=204)
+def delete_deployment(runtime: RuntimeDep, actor: Actor, container_id: Id) -> None:
+    """Delete a job container and its jobs."""
+    containers.delete_container(runtime, container_id, actor)
+
+
+@router.delete("/jobs/{job_id}", status_code=204)
+def delete_job(runtime: RuntimeDep, actor: Actor, job_id: Id) -> None:
+    """Delete one job."""
+    containers.delete_job(runtime, job_id, actor)

@@ -1,0 +1,229 @@
+"""What the admin API accepts: request bodies and parameters, with the limits the domain declares.
+
+Responses are the read models of `oco.services.views`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from oco.api.auth import api_actor, get_runtime
+from oco.domain.containers import (
+    DEFAULT_RESTART_TIMEOUT,
+    NAME_MAX,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    RESTART_TIMEOUT_MAX,
+    RESTART_TIMEOUT_MIN,
+)
+from oco.domain.hostnames import HOSTNAME_MAX
+from oco.domain.states import PostAction, SequenceMode, UpgradeBehavior
+from oco.services.containers import ContainerEdit
+from oco.services.deployments import ContainerOptions, DeploymentRequest, UninstallRequest
+from oco.services.packages import PackageSpec
+from oco.services.runtime import Runtime
+from oco.services.targets import Targets
+from oco.services.views import MAX_ID, PostActionText, SequenceModeText, UpgradeBehaviorText
+
+Id = Annotated[int, Path(ge=1, le=MAX_ID, description="database id")]
+BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
+Actor = Annotated[str, Depends(api_actor)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+Priority = Annotated[int, Field(ge=PRIORITY_MIN, le=PRIORITY_MAX, description="higher runs first")]
+RestartTimeout = Annotated[
+    int,
+    Field(
+        ge=RESTART_TIMEOUT_MIN,
+        le=RESTART_TIMEOUT_MAX,
+        description="minutes a logged-in user gets before a restart or shutdown; negative: never",
+    ),
+]
+
+
+class ApiError(BaseModel):
+    """A refused request: what is wrong and, where it applies, the field."""
+
+    detail: str
+    field: str | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ApiError, "description": "Invalid input"},
+    401: {"model": ApiError, "description": "Missing or invalid token"},
+    404: {"model": ApiError, "description": "Not found"},
+    409: {"model": ApiError, "description": "Conflict"},
+    503: {"model": ApiError, "description": "Database unavailable"},
+}
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewPackage(BaseModel):
+    """A package version, as form fields beside its payload upload."""
+
+    family: str = Field(min_length=1, max_length=NAME_MAX)
+    version: str = Field(min_length=1, max_length=NAME_MAX)
+    install_procedure: str = Field(min_length=1)
+    uninstall_procedure: str = ""
+    install_success_codes: str = Field("0", max_length=NAME_MAX)
+    uninstall_success_codes: str = Field("0", max_length=NAME_MAX)
+    install_post_action: PostActionText = Field(PostAction.NONE.text, validate_default=True)
+    uninstall_post_action: PostActionText = Field(PostAction.NONE.text, validate_default=True)
+    upgrade_behavior: UpgradeBehaviorText = Field(
+        UpgradeBehavior.EXPLICIT_UNINSTALL.text, validate_default=True
+    )
+    compatible_os: str = Field("", max_length=NAME_MAX)
+    compatible_os_version: str = Field("", max_length=NAME_MAX)
+    compatible_architecture: str = Field("", max_length=NAME_MAX)
+    notes: str = ""
+
+    def spec(self) -> PackageSpec:
+        """The use case's view of the fields."""
+        return PackageSpec(**{name: getattr(self, name) for name in type(self).model_fields})
+
+
+class NewComputer(Body):
+    """A computer to pre-create."""
+
+    hostname: str = Field(min_length=1, max_length=HOSTNAME_MAX)
+    notes: str = ""
+
+
+class ComputerIds(Body):
+    """Computers to act on."""
+
+    computer_ids: list[BodyId] = Field(min_length=1)
+
+
+class NewGroup(Body):
+    """A group to create."""
+
+    name: str = Field(min_length=1, max_length=NAME_MAX)
+
+
+class Members(Body):
+    """Members to add, or a new order."""
+
+    ids: list[BodyId] = Field(min_length=1, description="Computer ids or package ids, in order.")
+
+
+class NewAssignment(Body):
+    """A package to record as installed on a computer."""
+
+    computer_id: BodyId
+    package_id: BodyId
+
+
+class ContainerFields(Body):
+    """The settings of a new job container."""
+
+    name: str = Field(min_length=1, max_length=NAME_MAX)
+    description: str = ""
+    notes: str = ""
+    start: datetime | None = Field(None, description="ISO 8601 with time zone; default now")
+    end: datetime | None = None
+    wol: bool = False
+    shutdown_waked: bool = False
+    priority: Priority = 0
+    restart_timeout: RestartTimeout = DEFAULT_RESTART_TIMEOUT
+    sequence_mode: SequenceModeText = Field(SequenceMode.IGNORE_FAILED.text, validate_default=True)
+    agent_ip_ranges: str = ""
+
+    def options(self) -> ContainerOptions:
+        """The use case's view of these settings; times without zone are UTC."""
+        return ContainerOptions(
+            name=self.name,
+            description=self.description,
+            notes=self.notes,
+            start=aware(self.start),
+            end=aware(self.end),
+            wol=self.wol,
+            shutdown_waked=self.shutdown_waked,
+            priority=self.priority,
+            restart_timeout=self.restart_timeout,
+            sequence_mode=self.sequence_mode,
+            agent_ip_ranges=self.agent_ip_ranges,
+        )
+
+
+class NewDeployment(ContainerFields):
+    """A deployment: container settings, targets and packages."""
+
+    computer_ids: list[BodyId] = []
+    computer_group_ids: list[BodyId] = []
+    package_ids: list[BodyId] = []
+    package_group_ids: list[BodyId] = []
+    force: bool = False
+
+    def request(self) -> DeploymentRequest:
+        """The use case's request."""
+        targets = Targets(
+            computers=self.computer_ids,
+            computer_groups=self.computer_group_ids,
+            packages=self.package_ids,
+            package_groups=self.package_group_ids,
+        )
+        return DeploymentRequest(options=self.options(), targets=targets, force=self.force)
+
+
+class NewUninstall(ContainerFields):
+    """Uninstall jobs for selected assignments."""
+
+    name: str = Field("", max_length=NAME_MAX, description="default: 'Uninstall <family>'")
+    assignment_ids: list[BodyId] = Field(min_length=1)
+
+    def request(self) -> UninstallRequest:
+        """The use case's request."""
+        return UninstallRequest(options=self.options(), assignment_ids=self.assignment_ids)
+
+
+class ContainerChanges(Body):
+    """Changes to a job container; a field left out stays as it is."""
+
+    name: str | None = Field(None, max_length=NAME_MAX)
+    description: str | None = None
+    notes: str | None = None
+    enabled: bool | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    clear_end: bool = False
+    priority: Priority | None = None
+    restart_timeout: RestartTimeout | None = None
+    sequence_mode: SequenceModeText | None = None
+    agent_ip_ranges: str | None = None
+
+    def edit(self) -> ContainerEdit:
+        """The use case's edit."""
+        return ContainerEdit(
+            **self.model_dump(exclude={"sequence_mode", "start", "end"}),
+            start=aware(self.start),
+            end=aware(self.end),
+            sequence_mode=self.sequence_mode,
+        )
+
+
+class Renew(Body):
+    """Where to run failed jobs again."""
+
+    new_container: bool = False
+
+
+class WakeResult(BaseModel):
+    """How many magic packets went out."""
+
+    packets_sent: int
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """A time with zone as UTC; one without zone is taken as UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,156 @@
+"""The use cases of the agent endpoint: answer one authenticated request (PROTOCOL.md).
+
+`check_in` answers a steady agent's hello from reads alone (see `oco.services.checkins`), or says it
+cannot; `answer` runs any other call — and a hello with something to store — in one transaction with its
+authentication; `authorize_download` decides a payload download the same way. Each claims the request's
+timestamp in the process's check-in ledger first; if the use case then fails, the claim is reverted, so a
+refused request uses up nothing and leaves no trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+from oco.domain.hostnames import normalize_hostname
+from oco.domain.protocol import AgentMethod
+from oco.errors import InvalidInput
+from oco.services import agent_jobs, agents
+from oco.services.agent_jobs import DownloadGrant, PendingJob
+from oco.services.agents import AgentRequest, AuthenticatedAgent
+from oco.services.runtime import Runtime
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAnswer:
+    """The `result` of a successful call: its params, the server timestamp, and the key to sign it with."""
+
+    params: dict[str, Any]
+    timestamp: float
+    server_key: str
+
+
+def check_in(rt: Runtime, request: AgentRequest) -> AgentAnswer | None:
+    """A steady agent's hello, answered from one read and the ledger; None when it has to write."""
+    hostname = normalize_hostname(request.hostname)
+    view = rt.read(lambda connection: agent_jobs.read_check_in(connection, hostname))
+    now = rt.now()
+    agent = agents.authenticate_check_in(view.computer if view else None, rt.checkins, request, now)
+    if agent is None or view is None:
+        return None
+    with _reverted_on_failure(rt, agent):
+        return _answer(agent, _hello_params(rt, agent, request, now, view.pending))
+
+
+def answer(rt: Runtime, request: AgentRequest) -> AgentAnswer:
+    """Authenticate a hello, inventory or job report and run it, in one transaction."""
+    handler = _HANDLERS.get(request.method)
+    if handler is None:
+        raise InvalidInput(f"method {request.method} is not answered with a result")
+    agent, params = _authenticated(
+        rt, request, lambda session, agent, now: handler(rt, session, agent, request, now)
+    )
+    return _answer(agent, params)
+
+
+def authorize_download(rt: Runtime, request: AgentRequest, package_id: int) -> DownloadGrant:
+    """Authenticate a download and grant it while the computer has an eligible job for the package."""
+    _agent, grant = _authenticated(
+        rt,
+        request,
+        lambda session, agent, now: agent_jobs.authorize_download(
+            session, agent.computer, package_id, request.client_address, now
+        ),
+    )
+    return grant
+
+
+def _answer(agent: AuthenticatedAgent, params: dict[str, Any]) -> AgentAnswer:
+    return AgentAnswer(params=params, timestamp=agent.timestamp, server_key=agent.server_key)
+
+
+def _authenticated(
+    rt: Runtime, request: AgentRequest, use: Callable[[Session, AuthenticatedAgent, datetime], T]
+) -> tuple[AuthenticatedAgent, T]:
+    """Authenticate and run `use` in one transaction: a failure leaves no trace, timestamp included."""
+    agent: AuthenticatedAgent | None = None
+    try:
+        with rt.transaction() as session:
+            now = rt.now()
+            agent = agents.authenticate(session, rt.settings, rt.checkins, request, now)
+            result = use(session, agent, now)
+    except BaseException:
+        if agent is not None:
+            _revert(rt, agent)
+        raise
+    return agent, result
+
+
+@contextmanager
+def _reverted_on_failure(rt: Runtime, agent: AuthenticatedAgent) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        _revert(rt, agent)
+        raise
+
+
+def _revert(rt: Runtime, agent: AuthenticatedAgent) -> None:
+    if agent.claim is not None:
+        rt.checkins.revert(agent.claim)
+
+
+Handler = Callable[[Runtime, Session, AuthenticatedAgent, AgentRequest, datetime], dict[str, Any]]
+
+
+def _hello(
+    rt: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest, now: datetime
+) -> dict[str, Any]:
+    agents.store_hello(session, agent, request.data)
+    pending = [] if agent.registered else agent_jobs.pending_jobs(session.connection(), agent.computer.id)
+    return _hello_params(rt, agent, request, now, pending)
+
+
+def _hello_params(
+    rt: Runtime, agent: AuthenticatedAgent, request: AgentRequest, now: datetime, pending: list[PendingJob]
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "update": 1 if agents.wants_inventory(agent, rt.settings, now) else 0,
+        "software-jobs": agent_jobs.software_jobs(pending, request.client_address, now),
+        "logins-since": agents.logins_since(agent),
+        "events": [],
+    }
+    # Never send null keys: an OCO agent would store the text "None".
+    if agent.new_agent_key:
+        params["agent-key"] = agent.new_agent_key
+    if agent.new_server_key:
+        params["server-key"] = agent.new_server_key
+    return params
+
+
+def _update(
+    rt: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest, now: datetime
+) -> dict[str, Any]:
+    agents.store_inventory(session, agent, request.data, now)
+    return {"policies": {}}
+
+
+def _update_job_state(
+    rt: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest, now: datetime
+) -> dict[str, Any]:
+    succeeded = agent_jobs.report_job_state(session, rt.settings, agent.computer, request.data, now)
+    return {"job-succeeded": succeeded}
+
+
+_HANDLERS: dict[AgentMethod, Handler] = {
+    AgentMethod.HELLO: _hello,
+    AgentMethod.UPDATE: _update,
+    AgentMethod.UPDATE_JOB_STATE: _update_job_state,
+}

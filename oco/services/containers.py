@@ -1,0 +1,302 @@
+"""Use cases of job containers once created: list, show, edit, renew failed jobs, delete."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, selectinload
+
+from oco.db.models import Job, JobContainer
+from oco.domain.containers import NAME_MAX, ContainerSettings, validate_container
+from oco.domain.states import ContainerStatus, JobState, SequenceMode
+from oco.domain.status import container_status, progress
+from oco.errors import InvalidInput, NotFound
+from oco.services import audit
+from oco.services.runtime import Runtime
+from oco.services.views import ContainerDetailPublic, ContainerPublic, job_view
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerSummary:
+    """A container with its status, progress, job counts per state and its last job's finish."""
+
+    container: JobContainer
+    status: ContainerStatus
+    progress: int
+    counts: dict[JobState, int]
+    last_finished: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerEdit:
+    """Changes to a container; None leaves a field as it is (`clear_end` removes the end)."""
+
+    name: str | None = None
+    description: str | None = None
+    notes: str | None = None
+    enabled: bool | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    clear_end: bool = False
+    priority: int | None = None
+    restart_timeout: int | None = None
+    sequence_mode: SequenceMode | None = None
+    agent_ip_ranges: str | None = None
+
+
+def list_containers(rt: Runtime) -> list[ContainerPublic]:
+    """Every job container with its status and progress, newest first."""
+    with rt.reading() as session:
+        return [container_view(summary) for summary in summaries(session, rt.now())]
+
+
+def container_detail(rt: Runtime, container_id: int) -> ContainerDetailPublic:
+    """A job container with every job (state, return code, output)."""
+    with rt.reading() as session:
+        return _detail(session, container_id, rt.now())
+
+
+def job_output(rt: Runtime, container_id: int, job_id: int) -> str:
+    """The whole output of one job of a container."""
+    with rt.reading() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.container_id != container_id:
+            raise NotFound(f"job {job_id} of job container {container_id} does not exist")
+        return job.message
+
+
+def edit_container(rt: Runtime, container_id: int, edit: ContainerEdit, actor: str) -> ContainerPublic:
+    """Change a container's settings, validated together as at creation; answers with the container."""
+    with rt.transaction() as session:
+        container = _get(session, container_id)
+        end = None if edit.clear_end else (edit.end if edit.end is not None else container.end_time)
+        validated = validate_container(
+            ContainerSettings(
+                name=_pick(edit.name, container.name),
+                start=_pick(edit.start, container.start_time),
+                end=end,
+                priority=_pick(edit.priority, container.priority),
+                restart_timeout=_pick(edit.restart_timeout, container.restart_timeout),
+                sequence_mode=SequenceMode(_pick(edit.sequence_mode, container.sequence_mode)),
+                agent_ip_ranges=_pick(edit.agent_ip_ranges, container.agent_ip_ranges),
+            )
+        )
+        container.name = validated.name
+        container.start_time = validated.start
+        container.end_time = validated.end
+        container.priority = validated.priority
+        container.restart_timeout = validated.restart_timeout
+        container.sequence_mode = int(validated.sequence_mode)
+        container.agent_ip_ranges = validated.agent_ip_ranges
+        container.description = _pick(edit.description, container.description)
+        container.notes = _pick(edit.notes, container.notes)
+        container.enabled = _pick(edit.enabled, container.enabled)
+        audit.record(session, actor, "container.edit", "job_container", container.id, name=container.name)
+        session.flush()
+        return container_view(summary_of(session, container, rt.now()))
+
+
+def renew_failed(
+    rt: Runtime, container_id: int, actor: str, *, into_new_container: bool = False
+) -> ContainerPublic:
+    """Run failed and expired jobs again: in place, or moved into a new container starting now.
+
+    Answers with the container that now holds the renewed jobs.
+    """
+    now = rt.now()
+    with rt.transaction() as session:
+        container = _get(session, container_id)
+        failed = [job for job in container.jobs if JobState(job.state).is_renewable]
+        if not failed:
+            raise InvalidInput(f"job container {container.name!r} has no failed jobs to renew")
+        orphaned = [job for job in failed if job.package_id is None]
+        if orphaned:
+            raise InvalidInput(
+                f"the package of job {orphaned[0].id} ({orphaned[0].package_name}) was deleted"
+            )
+        target = container
+        if into_new_container:
+            target = _copy_container(session, container, actor, now)
+        elif container.end_time is not None and container.end_time <= now:
+            raise InvalidInput(
+                f"job container {container.name!r} ended at {container.end_time.isoformat()}; "
+                "move its end or renew into a new container",
+                field="end",
+            )
+        for job in failed:
+            _reset(job, now)
+            job.container_id = target.id
+        session.flush()
+        audit.record(
+            session, actor, "container.renew", "job_container", container.id, into=target.id, jobs=len(failed)
+        )
+        return container_view(summary_of(session, target, now))
+
+
+def delete_container(rt: Runtime, container_id: int, actor: str) -> None:
+    """Delete a job container with all its jobs."""
+    with rt.transaction() as session:
+        delete_container_in(session, container_id, actor)
+
+
+def delete_job(rt: Runtime, job_id: int, actor: str, *, container_id: int | None = None) -> None:
+    """Delete one job; with `container_id`, only if the job belongs to that container."""
+    with rt.transaction() as session:
+        job = session.get(Job, job_id)
+        if job is None or (container_id is not None and job.container_id != container_id):
+            raise NotFound(f"job {job_id} does not exist")
+        session.delete(job)
+        audit.record(session, actor, "job.delete", "job", job_id, container=job.container_id)
+
+
+# In the caller's transaction ----------------------------------------------------------------------
+
+
+def summarize(
+    container: JobContainer, counts: Mapping[JobState, int], last_finished: datetime | None, now: datetime
+) -> ContainerSummary:
+    """A container's status and progress from how many of its jobs are in each state."""
+    return ContainerSummary(
+        container=container,
+        status=container_status(counts, container.start_time, now),
+        progress=progress(counts),
+        counts={state: count for state, count in counts.items() if count},
+        last_finished=last_finished,
+    )
+
+
+def summaries(session: Session, now: datetime) -> list[ContainerSummary]:
+    """Every job container's summary, newest first (one query counts all the jobs)."""
+    containers = list(session.scalars(select(JobContainer).order_by(JobContainer.id.desc())))
+    counts: dict[int, Counter[JobState]] = {c.id: Counter() for c in containers}
+    finished: dict[int, datetime | None] = {}
+    query = select(Job.container_id, Job.state, func.count(), func.max(Job.execution_finished)).group_by(
+        Job.container_id, Job.state
+    )
+    for container_id, state, count, last in session.execute(query):
+        counts.setdefault(container_id, Counter())[JobState(state)] += count
+        if last is not None:
+            current = finished.get(container_id)
+            finished[container_id] = last if current is None or last > current else current
+    return [summarize(c, counts[c.id], finished.get(c.id), now) for c in containers]
+
+
+def summary_of(session: Session, container: JobContainer, now: datetime) -> ContainerSummary:
+    """One container's summary, its jobs counted by the database."""
+    query = (
+        select(Job.state, func.count(), func.max(Job.execution_finished))
+        .where(Job.container_id == container.id)
+        .group_by(Job.state)
+    )
+    counts: Counter[JobState] = Counter()
+    finished: list[datetime] = []
+    for state, count, last in session.execute(query):
+        counts[JobState(state)] += count
+        if last is not None:
+            finished.append(last)
+    return summarize(container, counts, max(finished, default=None), now)
+
+
+def delete_container_in(session: Session, container_id: int, actor: str) -> None:
+    """Delete a job container with all its jobs, in the caller's transaction."""
+    container = session.get(JobContainer, container_id)
+    if container is None:
+        raise NotFound(f"job container {container_id} does not exist")
+    session.execute(delete(Job).where(Job.container_id == container_id))
+    session.delete(container)
+    audit.record(session, actor, "container.delete", "job_container", container_id, name=container.name)
+
+
+def container_view(summary: ContainerSummary) -> ContainerPublic:
+    """The read model of a container summary."""
+    return ContainerPublic(**_container_fields(summary))
+
+
+def _container_fields(summary: ContainerSummary) -> dict[str, Any]:
+    container = summary.container
+    return {
+        "id": container.id,
+        "name": container.name,
+        "description": container.description,
+        "notes": container.notes,
+        "author": container.author,
+        "created": container.created,
+        "enabled": container.enabled,
+        "start": container.start_time,
+        "end": container.end_time,
+        "wol": container.wol,
+        "shutdown_waked": container.shutdown_waked,
+        "wol_sent": container.wol_sent,
+        "priority": container.priority,
+        "restart_timeout": container.restart_timeout,
+        "sequence_mode": SequenceMode(container.sequence_mode),
+        "agent_ip_ranges": container.agent_ip_ranges,
+        "status": summary.status,
+        "progress": summary.progress,
+        "job_counts": {state.text: count for state, count in summary.counts.items()},
+        "last_finished": summary.last_finished,
+    }
+
+
+def _detail(session: Session, container_id: int, now: datetime) -> ContainerDetailPublic:
+    container = _get(session, container_id)
+    finished = [job.execution_finished for job in container.jobs if job.execution_finished is not None]
+    counts = Counter(JobState(job.state) for job in container.jobs)
+    summary = summarize(container, counts, max(finished, default=None), now)
+    return ContainerDetailPublic(
+        **_container_fields(summary),
+        jobs=[job_view(job, container.name, job.computer.hostname) for job in container.jobs],
+    )
+
+
+def _get(session: Session, container_id: int) -> JobContainer:
+    container = session.get(
+        JobContainer,
+        container_id,
+        options=[selectinload(JobContainer.jobs).selectinload(Job.computer)],
+    )
+    if container is None:
+        raise NotFound(f"job container {container_id} does not exist")
+    return container
+
+
+def _pick(new: _T | None, current: _T) -> _T:
+    return current if new is None else new
+
+
+def _copy_container(session: Session, source: JobContainer, actor: str, now: datetime) -> JobContainer:
+    copy = JobContainer(
+        name=f"{source.name} (renewed)"[:NAME_MAX],
+        description=source.description,
+        notes=source.notes,
+        author=actor,
+        created=now,
+        enabled=True,
+        start_time=now,
+        end_time=source.end_time if source.end_time and source.end_time > now else None,
+        wol=False,
+        shutdown_waked=False,
+        priority=source.priority,
+        restart_timeout=source.restart_timeout,
+        sequence_mode=source.sequence_mode,
+        agent_ip_ranges=source.agent_ip_ranges,
+    )
+    session.add(copy)
+    session.flush()
+    return copy
+
+
+def _reset(job: Job, now: datetime) -> None:
+    job.state = int(JobState.WAITING)
+    job.return_code = None
+    job.message = ""
+    job.download_progress = None
+    job.download_started = job.execution_started = job.execution_finished = None
+    job.last_update = now
