@@ -14,7 +14,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -26,6 +25,7 @@ from oco.config import Settings
 from oco.db.migrate import upgrade
 from oco.services import computers, deployments, packages
 from oco.services.runtime import Runtime
+from oco.services.targets import Targets
 from tests.live import free_port
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -126,25 +126,21 @@ def deploy(args: argparse.Namespace) -> None:
         rt = fresh_runtime(Path(tmp), args.database)
         seed_fleet(rt, args.deploy_computers)
         ids = [
-            packages.create_package(rt, packages.PackageSpec(f"P{i}", "1", "true", "true"), None, "bench")
+            packages.create_package(rt, packages.PackageSpec(f"P{i}", "1", "true", "true"), None, "bench").id
             for i in range(3)
         ]
-        with rt.transaction() as session:
-            computer_ids = [c.id for c in computers.list_computers(session)]
+        computer_ids = [c.id for c in computers.list_computers(rt)]
         request = deployments.DeploymentRequest(
-            deployments.ContainerOptions(name="bench"),
-            deployments.Targets(computer_ids=computer_ids, package_ids=ids),
+            deployments.ContainerOptions(name="bench"), Targets(computers=computer_ids, packages=ids)
         )
         started = time.perf_counter()
-        with rt.transaction() as session:
-            plan = deployments.preview(session, rt.settings, request, datetime.now(UTC))
+        plan = deployments.preview_deployment(rt, request)
         previewed = time.perf_counter() - started
         started = time.perf_counter()
-        with rt.transaction() as session:
-            deployments.create_deployment(session, rt.settings, request, "bench", datetime.now(UTC))
+        deployments.create_deployment(rt, request, "bench")
         created = time.perf_counter() - started
         rt.close()
-    print(f"preview: {previewed:.2f} s ({len(plan.jobs):,} jobs); create: {created:.2f} s")
+    print(f"preview: {previewed:.2f} s ({plan.summary.jobs:,} jobs); create: {created:.2f} s")
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -168,14 +164,11 @@ def download(args: argparse.Namespace) -> None:
             handle.write(b"PK\x03\x04")  # stored as it is, like an uploaded zip
         package_id = packages.create_package(
             rt, packages.PackageSpec("Big", "1", "true"), lambda depot: depot.put_file(source), "bench"
+        ).id
+        request = deployments.DeploymentRequest(
+            deployments.ContainerOptions(name="big"), Targets(["bench-000000"], packages=[package_id])
         )
-        with rt.transaction() as session:
-            computer = computers.find_computer(session, "bench-000000")
-            request = deployments.DeploymentRequest(
-                deployments.ContainerOptions(name="big"),
-                deployments.Targets([computer.id], package_ids=[package_id]),
-            )
-            deployments.create_deployment(session, rt.settings, request, "bench", datetime.now(UTC))
+        deployments.create_deployment(rt, request, "bench")
         env = {
             **os.environ,
             "OCO_DATABASE_URL": rt.settings.database_url,
