@@ -21,6 +21,7 @@ from oco.db.types import UTCDateTime
 from oco.domain.hostnames import hostname_key, normalize_hostname
 from oco.domain.protocol import AgentMethod, signature_matches
 from oco.errors import InvalidInput, Unauthorized
+from oco.services import wol
 from oco.services.ledger import CheckinLedger, Claim, next_server_timestamp
 
 KEY_BYTES = 32
@@ -139,8 +140,9 @@ def authenticate(
             changes["agent_key"] = _new_key()
     if not record.server_key and request.method is AgentMethod.HELLO:
         changes["server_key"] = _new_key()
-    # A hello's Wake-on-LAN proof is written by the ledger's flush, as for the fast path.
-    claim = _claim(ledger, record, request, now, deferred=request.method is AgentMethod.HELLO)
+    # The request writes its own traces below: were the flush to write its timestamp first, the
+    # conditional UPDATE would take the request for a replay.
+    claim = _claim(ledger, record, request, now, deferred=False)
     parameters = {
         "p_id": record.id,
         "p_timestamp": request.timestamp,
@@ -154,6 +156,8 @@ def authenticate(
     if accepted.rowcount != 1:  # another server process accepted it first
         ledger.revert(claim)
         raise _replay(request, record.last_agent_timestamp)
+    if request.method is AgentMethod.HELLO:
+        _prove_woken(session, settings, record.id, claim, now)
     return AuthenticatedAgent(
         computer=record,
         server_key=changes.get("server_key", record.server_key),
@@ -182,6 +186,12 @@ def _claim(
         last = ledger.last_agent_timestamp(record.id, record.agent_key, record.last_agent_timestamp)
         raise _replay(request, last)
     return claim
+
+
+def _prove_woken(session: Session, settings: Settings, computer_id: int, claim: Claim, now: datetime) -> None:
+    """A hello proves a Wake-on-LAN target woke: this one, and a plain check-in whose traces it took over."""
+    seen = [now] if claim.superseded is None else [claim.superseded.seen, now]
+    wol.mark_woken(session, settings, [(computer_id, moment) for moment in seen])
 
 
 def _record(connection: Connection, hostname: str) -> ComputerRecord | None:

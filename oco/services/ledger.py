@@ -37,11 +37,18 @@ class Claim:
 
     entry: Seen
     previous: Seen | None
+    previous_unwritten: bool = False
+    """The previous entry was still waiting for the flush when this claim took its place."""
 
     @property
     def server_timestamp(self) -> float:
         """The `result.timestamp` to answer the accepted request with."""
         return self.entry.server_timestamp
+
+    @property
+    def superseded(self) -> Seen | None:
+        """The unwritten traces a request that writes its own took over (their Wake-on-LAN proof counts)."""
+        return self.previous if self.previous_unwritten else None
 
 
 class CheckinLedger:
@@ -67,7 +74,9 @@ class CheckinLedger:
     ) -> Claim | None:
         """Accept `timestamp` if newer than any accepted for the computer; None for a replay.
 
-        `deferred` requests leave their traces for `flush`; the others write them themselves.
+        `deferred` requests leave their traces for `flush`. The others write them themselves, with a
+        conditional UPDATE that only a newer timestamp passes: the flush must never write theirs first, so
+        their computer leaves the unwritten set (their own write supersedes the earlier traces).
         """
         with self._lock:
             previous = self._seen.get(computer_id)
@@ -86,10 +95,13 @@ class CheckinLedger:
                 address=address,
                 uid=uid,
             )
+            previous_unwritten = previous is not None and computer_id in self._unwritten
             self._seen[computer_id] = entry
             if deferred:
                 self._unwritten.add(computer_id)
-            return Claim(entry, previous)
+            else:
+                self._unwritten.discard(computer_id)
+            return Claim(entry, previous, previous_unwritten)
 
     def last_agent_timestamp(self, computer_id: int, agent_key: str, stored: float) -> float:
         """The newest accepted timestamp of a computer: the database's or this process's."""
@@ -107,9 +119,12 @@ class CheckinLedger:
                 return
             if claim.previous is None:
                 del self._seen[computer_id]
-                self._unwritten.discard(computer_id)
             else:
                 self._seen[computer_id] = claim.previous
+            if claim.previous_unwritten:
+                self._unwritten.add(computer_id)
+            else:
+                self._unwritten.discard(computer_id)
 
     def drain(self) -> list[Seen]:
         """The traces not written yet; they count as written from now on."""

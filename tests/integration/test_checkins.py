@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -190,6 +190,27 @@ def test_a_check_in_after_wake_on_lan_is_proof_written_by_the_flush(
     checkins.flush(rt)
 
     assert woken(rt, container_id) == clock.current
+
+
+def test_a_hello_with_news_proves_the_wake_at_once_with_the_plain_check_in_it_follows(
+    rt: Runtime, client: TestClient, clock: Clock
+) -> None:
+    agent = registered(rt, client)
+    container_id = with_one_job(rt, wol=True)
+    computer_id = stored(rt).id
+    with rt.transaction() as session:
+        target = session.scalar(select(WolTarget).where(WolTarget.computer_id == computer_id))
+        assert target is not None
+        target.sent, target.expired = clock.current, False
+    clock.advance(minutes=2)
+    agent.hello()  # plain: its proof waits for the flush...
+    clock.advance(minutes=4)  # ...and the window (5 minutes) closes before the agent's next hello
+
+    agent.hello(agent_version="1.2.0")  # news: written at once, with the traces it took over
+
+    assert woken(rt, container_id) == clock.current - timedelta(minutes=4)
+    assert stored(rt).agent_version == "1.2.0"
+    assert checkins.flush(rt) == 0  # nothing left for the flush
 
 
 def woken(rt: Runtime, container_id: int) -> datetime | None:

@@ -120,11 +120,33 @@ def test_only_deferred_claims_are_drained_and_only_once() -> None:
     assert claim(ledger, 101.0, computer_id=1) is None
 
 
-def test_a_write_path_claim_keeps_earlier_deferred_traces_pending() -> None:
+def test_the_flush_never_writes_the_timestamp_of_a_request_that_writes_its_own() -> None:
+    """Its conditional UPDATE would then match nothing and refuse it as a replay (issue: false refusal)."""
+    ledger = CheckinLedger()
+    earlier = claim(ledger, 100.0, deferred=True)
+    writing = claim(ledger, 101.0, deferred=False)
+    assert writing is not None and earlier is not None
+    assert ledger.drain() == []  # its own write supersedes the earlier traces...
+    assert writing.superseded == earlier.entry  # ...and takes their Wake-on-LAN proof along
+
+
+def test_a_failed_request_that_writes_its_own_gives_the_earlier_traces_back() -> None:
+    ledger = CheckinLedger()
+    earlier = claim(ledger, 100.0, deferred=True)
+    writing = claim(ledger, 101.0, deferred=False)
+    assert writing is not None and earlier is not None
+    ledger.revert(writing)
+    assert ledger.drain() == [earlier.entry]
+
+
+def test_a_request_that_writes_its_own_after_a_flush_supersedes_nothing() -> None:
     ledger = CheckinLedger()
     claim(ledger, 100.0, deferred=True)
-    claim(ledger, 101.0, deferred=False)
-    assert [entry.agent_timestamp for entry in ledger.drain()] == [101.0]
+    ledger.drain()
+    writing = claim(ledger, 101.0, deferred=False)
+    assert writing is not None and writing.superseded is None
+    ledger.revert(writing)
+    assert ledger.drain() == []  # what it gave back was written already
 
 
 def test_restored_entries_are_drained_again_unless_replaced() -> None:
