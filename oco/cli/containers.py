@@ -7,7 +7,7 @@ import typer
 from oco.cli.common import JSON, actor, choice, handled_errors, print_fields, print_json, print_table, runtime
 from oco.cli.deploy import parse_time
 from oco.domain.states import SequenceMode
-from oco.services import containers
+from oco.services import containers, jobs
 from oco.services.containers import ContainerEdit
 
 app = typer.Typer(help="Job containers (deployments) and their jobs.", no_args_is_help=True)
@@ -102,5 +102,5 @@ def container_delete(container_id: int) -> None:
 def container_delete_job(job_id: int) -> None:
     """Delete one job."""
     with handled_errors():
-        containers.delete_job(runtime(), job_id, actor())
+        jobs.delete_job(runtime(), job_id, actor())
     typer.echo(f"deleted job {job_id}")

@@ -5,11 +5,12 @@ Enumerations are stored as their OCO integer or text values; the enums live in `
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Date,
     Double,
     ForeignKey,
     Index,
@@ -107,7 +108,7 @@ class Computer(Base):
     """The greatest `params.timestamp` accepted from this computer (replay protection)."""
     last_server_timestamp: Mapped[float] = mapped_column(Double, default=0.0)
     """The last `result.timestamp` sent to this computer; the next one must be greater."""
-    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_seen: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)
     remote_address: Mapped[str] = mapped_column(String(64), default="")
     agent_version: Mapped[str] = mapped_column(String(NAME), default="")
     os: Mapped[str] = mapped_column(String(NAME), default="")
@@ -252,6 +253,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_job_computer_state", "computer_id", "state"),
         Index("ix_job_container_state", "container_id", "state"),
+        Index("ix_job_state_finished", "state", "execution_finished"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -352,3 +354,26 @@ class AuditLog(Base):
     object_type: Mapped[str] = mapped_column(String(64), default="")
     object_id: Mapped[int | None] = mapped_column(Integer, default=None)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSONText, default=None)
+
+
+class DailyOutcome(Base):
+    """How many jobs succeeded, failed and expired on one day (in the configured time zone).
+
+    Kept by housekeeping from the jobs' finish times, so the history outlives purged containers.
+    """
+
+    __tablename__ = "daily_outcome"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    expired: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Watermark(Base):
+    """How far a housekeeping task that works through time has got."""
+
+    __tablename__ = "watermark"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

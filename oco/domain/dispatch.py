@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from oco.domain.errors import InvalidIpRange
 from oco.domain.ipranges import IpRangeRule, admits, parse_ip_ranges
-from oco.domain.states import PENDING_STATES, JobState, PostAction
+from oco.domain.presence import is_online
+from oco.domain.states import PENDING_STATES, JobState, PostAction, Vocabulary, spell
 
 WIRE_POST_ACTIONS = tuple(action for action in PostAction if action is not PostAction.NONE)
 """The post-actions a job on the wire names by a key of their own: the action's text."""
@@ -72,6 +74,61 @@ def is_eligible(job: CandidateJob, now: datetime, client_address: str | None) ->
         and is_open(job.container, now)
         and container_admits(job.container, client_address)
     )
+
+
+class Hold(Vocabulary, StrEnum):
+    """Why a waiting job has not been handed out (yet)."""
+
+    DISABLED = "disabled"
+    SCHEDULED = "scheduled"
+    ENDED = "ended"
+    OUTSIDE_IP_RANGES = "outside-ip-ranges"
+    OFFLINE = "offline"
+    NEXT_CHECK_IN = "next-check-in"
+
+
+spell(
+    Hold,
+    {
+        Hold.DISABLED: ("disabled", "the container is disabled"),
+        Hold.SCHEDULED: ("scheduled", "scheduled"),
+        Hold.ENDED: ("ended", "the container's end has passed"),
+        Hold.OUTSIDE_IP_RANGES: ("outside-ip-ranges", "outside the container's IP ranges"),
+        Hold.OFFLINE: ("offline", "the computer is offline"),
+        Hold.NEXT_CHECK_IN: ("next-check-in", "handed out at the computer's next check-in"),
+    },
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WaitReason:
+    """Why a waiting job waits: `since` is the start (scheduled) or the last check-in (offline);
+    `address` the last known address (outside the IP ranges)."""
+
+    hold: Hold
+    since: datetime | None = None
+    address: str | None = None
+
+
+def why_waiting(
+    container: ContainerWindow,
+    last_seen: datetime | None,
+    last_address: str | None,
+    now: datetime,
+    offline_seconds: int,
+) -> WaitReason:
+    """Why a waiting job of `container` has not run, judged by what the server knows of the computer."""
+    if not container.enabled:
+        return WaitReason(Hold.DISABLED)
+    if container.start > now:
+        return WaitReason(Hold.SCHEDULED, since=container.start)
+    if container.end is not None and now >= container.end:
+        return WaitReason(Hold.ENDED, since=container.end)
+    if last_address and not container_admits(container, last_address):
+        return WaitReason(Hold.OUTSIDE_IP_RANGES, address=last_address)
+    if not is_online(last_seen, now, offline_seconds):
+        return WaitReason(Hold.OFFLINE, since=last_seen)
+    return WaitReason(Hold.NEXT_CHECK_IN, since=last_seen)
 
 
 def dispatch_order(job: CandidateJob) -> tuple[int, datetime, int, int, int]:

@@ -30,7 +30,7 @@ _SPELLINGS: dict[type, Mapping[Any, Spelling]] = {}
 
 
 class Vocabulary:
-    """The `text`/`label`/`from_text` of an enumeration whose spellings `_spell` registered."""
+    """The `text`/`label`/`from_text` of an enumeration whose spellings `spell` registered."""
 
     @property
     def text(self) -> str:
@@ -67,7 +67,8 @@ def _field(cls: type) -> str:
     return _noun(cls).replace(" ", "_")
 
 
-def _spell(enumeration: type[Enum], spellings: Mapping[Any, tuple[str, str]]) -> None:
+def spell(enumeration: type[Enum], spellings: Mapping[Any, tuple[str, str]]) -> None:
+    """Register the (text, label) of every member of a `Vocabulary` enumeration; all must be given."""
     missing = set(enumeration) - set(spellings)
     if missing:
         raise AssertionError(f"{enumeration.__name__}: no spelling for {sorted(m.name for m in missing)}")
@@ -118,7 +119,7 @@ PENDING_STATES: frozenset[JobState] = frozenset({JobState.WAITING, JobState.DOWN
 RENEWABLE_STATES: frozenset[JobState] = frozenset({JobState.FAILED, JobState.EXPIRED})
 """States of the jobs "renew failed jobs" runs again."""
 
-_spell(
+spell(
     JobState,
     {
         JobState.WAITING: ("waiting", "Waiting"),
@@ -178,7 +179,7 @@ class PostAction(Vocabulary, IntEnum):
     EXIT_AGENT = 3
 
 
-_spell(
+spell(
     PostAction,
     {
         PostAction.NONE: ("none", "None"),
@@ -196,7 +197,7 @@ class SequenceMode(Vocabulary, IntEnum):
     ABORT_AFTER_FAILED = 1
 
 
-_spell(
+spell(
     SequenceMode,
     {
         SequenceMode.IGNORE_FAILED: ("ignore", "Ignore failed jobs"),
@@ -216,7 +217,7 @@ class UpgradeBehavior(Vocabulary, StrEnum):
     """Other versions stay installed side by side."""
 
 
-_spell(
+spell(
     UpgradeBehavior,
     {
         UpgradeBehavior.EXPLICIT_UNINSTALL: ("explicit-uninstall", "Automatically create uninstall jobs"),
@@ -236,7 +237,7 @@ class ContainerStatus(Vocabulary, StrEnum):
     EMPTY = "empty"
 
 
-_spell(
+spell(
     ContainerStatus,
     {
         ContainerStatus.SCHEDULED: ("scheduled", "Scheduled"),
@@ -246,3 +247,39 @@ _spell(
         ContainerStatus.EMPTY: ("empty", "Empty"),
     },
 )
+
+
+class JobOutcome(Vocabulary, StrEnum):
+    """How a job counts in a container's outcome bar: what became of it, in the order the bar shows."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RUNNING = "running"
+    WAITING = "waiting"
+    EXPIRED = "expired"
+    SKIPPED = "skipped"
+
+
+spell(
+    JobOutcome,
+    {
+        JobOutcome.SUCCEEDED: ("succeeded", "Succeeded"),
+        JobOutcome.FAILED: ("failed", "Failed"),
+        JobOutcome.RUNNING: ("running", "Running"),
+        JobOutcome.WAITING: ("waiting", "Waiting"),
+        JobOutcome.EXPIRED: ("expired", "Expired"),
+        JobOutcome.SKIPPED: ("skipped", "Skipped"),
+    },
+)
+
+OUTCOME_OF: Mapping[JobState, JobOutcome] = {
+    JobState.SUCCEEDED: JobOutcome.SUCCEEDED,
+    JobState.FAILED: JobOutcome.FAILED,
+    JobState.DOWNLOADING: JobOutcome.RUNNING,
+    JobState.EXECUTING: JobOutcome.RUNNING,
+    JobState.WAITING: JobOutcome.WAITING,
+    JobState.EXPIRED: JobOutcome.EXPIRED,
+    JobState.OS_INCOMPATIBLE: JobOutcome.SKIPPED,
+    JobState.ALREADY_INSTALLED: JobOutcome.SKIPPED,
+}
+"""Every job state's place in the outcome bar (incompatible and already installed are skipped)."""

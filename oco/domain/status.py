@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from oco.domain.states import PENDING_STATES, ContainerStatus, JobState
+from oco.domain.states import OUTCOME_OF, PENDING_STATES, ContainerStatus, JobOutcome, JobState
 
 PERCENT = 100
 
@@ -31,6 +31,14 @@ def progress(counts: Mapping[JobState, int]) -> int:
         return PERCENT
     done = sum(count for state, count in counts.items() if state.is_final)
     return done * PERCENT // total
+
+
+def outcome_counts(counts: Mapping[JobState, int]) -> dict[JobOutcome, int]:
+    """How many jobs are in each part of the outcome bar, every part present, in the bar's order."""
+    tally = dict.fromkeys(JobOutcome, 0)
+    for state, count in counts.items():
+        tally[OUTCOME_OF[state]] += count
+    return tally
 
 
 def is_expired(state: JobState, end: datetime | None, now: datetime) -> bool:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from oco.domain.errors import InvalidMac as InvalidMac  # re-exported: raised by parse_mac
+from oco.domain.states import Vocabulary, spell
 
 MAC_BYTES = 6
 SYNC_STREAM = b"\xff" * MAC_BYTES
@@ -119,3 +120,35 @@ def wol_shutdown_fate(
     if wake_window_over(sent, now, expiry_seconds):
         return WolShutdown.REMOVE
     return WolShutdown.UNDECIDED
+
+
+class WakeOutcome(Vocabulary, StrEnum):
+    """What became of a Wake-on-LAN target of a container, as the console shows it."""
+
+    AT_START = "at-start"
+    AWAITED = "awaited"
+    WOKEN = "woken"
+    NOT_WOKEN = "not-woken"
+    WAS_ONLINE = "was-online"
+
+
+spell(
+    WakeOutcome,
+    {
+        WakeOutcome.AT_START: ("at-start", "magic packets at the container's start"),
+        WakeOutcome.AWAITED: ("awaited", "packets sent, not checked in yet"),
+        WakeOutcome.WOKEN: ("woken", "woken"),
+        WakeOutcome.NOT_WOKEN: ("not-woken", "did not come up in time: automatic shutdown removed"),
+        WakeOutcome.WAS_ONLINE: ("was-online", "was online: not woken, never shut down"),
+    },
+)
+
+
+def wake_outcome(sent: datetime | None, woken: datetime | None, expired: bool) -> WakeOutcome:
+    """A target's outcome from what is stored of it: when packets went out, when it checked in, and
+    whether its shutdown was removed (online at the start, or the window passed)."""
+    if woken is not None:
+        return WakeOutcome.WOKEN
+    if sent is None:
+        return WakeOutcome.WAS_ONLINE if expired else WakeOutcome.AT_START
+    return WakeOutcome.NOT_WOKEN if expired else WakeOutcome.AWAITED

@@ -6,17 +6,39 @@ the console and the admin API pass ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import ColumnElement, Connection, Select, delete, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from oco.db.models import Computer, ComputerPackage, Job, Package
+from oco.db.models import (
+    Computer,
+    ComputerGroup,
+    ComputerGroupMember,
+    ComputerPackage,
+    Job,
+    Package,
+    PackageFamily,
+)
 from oco.domain.hostnames import hostname_key, normalize_hostname
+from oco.domain.presence import Presence, online_since
 from oco.errors import Conflict, NotFound
 from oco.services import audit
+from oco.services.listing import PageRequest, contains, distinct_words, fetch_page
 from oco.services.runtime import Runtime
-from oco.services.views import ComputerDetailPublic, ComputerPublic, computer_detail_view, computer_view
+from oco.services.views import (
+    Choice,
+    ComputerDetailPublic,
+    ComputerListPublic,
+    ComputerPublic,
+    FilterChoices,
+    PagePublic,
+    computer_detail_view,
+    computer_view,
+)
 
 ComputerRef = int | str
 """A computer's id, or its hostname (a text of digits is an id)."""
@@ -33,6 +55,149 @@ def add_computer(rt: Runtime, hostname: str, actor: str, notes: str = "") -> Com
         session.flush()
         audit.record(session, actor, "computer.create", "computer", computer.id, hostname=name)
         return computer_view(computer, rt.now(), rt.settings.computer_offline_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class ComputerQuery:
+    """Which computers a list shows: words to search for (each must match hostname, OS, address, uid or
+    agent version), online/offline/never seen, an OS, a group, a package installed."""
+
+    search: str = ""
+    presence: Presence | None = None
+    os: str = ""
+    group_id: int | None = None
+    package_id: int | None = None
+
+
+COMPUTER_SORTS = (
+    "hostname",
+    "os",
+    "os_version",
+    "architecture",
+    "remote_address",
+    "agent_version",
+    "last_seen",
+)
+
+
+def search_computers(rt: Runtime, query: ComputerQuery, request: PageRequest) -> PagePublic[ComputerPublic]:
+    """One page of the computers that match `query`, sorted as `request` says (by hostname at first)."""
+    with rt.reading() as session:
+        return search_computers_in(session, query, request, rt.now(), rt.settings.computer_offline_seconds)
+
+
+def search_computers_in(
+    session: Session, query: ComputerQuery, request: PageRequest, now: datetime, offline_seconds: int
+) -> PagePublic[ComputerPublic]:
+    """`search_computers` in the caller's unit of work."""
+    order = {key: getattr(Computer, key) for key in COMPUTER_SORTS}
+    matching = _matching(select(Computer), query, now, offline_seconds)
+    fetched = fetch_page(session, matching, order, Computer.id, request, "hostname")
+    return fetched.page([computer_view(row[0], now, offline_seconds) for row in fetched.rows])
+
+
+def export_computers(rt: Runtime, query: ComputerQuery) -> list[ComputerPublic]:
+    """Every computer that matches `query`, by hostname (for a CSV download)."""
+    now, offline = rt.now(), rt.settings.computer_offline_seconds
+    with rt.reading() as session:
+        rows = session.scalars(_matching(select(Computer), query, now, offline).order_by(Computer.hostname))
+        return [computer_view(c, now, offline) for c in rows]
+
+
+def matching_computer_ids(
+    session: Session, query: ComputerQuery, now: datetime, offline_seconds: int
+) -> list[int]:
+    """The ids of every computer that matches `query` ("all matching" selections), by hostname."""
+    return list(
+        session.scalars(
+            _matching(select(Computer.id), query, now, offline_seconds).order_by(Computer.hostname)
+        )
+    )
+
+
+def _matching(base: Select[Any], query: ComputerQuery, now: datetime, offline_seconds: int) -> Select[Any]:
+    conditions: list[ColumnElement[bool]] = []
+    for word in distinct_words(query.search):
+        fields = (
+            Computer.hostname,
+            Computer.os,
+            Computer.remote_address,
+            Computer.uid,
+            Computer.agent_version,
+        )
+        conditions.append(or_(*(contains(field, word) for field in fields)))
+    if query.os.strip():
+        conditions.append(contains(Computer.os, query.os.strip()))
+    threshold = online_since(now, offline_seconds)
+    if query.presence is Presence.ONLINE:
+        conditions.append(Computer.last_seen > threshold)
+    elif query.presence is Presence.OFFLINE:
+        conditions.append(Computer.last_seen <= threshold)
+    elif query.presence is Presence.NEVER_SEEN:
+        conditions.append(Computer.last_seen.is_(None))
+    if query.group_id is not None:
+        members = select(ComputerGroupMember.computer_id).where(
+            ComputerGroupMember.group_id == query.group_id
+        )
+        conditions.append(Computer.id.in_(members))
+    if query.package_id is not None:
+        holders = select(ComputerPackage.computer_id).where(ComputerPackage.package_id == query.package_id)
+        conditions.append(Computer.id.in_(holders))
+    return base.where(*conditions)
+
+
+@dataclass(frozen=True, slots=True)
+class ComputerSelection:
+    """Computers to act on: these ids or hostnames, and, with `matching`, every computer that matches."""
+
+    references: Sequence[ComputerRef] = ()
+    matching: ComputerQuery | None = None
+
+    def resolve(self, session: Session, now: datetime, offline_seconds: int) -> list[int]:
+        """The selected computers' ids, in order, each once; NotFound names a reference that exists not."""
+        ids = resolve_computer_ids(session, self.references)
+        if self.matching is not None:
+            ids += matching_computer_ids(session, self.matching, now, offline_seconds)
+        return list(dict.fromkeys(ids))
+
+
+Computers = Sequence[ComputerRef] | ComputerSelection
+"""Computers a use case acts on: a list of ids or hostnames, or a selection (which may be "all matching")."""
+
+
+def selected_ids(session: Session, computers: Computers, now: datetime, offline_seconds: int) -> list[int]:
+    """The ids of the computers a use case acts on, in order, each once."""
+    selection = computers if isinstance(computers, ComputerSelection) else ComputerSelection(computers)
+    return selection.resolve(session, now, offline_seconds)
+
+
+def list_page(rt: Runtime, query: ComputerQuery, request: PageRequest) -> ComputerListPublic:
+    """The computers page: one page of those that match, and what its filters offer (groups, packages)."""
+    return ComputerListPublic(computers=search_computers(rt, query, request), choices=filter_choices(rt))
+
+
+def filter_choices(rt: Runtime) -> FilterChoices:
+    """The computer groups and packages a computer list can be filtered by, by name."""
+    with rt.reading() as session:
+        groups = session.execute(select(ComputerGroup.id, ComputerGroup.name).order_by(ComputerGroup.name))
+        packages = session.execute(
+            select(Package.id, PackageFamily.name, Package.version)
+            .join(PackageFamily, Package.family_id == PackageFamily.id)
+            .order_by(PackageFamily.name, Package.id)
+        )
+        return FilterChoices(
+            groups=[Choice(id=i, name=name) for i, name in groups],
+            packages=[Choice(id=i, name=f"{family} {version}") for i, family, version in packages],
+        )
+
+
+def delete_computers(rt: Runtime, selection: ComputerSelection, actor: str) -> int:
+    """Forget the selected computers with their assignments, jobs and group memberships; how many."""
+    with rt.transaction() as session:
+        ids = selection.resolve(session, rt.now(), rt.settings.computer_offline_seconds)
+        for computer_id in ids:
+            _delete(session, computer_id, actor)
+        return len(ids)
 
 
 def list_computers(rt: Runtime) -> list[ComputerPublic]:
@@ -58,11 +223,17 @@ def computer_detail(rt: Runtime, reference: ComputerRef) -> ComputerDetailPublic
 def delete_computer(rt: Runtime, reference: ComputerRef, actor: str) -> str:
     """Forget a computer with its assignments, jobs and group memberships; returns its hostname."""
     with rt.transaction() as session:
-        computer = find_computer(session, reference)
-        session.execute(delete(Job).where(Job.computer_id == computer.id))
-        session.delete(computer)
-        audit.record(session, actor, "computer.delete", "computer", computer.id, hostname=computer.hostname)
-        return computer.hostname
+        return _delete(session, find_computer(session, reference).id, actor)
+
+
+def _delete(session: Session, computer_id: int, actor: str) -> str:
+    computer = session.get(Computer, computer_id)
+    if computer is None:
+        raise NotFound(f"computer {computer_id} does not exist")
+    session.execute(delete(Job).where(Job.computer_id == computer.id))
+    session.delete(computer)
+    audit.record(session, actor, "computer.delete", "computer", computer.id, hostname=computer.hostname)
+    return computer.hostname
 
 
 # In the caller's transaction ----------------------------------------------------------------------

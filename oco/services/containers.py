@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from oco.db.models import Job, JobContainer
 from oco.domain.containers import NAME_MAX, ContainerSettings, validate_container
-from oco.domain.states import ContainerStatus, JobState, SequenceMode
-from oco.domain.status import container_status, progress
+from oco.domain.states import PENDING_STATES, ContainerStatus, JobState, SequenceMode
+from oco.domain.status import container_status, outcome_counts, progress
 from oco.errors import InvalidInput, NotFound
 from oco.services import audit
+from oco.services.listing import PageRequest, contains, distinct_words, fetch_page
 from oco.services.runtime import Runtime
-from oco.services.views import ContainerDetailPublic, ContainerPublic, job_view
+from oco.services.views import ContainerDetailPublic, ContainerPublic, PagePublic, job_view
 
 _T = TypeVar("_T")
 
@@ -57,19 +58,95 @@ def list_containers(rt: Runtime) -> list[ContainerPublic]:
         return [container_view(summary) for summary in summaries(session, rt.now())]
 
 
+@dataclass(frozen=True, slots=True)
+class ContainerQuery:
+    """Which job containers a list shows: words to search for in name, description and author, a status."""
+
+    search: str = ""
+    status: ContainerStatus | None = None
+
+
+CONTAINER_SORTS = ("created", "name", "priority", "start", "end", "author")
+
+
+def search_containers(
+    rt: Runtime, query: ContainerQuery, request: PageRequest
+) -> PagePublic[ContainerPublic]:
+    """One page of the job containers that match `query`, newest first unless sorted otherwise; only the
+    page's jobs are counted."""
+    now = rt.now()
+    order = {
+        "created": JobContainer.created,
+        "name": JobContainer.name,
+        "priority": JobContainer.priority,
+        "start": JobContainer.start_time,
+        "end": JobContainer.end_time,
+        "author": JobContainer.author,
+    }
+    with rt.reading() as session:
+        matching = select(JobContainer).where(*_container_conditions(query, now))
+        fetched = fetch_page(session, matching, order, JobContainer.id, request, "-created")
+        containers = [row[0] for row in fetched.rows]
+        return fetched.page([container_view(s) for s in summaries_of(session, containers, now)])
+
+
+def export_containers(rt: Runtime, query: ContainerQuery) -> list[ContainerPublic]:
+    """Every job container that matches `query`, newest first (for a CSV download)."""
+    now = rt.now()
+    with rt.reading() as session:
+        matching = (
+            select(JobContainer).where(*_container_conditions(query, now)).order_by(JobContainer.id.desc())
+        )
+        return [container_view(s) for s in summaries_of(session, list(session.scalars(matching)), now)]
+
+
+def container_summary(rt: Runtime, container_id: int) -> ContainerPublic:
+    """A job container with its status, progress and job counts (its jobs: `jobs.search_jobs`)."""
+    with rt.reading() as session:
+        return container_view(summary_of(session, find_container(session, container_id), rt.now()))
+
+
+def _container_conditions(query: ContainerQuery, now: datetime) -> list[ColumnElement[bool]]:
+    """The SQL form of the query; a status is `oco.domain.status.container_status` over job states."""
+    conditions = [
+        or_(
+            *(
+                contains(field, word)
+                for field in (JobContainer.name, JobContainer.description, JobContainer.author)
+            )
+        )
+        for word in distinct_words(query.search)
+    ]
+    if query.status is not None:
+        conditions.append(status_condition(query.status, now))
+    return conditions
+
+
+def _has_jobs(states: Iterable[JobState] | None = None) -> ColumnElement[bool]:
+    jobs = select(Job.id).where(Job.container_id == JobContainer.id)
+    if states is not None:
+        jobs = jobs.where(Job.state.in_([int(state) for state in states]))
+    return exists(jobs)
+
+
+def status_condition(status: ContainerStatus, now: datetime) -> ColumnElement[bool]:
+    """The containers of this status, in SQL (the same rule as `oco.domain.status.container_status`)."""
+    pending = _has_jobs(PENDING_STATES)
+    failing = _has_jobs(state for state in JobState if state.is_failure)
+    conditions = {
+        ContainerStatus.SCHEDULED: and_(pending, JobContainer.start_time > now),
+        ContainerStatus.IN_PROGRESS: and_(pending, JobContainer.start_time <= now),
+        ContainerStatus.FAILED: and_(~pending, failing),
+        ContainerStatus.SUCCEEDED: and_(~pending, ~failing, _has_jobs()),
+        ContainerStatus.EMPTY: ~_has_jobs(),
+    }
+    return conditions[status]
+
+
 def container_detail(rt: Runtime, container_id: int) -> ContainerDetailPublic:
     """A job container with every job (state, return code, output)."""
     with rt.reading() as session:
         return _detail(session, container_id, rt.now())
-
-
-def job_output(rt: Runtime, container_id: int, job_id: int) -> str:
-    """The whole output of one job of a container."""
-    with rt.reading() as session:
-        job = session.get(Job, job_id)
-        if job is None or job.container_id != container_id:
-            raise NotFound(f"job {job_id} of job container {container_id} does not exist")
-        return job.message
 
 
 def edit_container(rt: Runtime, container_id: int, edit: ContainerEdit, actor: str) -> ContainerPublic:
@@ -116,27 +193,7 @@ def renew_failed(
         failed = [job for job in container.jobs if JobState(job.state).is_renewable]
         if not failed:
             raise InvalidInput(f"job container {container.name!r} has no failed jobs to renew")
-        orphaned = [job for job in failed if job.package_id is None]
-        if orphaned:
-            raise InvalidInput(
-                f"the package of job {orphaned[0].id} ({orphaned[0].package_name}) was deleted"
-            )
-        target = container
-        if into_new_container:
-            target = _copy_container(session, container, actor, now)
-        elif container.end_time is not None and container.end_time <= now:
-            raise InvalidInput(
-                f"job container {container.name!r} ended at {container.end_time.isoformat()}; "
-                "move its end or renew into a new container",
-                field="end",
-            )
-        for job in failed:
-            _reset(job, now)
-            job.container_id = target.id
-        session.flush()
-        audit.record(
-            session, actor, "container.renew", "job_container", container.id, into=target.id, jobs=len(failed)
-        )
+        target = renew_in(session, container, failed, actor, now, into_new_container=into_new_container)
         return container_view(summary_of(session, target, now))
 
 
@@ -144,16 +201,6 @@ def delete_container(rt: Runtime, container_id: int, actor: str) -> None:
     """Delete a job container with all its jobs."""
     with rt.transaction() as session:
         delete_container_in(session, container_id, actor)
-
-
-def delete_job(rt: Runtime, job_id: int, actor: str, *, container_id: int | None = None) -> None:
-    """Delete one job; with `container_id`, only if the job belongs to that container."""
-    with rt.transaction() as session:
-        job = session.get(Job, job_id)
-        if job is None or (container_id is not None and job.container_id != container_id):
-            raise NotFound(f"job {job_id} does not exist")
-        session.delete(job)
-        audit.record(session, actor, "job.delete", "job", job_id, container=job.container_id)
 
 
 # In the caller's transaction ----------------------------------------------------------------------
@@ -188,20 +235,69 @@ def summaries(session: Session, now: datetime) -> list[ContainerSummary]:
     return [summarize(c, counts[c.id], finished.get(c.id), now) for c in containers]
 
 
+def summaries_of(session: Session, containers: list[JobContainer], now: datetime) -> list[ContainerSummary]:
+    """The summaries of these containers, in their order; only their jobs are counted."""
+    counts: dict[int, Counter[JobState]] = {c.id: Counter() for c in containers}
+    finished: dict[int, list[datetime]] = {c.id: [] for c in containers}
+    if containers:
+        query = (
+            select(Job.container_id, Job.state, func.count(), func.max(Job.execution_finished))
+            .where(Job.container_id.in_(list(counts)))
+            .group_by(Job.container_id, Job.state)
+        )
+        for container_id, state, count, last in session.execute(query):
+            counts[container_id][JobState(state)] += count
+            if last is not None:
+                finished[container_id].append(last)
+    return [summarize(c, counts[c.id], max(finished[c.id], default=None), now) for c in containers]
+
+
 def summary_of(session: Session, container: JobContainer, now: datetime) -> ContainerSummary:
     """One container's summary, its jobs counted by the database."""
-    query = (
-        select(Job.state, func.count(), func.max(Job.execution_finished))
-        .where(Job.container_id == container.id)
-        .group_by(Job.state)
+    [summary] = summaries_of(session, [container], now)
+    return summary
+
+
+def find_container(session: Session, container_id: int) -> JobContainer:
+    """The job container with this id (jobs not loaded); NotFound otherwise."""
+    container = session.get(JobContainer, container_id)
+    if container is None:
+        raise NotFound(f"job container {container_id} does not exist")
+    return container
+
+
+def renew_in(
+    session: Session,
+    container: JobContainer,
+    jobs: list[Job],
+    actor: str,
+    now: datetime,
+    *,
+    into_new_container: bool = False,
+) -> JobContainer:
+    """Set failed or expired jobs of `container` waiting again, in it or in a new container starting now;
+    returns the container that holds them. InvalidInput when a job's package was deleted, or the
+    container has ended and they would stay in it."""
+    orphaned = [job for job in jobs if job.package_id is None]
+    if orphaned:
+        raise InvalidInput(f"the package of job {orphaned[0].id} ({orphaned[0].package_name}) was deleted")
+    target = container
+    if into_new_container:
+        target = _copy_container(session, container, actor, now)
+    elif container.end_time is not None and container.end_time <= now:
+        raise InvalidInput(
+            f"job container {container.name!r} ended at {container.end_time.isoformat()}; "
+            "move its end or renew into a new container",
+            field="end",
+        )
+    for job in jobs:
+        _reset(job, now)
+        job.container_id = target.id
+    session.flush()
+    audit.record(
+        session, actor, "container.renew", "job_container", container.id, into=target.id, jobs=len(jobs)
     )
-    counts: Counter[JobState] = Counter()
-    finished: list[datetime] = []
-    for state, count, last in session.execute(query):
-        counts[JobState(state)] += count
-        if last is not None:
-            finished.append(last)
-    return summarize(container, counts, max(finished, default=None), now)
+    return target
 
 
 def delete_container_in(session: Session, container_id: int, actor: str) -> None:
@@ -241,6 +337,7 @@ def _container_fields(summary: ContainerSummary) -> dict[str, Any]:
         "status": summary.status,
         "progress": summary.progress,
         "job_counts": {state.text: count for state, count in summary.counts.items()},
+        "outcomes": {outcome.text: count for outcome, count in outcome_counts(summary.counts).items()},
         "last_finished": summary.last_finished,
     }
 

@@ -79,7 +79,8 @@ def preview_deployment(rt: Runtime, request: DeploymentRequest) -> PlanPublic:
     now = rt.now()
     with rt.reading() as session:
         _validated(request.options, now)
-        return plan_view(_plan(resolve_targets(session, request.targets), rt.settings, request, now))
+        resolved = resolve_targets(session, request.targets, now, rt.settings.computer_offline_seconds)
+        return plan_view(_plan(resolved, rt.settings, request, now))
 
 
 def create_deployment(rt: Runtime, request: DeploymentRequest, actor: str) -> ContainerPublic:
@@ -88,7 +89,7 @@ def create_deployment(rt: Runtime, request: DeploymentRequest, actor: str) -> Co
     now = rt.now()
     with rt.transaction() as session:
         settings = _validated(request.options, now)
-        resolved = resolve_targets(session, request.targets)
+        resolved = resolve_targets(session, request.targets, now, rt.settings.computer_offline_seconds)
         plan = _plan(resolved, rt.settings, request, now)
         container = _insert_container(session, request.options, settings, actor, now)
         _insert_jobs(session, container.id, plan, now)

@@ -7,8 +7,9 @@ Every use case loads what it needs itself and answers with the group as it is af
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
 
@@ -21,18 +22,31 @@ from oco.db.models import (
 )
 from oco.errors import Conflict, InvalidInput, NotFound
 from oco.services import audit
-from oco.services.computers import ComputerRef, resolve_computer_ids, shown_reference
-from oco.services.packages import resolve_package_ids
+from oco.services.computers import (
+    ComputerQuery,
+    Computers,
+    search_computers_in,
+    selected_ids,
+    shown_reference,
+)
+from oco.services.listing import PageRequest
+from oco.services.packages import all_families, resolve_package_ids
 from oco.services.runtime import Runtime
 from oco.services.views import (
+    ComputerGroupPagePublic,
     ComputerGroupPublic,
+    GroupsPagePublic,
+    GroupSummaryPublic,
     PackageGroupPublic,
     computer_group_view,
+    family_view,
     package_group_view,
 )
 
 GroupRef = int | str
 """A group's id, or its name (a text of digits is an id)."""
+FIND_LIMIT = 100
+"""Computers a group's page lists for a search, to add."""
 
 
 # Computer groups ----------------------------------------------------------------------------------
@@ -57,6 +71,47 @@ def list_computer_groups(rt: Runtime) -> list[ComputerGroupPublic]:
         return [computer_group_view(group) for group in all_computer_groups(session)]
 
 
+def groups_page(rt: Runtime) -> GroupsPagePublic:
+    """The groups page: computer groups with their sizes, package groups with their members in order,
+    and the package families whose versions can be added."""
+    with rt.reading() as session:
+        return GroupsPagePublic(
+            computer_groups=group_summaries(session),
+            package_groups=[package_group_view(g) for g in all_package_groups(session)],
+            families=[family_view(f) for f in all_families(session)],
+        )
+
+
+def computer_group_page(
+    rt: Runtime, reference: GroupRef, members: ComputerQuery, request: PageRequest, find: str = ""
+) -> ComputerGroupPagePublic:
+    """A computer group with one page of its members that match `members`, and, for `find`, up to
+    FIND_LIMIT computers found to add."""
+    now, offline = rt.now(), rt.settings.computer_offline_seconds
+    with rt.reading() as session:
+        group = session.scalar(select(ComputerGroup).where(_by_reference(ComputerGroup, reference)))
+        if group is None:
+            raise NotFound(f"computer group {shown_reference(reference)} does not exist")
+        size = session.scalar(
+            select(func.count())
+            .select_from(ComputerGroupMember)
+            .where(ComputerGroupMember.group_id == group.id)
+        )
+        in_group = replace(members, group_id=group.id)
+        found = None
+        if find.strip():
+            found = search_computers_in(
+                session, ComputerQuery(search=find), PageRequest(1, FIND_LIMIT), now, offline
+            )
+        return ComputerGroupPagePublic(
+            id=group.id,
+            name=group.name,
+            size=size or 0,
+            members=search_computers_in(session, in_group, request, now, offline),
+            found=found,
+        )
+
+
 def computer_group(rt: Runtime, reference: GroupRef) -> ComputerGroupPublic:
     """One computer group with its members."""
     with rt.reading() as session:
@@ -64,12 +119,12 @@ def computer_group(rt: Runtime, reference: GroupRef) -> ComputerGroupPublic:
 
 
 def add_computers_to_group(
-    rt: Runtime, reference: GroupRef, computers: Sequence[ComputerRef], actor: str
+    rt: Runtime, reference: GroupRef, computers: Computers, actor: str
 ) -> ComputerGroupPublic:
-    """Add computers (ids or hostnames) to a group; ones already in it stay where they are."""
+    """Add computers (ids, hostnames, a selection) to a group; ones already in it stay where they are."""
     with rt.transaction() as session:
         group = find_computer_group(session, reference)
-        computer_ids = resolve_computer_ids(session, computers)
+        computer_ids = selected_ids(session, computers, rt.now(), rt.settings.computer_offline_seconds)
         present = {member.computer_id for member in group.members}
         for computer_id in computer_ids:
             if computer_id not in present:
@@ -80,12 +135,12 @@ def add_computers_to_group(
 
 
 def remove_computers_from_group(
-    rt: Runtime, reference: GroupRef, computers: Sequence[ComputerRef], actor: str, *, strict: bool = False
+    rt: Runtime, reference: GroupRef, computers: Computers, actor: str, *, strict: bool = False
 ) -> ComputerGroupPublic:
     """Remove computers from a group; with `strict`, each must be a member (NotFound otherwise)."""
     with rt.transaction() as session:
         group = find_computer_group(session, reference)
-        removed = set(resolve_computer_ids(session, computers))
+        removed = set(selected_ids(session, computers, rt.now(), rt.settings.computer_offline_seconds))
         present = {member.computer_id for member in group.members}
         missing = sorted(removed - present)
         if strict and missing:
@@ -203,6 +258,17 @@ def delete_package_group(rt: Runtime, reference: GroupRef, actor: str) -> None:
 
 
 # In the caller's transaction ----------------------------------------------------------------------
+
+
+def group_summaries(session: Session) -> list[GroupSummaryPublic]:
+    """Every computer group by name, with how many computers it has (members not loaded)."""
+    sizes = (
+        select(ComputerGroup.id, ComputerGroup.name, func.count(ComputerGroupMember.id))
+        .outerjoin(ComputerGroupMember, ComputerGroupMember.group_id == ComputerGroup.id)
+        .group_by(ComputerGroup.id, ComputerGroup.name)
+        .order_by(ComputerGroup.name)
+    )
+    return [GroupSummaryPublic(id=i, name=name, size=size) for i, name, size in session.execute(sizes)]
 
 
 def all_computer_groups(session: Session) -> list[ComputerGroup]:

@@ -13,13 +13,14 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session
 
 from oco.config import Settings
-from oco.db.models import Job, JobContainer
+from oco.db.models import DailyOutcome, Job, JobContainer, Watermark
+from oco.domain.days import day_spans
 from oco.domain.states import JOB_EXPIRED_MESSAGE, PENDING_STATES, JobState
 from oco.domain.status import purge_due
 from oco.errors import InvalidInput
@@ -61,6 +62,49 @@ def purge_containers(session: Session, settings: Settings, now: datetime) -> int
     return purged
 
 
+OUTCOMES_MARK = "daily-outcomes"
+OUTCOME_HISTORY = timedelta(days=31)
+"""How far back the first count reaches (the dashboard charts 30 days)."""
+COMMIT_MARGIN = timedelta(minutes=1)
+"""Jobs are counted once their finish is this old: a report's transaction has committed by then."""
+COUNTED = {JobState.SUCCEEDED: "succeeded", JobState.FAILED: "failed", JobState.EXPIRED: "expired"}
+
+
+def count_outcomes(session: Session, settings: Settings, now: datetime) -> int:
+    """Add the jobs that succeeded, failed or expired since the last count to their day's totals (days in
+    the configured time zone); returns how many were counted. The totals outlive purged containers."""
+    mark = session.get(Watermark, OUTCOMES_MARK)
+    since = mark.at if mark is not None else now - OUTCOME_HISTORY
+    until = now - COMMIT_MARGIN
+    if until <= since:
+        return 0
+    counted = 0
+    for span in day_spans(since, until, settings.zone):
+        query = (
+            select(Job.state, func.count())
+            .where(
+                Job.state.in_([int(state) for state in COUNTED]),
+                Job.execution_finished >= span.start,
+                Job.execution_finished < span.end,
+            )
+            .group_by(Job.state)
+        )
+        totals = {COUNTED[JobState(state)]: count for state, count in session.execute(query)}
+        if totals:
+            day = session.get(DailyOutcome, span.day) or DailyOutcome(
+                day=span.day, succeeded=0, failed=0, expired=0
+            )
+            for name, count in totals.items():
+                setattr(day, name, getattr(day, name) + count)
+            session.add(day)
+            counted += sum(totals.values())
+    if mark is None:
+        session.add(Watermark(name=OUTCOMES_MARK, at=until))
+    else:
+        mark.at = until
+    return counted
+
+
 Task = Callable[[Session, Settings, datetime], int]
 
 
@@ -81,6 +125,7 @@ TASKS: tuple[NamedTask, ...] = (
     NamedTask("expire-jobs", expire_jobs),
     NamedTask("send-wol", wol.send_due_packets),
     NamedTask("expire-wol-shutdown", wol.expire_wol_shutdowns),
+    NamedTask("count-outcomes", count_outcomes),  # before the purge deletes what it counts
     NamedTask("purge-containers", purge_containers),
 )
 

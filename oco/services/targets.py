@@ -20,36 +20,40 @@ from oco.domain.planning import InstalledPackage, PackageToDeploy, TargetCompute
 from oco.domain.presence import is_online
 from oco.domain.states import PostAction, UpgradeBehavior
 from oco.errors import InvalidInput, NotFound
-from oco.services.computers import ComputerRef, all_computers, resolve_computer_ids
+from oco.services.computers import (
+    ComputerQuery,
+    ComputerRef,
+    matching_computer_ids,
+    resolve_computer_ids,
+    search_computers_in,
+)
 from oco.services.groups import (
     GroupRef,
-    all_computer_groups,
     all_package_groups,
     computer_group_members,
+    group_summaries,
     package_group_members,
 )
+from oco.services.listing import PageRequest
 from oco.services.packages import all_families
 from oco.services.runtime import Runtime
-from oco.services.views import (
-    TargetChoices,
-    computer_group_view,
-    computer_view,
-    family_view,
-    package_group_view,
-)
+from oco.services.views import TargetChoices, computer_view, family_view, package_group_view
 
 
 @dataclass(frozen=True, slots=True)
 class Targets:
     """Computers and computer groups, packages and package groups, each in the order given.
 
-    Computers are ids or hostnames, groups ids or names, packages ids.
+    Computers are ids or hostnames, groups ids or names, packages ids; `matching` adds every computer
+    that matches a list's filter.
     """
 
     computers: Sequence[ComputerRef] = ()
     computer_groups: Sequence[GroupRef] = ()
     packages: Sequence[int] = ()
     package_groups: Sequence[GroupRef] = ()
+    matching: ComputerQuery | None = None
+    """Every computer that matches this filter, too (a selection of "all matching" in a list)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,23 +64,38 @@ class ResolvedTargets:
     packages: list[Package] = field(default_factory=list)
 
 
-def target_choices(rt: Runtime) -> TargetChoices:
-    """Every computer, computer group, package family and package group, each by name."""
+PICKER_LIMIT = 100
+"""Computers the assistant lists for a search; beyond that the admin narrows the search or picks a group
+or a filter ("all matching")."""
+
+
+def target_choices(
+    rt: Runtime, selected: Sequence[int] = (), search: str = "", matching: ComputerQuery | None = None
+) -> TargetChoices:
+    """What the Deployment Assistant offers: the selected computers, then up to PICKER_LIMIT that match
+    `search`; computer groups with their sizes; package families and package groups; and how many
+    computers an "all matching" filter selects."""
     now, offline = rt.now(), rt.settings.computer_offline_seconds
     with rt.reading() as session:
-        computers = all_computers(session)
-        computer_groups = all_computer_groups(session)
-        families = all_families(session)
-        package_groups = all_package_groups(session)
+        chosen = load_computers(session, [i for i in dict.fromkeys(selected)]) if selected else []
+        found = search_computers_in(
+            session, ComputerQuery(search=search), PageRequest(1, PICKER_LIMIT), now, offline
+        )
+        chosen_ids = {c.id for c in chosen}
         return TargetChoices(
-            computers=[computer_view(c, now, offline) for c in computers],
-            computer_groups=[computer_group_view(g) for g in computer_groups],
-            families=[family_view(f) for f in families],
-            package_groups=[package_group_view(g) for g in package_groups],
+            computers=[computer_view(c, now, offline) for c in chosen]
+            + [c for c in found.items if c.id not in chosen_ids],
+            found=found.total,
+            computer_groups=group_summaries(session),
+            families=[family_view(f) for f in all_families(session)],
+            package_groups=[package_group_view(g) for g in all_package_groups(session)],
+            matching=len(matching_computer_ids(session, matching, now, offline)) if matching else None,
         )
 
 
-def resolve_targets(session: Session, targets: Targets) -> ResolvedTargets:
+def resolve_targets(
+    session: Session, targets: Targets, now: datetime, offline_seconds: int
+) -> ResolvedTargets:
     """Load the target computers (with their assignments) and packages, groups expanded, order kept.
 
     Computers come in the order given, group members after; packages likewise, each package group in
@@ -86,6 +105,11 @@ def resolve_targets(session: Session, targets: Targets) -> ResolvedTargets:
         [
             *resolve_computer_ids(session, targets.computers),
             *computer_group_members(session, targets.computer_groups),
+            *(
+                matching_computer_ids(session, targets.matching, now, offline_seconds)
+                if targets.matching
+                else []
+            ),
         ]
     )
     package_ids = _unique([*targets.packages, *package_group_members(session, targets.package_groups)])

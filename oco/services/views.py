@@ -9,8 +9,8 @@ travel as their `text` (`oco.domain.states`), times as timezone-aware UTC.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import date, datetime
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -27,8 +27,10 @@ from oco.db.models import (
     PackageGroup,
     User,
 )
+from oco.domain.dispatch import Hold
+from oco.domain.meanings import PostActionFate
 from oco.domain.planning import Plan, effective_post_action
-from oco.domain.presence import is_online
+from oco.domain.presence import Presence, is_online, presence
 from oco.domain.states import (
     ContainerStatus,
     JobAction,
@@ -38,6 +40,7 @@ from oco.domain.states import (
     UpgradeBehavior,
     Vocabulary,
 )
+from oco.domain.wol import WakeOutcome
 from oco.errors import OcoError
 
 
@@ -89,8 +92,13 @@ SequenceModeText = Annotated[SequenceMode, AsText(SequenceMode)]
 UpgradeBehaviorText = Annotated[UpgradeBehavior, AsText(UpgradeBehavior)]
 JobStateText = Annotated[JobState, AsText(JobState)]
 ContainerStatusText = Annotated[ContainerStatus, AsText(ContainerStatus)]
+HoldText = Annotated[Hold, AsText(Hold)]
+PresenceText = Annotated[Presence, AsText(Presence)]
+PostActionFateText = Annotated[PostActionFate, AsText(PostActionFate)]
+WakeOutcomeText = Annotated[WakeOutcome, AsText(WakeOutcome)]
 
 
+T = TypeVar("T")
 MAX_ID = 2**31 - 1
 """The greatest id of any stored row (ids are 32-bit integers on every database)."""
 
@@ -99,6 +107,27 @@ class View(BaseModel):
     """A read model: immutable, and no field beyond those declared."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PagePublic(View, Generic[T]):
+    """One page of a list: its rows, and where it stands among all that match (`sort`: "-last_seen")."""
+
+    items: list[T]
+    total: int
+    page: int
+    pages: int
+    page_size: int
+    sort: str
+
+    @property
+    def first(self) -> int:
+        """The 1-based number of the page's first row (0 for none)."""
+        return min((self.page - 1) * self.page_size + 1, self.total)
+
+    @property
+    def last(self) -> int:
+        """The 1-based number of the page's last row."""
+        return min(self.page * self.page_size, self.total)
 
 
 # Packages -----------------------------------------------------------------------------------------
@@ -244,9 +273,24 @@ class ComputerPublic(View):
     remote_address: str
     last_seen: datetime | None
     online: bool
+    presence: PresenceText
     registered: bool
     notes: str
     created: datetime
+
+
+class Choice(View):
+    """Something a filter or a form offers to choose: its id and name."""
+
+    id: int
+    name: str
+
+
+class FilterChoices(View):
+    """What a computer list can be filtered by."""
+
+    groups: list[Choice]
+    packages: list[Choice]
 
 
 class NetworkPublic(View):
@@ -293,6 +337,25 @@ class JobPublic(View):
     execution_finished: datetime | None
 
 
+class WaitingPublic(View):
+    """Why a waiting job has not run: `hold` (`oco.domain.dispatch.Hold`), since when, from which address."""
+
+    hold: HoldText
+    since: datetime | None
+    address: str | None
+
+
+class JobRowPublic(JobPublic):
+    """A job as a container's list shows it: with what its end means, why it waits, what becomes of its
+    post-action and, with Wake-on-LAN, whether its computer woke."""
+
+    meaning_title: str | None
+    meaning: str | None
+    waiting: WaitingPublic | None
+    post_action_fate: PostActionFateText
+    wake: WakeOutcomeText | None
+
+
 class ComputerDetailPublic(ComputerPublic):
     """A computer with its inventory, installed packages and jobs (newest first)."""
 
@@ -322,6 +385,7 @@ def _computer_fields(computer: Computer, now: datetime, offline_seconds: int) ->
         "remote_address": computer.remote_address,
         "last_seen": computer.last_seen,
         "online": is_online(computer.last_seen, now, offline_seconds),
+        "presence": presence(computer.last_seen, now, offline_seconds),
         "registered": bool(computer.agent_key),
         "notes": computer.notes,
         "created": computer.created,
@@ -356,6 +420,13 @@ def computer_detail_view(
         ],
         jobs=[job_view(job, job.container.name, computer.hostname) for job in jobs],
     )
+
+
+class ComputerListPublic(View):
+    """The computers page: a page of computers, and the choices of its filters."""
+
+    computers: PagePublic[ComputerPublic]
+    choices: FilterChoices
 
 
 # Groups -------------------------------------------------------------------------------------------
@@ -415,13 +486,43 @@ def package_group_view(group: PackageGroup) -> PackageGroupPublic:
     )
 
 
+class GroupSummaryPublic(View):
+    """A group as lists show it: its name and how many members it has."""
+
+    id: int
+    name: str
+    size: int
+
+
+class GroupsPagePublic(View):
+    """The groups page: computer groups with their sizes, package groups with their members, and the
+    package families whose versions can join a package group."""
+
+    computer_groups: list[GroupSummaryPublic]
+    package_groups: list[PackageGroupPublic]
+    families: list[FamilyPublic]
+
+
+class ComputerGroupPagePublic(View):
+    """A computer group's page: a page of its members, and computers found to add."""
+
+    id: int
+    name: str
+    size: int
+    members: PagePublic[ComputerPublic]
+    found: PagePublic[ComputerPublic] | None
+
+
 class TargetChoices(View):
-    """Everything a deployment can aim at: computers, groups, package families and package groups."""
+    """What a deployment can aim at: the selected and found computers (`found` match the search in all),
+    computer groups, package families and package groups; `matching` counts an "all matching" filter."""
 
     computers: list[ComputerPublic]
-    computer_groups: list[ComputerGroupPublic]
+    found: int
+    computer_groups: list[GroupSummaryPublic]
     families: list[FamilyPublic]
     package_groups: list[PackageGroupPublic]
+    matching: int | None
 
 
 # Job containers -----------------------------------------------------------------------------------
@@ -449,7 +550,17 @@ class ContainerPublic(View):
     status: ContainerStatusText
     progress: int
     job_counts: dict[str, int]
+    outcomes: dict[str, int]
+    """Jobs per part of the outcome bar (`JobOutcome`, in its order): succeeded, failed, … skipped."""
     last_finished: datetime | None
+
+
+class ContainerPagePublic(View):
+    """A container's page: the container, a page of its jobs, and the containers its jobs can move to."""
+
+    container: ContainerPublic
+    jobs: PagePublic[JobRowPublic]
+    move_targets: list[Choice]
 
 
 class ContainerDetailPublic(ContainerPublic):
@@ -603,3 +714,56 @@ def token_view(token: ApiToken) -> TokenPublic:
         last_used=token.last_used,
         revoked=token.revoked,
     )
+
+
+# The dashboard ------------------------------------------------------------------------------------
+
+
+class CountPublic(View):
+    """How many have one value (an agent version)."""
+
+    value: str
+    count: int
+
+
+class FleetPublic(View):
+    """The fleet at a glance: how many computers are online, offline, never seen; agent versions."""
+
+    total: int
+    online: int
+    offline: int
+    never_seen: int
+    agent_versions: list[CountPublic]
+
+
+class FailurePublic(View):
+    """A job that failed or expired, as the dashboard lists the latest ones."""
+
+    job_id: int
+    container_id: int
+    container: str
+    computer_id: int
+    computer: str
+    package: str
+    state: JobStateText
+    return_code: int | None
+    meaning: str | None
+    finished: datetime | None
+
+
+class DayPublic(View):
+    """A day's job outcomes (in the configured time zone)."""
+
+    day: date
+    succeeded: int
+    failed: int
+    expired: int
+
+
+class DashboardPublic(View):
+    """The home page: fleet health, deployments running, the latest failures, 30 days of outcomes."""
+
+    fleet: FleetPublic
+    running: list[ContainerPublic]
+    failures: list[FailurePublic]
+    days: list[DayPublic]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
@@ -26,7 +26,7 @@ from oco.domain.wol import (
     wake_window_over,
     wake_window_sent_bounds,
 )
-from oco.services.computers import ComputerRef, resolve_computer_ids
+from oco.services.computers import Computers, selected_ids
 from oco.services.runtime import Runtime
 
 log = logging.getLogger("oco.wol")
@@ -75,13 +75,13 @@ def send_packets(settings: Settings, computers: Iterable[Computer]) -> int:
     return sent
 
 
-def wake_computers(rt: Runtime, computers: Sequence[ComputerRef]) -> int:
-    """Manual "Wake": magic packets for the computers (ids or hostnames) now; returns how many were sent.
+def wake_computers(rt: Runtime, computers: Computers) -> int:
+    """Manual "Wake": magic packets for the computers (ids, hostnames, a selection) now; how many were sent.
 
     NotFound names a computer that does not exist, and then nothing is sent.
     """
     with rt.reading() as session:
-        computer_ids = resolve_computer_ids(session, computers)
+        computer_ids = selected_ids(session, computers, rt.now(), rt.settings.computer_offline_seconds)
         query = select(Computer).where(Computer.id.in_(computer_ids)).options(selectinload(Computer.networks))
         targets = list(session.scalars(query))
     return send_packets(rt.settings, targets)

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from oco.errors import InvalidInput, NotFound, OcoError, Unauthorized
-from oco.services import users
+from oco.services import dashboard, users
 from oco.web import groups, inventory, jobs
+from oco.web.charts import outcome_chart
 from oco.web.render import error_page, render, way_back
 from oco.web.session import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
     CsrfFailed,
     LoginRequired,
+    Viewer,
     checked_form,
     login_redirect,
     new_login_csrf,
@@ -34,13 +37,14 @@ PATH_PARAMETER = "path"
 
 
 @router.get("/")
-def home() -> RedirectResponse:
-    """The console starts on the Jobs page."""
-    return RedirectResponse("/jobs", status_code=303)
+def home(request: Request, current: Annotated[Viewer, Depends(viewer)]) -> HTMLResponse:
+    """The dashboard: fleet health, running deployments, the latest failures, 30 days of outcomes."""
+    overview = dashboard.overview(runtime_of(request))
+    return render(request, "dashboard.html", current, d=overview, outcome_chart=outcome_chart)
 
 
 @router.get("/login")
-def login_page(request: Request, next: str = "/jobs") -> HTMLResponse:
+def login_page(request: Request, next: str = "/") -> HTMLResponse:
     """The login form, with a fresh double-submit token."""
     return _login_form(request, safe_next(next))
 
@@ -51,7 +55,7 @@ def login(
     username: str = Form(""),
     password: str = Form(""),
     login_csrf: str = Form(""),
-    next: str = Form("/jobs"),
+    next: str = Form("/"),
 ) -> Response:
     """Start a session and go where the user was headed; the form again on failure."""
     runtime = runtime_of(request)

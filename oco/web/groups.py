@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from oco.errors import InvalidInput, OcoError
-from oco.services import groups, targets
-from oco.web.render import ConsoleId, ids, render, status_of, text
+from oco.services import groups
+from oco.services.computers import ComputerSelection
+from oco.web.filters import MATCH, computer_query
+from oco.web.lists import ALL_MATCHING, ListState, form_state
+from oco.web.render import ConsoleId, error_page, ids, render, status_of, text
 from oco.web.session import Viewer, checked_form, runtime_of, viewer
 
 router = APIRouter(include_in_schema=False)
@@ -18,15 +22,25 @@ Kind = Literal["computer", "package"]
 
 
 def _page(request: Request, current: Viewer, error: OcoError | None = None) -> HTMLResponse:
-    choices = targets.target_choices(runtime_of(request))
+    page = groups.groups_page(runtime_of(request))
     message = error.message if error else ""
-    return render(request, "groups.html", current, status_of(error), choices=choices, error=message)
+    return render(request, "groups.html", current, status_of(error), groups=page, error=message)
 
 
 @router.get("/groups")
 def group_list(request: Request, current: CurrentViewer) -> HTMLResponse:
-    """Every computer group and package group with its members."""
+    """Every computer group with its size, every package group with its members."""
     return _page(request, current)
+
+
+@router.get("/groups/computer/{group_id}")
+def computer_group_page(request: Request, current: CurrentViewer, group_id: ConsoleId) -> HTMLResponse:
+    """One computer group: its members a page at a time, and computers found to add."""
+    state = ListState.of(request)
+    page = groups.computer_group_page(
+        runtime_of(request), group_id, computer_query(state), state.page_request(), state.get("find")
+    )
+    return render(request, "computer_group.html", current, group=page, state=state)
 
 
 @router.post("/groups/{kind}")
@@ -45,21 +59,31 @@ async def create_group(request: Request, current: CurrentViewer, kind: Kind) -> 
 async def change_members(
     request: Request, current: CurrentViewer, kind: Kind, group_id: ConsoleId
 ) -> Response:
-    """Add the chosen members (`action=add`) or remove the checked ones (`remove`), keeping package order."""
+    """Add the chosen members (`action=add`) or remove the checked ones (`remove`), keeping package order.
+
+    On a computer group's page the checked members may be all that match its filter (`all_matching`).
+    """
     posted = await checked_form(request, current)
     adding = posted.get("action") == "add"
-    members = ids(posted, "member")
     runtime = runtime_of(request)
+    back = text(posted, "back", "/groups")
     try:
         if kind == "computer":
-            change_computers = groups.add_computers_to_group if adding else groups.remove_computers_from_group
-            change_computers(runtime, group_id, members, current.actor)
+            carried = form_state(posted, back)
+            matching = None
+            if posted.get(ALL_MATCHING) == "1":  # all the group's members that match its page's filter
+                matching = replace(computer_query(carried, MATCH), group_id=group_id)
+            selection = ComputerSelection(references=ids(posted, "member"), matching=matching)
+            change = groups.add_computers_to_group if adding else groups.remove_computers_from_group
+            change(runtime, group_id, selection, current.actor)
         else:
             change_packages = groups.add_packages_to_group if adding else groups.remove_packages_from_group
-            change_packages(runtime, group_id, members, current.actor)
+            change_packages(runtime, group_id, ids(posted, "member"), current.actor)
     except OcoError as exc:
+        if kind == "computer" and back != "/groups":
+            return error_page(request, current, exc, back=back)
         return _page(request, current, exc)
-    return RedirectResponse("/groups", status_code=303)
+    return RedirectResponse(back, status_code=303)
 
 
 @router.post("/groups/package/{group_id}/move")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -10,8 +11,11 @@ from starlette.datastructures import UploadFile
 
 from oco.depot import Depot, StoredPayload
 from oco.domain.states import PostAction, UpgradeBehavior
-from oco.errors import OcoError
-from oco.services import assignments, computers, packages, wol
+from oco.errors import InvalidInput, OcoError
+from oco.services import assignments, computers, groups, packages, wol
+from oco.services.computers import ComputerSelection
+from oco.web.filters import MATCH, computer_query
+from oco.web.lists import ALL_MATCHING, ListState, csv_response, form_state
 from oco.web.render import ConsoleId, error_page, ids, render, status_of, text
 from oco.web.session import CSRF_FIELD, Viewer, checked_form, runtime_of, viewer
 
@@ -38,20 +42,93 @@ PACKAGE_FIELDS = (
 
 
 @router.get("/computers")
-def computer_list(request: Request, current: CurrentViewer) -> HTMLResponse:
-    """Every computer, online or not."""
-    return _computer_list(request, current)
+def computer_list(request: Request, current: CurrentViewer) -> Response:
+    """The computers that match the address's filters, a page at a time (or all of them as CSV)."""
+    state = ListState.of(request)
+    query = computer_query(state)
+    if state.wants_csv:
+        rows = computers.export_computers(runtime_of(request), query)
+        return csv_response(
+            "computers.csv", COMPUTER_CSV, ([getattr(c, f) for f in COMPUTER_CSV] for c in rows)
+        )
+    return _computer_list(request, current, state)
+
+
+COMPUTER_CSV = (
+    "id",
+    "hostname",
+    "presence",
+    "os",
+    "os_version",
+    "architecture",
+    "remote_address",
+    "agent_version",
+    "last_seen",
+    "uid",
+    "notes",
+)
 
 
 def _computer_list(
-    request: Request, current: Viewer, error: OcoError | None = None, hostname: str = ""
+    request: Request, current: Viewer, state: ListState, error: OcoError | None = None, hostname: str = ""
 ) -> HTMLResponse:
-    rows = computers.list_computers(runtime_of(request))
-    status = status_of(error)
-    message = error.message if error else ""
+    listing = computers.list_page(runtime_of(request), computer_query(state), state.page_request())
     return render(
-        request, "computers.html", current, status, computers=rows, error=message, hostname=hostname
+        request,
+        "computers.html",
+        current,
+        status_of(error),
+        page=listing.computers,
+        choices=listing.choices,
+        state=state,
+        sort_keys=computers.COMPUTER_SORTS,
+        error=error.message if error else "",
+        hostname=hostname,
     )
+
+
+@router.post("/computers/actions")
+async def computer_actions(request: Request, current: CurrentViewer) -> Response:
+    """Act on the checked computers, or on all that match the list's filter: deploy, wake, add to a
+    group, delete."""
+    posted = await checked_form(request, current)
+    runtime = runtime_of(request)
+    carried = form_state(posted, "/computers")
+    selection = ComputerSelection(
+        references=ids(posted, "computer"),
+        matching=computer_query(carried, MATCH) if posted.get(ALL_MATCHING) == "1" else None,
+    )
+    back = ListState(
+        "/computers",
+        tuple((k.removeprefix("match_"), v) for k, v in carried.params if k.startswith("match_")),
+    )
+    action = text(posted, "action")
+    if not selection.references and selection.matching is None:
+        return error_page(request, current, InvalidInput("choose at least one computer"), back=back.url())
+    if action == "deploy":
+        if selection.matching is not None:
+            matching = [(k, v) for k, v in carried.params if k.startswith(MATCH)]
+            return RedirectResponse(
+                f"/jobs/new?{urlencode([*matching, (ALL_MATCHING, '1')])}", status_code=303
+            )
+        return RedirectResponse(
+            f"/jobs/new?{urlencode([('computer', i) for i in selection.references])}", 303
+        )
+    try:
+        if action == "wake":
+            notice = f"Sent {wol.wake_computers(runtime, selection)} magic packet(s)"
+        elif action == "add_to_group":
+            group = groups.add_computers_to_group(
+                runtime, text(posted, "group") or "", selection, current.actor
+            )
+            notice = f"Group {group.name} has {len(group.computers)} computers"
+        elif action == "delete":
+            notice = f"Deleted {computers.delete_computers(runtime, selection, current.actor)} computer(s)"
+        else:
+            raise InvalidInput(f"action {action!r} must be one of deploy, wake, add_to_group, delete")
+    except OcoError as exc:
+        return error_page(request, current, exc, back=back.url())
+    return RedirectResponse(back.url(notice=notice), status_code=303)
 
 
 @router.post("/computers")
@@ -62,7 +139,7 @@ async def computer_add(request: Request, current: CurrentViewer) -> Response:
     try:
         computer = computers.add_computer(runtime_of(request), hostname, current.actor, text(posted, "notes"))
     except OcoError as exc:
-        return _computer_list(request, current, exc, hostname)
+        return _computer_list(request, current, ListState("/computers", ()), exc, hostname)
     return RedirectResponse(f"/computers/{computer.id}", status_code=303)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any
 
@@ -12,14 +13,18 @@ from starlette.datastructures import FormData
 
 from oco.domain.containers import DEFAULT_RESTART_TIMEOUT
 from oco.domain.ipranges import parse_ip_ranges
-from oco.domain.states import SequenceMode
-from oco.errors import InvalidInput, OcoError
-from oco.services import containers, deployments, targets
-from oco.services.containers import ContainerEdit
+from oco.domain.states import ContainerStatus, JobOutcome, SequenceMode
+from oco.errors import InvalidInput, OcoError, outcome
+from oco.services import containers, deployments, jobs, targets
+from oco.services.computers import ComputerQuery
+from oco.services.containers import ContainerEdit, ContainerQuery
 from oco.services.deployments import ContainerOptions, DeploymentRequest, UninstallRequest
+from oco.services.jobs import JobQuery, JobSelection
 from oco.services.targets import Targets
-from oco.services.views import ContainerDetailPublic, JobPublic, PlanPublic
-from oco.web.render import ConsoleId, error_page, ids, render, state_class, status_of, text
+from oco.services.views import ContainerPublic, JobRowPublic, PlanPublic
+from oco.web.filters import MATCH, computer_query
+from oco.web.lists import ALL_MATCHING, ListState, csv_response, form_state
+from oco.web.render import ConsoleId, error_page, ids, render, state_class, status_of, text, waiting_text
 from oco.web.session import Viewer, checked_form, runtime_of, viewer
 
 router = APIRouter(include_in_schema=False)
@@ -29,10 +34,37 @@ SHOWN_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 @router.get("/jobs")
-def job_containers(request: Request, current: CurrentViewer) -> HTMLResponse:
-    """Every job container with its status and progress."""
-    summaries = containers.list_containers(runtime_of(request))
-    return render(request, "jobs.html", current, summaries=summaries)
+def job_containers(request: Request, current: CurrentViewer) -> Response:
+    """The job containers that match the address's filters, newest first, with their outcome bars."""
+    state = ListState.of(request)
+    status = state.get("status")
+    query = ContainerQuery(
+        search=state.get("q"), status=ContainerStatus.from_text(status, field="status") if status else None
+    )
+    if state.wants_csv:
+        rows = containers.export_containers(runtime_of(request), query)
+        return csv_response("job-containers.csv", CONTAINER_CSV, (_container_row(c) for c in rows))
+    page = containers.search_containers(runtime_of(request), query, state.page_request())
+    return render(request, "jobs.html", current, page=page, state=state, sort_keys=containers.CONTAINER_SORTS)
+
+
+CONTAINER_CSV = (
+    "id",
+    "name",
+    "status",
+    "enabled",
+    "priority",
+    "start",
+    "end",
+    "author",
+    "created",
+    *JobOutcome.texts(),
+)
+
+
+def _container_row(container: ContainerPublic) -> list[object]:
+    fields = [getattr(container, name) for name in CONTAINER_CSV[:9]]
+    return [*fields, *(container.outcomes.get(outcome) for outcome in JobOutcome.texts())]
 
 
 # The Deployment Assistant -------------------------------------------------------------------------
@@ -57,6 +89,27 @@ class AssistantForm:
     sequence_mode: str = SequenceMode.IGNORE_FAILED.text
     agent_ip_ranges: str = ""
     force: bool = False
+    find: str = ""
+    all_matching: bool = False
+    matching: tuple[tuple[str, str], ...] = ()
+    """The filter of the computer list an "all matching" selection came from (`match_*` parameters)."""
+
+    @property
+    def computer_filter(self) -> ComputerQuery | None:
+        """The computers that match the carried filter, when "all matching" is chosen."""
+        if not self.all_matching:
+            return None
+        return computer_query(ListState("/computers", self.matching), MATCH)
+
+    def carrying(self, params: Iterable[tuple[str, object]]) -> AssistantForm:
+        """This form with the search and the "all matching" filter a form or an address carries."""
+        pairs = [(k, v) for k, v in params if isinstance(v, str)]
+        return replace(
+            self,
+            find=next((v for k, v in pairs if k == "find"), ""),
+            all_matching=(ALL_MATCHING, "1") in pairs,
+            matching=tuple((k, v) for k, v in pairs if k.startswith(MATCH)),
+        )
 
     @classmethod
     def from_form(cls, form: FormData) -> AssistantForm:
@@ -77,7 +130,7 @@ class AssistantForm:
             sequence_mode=text(form, "sequence_mode", SequenceMode.IGNORE_FAILED.text),
             agent_ip_ranges=text(form, "agent_ip_ranges"),
             force=form.get("force") == "on",
-        )
+        ).carrying(form.multi_items())
 
     def request(self, zone: tzinfo) -> DeploymentRequest:
         """The use case's request; InvalidInput names a field that does not parse."""
@@ -98,6 +151,7 @@ class AssistantForm:
             computer_groups=self.computer_group_ids,
             packages=self.package_ids,
             package_groups=self.package_group_ids,
+            matching=self.computer_filter,
         )
         return DeploymentRequest(options=options, targets=chosen, force=self.force)
 
@@ -129,7 +183,7 @@ def _assistant(
     error: OcoError | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
-    choices = targets.target_choices(runtime_of(request))
+    choices = targets.target_choices(runtime_of(request), form.computer_ids, form.find, form.computer_filter)
     return render(
         request,
         "assistant.html",
@@ -153,16 +207,19 @@ def assistant(request: Request, current: CurrentViewer) -> HTMLResponse:
         package_ids=[int(v) for v in params.getlist("package") if v.isdigit()],
         package_group_ids=[int(v) for v in params.getlist("package_group") if v.isdigit()],
         name=params.get("name", ""),
-    )
+    ).carrying(params.multi_items())
     return _assistant(request, current, form)
 
 
 @router.post("/jobs/new")
 async def assistant_submit(request: Request, current: CurrentViewer) -> Response:
-    """`action=preview` shows the jobs that would be created; `action=create` creates them."""
+    """`action=preview` shows the jobs that would be created, `action=create` creates them, `action=find`
+    lists the computers that match the search to pick from."""
     posted = await checked_form(request, current)
     form = AssistantForm.from_form(posted)
     runtime = runtime_of(request)
+    if posted.get("action") == "find":
+        return _assistant(request, current, form)
     try:
         deployment = form.request(runtime.settings.zone)
         if posted.get("action") != "create":
@@ -201,28 +258,64 @@ async def uninstall(request: Request, current: CurrentViewer) -> Response:
 # A job container ----------------------------------------------------------------------------------
 
 
+def job_query(state: ListState, prefix: str = "") -> JobQuery:
+    """The job filter the address (or a form carrying it, under `prefix`) holds."""
+    outcome = state.get(f"{prefix}outcome")
+    return JobQuery(
+        search=state.get(f"{prefix}q"),
+        outcome=JobOutcome.from_text(outcome, field="outcome") if outcome else None,
+        return_code=state.integer(f"{prefix}code"),
+    )
+
+
 @router.get("/jobs/{container_id}")
-def container_page(request: Request, current: CurrentViewer, container_id: ConsoleId) -> HTMLResponse:
-    """A container with its jobs; the page keeps itself up to date from `…/state`."""
-    detail = containers.container_detail(runtime_of(request), container_id)
-    return _container_page(request, current, detail)
+def container_page(request: Request, current: CurrentViewer, container_id: ConsoleId) -> Response:
+    """A container with a page of its jobs, failures first; it keeps itself up to date from `…/state`."""
+    state = ListState.of(request)
+    if state.wants_csv:
+        rows = jobs.export_jobs(runtime_of(request), container_id, job_query(state))
+        return csv_response(
+            f"jobs-{container_id}.csv", JOB_CSV, ([getattr(j, f) for f in JOB_CSV] for j in rows)
+        )
+    return _container_page(request, current, container_id, state)
+
+
+JOB_CSV = (
+    "id",
+    "computer",
+    "sequence",
+    "action",
+    "package",
+    "state",
+    "return_code",
+    "meaning_title",
+    "post_action",
+    "download_started",
+    "execution_started",
+    "execution_finished",
+)
 
 
 def _container_page(
-    request: Request,
-    current: Viewer,
-    detail: ContainerDetailPublic,
-    error: OcoError | None = None,
+    request: Request, current: Viewer, container_id: int, state: ListState, error: OcoError | None = None
 ) -> HTMLResponse:
-    zone = runtime_of(request).settings.zone
+    runtime = runtime_of(request)
+    page = jobs.container_page(runtime, container_id, job_query(state), state.page_request())
+    zone = runtime.settings.zone
+    container = page.container
     return render(
         request,
         "container.html",
         current,
         status_of(error),
-        c=detail,
-        start_local=_shown(detail.start, zone, LOCAL_FORMAT),
-        end_local=_shown(detail.end, zone, LOCAL_FORMAT),
+        c=container,
+        jobs=page.jobs,
+        jobs_total=sum(container.outcomes.values()),
+        move_targets=page.move_targets,
+        state=state,
+        sort_keys=jobs.JOB_SORTS,
+        start_local=_shown(container.start, zone, LOCAL_FORMAT),
+        end_local=_shown(container.end, zone, LOCAL_FORMAT),
         error=error.message if error else "",
         error_field=(error.field if error else None) or "",
     )
@@ -230,34 +323,71 @@ def _container_page(
 
 @router.get("/jobs/{container_id}/state")
 def container_state(request: Request, current: CurrentViewer, container_id: ConsoleId) -> JSONResponse:
-    """What the container page polls to update itself without reloading.
+    """What the container page polls to update itself without reloading: the container and the page
+    of jobs it shows.
 
     Output travels only for jobs still running; a finished job's output is fetched once (`…/output`).
     """
     runtime = runtime_of(request)
+    state = ListState.of(request)
     try:
-        detail = containers.container_detail(runtime, container_id)
+        page = jobs.container_page(runtime, container_id, job_query(state), state.page_request())
     except OcoError as exc:
-        return JSONResponse({"error": exc.message}, status_code=404)
+        return JSONResponse({"error": exc.message}, status_code=outcome(exc).status)
     zone = runtime.settings.zone
-    state: dict[str, Any] = detail.model_dump(mode="json", exclude={"jobs"})
-    state["status_label"] = detail.status.label
-    state["jobs"] = [_live_job(job, zone) for job in detail.jobs]
-    return JSONResponse(state)
+    live: dict[str, Any] = page.container.model_dump(mode="json")
+    live["status_label"] = page.container.status.label
+    live["jobs"] = [_live_job(job, zone) for job in page.jobs.items]
+    return JSONResponse(live)
 
 
-def _live_job(job: JobPublic, zone: tzinfo) -> dict[str, Any]:
+def _live_job(job: JobRowPublic, zone: tzinfo) -> dict[str, Any]:
     final = job.state.is_final
     live: dict[str, Any] = job.model_dump(mode="json")
     live.update(
         state_label=job.state.label,
         state_class=state_class(job.state),
+        why=waiting_text(job.waiting, zone) if job.waiting else (job.meaning_title or ""),
         started=_shown(job.execution_started or job.download_started, zone),
         finished=_shown(job.execution_finished, zone),
         final=final,
         message=None if final else job.message,
     )
     return live
+
+
+@router.post("/jobs/{container_id}/jobs/actions")
+async def job_actions(request: Request, current: CurrentViewer, container_id: ConsoleId) -> Response:
+    """Act on the checked jobs, or on all that match the page's filter: renew (in place or in a new
+    container), move to another container, delete."""
+    posted = await checked_form(request, current)
+    runtime = runtime_of(request)
+    here = f"/jobs/{container_id}"
+    carried = form_state(posted, here)
+    selection = JobSelection(
+        ids=ids(posted, "job"),
+        matching=job_query(carried, MATCH) if posted.get(ALL_MATCHING) == "1" else None,
+    )
+    back = ListState(
+        here, tuple((k.removeprefix(MATCH), v) for k, v in carried.params if k.startswith(MATCH))
+    )
+    action = text(posted, "action")
+    try:
+        if action in ("renew", "renew_new"):
+            target = jobs.renew_jobs(
+                runtime, container_id, selection, current.actor, into_new_container=action == "renew_new"
+            )
+            return RedirectResponse(f"/jobs/{target.id}", status_code=303)
+        if action == "move":
+            target_id = carried.integer("target")
+            target = jobs.move_jobs(runtime, container_id, selection, target_id, current.actor)
+            return RedirectResponse(f"/jobs/{target.id}", status_code=303)
+        if action == "delete":
+            deleted = jobs.delete_jobs(runtime, container_id, selection, current.actor)
+            return RedirectResponse(back.url(notice=f"Deleted {deleted} job(s)"), status_code=303)
+        raise InvalidInput(f"action {action!r} must be one of renew, renew_new, move, delete")
+    except OcoError as exc:
+        return error_page(request, current, exc, back=back.url())
 
 
 def _shown(value: datetime | None, zone: tzinfo, pattern: str = SHOWN_FORMAT) -> str:
@@ -270,7 +400,7 @@ def job_output(
 ) -> Response:
     """The whole output of one job, as plain text."""
     try:
-        return PlainTextResponse(containers.job_output(runtime_of(request), container_id, job_id))
+        return PlainTextResponse(jobs.job_output(runtime_of(request), container_id, job_id))
     except OcoError as exc:
         return PlainTextResponse(exc.message, status_code=404)
 
@@ -298,7 +428,7 @@ async def edit_container(request: Request, current: CurrentViewer, container_id:
         )
         containers.edit_container(runtime, container_id, edit, current.actor)
     except OcoError as exc:
-        return _container_page(request, current, containers.container_detail(runtime, container_id), exc)
+        return _container_page(request, current, container_id, ListState(f"/jobs/{container_id}", ()), exc)
     return RedirectResponse(f"/jobs/{container_id}", status_code=303)
 
 
@@ -321,7 +451,7 @@ async def renew(request: Request, current: CurrentViewer, container_id: ConsoleI
             runtime, container_id, current.actor, into_new_container=posted.get("new") == "1"
         )
     except OcoError as exc:
-        return _container_page(request, current, containers.container_detail(runtime, container_id), exc)
+        return _container_page(request, current, container_id, ListState(f"/jobs/{container_id}", ()), exc)
     return RedirectResponse(f"/jobs/{target.id}", status_code=303)
 
 
@@ -339,5 +469,5 @@ async def delete_job(
 ) -> Response:
     """Delete one job of the container."""
     await checked_form(request, current)
-    containers.delete_job(runtime_of(request), job_id, current.actor, container_id=container_id)
+    jobs.delete_job(runtime_of(request), job_id, current.actor, container_id=container_id)
     return RedirectResponse(f"/jobs/{container_id}", status_code=303)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -10,23 +10,34 @@ from urllib.parse import urlsplit
 from fastapi import Path, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 from starlette.datastructures import FormData
 
 from oco.domain.containers import PRIORITY_MAX, PRIORITY_MIN
-from oco.domain.states import ContainerStatus, JobState, PostAction, SequenceMode, UpgradeBehavior
+from oco.domain.dispatch import Hold
+from oco.domain.presence import Presence
+from oco.domain.states import ContainerStatus, JobOutcome, JobState, PostAction, SequenceMode, UpgradeBehavior
 from oco.errors import OcoError, outcome
-from oco.services.views import MAX_ID
+from oco.services.views import MAX_ID, ComputerPublic, WaitingPublic
+from oco.web.lists import LIST_CONTEXT
 from oco.web.session import CSRF_FIELD, Viewer, runtime_of
 
 TEMPLATES = Jinja2Templates(directory=FilePath(__file__).parent / "templates")
-STATUS_ICONS = {
-    ContainerStatus.SCHEDULED: "🕓",
-    ContainerStatus.IN_PROGRESS: "⏳",
-    ContainerStatus.SUCCEEDED: "✔",
-    ContainerStatus.FAILED: "✖",
-    ContainerStatus.EMPTY: "•",
+_CIRCLE = '<circle cx="8" cy="8" r="{r}"{fill}/>'
+_ICON_PATHS = {
+    ContainerStatus.SCHEDULED: _CIRCLE.format(r=6.5, fill=' fill="none"')
+    + '<path d="M8 4.5V8l2.5 1.5" fill="none"/>',
+    ContainerStatus.IN_PROGRESS: _CIRCLE.format(r=6.5, fill=' fill="none"')
+    + '<path d="M8 1.5a6.5 6.5 0 0 1 0 13z"/>',
+    ContainerStatus.SUCCEEDED: _CIRCLE.format(r=7, fill="")
+    + '<path d="M4.5 8.2l2.3 2.3 4.7-4.9" class="mark" fill="none"/>',
+    ContainerStatus.FAILED: _CIRCLE.format(r=7, fill="")
+    + '<path d="M5.3 5.3l5.4 5.4M10.7 5.3l-5.4 5.4" class="mark" fill="none"/>',
+    ContainerStatus.EMPTY: _CIRCLE.format(r=2.5, fill=""),
 }
+"""Status icons drawn in SVG (emoji render as empty boxes without an emoji font)."""
 SECTIONS = ("/jobs", "/computers", "/packages", "/groups")
+SHOWN = "%Y-%m-%d %H:%M"
 OK = 200
 VOCABULARY = {
     "PostAction": PostAction,
@@ -34,6 +45,8 @@ VOCABULARY = {
     "UpgradeBehavior": UpgradeBehavior,
     "JobState": JobState,
     "ContainerStatus": ContainerStatus,
+    "JobOutcome": JobOutcome,
+    "Presence": Presence,
     "PRIORITY_MIN": PRIORITY_MIN,
     "PRIORITY_MAX": PRIORITY_MAX,
 }
@@ -69,12 +82,43 @@ def render(
             "zone": runtime.settings.time_zone,
             "state_label": lambda state: JobState(state).label,
             "state_class": state_class,
-            "status_icon": lambda status: STATUS_ICONS.get(status, ""),
+            "presence_badge": presence_badge,
+            "waiting_text": lambda waiting: waiting_text(waiting, zone),
+            "status_icon": status_icon,
             **VOCABULARY,
+            **LIST_CONTEXT,
             **context,
         },
         status_code=status_code,
     )
+
+
+def waiting_text(waiting: WaitingPublic, zone: tzinfo) -> str:
+    """Why a waiting job waits, in words, its times in the console's zone."""
+    when = waiting.since.astimezone(zone).strftime(SHOWN) if waiting.since else ""
+    if waiting.hold is Hold.SCHEDULED:
+        return f"scheduled for {when}"
+    if waiting.hold is Hold.OUTSIDE_IP_RANGES:
+        return f"{waiting.hold.label} (last seen from {waiting.address})"
+    if waiting.hold is Hold.OFFLINE:
+        return f"the computer is offline since {when}" if when else "the computer has never checked in"
+    if waiting.hold is Hold.ENDED:
+        return f"the container ended at {when}"
+    return waiting.hold.label
+
+
+def presence_badge(computer: ComputerPublic) -> Markup:
+    """Online, offline or never seen, as a badge."""
+    presence = computer.presence
+    return Markup('<span class="badge {}">{}</span>').format(presence.text, presence.label.lower())
+
+
+def status_icon(status: ContainerStatus) -> Markup:
+    """The status's icon, with its label for screen readers and as a tooltip."""
+    return Markup(
+        '<svg class="status-icon {0}" viewBox="0 0 16 16" width="16" height="16" role="img" aria-label="{1}">'
+        "<title>{1}</title>{2}</svg>"
+    ).format(status.text, status.label, Markup(_ICON_PATHS[status]))
 
 
 def state_class(state: int) -> str:

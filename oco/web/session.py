@@ -92,5 +92,5 @@ def new_login_csrf() -> str:
 def safe_next(target: str | None) -> str:
     """Only same-site paths may follow a login (no open redirect)."""
     if not target or not target.startswith("/") or target.startswith("//"):
-        return "/jobs"
+        return "/"
     return target

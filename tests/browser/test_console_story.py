@@ -39,6 +39,8 @@ def log_in(page: Page, server: LiveServer) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Job containers")).to_be_visible()
+    page.get_by_role("link", name="Dashboard").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 
 def test_the_admin_story(browser: Browser, server: LiveServer, tmp_path: Path, screenshots: Path) -> None:
@@ -72,8 +74,10 @@ def test_the_admin_story(browser: Browser, server: LiveServer, tmp_path: Path, s
     # The Deployment Assistant, opened from the package page, with a preview first.
     page.get_by_role("link", name="Deploy", exact=True).click()
     page.screenshot(path=screenshots / "03b-assistant.png", full_page=True)
-    page.get_by_placeholder("Search computers…").fill("browser")
+    page.get_by_placeholder("Find computers: hostname, OS, address…").fill("browser")
+    page.get_by_role("button", name="Find").click()
     page.get_by_label("browser-pc").check()
+    expect(page.locator("#targets .selected-count")).to_have_text("1 selected")
     page.locator("input[name=name]").fill("Editor rollout")
     page.locator("#agent_ip_ranges").fill("10.0.0.0/40")
     expect(page.locator("#agent_ip_ranges-error")).to_contain_text("prefix length must be 0..32")
@@ -88,8 +92,9 @@ def test_the_admin_story(browser: Browser, server: LiveServer, tmp_path: Path, s
 
     # A real agent runs the job; the page updates itself.
     assert agent.run().returncode == 0
-    expect(page.locator("#status")).to_have_text("succeeded", timeout=15_000)
+    expect(page.locator("#status")).to_have_text("Succeeded", timeout=15_000)
     expect(page.locator("#jobs")).to_contain_text("Succeeded")
+    expect(page.locator("#outcome")).to_contain_text("1 succeeded")
     page.get_by_text("Output").first.click()
     expect(page.locator("pre.output").first).to_contain_text("installed by the browser story")
     page.screenshot(path=screenshots / "05-container.png", full_page=True)
@@ -102,7 +107,7 @@ def test_the_admin_story(browser: Browser, server: LiveServer, tmp_path: Path, s
     page.get_by_role("button", name="Uninstall Package").click()
     expect(page.get_by_role("heading", name="Uninstall Editor")).to_be_visible()
     assert agent.run().returncode == 0
-    expect(page.locator("#status")).to_have_text("succeeded", timeout=15_000)
+    expect(page.locator("#status")).to_have_text("Succeeded", timeout=15_000)
     page.screenshot(path=screenshots / "07-uninstall.png", full_page=True)
 
     # Remove an assignment that an unlisted uninstall code would leave behind.
@@ -128,18 +133,23 @@ def test_the_jobs_list_follows_progress_live(browser: Browser, server: LiveServe
     server.oco("deploy", "--name", "Live rollout", "--computer", "live-pc", "--package", package)
     page = browser.new_page()
     log_in(page, server)
+    page.get_by_role("link", name="Jobs", exact=True).click()
     row = page.locator("#containers tr", has_text="Live rollout")
-    expect(row).to_contain_text("0 %")
+    expect(row).to_contain_text("1 waiting")
 
     assert agent.run().returncode == 0
 
-    expect(row).to_contain_text("100 %", timeout=15_000)
+    expect(row).to_contain_text("1 succeeded", timeout=15_000)
     page.screenshot(path=tmp_path / "jobs-live.png", full_page=True)
 
     page.get_by_role("link", name="Groups").click()
     page.get_by_label("New computer group").fill("Live lab")
     page.get_by_role("button", name="Create").first.click()
-    page.get_by_label("Add computers").select_option(label="live-pc")
-    page.get_by_role("button", name="Add", exact=True).first.click()
-    expect(page.get_by_role("checkbox", name="live-pc")).to_be_visible()
+    page.get_by_role("link", name="Live lab").click()
+    page.get_by_label("Find").fill("live")
+    page.get_by_role("button", name="Find").click()
+    page.get_by_label("live-pc").check()
+    page.get_by_role("button", name="Add checked").click()
+    expect(page.locator("#members")).to_contain_text("live-pc")
+    expect(page.get_by_role("heading", name="Live lab")).to_contain_text("1 computers")
     page.screenshot(path=tmp_path / "groups.png", full_page=True)

@@ -19,7 +19,7 @@ from oco.domain.states import (
     UpgradeBehavior,
 )
 from oco.errors import InvalidInput, NotFound
-from oco.services import agent_jobs, assignments, computers, containers, deployments, groups, packages
+from oco.services import agent_jobs, assignments, computers, containers, deployments, groups, jobs, packages
 from oco.services.containers import ContainerEdit
 from oco.services.deployments import ContainerOptions, DeploymentRequest, UninstallRequest
 from oco.services.runtime import Runtime
@@ -384,8 +384,8 @@ def test_delete_a_container_and_a_job(rt: Runtime) -> None:
     container = deploy(rt, pcs, [add_package(rt)])
     first = job_ids(rt, container)[0]
     with pytest.raises(NotFound):  # a job is deleted only from its own container
-        containers.delete_job(rt, first, "admin", container_id=container + 1)
-    containers.delete_job(rt, first, "admin", container_id=container)
+        jobs.delete_job(rt, first, "admin", container_id=container + 1)
+    jobs.delete_job(rt, first, "admin", container_id=container)
     assert [j[0] for j in jobs_of(rt, container)] == ["pc2"]
     containers.delete_container(rt, container, "admin")
     with pytest.raises(NotFound):

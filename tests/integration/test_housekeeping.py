@@ -76,7 +76,7 @@ def _names(rt: Runtime) -> list[str]:
 
 def test_tasks_are_found_by_name() -> None:
     names = [task.name for task in housekeeping.TASKS]
-    assert names == ["expire-jobs", "send-wol", "expire-wol-shutdown", "purge-containers"]
+    assert names == ["expire-jobs", "send-wol", "expire-wol-shutdown", "count-outcomes", "purge-containers"]
     assert all(housekeeping.find_task(name).name == name for name in names)
     assert len({task.lock_key for task in housekeeping.TASKS}) == len(names)
     with pytest.raises(InvalidInput, match="'purge' must be one of expire-jobs, send-wol"):

@@ -1,4 +1,4 @@
-"""Migrations that move data, on every database: the hostname key of migration 0003."""
+"""Migrations on every database: the hostname key of migration 0003, and a schema that is the models'."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def add_computers(engine: Engine, *hostnames: str) -> None:
 def test_existing_computers_get_their_keys(engine: Engine) -> None:
     add_computers(engine, "PC-01", "laptop7")
 
-    upgrade(engine)
+    upgrade(engine, "0003")
 
     assert current_revision(engine) == "0003"
     with engine.connect() as connection:
@@ -59,3 +59,19 @@ def test_computers_differing_only_in_case_stop_the_upgrade_with_their_names(engi
 
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM computer WHERE hostname = 'pc-01'"))
+
+
+def test_the_migrations_build_the_schema_the_models_describe(database_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from oco.db.models import Base
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": False})
+            differences = compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+    assert differences == []

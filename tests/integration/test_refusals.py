@@ -84,7 +84,9 @@ def test_the_console_answers_an_unknown_id_with_a_not_found_page(client: TestCli
     assert len(routes) >= 15  # pages and forms of jobs, computers, packages and groups
     for method, route in routes:
         path = with_ids(route, value)
-        response = client.request(method, path, data={"csrf_token": token} if method == "POST" else None)
+        response = client.request(
+            method, path, data={"csrf_token": token, "action": "delete"} if method == "POST" else None
+        )
         assert response.status_code == 404, f"{method} {path}: {response.status_code} {response.text[:300]}"
         if "text/html" in response.headers["content-type"]:
             assert "does not exist" in response.text, f"{method} {path}"

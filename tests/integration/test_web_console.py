@@ -133,7 +133,10 @@ def test_the_assistant_previews_then_creates(console: tuple[TestClient, Runtime]
     page = client.get(created.headers["location"]).text
     assert "Update" in page and page.count("data-job=") == 2
     state = client.get(created.headers["location"] + "/state").json()
-    assert [j["action"] for j in state["jobs"]] == ["uninstall", "install"]
+    assert [j["action"] for j in sorted(state["jobs"], key=lambda job: job["sequence"])] == [
+        "uninstall",
+        "install",
+    ]
 
 
 def test_inline_ip_range_validation(console: tuple[TestClient, Runtime]) -> None:
@@ -186,8 +189,10 @@ def test_live_state_carries_output_of_running_jobs_only(console: tuple[TestClien
         first_id = first.id
 
     state = client.get(f"/jobs/{container_id}/state").json()
-    assert [(j["final"], j["message"]) for j in state["jobs"]] == [(True, None), (False, "running output")]
-    assert [j["state_label"] for j in state["jobs"]] == ["Succeeded", "Executing"]
+    by_id = sorted(state["jobs"], key=lambda job: job["id"])
+    assert [(j["final"], j["message"]) for j in by_id] == [(True, None), (False, "running output")]
+    assert [j["state_label"] for j in by_id] == ["Succeeded", "Executing"]
+    assert [j["id"] for j in state["jobs"]] == [by_id[1]["id"], by_id[0]["id"]]  # what runs comes first
     assert state["status_label"] == "In progress"
     assert client.get(f"/jobs/{container_id}/jobs/{first_id}/output").text == "finished output"
     assert client.get(f"/jobs/{container_id + 1}/jobs/{first_id}/output").status_code == 404

@@ -12,11 +12,14 @@ from hypothesis import strategies as st
 from oco.domain.dispatch import (
     CandidateJob,
     ContainerWindow,
+    Hold,
+    WaitReason,
     container_admits,
     dispatch_order,
     is_eligible,
     is_open,
     jobs_to_hand_out,
+    why_waiting,
     wire_post_action,
 )
 from oco.domain.errors import InvalidIpRange
@@ -211,3 +214,47 @@ def test_each_container_comes_as_one_block(jobs: list[CandidateJob], address: st
 @given(jobs=job_lists(), address=addresses)
 def test_the_order_does_not_depend_on_the_input_order(jobs: list[CandidateJob], address: str) -> None:
     assert ids(jobs_to_hand_out(jobs, NOW, address)) == ids(jobs_to_hand_out(jobs[::-1], NOW, address))
+
+
+# Why a waiting job waits --------------------------------------------------------------------------
+
+SEEN = NOW - timedelta(seconds=30)
+
+
+@pytest.mark.parametrize(
+    ("changes", "last_seen", "address", "expected"),
+    [
+        ({"enabled": False, "start": NOW + timedelta(hours=1)}, SEEN, CLIENT, WaitReason(Hold.DISABLED)),
+        (
+            {"start": NOW + timedelta(hours=1)},
+            SEEN,
+            CLIENT,
+            WaitReason(Hold.SCHEDULED, NOW + timedelta(hours=1)),
+        ),
+        ({"end": NOW}, SEEN, CLIENT, WaitReason(Hold.ENDED, NOW)),
+        ({"ip_ranges": "192.0.2.0/24"}, SEEN, CLIENT, WaitReason(Hold.OUTSIDE_IP_RANGES, address=CLIENT)),
+        ({}, NOW - timedelta(hours=2), CLIENT, WaitReason(Hold.OFFLINE, NOW - timedelta(hours=2))),
+        ({}, None, None, WaitReason(Hold.OFFLINE)),
+        ({"ip_ranges": "192.0.2.0/24"}, None, None, WaitReason(Hold.OFFLINE)),  # no address known yet
+        ({}, SEEN, CLIENT, WaitReason(Hold.NEXT_CHECK_IN, SEEN)),
+    ],
+)
+def test_a_waiting_job_says_why_it_waits(
+    changes: dict[str, object], last_seen: datetime | None, address: str | None, expected: WaitReason
+) -> None:
+    assert why_waiting(window(**changes), last_seen, address, NOW, offline_seconds=300) == expected
+
+
+@given(
+    enabled=st.booleans(),
+    start_offset=st.integers(-100, 100),
+    seen_offset=st.one_of(st.none(), st.integers(-1000, 0)),
+)
+def test_a_job_eligible_now_waits_only_for_the_next_check_in_or_an_offline_computer(
+    enabled: bool, start_offset: int, seen_offset: int | None
+) -> None:
+    container = window(enabled=enabled, start=NOW + timedelta(minutes=start_offset))
+    last_seen = None if seen_offset is None else NOW + timedelta(seconds=seen_offset)
+    reason = why_waiting(container, last_seen, CLIENT, NOW, offline_seconds=300)
+    eligible = is_eligible(job(1, container), NOW, CLIENT)
+    assert (reason.hold in (Hold.NEXT_CHECK_IN, Hold.OFFLINE)) is eligible

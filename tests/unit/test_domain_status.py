@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oco.domain.states import ContainerStatus, JobState
-from oco.domain.status import container_status, is_expired, progress, purge_due
+from oco.domain.states import ContainerStatus, JobOutcome, JobState
+from oco.domain.status import container_status, is_expired, outcome_counts, progress, purge_due
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 HOUR = 3600
@@ -120,3 +120,26 @@ def test_purge_ages(
 
 def test_a_container_without_a_finished_job_is_never_purged() -> None:
     assert not purge_due(ContainerStatus.SUCCEEDED, None, NOW, 1, 1)
+
+
+def test_the_outcome_bar_counts_every_state_in_its_part() -> None:
+    counts = {
+        JobState.SUCCEEDED: 5,
+        JobState.FAILED: 2,
+        JobState.DOWNLOADING: 1,
+        JobState.EXECUTING: 1,
+        JobState.WAITING: 3,
+        JobState.EXPIRED: 1,
+        JobState.OS_INCOMPATIBLE: 1,
+        JobState.ALREADY_INSTALLED: 2,
+    }
+    assert outcome_counts(counts) == {
+        JobOutcome.SUCCEEDED: 5,
+        JobOutcome.FAILED: 2,
+        JobOutcome.RUNNING: 2,
+        JobOutcome.WAITING: 3,
+        JobOutcome.EXPIRED: 1,
+        JobOutcome.SKIPPED: 3,
+    }
+    assert list(outcome_counts({})) == list(JobOutcome)  # every part, in the bar's order
+    assert sum(outcome_counts(counts).values()) == sum(counts.values())

@@ -14,7 +14,7 @@ from oco.api.admin.schemas import (
     RuntimeDep,
 )
 from oco.api.auth import api_actor
-from oco.services import containers, deployments
+from oco.services import containers, deployments, jobs
 from oco.services.views import ContainerDetailPublic, ContainerPublic, PlanPublic
 
 router = APIRouter(dependencies=[Depends(api_actor)], tags=["deployments"])
@@ -73,4 +73,4 @@ def delete_deployment(runtime: RuntimeDep, actor: Actor, container_id: Id) -> No
 @router.delete("/jobs/{job_id}", status_code=204)
 def delete_job(runtime: RuntimeDep, actor: Actor, job_id: Id) -> None:
     """Delete one job."""
-    containers.delete_job(runtime, job_id, actor)
+    jobs.delete_job(runtime, job_id, actor)

@@ -2,12 +2,38 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
-  // "Select all" checkboxes: <input class="select-all" data-target="NAME">
+  // How many are checked: <span data-count-for="NAME"> in the form of the checkboxes named NAME.
+  const counters = () => document.querySelectorAll("[data-count-for]").forEach((counter) => {
+    const form = counter.closest("form");
+    const name = counter.dataset.countFor;
+    const checked = form.querySelectorAll(`input[type=checkbox][name="${name}"]:checked`).length;
+    const all = form.querySelector("input[name=all_matching]:checked");
+    counter.textContent = all ? "all that match are selected" : checked ? `${checked} selected` : "";
+  });
+  document.addEventListener("change", (event) => {
+    if (event.target.matches("input[type=checkbox]")) counters();
+  });
+  counters();
+
+  // "Select all" checkboxes: <input class="select-all" data-target="NAME">. On a list that continues on
+  // other pages, checking it offers "select all N that match" (`.select-matching`).
   document.querySelectorAll("input.select-all").forEach((box) => {
     box.addEventListener("change", () => {
-      box.closest("form").querySelectorAll(`input[type=checkbox][name="${box.dataset.target}"]`)
+      const form = box.closest("form");
+      form.querySelectorAll(`input[type=checkbox][name="${box.dataset.target}"]`)
         .forEach((item) => { if (!item.closest("tr, label")?.hidden) item.checked = box.checked; });
+      const offer = form.querySelector(".select-matching");
+      if (offer) {
+        offer.hidden = !box.checked;
+        if (!box.checked) offer.querySelector("input[name=all_matching]").checked = false;
+      }
+      counters();
     });
+  });
+
+  // Selects that apply at once: <select data-autosubmit>.
+  document.querySelectorAll("select[data-autosubmit]").forEach((select) => {
+    select.addEventListener("change", () => select.form.submit());
   });
 
   // Client-side search over a list: <input class="filter" data-filter="ID">
@@ -98,6 +124,31 @@ document.addEventListener("DOMContentLoaded", () => {
     }, 5000);
   }
 
+  // The outcome bar, drawn as the server draws it (templates/_lists.html).
+  const renderOutcome = (holder, outcomes) => {
+    if (!holder) return;
+    const parts = Object.entries(outcomes).filter(([, count]) => count > 0);
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    const legend = document.createElement("span");
+    legend.className = "legend";
+    for (const [name, count] of parts) {
+      const part = document.createElement("span");
+      part.className = `part ${name}`;
+      part.style.flexGrow = count;
+      part.title = `${count} ${name}`;
+      bar.append(part);
+      const key = document.createElement("span");
+      key.className = `key ${name}`;
+      key.textContent = `${count.toLocaleString()} ${name}`;
+      legend.append(key);
+    }
+    if (!parts.length) legend.textContent = "no jobs";
+    const outcome = holder.querySelector(".outcome");
+    outcome.setAttribute("aria-label", parts.map(([name, count]) => `${count} ${name}`).join(", "));
+    outcome.replaceChildren(bar, legend);
+  };
+
   // Job container page: live updates without reloading.
   const container = document.getElementById("container");
   if (container && container.dataset.stateUrl) {
@@ -108,17 +159,18 @@ document.addEventListener("DOMContentLoaded", () => {
         const data = await response.json();
         document.getElementById("status").textContent = data.status_label;
         document.getElementById("progress-text").textContent = `${data.progress} %`;
-        document.getElementById("progress-bar").style.width = `${data.progress}%`;
+        renderOutcome(document.getElementById("outcome"), data.outcomes);
         for (const job of data.jobs) {
           const row = document.querySelector(`tr[data-job="${job.id}"]`);
           if (!row) continue;
           const state = row.querySelector(".state span");
           state.textContent = job.state_label;
           state.className = `state-${job.state_class}`;
+          row.querySelector(".why").textContent = job.why;
           row.querySelector(".code").textContent = job.return_code ?? "";
           const progress = job.download_progress;
           row.querySelector(".download").textContent =
-            progress == null ? "" : progress > 100 ? "unpacked" : `${progress} %`;
+            progress == null || job.final ? "" : progress > 100 ? "unpacked" : `${progress} %`;
           row.querySelector(".started").textContent = job.started;
           row.querySelector(".finished").textContent = job.finished;
           const output = document.querySelector(`tr[data-output-for="${job.id}"]`);
@@ -127,7 +179,7 @@ document.addEventListener("DOMContentLoaded", () => {
             output.querySelector("pre").textContent = job.message;
           } else if (row.dataset.final !== "1") {  // just finished: fetch its whole output once
             row.dataset.final = "1";
-            const text = await (await fetch(`${container.dataset.stateUrl.replace(/state$/, "")}jobs/${job.id}/output`)).text();
+            const text = await (await fetch(`${container.dataset.outputUrl}${job.id}/output`)).text();
             output.hidden = !text;
             output.querySelector("pre").textContent = text;
           }

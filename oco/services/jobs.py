@@ -1,0 +1,299 @@
+"""Use cases of the jobs of a container: find them (failures first), read one's output, delete one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, or_, select
+from sqlalchemy.orm import Session
+
+from oco.db.models import Computer, Job, JobContainer, WolTarget
+from oco.domain.dispatch import ContainerWindow, why_waiting
+from oco.domain.listing import MAX_PAGE_SIZE
+from oco.domain.meanings import meaning, post_action_fate
+from oco.domain.planning import effective_post_action
+from oco.domain.states import OUTCOME_OF, JobOutcome, JobState, PostAction
+from oco.domain.wol import wake_outcome
+from oco.errors import InvalidInput, NotFound
+from oco.services import audit
+from oco.services.containers import container_view, find_container, renew_in, summary_of
+from oco.services.listing import PageRequest, contains, distinct_words, fetch_page
+from oco.services.runtime import Runtime
+from oco.services.views import (
+    Choice,
+    ContainerPagePublic,
+    ContainerPublic,
+    JobRowPublic,
+    PagePublic,
+    WaitingPublic,
+    job_view,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    """Which jobs of a container a list shows: words to search for in hostname and package, the part of
+    the outcome bar they are in, a return code."""
+
+    search: str = ""
+    outcome: JobOutcome | None = None
+    return_code: int | None = None
+
+
+JOB_SORTS = ("attention", "computer", "package", "sequence", "state", "return_code", "finished")
+ATTENTION_ORDER = (
+    JobState.FAILED,
+    JobState.EXPIRED,
+    JobState.EXECUTING,
+    JobState.DOWNLOADING,
+    JobState.WAITING,
+    JobState.OS_INCOMPATIBLE,
+    JobState.ALREADY_INSTALLED,
+    JobState.SUCCEEDED,
+)
+"""What needs attention comes first: failures, then what runs, waits, was skipped, and what succeeded."""
+
+
+MOVE_TARGETS = 100
+"""The newest containers a container's page offers to move jobs to."""
+
+
+def container_page(
+    rt: Runtime, container_id: int, query: JobQuery, request: PageRequest
+) -> ContainerPagePublic:
+    """A container with one page of its jobs that match `query` (failures first), and the newest other
+    containers its jobs can be moved to."""
+    now = rt.now()
+    with rt.reading() as session:
+        container = find_container(session, container_id)
+        targets = session.execute(
+            select(JobContainer.id, JobContainer.name)
+            .where(JobContainer.id != container.id)
+            .order_by(JobContainer.id.desc())
+            .limit(MOVE_TARGETS)
+        )
+        return ContainerPagePublic(
+            container=container_view(summary_of(session, container, now)),
+            jobs=_search_in(session, rt, container, query, request),
+            move_targets=[Choice(id=i, name=name) for i, name in targets],
+        )
+
+
+def search_jobs(
+    rt: Runtime, container_id: int, query: JobQuery, request: PageRequest
+) -> PagePublic[JobRowPublic]:
+    """One page of a container's jobs that match `query`, failures first unless sorted otherwise."""
+    with rt.reading() as session:
+        return _search_in(session, rt, find_container(session, container_id), query, request)
+
+
+def _search_in(
+    session: Session, rt: Runtime, container: JobContainer, query: JobQuery, request: PageRequest
+) -> PagePublic[JobRowPublic]:
+    now = rt.now()
+    rows = (
+        select(Job, Computer.hostname, Computer.last_seen, Computer.remote_address, WolTarget)
+        .join(Computer, Job.computer_id == Computer.id)
+        .outerjoin(
+            WolTarget,
+            and_(WolTarget.container_id == Job.container_id, WolTarget.computer_id == Job.computer_id),
+        )
+        .where(Job.container_id == container.id, *_conditions(query))
+    )
+    order: dict[str, Any] = {
+        "attention": case({int(state): rank for rank, state in enumerate(ATTENTION_ORDER)}, value=Job.state),
+        "computer": Computer.hostname,
+        "package": Job.package_name,
+        "sequence": Job.sequence,
+        "state": Job.state,
+        "return_code": Job.return_code,
+        "finished": Job.execution_finished,
+    }
+    fetched = fetch_page(session, rows, order, Job.id, request, "attention")
+    window = _window(container)
+    offline = rt.settings.computer_offline_seconds
+    return fetched.page(
+        [
+            _row(job, container, window, hostname, seen, address, target, now, offline)
+            for job, hostname, seen, address, target in fetched.rows
+        ]
+    )
+
+
+def export_jobs(rt: Runtime, container_id: int, query: JobQuery) -> list[JobRowPublic]:
+    """Every job of a container that matches `query`, failures first (for a CSV download)."""
+    with rt.reading() as session:
+        container = find_container(session, container_id)
+        everything = PageRequest(1, MAX_PAGE_SIZE)
+        first = _search_in(session, rt, container, query, everything)
+        rows = list(first.items)
+        for number in range(2, first.pages + 1):
+            rows += _search_in(session, rt, container, query, PageRequest(number, MAX_PAGE_SIZE)).items
+        return rows
+
+
+@dataclass(frozen=True, slots=True)
+class JobSelection:
+    """Jobs of one container to act on: these ids, and, with `matching`, every job of it that matches."""
+
+    ids: Sequence[int] = ()
+    matching: JobQuery | None = None
+
+
+def renew_jobs(
+    rt: Runtime, container_id: int, selection: JobSelection, actor: str, *, into_new_container: bool = False
+) -> ContainerPublic:
+    """Run the selected failed and expired jobs again, in place or moved into a new container starting
+    now; answers with the container that holds them. Selected jobs of other states stay as they are."""
+    now = rt.now()
+    with rt.transaction() as session:
+        container = find_container(session, container_id)
+        chosen = _selected(session, container, selection)
+        renewable = [job for job in chosen if JobState(job.state).is_renewable]
+        if not renewable:
+            raise InvalidInput(f"none of the {len(chosen)} selected jobs failed or expired: nothing to renew")
+        target = renew_in(session, container, renewable, actor, now, into_new_container=into_new_container)
+        return container_view(summary_of(session, target, now))
+
+
+def delete_jobs(rt: Runtime, container_id: int, selection: JobSelection, actor: str) -> int:
+    """Delete the selected jobs of a container; how many."""
+    with rt.transaction() as session:
+        container = find_container(session, container_id)
+        chosen = _selected(session, container, selection)
+        for job in chosen:
+            session.delete(job)
+        audit.record(session, actor, "job.delete", "job_container", container.id, jobs=[j.id for j in chosen])
+        return len(chosen)
+
+
+def move_jobs(
+    rt: Runtime, container_id: int, selection: JobSelection, target_id: int | None, actor: str
+) -> ContainerPublic:
+    """Move the selected jobs into another container (its settings apply to them from now on); answers
+    with that container. Jobs an agent is running stay where they are: NotFound or InvalidInput otherwise."""
+    now = rt.now()
+    with rt.transaction() as session:
+        container = find_container(session, container_id)
+        if target_id is None:
+            raise InvalidInput("choose the job container to move the jobs to", field="target")
+        target = find_container(session, target_id)
+        if target.id == container.id:
+            raise InvalidInput("choose another job container to move the jobs to", field="target")
+        chosen = _selected(session, container, selection)
+        running = [job for job in chosen if JobState(job.state).is_running]
+        if running:
+            raise InvalidInput(f"job {running[0].id} is running on its computer: move it once it has ended")
+        for job in chosen:
+            job.container_id = target.id
+            job.wol_shutdown = False  # the shutdown belonged to the old container's Wake-on-LAN
+            job.last_update = now
+        audit.record(
+            session,
+            actor,
+            "job.move",
+            "job_container",
+            container.id,
+            into=target.id,
+            jobs=[j.id for j in chosen],
+        )
+        session.flush()
+        return container_view(summary_of(session, target, now))
+
+
+def _selected(session: Session, container: JobContainer, selection: JobSelection) -> list[Job]:
+    """The selected jobs of the container, oldest first; NotFound names an id that is not one of them."""
+    conditions: list[ColumnElement[bool]] = [Job.id.in_(list(selection.ids))]
+    if selection.matching is not None:
+        matching = (
+            select(Job.id)
+            .join(Computer, Job.computer_id == Computer.id)
+            .where(Job.container_id == container.id, *_conditions(selection.matching))
+        )
+        conditions.append(Job.id.in_(matching))
+    jobs = list(
+        session.scalars(
+            select(Job).where(Job.container_id == container.id, or_(*conditions)).order_by(Job.id)
+        )
+    )
+    missing = sorted(set(selection.ids) - {job.id for job in jobs})
+    if missing:
+        raise NotFound(f"job {missing[0]} of job container {container.id} does not exist")
+    if not jobs:
+        raise InvalidInput("choose at least one job")
+    return jobs
+
+
+def job_output(rt: Runtime, container_id: int, job_id: int) -> str:
+    """The whole output of one job of a container."""
+    with rt.reading() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.container_id != container_id:
+            raise NotFound(f"job {job_id} of job container {container_id} does not exist")
+        return job.message
+
+
+def delete_job(rt: Runtime, job_id: int, actor: str, *, container_id: int | None = None) -> None:
+    """Delete one job; with `container_id`, only if the job belongs to that container."""
+    with rt.transaction() as session:
+        job = session.get(Job, job_id)
+        if job is None or (container_id is not None and job.container_id != container_id):
+            raise NotFound(f"job {job_id} does not exist")
+        session.delete(job)
+        audit.record(session, actor, "job.delete", "job", job_id, container=job.container_id)
+
+
+def _conditions(query: JobQuery) -> list[ColumnElement[bool]]:
+    conditions = [
+        or_(contains(Computer.hostname, word), contains(Job.package_name, word))
+        for word in distinct_words(query.search)
+    ]
+    if query.outcome is not None:
+        states = [int(state) for state, outcome in OUTCOME_OF.items() if outcome is query.outcome]
+        conditions.append(Job.state.in_(states))
+    if query.return_code is not None:
+        conditions.append(Job.return_code == query.return_code)
+    return conditions
+
+
+def _window(container: JobContainer) -> ContainerWindow:
+    return ContainerWindow(
+        id=container.id,
+        priority=container.priority,
+        created=container.created,
+        start=container.start_time,
+        end=container.end_time,
+        enabled=container.enabled,
+        ip_ranges=container.agent_ip_ranges,
+    )
+
+
+def _row(
+    job: Job,
+    container: JobContainer,
+    window: ContainerWindow,
+    hostname: str,
+    last_seen: datetime | None,
+    address: str,
+    target: WolTarget | None,
+    now: datetime,
+    offline_seconds: int,
+) -> JobRowPublic:
+    state = JobState(job.state)
+    explained = meaning(state, job.return_code, job.success_codes)
+    waiting = None
+    if state is JobState.WAITING:
+        reason = why_waiting(window, last_seen, address or None, now, offline_seconds)
+        waiting = WaitingPublic(hold=reason.hold, since=reason.since, address=reason.address)
+    post_action = effective_post_action(PostAction(job.post_action), job.wol_shutdown)
+    return JobRowPublic(
+        **job_view(job, container.name, hostname).model_dump(),
+        meaning_title=explained.title if explained else None,
+        meaning=explained.text if explained else None,
+        waiting=waiting,
+        post_action_fate=post_action_fate(state, post_action, container.restart_timeout),
+        wake=wake_outcome(target.sent, target.woken, target.expired) if target is not None else None,
+    )

@@ -1,0 +1,99 @@
+"""Paged, sorted lists on the database: the queries behind every list of the console and the API.
+
+A list use case builds a filtered SELECT, and `fetch_page` counts what matches, sorts it by a key the
+list declares (`oco.domain.listing`), and reads only the page asked for. Rows with no value sort last in
+either direction, the same on every database, and the id breaks ties, so pages never overlap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, func, literal_column, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from oco.domain.listing import DEFAULT_PAGE_SIZE, PageWindow, Sort, page_window, parse_sort
+from oco.services.views import PagePublic
+
+AnySelect = Select[*tuple[Any, ...]]
+"""A SELECT of any columns or entities."""
+Column = ColumnElement[Any] | InstrumentedAttribute[Any]
+"""A column to sort or search by: a mapped attribute or any SQL expression."""
+T = TypeVar("T")
+Row = TypeVar("Row")
+LIKE_ESCAPE = "\\"
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """Which page of a list, how big, sorted how ("-last_seen": descending)."""
+
+    page: int = 1
+    page_size: int = DEFAULT_PAGE_SIZE
+    sort: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched(Generic[Row]):
+    """The rows of one page, with the page's place and the sort applied."""
+
+    rows: list[Row]
+    window: PageWindow
+    sort: Sort
+
+    def page(self, items: list[T]) -> PagePublic[T]:
+        """The read model of this page, its rows turned into `items`."""
+        return PagePublic[T](
+            items=items,
+            total=self.window.total,
+            page=self.window.number,
+            pages=self.window.pages,
+            page_size=self.window.size,
+            sort=self.sort.text,
+        )
+
+
+def fetch_page(
+    session: Session,
+    query: AnySelect,
+    order: Mapping[str, Column],
+    tiebreak: Column,
+    request: PageRequest,
+    default_sort: str,
+) -> Fetched[Any]:
+    """Count the rows of `query`, then read the page `request` asks for, sorted by one of `order`'s keys.
+
+    `query` selects the rows (entities or columns); `order` names the columns a list can be sorted by.
+    Raises InvalidChoice for a sort key the list does not have.
+    """
+    sort = parse_sort(request.sort, list(order), default_sort)
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    window = page_window(request.page, request.page_size, total)
+    column = order[sort.key]
+    direction = column.desc() if sort.descending else column.asc()
+    ordered = query.order_by(column.is_(None), direction, tiebreak.desc() if sort.descending else tiebreak)
+    rows = list(session.execute(ordered.offset(window.offset).limit(window.size)))
+    return Fetched(rows=rows, window=window, sort=sort)
+
+
+def contains(column: Column, text: str) -> ColumnElement[bool]:
+    """`column` contains `text`, without regard to case; `%` and `_` in the text are literal."""
+    escaped = text.lower().replace(LIKE_ESCAPE, 2 * LIKE_ESCAPE).replace("%", r"\%").replace("_", r"\_")
+    return func.lower(column).like(f"%{escaped}%", escape=LIKE_ESCAPE)
+
+
+def all_ids(session: Session, query: AnySelect) -> list[int]:
+    """The ids every row of `query` has (its first column), for acting on all that match."""
+    return list(session.scalars(query.order_by(None)))
+
+
+def no_rows() -> ColumnElement[bool]:
+    """A condition no row meets (a filter naming something that does not exist)."""
+    return literal_column("1") == literal_column("0")
+
+
+def distinct_words(text: str) -> Sequence[str]:
+    """The words of a search, each to be matched on its own."""
+    return list(dict.fromkeys(text.split()))
