@@ -4,6 +4,8 @@ Assignments")."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -11,7 +13,8 @@ from sqlalchemy.orm import Session, selectinload
 from oco.db.models import ComputerPackage, Package
 from oco.errors import Conflict, NotFound
 from oco.services import audit
-from oco.services.computers import ComputerRef, find_computer
+from oco.services.computers import ComputerQuery, ComputerRef, find_computer, matching_computers
+from oco.services.listing import chunks
 from oco.services.packages import get_package
 from oco.services.runtime import Runtime
 from oco.services.views import AssignmentPublic, assignment_view
@@ -32,13 +35,30 @@ def add_assignment(rt: Runtime, computer: ComputerRef, package_id: int, actor: s
         return assignment_view(assignment)
 
 
-def remove_assignments(rt: Runtime, assignment_ids: Sequence[int], actor: str) -> int:
-    """Remove assignments by id without uninstalling anything; all must exist. Returns how many."""
+@dataclass(frozen=True, slots=True)
+class InstalledSelection:
+    """The assignments of one package on every computer that matches a filter ("all matching" on the
+    package's page)."""
+
+    package_id: int
+    computers: ComputerQuery
+
+
+def remove_assignments(
+    rt: Runtime, assignment_ids: Sequence[int], actor: str, *, installed: InstalledSelection | None = None
+) -> int:
+    """Remove assignments by id (all must exist), and those `installed` selects, without uninstalling
+    anything. Returns how many."""
     with rt.transaction() as session:
-        rows = list(
-            session.scalars(select(ComputerPackage).where(ComputerPackage.id.in_(list(assignment_ids))))
+        wanted = selected_assignments(
+            session, assignment_ids, installed, rt.now(), rt.settings.computer_offline_seconds
         )
-        missing = set(assignment_ids) - {row.id for row in rows}
+        rows = [
+            row
+            for chunk in chunks(wanted)
+            for row in session.scalars(select(ComputerPackage).where(ComputerPackage.id.in_(chunk)))
+        ]
+        missing = set(wanted) - {row.id for row in rows}
         if missing:
             raise NotFound(f"assignment(s) {sorted(missing)} do not exist")
         for row in rows:
@@ -47,6 +67,22 @@ def remove_assignments(rt: Runtime, assignment_ids: Sequence[int], actor: str) -
                 session, actor, "assignment.remove", "computer", row.computer_id, package=row.package_id
             )
         return len(rows)
+
+
+def computers_of(rt: Runtime, assignment_ids: Sequence[int]) -> list[int]:
+    """The computers of these assignments, in order, each once (to deploy to them)."""
+    with rt.reading() as session:
+        by_id = {
+            assignment_id: computer_id
+            for chunk in chunks(list(assignment_ids))
+            for assignment_id, computer_id in session.execute(
+                select(ComputerPackage.id, ComputerPackage.computer_id).where(ComputerPackage.id.in_(chunk))
+            )
+        }
+        missing = [i for i in assignment_ids if i not in by_id]
+        if missing:
+            raise NotFound(f"assignment {missing[0]} does not exist")
+        return list(dict.fromkeys(by_id[i] for i in assignment_ids))
 
 
 def remove_assignment(rt: Runtime, computer: ComputerRef, package_id: int, actor: str) -> None:
@@ -59,6 +95,27 @@ def remove_assignment(rt: Runtime, computer: ComputerRef, package_id: int, actor
             raise NotFound(f"{package.display_name} is not assigned to {found.hostname}")
         session.delete(assignment)
         audit.record(session, actor, "assignment.remove", "computer", found.id, package=package.id)
+
+
+def selected_assignments(
+    session: Session,
+    assignment_ids: Sequence[int],
+    installed: InstalledSelection | None,
+    now: datetime,
+    offline_seconds: int,
+) -> list[int]:
+    """The ids of the assignments given, then of those `installed` selects, each once."""
+    ids = list(assignment_ids)
+    if installed is not None:
+        computers = matching_computers(installed.computers, now, offline_seconds)
+        ids += session.scalars(
+            select(ComputerPackage.id)
+            .where(
+                ComputerPackage.package_id == installed.package_id, ComputerPackage.computer_id.in_(computers)
+            )
+            .order_by(ComputerPackage.id)
+        )
+    return list(dict.fromkeys(ids))
 
 
 def assignment_ids(session: Session, computer: ComputerRef, package_ids: Sequence[int]) -> list[int]:

@@ -1,12 +1,18 @@
-"""The audit log: one row per change, written in the same transaction as the change."""
+"""The audit log: one row per change, written in the same transaction as the change, and read back a
+page at a time, newest first."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from oco.db.models import AuditLog
+from oco.services.listing import PageRequest, contains, distinct_words, fetch_page
+from oco.services.runtime import Runtime
+from oco.services.views import AuditEntryPublic, PagePublic
 
 
 def record(
@@ -21,4 +27,67 @@ def record(
             object_id=object_id,
             details=details or None,
         )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Which entries: words to find in actor and action, an actor, an action (or its first part, such as
+    "container"), an object type."""
+
+    search: str = ""
+    actor: str = ""
+    action: str = ""
+    object_type: str = ""
+
+
+AUDIT_SORTS = ("at", "actor", "action")
+
+
+EXPORT_LIMIT = 100_000
+"""Entries a CSV download holds at most: the newest that match."""
+
+
+def search_audit(rt: Runtime, query: AuditQuery, request: PageRequest) -> PagePublic[AuditEntryPublic]:
+    """One page of the audit entries that match `query`, newest first unless sorted otherwise."""
+    order = {"at": AuditLog.id, "actor": AuditLog.actor, "action": AuditLog.action}
+    with rt.reading() as session:
+        matching = select(AuditLog).where(*_conditions(query))
+        fetched = fetch_page(session, matching, order, AuditLog.id, request, "-at")
+        return fetched.page([_entry(e) for (e,) in fetched.rows])
+
+
+def export_audit(rt: Runtime, query: AuditQuery) -> list[AuditEntryPublic]:
+    """The newest EXPORT_LIMIT audit entries that match `query` (for a CSV download)."""
+    with rt.reading() as session:
+        newest = select(AuditLog).where(*_conditions(query)).order_by(AuditLog.id.desc()).limit(EXPORT_LIMIT)
+        return [_entry(e) for e in session.scalars(newest)]
+
+
+def _conditions(query: AuditQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [
+        or_(contains(AuditLog.actor, word), contains(AuditLog.action, word))
+        for word in distinct_words(query.search)
+    ]
+    if query.actor.strip():
+        conditions.append(AuditLog.actor == query.actor.strip())
+    if query.action.strip():
+        action = query.action.strip()
+        conditions.append(
+            or_(AuditLog.action == action, AuditLog.action.startswith(f"{action}.", autoescape=True))
+        )
+    if query.object_type.strip():
+        conditions.append(AuditLog.object_type == query.object_type.strip())
+    return conditions
+
+
+def _entry(entry: AuditLog) -> AuditEntryPublic:
+    return AuditEntryPublic(
+        id=entry.id,
+        at=entry.at,
+        actor=entry.actor,
+        action=entry.action,
+        object_type=entry.object_type,
+        object_id=entry.object_id,
+        details=entry.details,
     )

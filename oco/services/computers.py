@@ -20,6 +20,7 @@ from oco.db.models import (
     ComputerGroupMember,
     ComputerPackage,
     Job,
+    JobContainer,
     Package,
     PackageFamily,
 )
@@ -27,17 +28,20 @@ from oco.domain.hostnames import hostname_key, normalize_hostname
 from oco.domain.presence import Presence, online_since
 from oco.errors import Conflict, NotFound
 from oco.services import audit
-from oco.services.listing import PageRequest, contains, distinct_words, fetch_page
+from oco.services.listing import PageRequest, chunks, contains, distinct_words, fetch_page
 from oco.services.runtime import Runtime
 from oco.services.views import (
     Choice,
     ComputerDetailPublic,
     ComputerListPublic,
+    ComputerPagePublic,
     ComputerPublic,
     FilterChoices,
     PagePublic,
     computer_detail_view,
+    computer_inventory_view,
     computer_view,
+    job_view,
 )
 
 ComputerRef = int | str
@@ -113,6 +117,11 @@ def matching_computer_ids(
             _matching(select(Computer.id), query, now, offline_seconds).order_by(Computer.hostname)
         )
     )
+
+
+def matching_computers(query: ComputerQuery, now: datetime, offline_seconds: int) -> Select[tuple[int]]:
+    """The ids of the computers that match `query`, as a subquery to select by."""
+    return _matching(select(Computer.id), query, now, offline_seconds)
 
 
 def _matching(base: Select[Any], query: ComputerQuery, now: datetime, offline_seconds: int) -> Select[Any]:
@@ -220,6 +229,23 @@ def computer_detail(rt: Runtime, reference: ComputerRef) -> ComputerDetailPublic
         return computer_detail_view(computer, list(history), rt.now(), rt.settings.computer_offline_seconds)
 
 
+def computer_page(rt: Runtime, reference: ComputerRef, request: PageRequest) -> ComputerPagePublic:
+    """A computer's inventory and installed packages, with one page of its jobs, newest first."""
+    now, offline = rt.now(), rt.settings.computer_offline_seconds
+    with rt.reading() as session:
+        computer = find_computer(session, reference)
+        history = (
+            select(Job, JobContainer.name)
+            .join(JobContainer, Job.container_id == JobContainer.id)
+            .where(Job.computer_id == computer.id)
+        )
+        fetched = fetch_page(session, history, {"created": Job.id}, Job.id, request, "-created")
+        return ComputerPagePublic(
+            computer=computer_inventory_view(computer, now, offline),
+            jobs=fetched.page([job_view(job, name, computer.hostname) for job, name in fetched.rows]),
+        )
+
+
 def delete_computer(rt: Runtime, reference: ComputerRef, actor: str) -> str:
     """Forget a computer with its assignments, jobs and group memberships; returns its hostname."""
     with rt.transaction() as session:
@@ -277,15 +303,17 @@ def resolve_computer_ids(session: Session, references: Iterable[ComputerRef]) ->
     ids = {ref: _as_id(ref) for ref in references}
     wanted_ids = [i for i in ids.values() if i is not None]
     names = {hostname_key(normalize_hostname(str(ref))): ref for ref, i in ids.items() if i is None}
-    found_ids: set[int] = set()
-    if wanted_ids:
-        found_ids = set(session.scalars(select(Computer.id).where(Computer.id.in_(wanted_ids))))
+    found_ids = {
+        found
+        for chunk in chunks(wanted_ids)
+        for found in session.scalars(select(Computer.id).where(Computer.id.in_(chunk)))
+    }
     by_name: dict[ComputerRef, int] = {}
-    if names:
+    for chunk in chunks(list(names)):
         rows = session.execute(
-            select(Computer.hostname_key, Computer.id).where(Computer.hostname_key.in_(list(names)))
+            select(Computer.hostname_key, Computer.id).where(Computer.hostname_key.in_(chunk))
         )
-        by_name = {names[key]: computer_id for key, computer_id in rows}
+        by_name.update({names[key]: computer_id for key, computer_id in rows})
     resolved = []
     for ref in references:
         computer_id = ids[ref] if ids[ref] in found_ids else by_name.get(ref)

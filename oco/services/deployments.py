@@ -20,9 +20,10 @@ from oco.domain.planning import Plan, plan_deployment, plan_uninstall
 from oco.domain.states import JobState, SequenceMode
 from oco.errors import InvalidInput, NotFound
 from oco.services import audit, wol
-from oco.services.assignments import assignment_ids
+from oco.services.assignments import InstalledSelection, assignment_ids, selected_assignments
 from oco.services.computers import ComputerRef
 from oco.services.containers import container_view, summarize
+from oco.services.listing import chunks
 from oco.services.runtime import Runtime
 from oco.services.targets import (
     ResolvedTargets,
@@ -72,6 +73,8 @@ class UninstallRequest:
     assignment_ids: Sequence[int] = ()
     computer: ComputerRef | None = None
     package_ids: Sequence[int] = field(default_factory=tuple)
+    installed: InstalledSelection | None = None
+    """And the assignments of a package on every computer that matches a filter."""
 
 
 def preview_deployment(rt: Runtime, request: DeploymentRequest) -> PlanPublic:
@@ -113,7 +116,8 @@ def create_uninstall(rt: Runtime, request: UninstallRequest, actor: str) -> Cont
     answers with the new container."""
     now = rt.now()
     with rt.transaction() as session:
-        selected_ids = list(request.assignment_ids)
+        offline = rt.settings.computer_offline_seconds
+        selected_ids = selected_assignments(session, request.assignment_ids, request.installed, now, offline)
         if request.computer is not None:
             selected_ids += assignment_ids(session, request.computer, request.package_ids)
         if not selected_ids:
@@ -174,9 +178,10 @@ def _selected_packages(session: Session, assignment_ids: list[int]) -> dict[int,
     unique = list(dict.fromkeys(assignment_ids))
     rows = {
         row.id: row
+        for chunk in chunks(unique)
         for row in session.scalars(
             select(ComputerPackage)
-            .where(ComputerPackage.id.in_(unique))
+            .where(ComputerPackage.id.in_(chunk))
             .options(selectinload(ComputerPackage.package).selectinload(Package.family))
         )
     }
@@ -197,14 +202,16 @@ def _selected_packages(session: Session, assignment_ids: list[int]) -> dict[int,
 
 def _uninstall_name(session: Session, assignment_ids: Sequence[int]) -> str:
     names = sorted(
-        set(
-            session.scalars(
+        {
+            name
+            for chunk in chunks(list(assignment_ids))
+            for name in session.scalars(
                 select(PackageFamily.name)
                 .join(Package, Package.family_id == PackageFamily.id)
                 .join(ComputerPackage, ComputerPackage.package_id == Package.id)
-                .where(ComputerPackage.id.in_(list(assignment_ids)))
+                .where(ComputerPackage.id.in_(chunk))
             )
-        )
+        }
     )
     return "Uninstall " + ", ".join(names) if names else "Uninstall"
 

@@ -7,11 +7,11 @@ either direction, the same on every database, and the id breaks ties, so pages n
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, literal_column, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from oco.domain.listing import DEFAULT_PAGE_SIZE, PageWindow, Sort, page_window, parse_sort
@@ -84,14 +84,14 @@ def contains(column: Column, text: str) -> ColumnElement[bool]:
     return func.lower(column).like(f"%{escaped}%", escape=LIKE_ESCAPE)
 
 
-def all_ids(session: Session, query: AnySelect) -> list[int]:
-    """The ids every row of `query` has (its first column), for acting on all that match."""
-    return list(session.scalars(query.order_by(None)))
+CHUNK = 5000
+"""Ids bound in one `IN (…)`: SQLite takes at most 32,766 parameters a statement."""
 
 
-def no_rows() -> ColumnElement[bool]:
-    """A condition no row meets (a filter naming something that does not exist)."""
-    return literal_column("1") == literal_column("0")
+def chunks(ids: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`ids` in slices small enough for one `IN (…)` on every database."""
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
 
 
 def distinct_words(text: str) -> Sequence[str]:

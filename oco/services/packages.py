@@ -5,21 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from oco.db.models import ComputerPackage, Job, Package, PackageFamily, PackageGroupMember
+from oco.db.models import Computer, ComputerPackage, Job, Package, PackageFamily, PackageGroupMember
 from oco.depot import Depot, StoredPayload
 from oco.domain.errors import DomainError
 from oco.domain.returncodes import format_codes, parse_codes
 from oco.domain.states import PENDING_STATES, PostAction, UpgradeBehavior
 from oco.errors import Conflict, InvalidInput, NotFound
 from oco.services import audit
+from oco.services.listing import PageRequest, contains, distinct_words, fetch_page
 from oco.services.runtime import Runtime
 from oco.services.views import (
+    AssignmentPublic,
+    FamilyListPublic,
     FamilyPublic,
     PackageDetailPublic,
+    PackagePagePublic,
     PackagePublic,
+    VersionPublic,
     family_view,
     package_detail_view,
     package_view,
@@ -138,6 +143,59 @@ def package_detail(rt: Runtime, package_id: int) -> PackageDetailPublic:
             .order_by(ComputerPackage.id)
         )
         return package_detail_view(package, list(installed_on))
+
+
+def package_page(rt: Runtime, package_id: int, search: str, request: PageRequest) -> PackagePagePublic:
+    """A package, its family's other versions, and one page of the computers it is installed on that
+    match `search`, by hostname."""
+    with rt.reading() as session:
+        package = get_package(session, package_id)
+        installed = (
+            select(ComputerPackage, Computer.hostname)
+            .join(Computer, ComputerPackage.computer_id == Computer.id)
+            .where(ComputerPackage.package_id == package_id)
+            .where(*(contains(Computer.hostname, word) for word in distinct_words(search)))
+        )
+        order = {"computer": Computer.hostname, "installed": ComputerPackage.installed}
+        fetched = fetch_page(session, installed, order, ComputerPackage.id, request, "computer")
+        return PackagePagePublic(
+            package=package_view(package),
+            other_versions=[
+                VersionPublic(id=p.id, version=p.version)
+                for p in package.family.packages
+                if p.id != package.id
+            ],
+            installed_on=fetched.page(
+                [
+                    AssignmentPublic(
+                        id=a.id,
+                        computer_id=a.computer_id,
+                        computer=hostname,
+                        package_id=package.id,
+                        package=package.display_name,
+                        installed=a.installed,
+                        installed_by_job_id=a.installed_by_job_id,
+                    )
+                    for a, hostname in fetched.rows
+                ]
+            ),
+        )
+
+
+def search_families(rt: Runtime, search: str, request: PageRequest) -> FamilyListPublic:
+    """One page of the package families whose name or one of whose versions matches `search`."""
+    with rt.reading() as session:
+        conditions = [
+            or_(
+                contains(PackageFamily.name, word),
+                PackageFamily.id.in_(select(Package.family_id).where(contains(Package.version, word))),
+            )
+            for word in distinct_words(search)
+        ]
+        matching = select(PackageFamily).where(*conditions).options(selectinload(PackageFamily.packages))
+        order = {"name": PackageFamily.name, "created": PackageFamily.created}
+        fetched = fetch_page(session, matching, order, PackageFamily.id, request, "name")
+        return FamilyListPublic(families=fetched.page([family_view(row[0]) for row in fetched.rows]))
 
 
 def get_package(session: Session, package_id: int) -> Package:

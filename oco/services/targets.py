@@ -34,7 +34,7 @@ from oco.services.groups import (
     group_summaries,
     package_group_members,
 )
-from oco.services.listing import PageRequest
+from oco.services.listing import PageRequest, chunks
 from oco.services.packages import all_families
 from oco.services.runtime import Runtime
 from oco.services.views import TargetChoices, computer_view, family_view, package_group_view
@@ -138,7 +138,11 @@ def _load(
     session: Session, model: type[_Row], ids: list[int], options: list[ORMOption], what: str
 ) -> list[_Row]:
     """The rows with these ids, in the order of `ids`; the first missing one is named."""
-    rows = {row.id: row for row in session.scalars(select(model).where(model.id.in_(ids)).options(*options))}
+    rows = {
+        row.id: row
+        for chunk in chunks(ids)
+        for row in session.scalars(select(model).where(model.id.in_(chunk)).options(*options))
+    }
     missing = [i for i in ids if i not in rows]
     if missing:
         raise NotFound(f"{what} {missing[0]} does not exist")

@@ -193,6 +193,20 @@ class PackageDetailPublic(PackagePublic):
     other_versions: list[VersionPublic]
 
 
+class PackagePagePublic(View):
+    """A package's page: the package, its family's other versions, a page of where it is installed."""
+
+    package: PackagePublic
+    other_versions: list[VersionPublic]
+    installed_on: PagePublic[AssignmentPublic]
+
+
+class FamilyListPublic(View):
+    """The packages page: a page of package families with their versions."""
+
+    families: PagePublic[FamilyPublic]
+
+
 def package_view(package: Package) -> PackagePublic:
     """The read model of a package (its family loaded)."""
     return PackagePublic(**_package_fields(package))
@@ -356,8 +370,8 @@ class JobRowPublic(JobPublic):
     wake: WakeOutcomeText | None
 
 
-class ComputerDetailPublic(ComputerPublic):
-    """A computer with its inventory, installed packages and jobs (newest first)."""
+class ComputerInventoryPublic(ComputerPublic):
+    """A computer with its inventory and installed packages."""
 
     kernel_version: str
     networks: list[NetworkPublic]
@@ -365,7 +379,19 @@ class ComputerDetailPublic(ComputerPublic):
     inventory: dict[str, Any]
     inventory_updated: datetime | None
     installed_packages: list[InstalledPublic]
+
+
+class ComputerDetailPublic(ComputerInventoryPublic):
+    """A computer with its inventory, installed packages and jobs (newest first)."""
+
     jobs: list[JobPublic]
+
+
+class ComputerPagePublic(View):
+    """A computer's page: its inventory and installed packages, and a page of its jobs (newest first)."""
+
+    computer: ComputerInventoryPublic
+    jobs: PagePublic[JobPublic]
 
 
 def computer_view(computer: Computer, now: datetime, offline_seconds: int) -> ComputerPublic:
@@ -392,24 +418,38 @@ def _computer_fields(computer: Computer, now: datetime, offline_seconds: int) ->
     }
 
 
+def computer_inventory_view(
+    computer: Computer, now: datetime, offline_seconds: int
+) -> ComputerInventoryPublic:
+    """A computer with its inventory and installed packages (networks and assignments loaded)."""
+    return ComputerInventoryPublic(**_inventory_fields(computer, now, offline_seconds))
+
+
 def computer_detail_view(
     computer: Computer, jobs: list[Job], now: datetime, offline_seconds: int
 ) -> ComputerDetailPublic:
     """A computer (networks and assignments loaded) with its jobs (containers loaded)."""
-    installed = sorted(computer.assignments, key=lambda a: a.package.display_name)
     return ComputerDetailPublic(
+        **_inventory_fields(computer, now, offline_seconds),
+        jobs=[job_view(job, job.container.name, computer.hostname) for job in jobs],
+    )
+
+
+def _inventory_fields(computer: Computer, now: datetime, offline_seconds: int) -> dict[str, Any]:
+    installed = sorted(computer.assignments, key=lambda a: a.package.display_name)
+    return {
         **_computer_fields(computer, now, offline_seconds),
-        kernel_version=computer.kernel_version,
-        networks=[
+        "kernel_version": computer.kernel_version,
+        "networks": [
             NetworkPublic(
                 interface=n.interface, address=n.address, netmask=n.netmask, broadcast=n.broadcast, mac=n.mac
             )
             for n in computer.networks
         ],
-        logins=computer.logins or [],
-        inventory=computer.inventory or {},
-        inventory_updated=computer.inventory_updated,
-        installed_packages=[
+        "logins": computer.logins or [],
+        "inventory": computer.inventory or {},
+        "inventory_updated": computer.inventory_updated,
+        "installed_packages": [
             InstalledPublic(
                 assignment_id=a.id,
                 package_id=a.package_id,
@@ -418,8 +458,7 @@ def computer_detail_view(
             )
             for a in installed
         ],
-        jobs=[job_view(job, job.container.name, computer.hostname) for job in jobs],
-    )
+    }
 
 
 class ComputerListPublic(View):
@@ -767,3 +806,18 @@ class DashboardPublic(View):
     running: list[ContainerPublic]
     failures: list[FailurePublic]
     days: list[DayPublic]
+
+
+# The audit log ------------------------------------------------------------------------------------
+
+
+class AuditEntryPublic(View):
+    """One change: who did what to which object, when, with its details."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: int | None
+    details: dict[str, Any] | None

@@ -27,6 +27,7 @@ from oco.domain.wol import (
     wake_window_sent_bounds,
 )
 from oco.services.computers import Computers, selected_ids
+from oco.services.listing import chunks
 from oco.services.runtime import Runtime
 
 log = logging.getLogger("oco.wol")
@@ -82,8 +83,13 @@ def wake_computers(rt: Runtime, computers: Computers) -> int:
     """
     with rt.reading() as session:
         computer_ids = selected_ids(session, computers, rt.now(), rt.settings.computer_offline_seconds)
-        query = select(Computer).where(Computer.id.in_(computer_ids)).options(selectinload(Computer.networks))
-        targets = list(session.scalars(query))
+        targets = [
+            computer
+            for chunk in chunks(computer_ids)
+            for computer in session.scalars(
+                select(Computer).where(Computer.id.in_(chunk)).options(selectinload(Computer.networks))
+            )
+        ]
     return send_packets(rt.settings, targets)
 
 
@@ -98,10 +104,9 @@ def send_container_packets(
     )
     computers = {
         c.id: c
+        for chunk in chunks([t.computer_id for t in targets])
         for c in session.scalars(
-            select(Computer)
-            .where(Computer.id.in_([t.computer_id for t in targets]))
-            .options(selectinload(Computer.networks))
+            select(Computer).where(Computer.id.in_(chunk)).options(selectinload(Computer.networks))
         )
     }
     offline = []

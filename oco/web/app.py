@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 from oco.errors import InvalidInput, NotFound, OcoError, Unauthorized
 from oco.services import dashboard, users
-from oco.web import groups, inventory, jobs
+from oco.web import audit, groups, inventory, jobs
 from oco.web.charts import outcome_chart
 from oco.web.render import error_page, render, way_back
 from oco.web.session import (
@@ -110,6 +110,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(jobs.router)
     app.include_router(inventory.router)
     app.include_router(groups.router)
+    app.include_router(audit.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.exception_handler(LoginRequired)

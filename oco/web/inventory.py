@@ -12,8 +12,10 @@ from starlette.datastructures import UploadFile
 from oco.depot import Depot, StoredPayload
 from oco.domain.states import PostAction, UpgradeBehavior
 from oco.errors import InvalidInput, OcoError
-from oco.services import assignments, computers, groups, packages, wol
-from oco.services.computers import ComputerSelection
+from oco.services import assignments, computers, deployments, groups, packages, wol
+from oco.services.assignments import InstalledSelection
+from oco.services.computers import ComputerQuery, ComputerSelection
+from oco.services.deployments import ContainerOptions, UninstallRequest
 from oco.web.filters import MATCH, computer_query
 from oco.web.lists import ALL_MATCHING, ListState, csv_response, form_state
 from oco.web.render import ConsoleId, error_page, ids, render, status_of, text
@@ -145,9 +147,10 @@ async def computer_add(request: Request, current: CurrentViewer) -> Response:
 
 @router.get("/computers/{computer_id}")
 def computer_page(request: Request, current: CurrentViewer, computer_id: ConsoleId) -> HTMLResponse:
-    """A computer: inventory, installed packages, jobs."""
-    computer = computers.computer_detail(runtime_of(request), computer_id)
-    return render(request, "computer.html", current, computer=computer)
+    """A computer: inventory, installed packages, and its jobs a page at a time."""
+    state = ListState.of(request)
+    page = computers.computer_page(runtime_of(request), computer_id, state.page_request())
+    return render(request, "computer.html", current, computer=page.computer, history=page.jobs, state=state)
 
 
 @router.post("/computers/{computer_id}/delete")
@@ -186,9 +189,15 @@ async def remove_assignments(request: Request, current: CurrentViewer) -> Respon
 
 
 @router.get("/packages")
-def package_list(request: Request, current: CurrentViewer) -> HTMLResponse:
-    """Every package family with its versions."""
-    return render(request, "packages.html", current, families=packages.list_families(runtime_of(request)))
+def package_list(request: Request, current: CurrentViewer) -> Response:
+    """The package families whose name or versions match the search, a page at a time (or as CSV)."""
+    state = ListState.of(request)
+    if state.wants_csv:
+        rows = packages.list_packages(runtime_of(request))
+        fields = ("id", "family", "version", "payload_size", "payload_sha256", "upgrade_behavior", "created")
+        return csv_response("packages.csv", fields, ([getattr(p, f) for f in fields] for p in rows))
+    listing = packages.search_families(runtime_of(request), state.get("q"), state.page_request())
+    return render(request, "packages.html", current, page=listing.families, state=state)
 
 
 def _package_form(
@@ -278,9 +287,67 @@ def package_page(request: Request, current: CurrentViewer, package_id: ConsoleId
 def _package_page(
     request: Request, current: Viewer, package_id: int, error: OcoError | None = None
 ) -> HTMLResponse:
-    package = packages.package_detail(runtime_of(request), package_id)
+    state = ListState.of(request) if error is None else ListState(f"/packages/{package_id}", ())
+    page = packages.package_page(runtime_of(request), package_id, state.get("q"), state.page_request())
     message = error.message if error else ""
-    return render(request, "package.html", current, status_of(error), package=package, error=message)
+    return render(
+        request,
+        "package.html",
+        current,
+        status_of(error),
+        package=page.package,
+        other_versions=page.other_versions,
+        installed=page.installed_on,
+        state=state,
+        error=message,
+    )
+
+
+@router.post("/packages/{package_id}/installed")
+async def installed_actions(request: Request, current: CurrentViewer, package_id: ConsoleId) -> Response:
+    """Act on the checked computers that have the package, or all of them that match the search:
+    deploy (a newer version, say), uninstall, remove the assignments."""
+    posted = await checked_form(request, current)
+    runtime = runtime_of(request)
+    here = f"/packages/{package_id}"
+    carried = form_state(posted, here)
+    everywhere = None
+    if posted.get(ALL_MATCHING) == "1":
+        everywhere = InstalledSelection(
+            package_id, ComputerQuery(search=carried.get(f"{MATCH}q"), package_id=package_id)
+        )
+    chosen = ids(posted, "assignment")
+    back = ListState(
+        here, tuple((k.removeprefix(MATCH), v) for k, v in carried.params if k.startswith(MATCH))
+    )
+    action = text(posted, "action")
+    try:
+        if action == "deploy":
+            if everywhere is not None:
+                query = urlencode(
+                    [
+                        (f"{MATCH}package", package_id),
+                        (f"{MATCH}q", carried.get(f"{MATCH}q")),
+                        (ALL_MATCHING, "1"),
+                    ]
+                )
+                return RedirectResponse(f"/jobs/new?{query}", status_code=303)
+            computer_ids = assignments.computers_of(runtime, chosen)
+            return RedirectResponse(
+                f"/jobs/new?{urlencode([('computer', i) for i in computer_ids])}", status_code=303
+            )
+        if action == "uninstall":
+            uninstall = UninstallRequest(
+                ContainerOptions(name=""), assignment_ids=chosen, installed=everywhere
+            )
+            container = deployments.create_uninstall(runtime, uninstall, current.actor)
+            return RedirectResponse(f"/jobs/{container.id}", status_code=303)
+        if action == "remove":
+            removed = assignments.remove_assignments(runtime, chosen, current.actor, installed=everywhere)
+            return RedirectResponse(back.url(notice=f"Removed {removed} assignment(s)"), status_code=303)
+        raise InvalidInput(f"action {action!r} must be one of deploy, uninstall, remove")
+    except OcoError as exc:
+        return error_page(request, current, exc, back=back.url())
 
 
 @router.post("/packages/{package_id}/delete")

@@ -7,6 +7,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,6 +16,7 @@ from fastapi.responses import StreamingResponse
 from starlette.datastructures import FormData
 
 from oco.domain.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PAGE_SIZES, Sort, parse_sort
+from oco.domain.states import Vocabulary
 from oco.errors import InvalidInput
 from oco.services.listing import PageRequest
 
@@ -99,7 +101,7 @@ def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[A
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         for row in (header, *rows):
-            writer.writerow(["" if value is None else value for value in row])
+            writer.writerow([_cell(value) for value in row])
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
@@ -109,6 +111,16 @@ def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[A
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+def _cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, Vocabulary):
+        return value.text
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
 def form_state(form: FormData, path: str) -> ListState:

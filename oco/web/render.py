@@ -36,7 +36,7 @@ _ICON_PATHS = {
     ContainerStatus.EMPTY: _CIRCLE.format(r=2.5, fill=""),
 }
 """Status icons drawn in SVG (emoji render as empty boxes without an emoji font)."""
-SECTIONS = ("/jobs", "/computers", "/packages", "/groups")
+SECTIONS = ("/jobs", "/computers", "/packages", "/groups", "/audit")
 SHOWN = "%Y-%m-%d %H:%M"
 OK = 200
 VOCABULARY = {

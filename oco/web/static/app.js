@@ -71,17 +71,6 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
 
-  // Package page: Deploy to the computers of the checked assignments.
-  const deploy = document.getElementById("deploy-to-selected");
-  if (deploy) {
-    deploy.addEventListener("click", () => {
-      const query = new URLSearchParams();
-      deploy.closest("form").querySelectorAll("input[name=assignment]:checked")
-        .forEach((box) => query.append("computer", box.dataset.computer));
-      window.location.href = `/jobs/new?${query}`;
-    });
-  }
-
   // Package upload with a progress bar.
   const packageForm = document.getElementById("package-form");
   if (packageForm && window.FormData && window.XMLHttpRequest) {
