@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from bench.console import console
 from bench.fleet import run_fleet
 from bench.seed import seed_fleet
 from oco.config import Settings
@@ -28,7 +29,10 @@ from oco.services.runtime import Runtime
 from oco.services.targets import Targets
 from tests.live import free_port
 
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+BENCH_DATABASE = "oco_bench"
+"""The benchmarks' own database: never the test suite's (`test`)."""
+POSTGRES = f"{POSTGRES_SERVER}/{BENCH_DATABASE}"
 
 
 def machine() -> str:
@@ -47,6 +51,8 @@ def fresh_runtime(workdir: Path, database: str) -> Runtime:
         wol_addresses=["127.0.0.1"],
         wol_subnet_broadcasts=False,
     )
+    if database == "postgres":
+        _create_bench_database()
     rt = Runtime.from_settings(settings)
     if database == "postgres":
         with rt.engine.begin() as connection:
@@ -54,6 +60,21 @@ def fresh_runtime(workdir: Path, database: str) -> Runtime:
             connection.exec_driver_sql("CREATE SCHEMA public")
     upgrade(rt.engine)
     return rt
+
+
+def _create_bench_database() -> None:
+    from sqlalchemy import create_engine, text
+
+    server = create_engine(f"{POSTGRES_SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as connection:
+            exists = connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": BENCH_DATABASE}
+            )
+            if not exists:
+                connection.execute(text(f'CREATE DATABASE "{BENCH_DATABASE}"'))
+    finally:
+        server.dispose()
 
 
 def start(command: list[str], env: dict[str, str], url: str) -> subprocess.Popen[bytes]:
@@ -243,7 +264,9 @@ def _timed_static_download(directory: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("what", nargs="?", default="all", choices=["checkin", "deploy", "download", "all"])
+    parser.add_argument(
+        "what", nargs="?", default="all", choices=["checkin", "deploy", "download", "console", "all"]
+    )
     parser.add_argument("--database", default="sqlite", choices=["sqlite", "postgres"])
     parser.add_argument("--computers", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--finished-jobs", type=int, default=1_000_000)
@@ -252,6 +275,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--deploy-computers", type=int, default=10_000)
     parser.add_argument("--payload-mb", type=int, default=256)
+    parser.add_argument("--console-computers", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=20, help="requests per console page")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     if args.what in ("checkin", "all"):
@@ -260,6 +285,8 @@ def main() -> None:
         deploy(args)
     if args.what in ("download", "all"):
         download(args)
+    if args.what in ("console", "all"):
+        console(args, fresh_runtime, start, stop)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ UVICORN_OPTIONS: dict[str, Any] = {
     "proxy_headers": False,
     "access_log": False,
     "log_level": "info",
+    # Live pages hold Server-Sent Event streams open: a stopping server ends them after this long.
+    "timeout_graceful_shutdown": 5,
 }
 
 log = logging.getLogger("oco.server")

@@ -252,7 +252,7 @@ class Job(Base):
     __tablename__ = "job"
     __table_args__ = (
         Index("ix_job_computer_state", "computer_id", "state"),
-        Index("ix_job_container_state", "container_id", "state"),
+        Index("ix_job_container_state_id", "container_id", "state", "id"),
         Index("ix_job_state_finished", "state", "execution_finished"),
     )
 

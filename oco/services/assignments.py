@@ -37,11 +37,11 @@ def add_assignment(rt: Runtime, computer: ComputerRef, package_id: int, actor: s
 
 @dataclass(frozen=True, slots=True)
 class InstalledSelection:
-    """The assignments of one package on every computer that matches a filter ("all matching" on the
-    package's page)."""
+    """Assignments of one package, as its page selects them: the ids chosen must be of that package,
+    and with `computers`, the package's assignments on every computer that matches are added."""
 
     package_id: int
-    computers: ComputerQuery
+    computers: ComputerQuery | None = None
 
 
 def remove_assignments(
@@ -69,9 +69,14 @@ def remove_assignments(
         return len(rows)
 
 
-def computers_of(rt: Runtime, assignment_ids: Sequence[int]) -> list[int]:
-    """The computers of these assignments, in order, each once (to deploy to them)."""
+def computers_of(
+    rt: Runtime, assignment_ids: Sequence[int], installed: InstalledSelection | None = None
+) -> list[int]:
+    """The computers of these assignments (of `installed`'s package, if given), in order, each once."""
     with rt.reading() as session:
+        assignment_ids = selected_assignments(
+            session, assignment_ids, installed, rt.now(), rt.settings.computer_offline_seconds
+        )
         by_id = {
             assignment_id: computer_id
             for chunk in chunks(list(assignment_ids))
@@ -106,7 +111,18 @@ def selected_assignments(
 ) -> list[int]:
     """The ids of the assignments given, then of those `installed` selects, each once."""
     ids = list(assignment_ids)
-    if installed is not None:
+    if installed is None:
+        return list(dict.fromkeys(ids))
+    package = get_package(session, installed.package_id)
+    for chunk in chunks(ids):
+        stray = session.scalar(
+            select(ComputerPackage.id).where(
+                ComputerPackage.id.in_(chunk), ComputerPackage.package_id != package.id
+            )
+        )
+        if stray is not None:
+            raise NotFound(f"assignment {stray} is not one of {package.display_name}")
+    if installed.computers is not None:
         computers = matching_computers(installed.computers, now, offline_seconds)
         ids += session.scalars(
             select(ComputerPackage.id)

@@ -15,13 +15,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from oco.config import Settings
 from oco.db.models import DailyOutcome, Job, JobContainer, Watermark
 from oco.domain.days import day_spans
-from oco.domain.states import JOB_EXPIRED_MESSAGE, PENDING_STATES, JobState
+from oco.domain.states import JOB_EXPIRED_MESSAGE, PENDING_STATES, ContainerStatus, JobState
 from oco.domain.status import purge_due
 from oco.errors import InvalidInput
 from oco.services import audit, containers, wol
@@ -49,7 +49,13 @@ def expire_jobs(session: Session, settings: Settings, now: datetime) -> int:
 def purge_containers(session: Session, settings: Settings, now: datetime) -> int:
     """Delete succeeded/failed containers older than the configured ages (from their last job's finish)."""
     purged = 0
-    for summary in containers.summaries(session, now):
+    finished = select(JobContainer).where(
+        or_(
+            containers.status_condition(ContainerStatus.SUCCEEDED, now),
+            containers.status_condition(ContainerStatus.FAILED, now),
+        )
+    )
+    for summary in containers.summaries_of(session, list(session.scalars(finished)), now):
         if purge_due(
             summary.status,
             summary.last_finished,

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from oco.db.models import Computer, Job, JobContainer, WolTarget
 from oco.domain.dispatch import ContainerWindow, why_waiting
-from oco.domain.listing import MAX_PAGE_SIZE
+from oco.domain.listing import MAX_PAGE_SIZE, Sort, page_window, parse_sort
 from oco.domain.meanings import meaning, post_action_fate
 from oco.domain.planning import effective_post_action
 from oco.domain.states import OUTCOME_OF, JobOutcome, JobState, PostAction
@@ -20,7 +20,7 @@ from oco.domain.wol import wake_outcome
 from oco.errors import InvalidInput, NotFound
 from oco.services import audit
 from oco.services.containers import container_view, find_container, renew_in, summary_of
-from oco.services.listing import PageRequest, contains, distinct_words, fetch_page
+from oco.services.listing import AnySelect, Fetched, PageRequest, contains, distinct_words, fetch_page
 from oco.services.runtime import Runtime
 from oco.services.views import (
     Choice,
@@ -112,7 +112,11 @@ def _search_in(
         "return_code": Job.return_code,
         "finished": Job.execution_finished,
     }
-    fetched = fetch_page(session, rows, order, Job.id, request, "attention")
+    sort = parse_sort(request.sort, list(order), "attention")
+    if sort.key == "attention" and not query.search.strip() and query.return_code is None:
+        fetched = _by_attention(session, rows, container, query, request, sort)
+    else:
+        fetched = fetch_page(session, rows, order, Job.id, request, "attention")
     window = _window(container)
     offline = rt.settings.computer_offline_seconds
     return fetched.page(
@@ -121,6 +125,46 @@ def _search_in(
             for job, hostname, seen, address, target in fetched.rows
         ]
     )
+
+
+def _by_attention(
+    session: Session,
+    rows: AnySelect,
+    container: JobContainer,
+    query: JobQuery,
+    request: PageRequest,
+    sort: Sort,
+) -> Fetched[Any]:
+    """A page in the attention order without sorting the whole container: the jobs of each state are
+    counted and read in id order through the (container, state, id) index, state after state."""
+    counts = dict(
+        session.execute(
+            select(Job.state, func.count())
+            .where(Job.container_id == container.id, *_conditions(query))
+            .group_by(Job.state)
+        ).all()
+    )
+    states = [state for state in ATTENTION_ORDER if counts.get(int(state))]
+    if sort.descending:
+        states.reverse()
+    window = page_window(request.page, request.page_size, sum(counts.values()))
+    skip, wanted = window.offset, window.size
+    found: list[Any] = []
+    for state in states:
+        count = counts[int(state)]
+        if skip >= count:
+            skip -= count
+            continue
+        order = Job.id.desc() if sort.descending else Job.id
+        page = session.execute(
+            rows.where(Job.state == int(state)).order_by(order).offset(skip).limit(wanted)
+        ).all()
+        found += page
+        wanted -= len(page)
+        skip = 0
+        if wanted <= 0:
+            break
+    return Fetched(rows=found, window=window, sort=sort)
 
 
 def export_jobs(rt: Runtime, container_id: int, query: JobQuery) -> list[JobRowPublic]:

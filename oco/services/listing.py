@@ -73,9 +73,21 @@ def fetch_page(
     window = page_window(request.page, request.page_size, total)
     column = order[sort.key]
     direction = column.desc() if sort.descending else column.asc()
-    ordered = query.order_by(column.is_(None), direction, tiebreak.desc() if sort.descending else tiebreak)
+    last = tiebreak.desc() if sort.descending else tiebreak
+    # Rows without a value last, either way (databases differ); not for columns that always have one,
+    # so that their index can give the order.
+    ordered = (
+        query.order_by(column.is_(None), direction, last)
+        if _nullable(column)
+        else query.order_by(direction, last)
+    )
     rows = list(session.execute(ordered.offset(window.offset).limit(window.size)))
     return Fetched(rows=rows, window=window, sort=sort)
+
+
+def _nullable(column: Column) -> bool:
+    expression = column.expression if isinstance(column, InstrumentedAttribute) else column
+    return bool(getattr(expression, "nullable", True))
 
 
 def contains(column: Column, text: str) -> ColumnElement[bool]:

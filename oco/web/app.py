@@ -15,7 +15,8 @@ from oco.errors import InvalidInput, NotFound, OcoError, Unauthorized
 from oco.services import dashboard, users
 from oco.web import audit, groups, inventory, jobs
 from oco.web.charts import outcome_chart
-from oco.web.render import error_page, render, way_back
+from oco.web.live import Parts, event_stream
+from oco.web.render import error_page, render, render_parts, way_back
 from oco.web.session import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -41,6 +42,23 @@ def home(request: Request, current: Annotated[Viewer, Depends(viewer)]) -> HTMLR
     """The dashboard: fleet health, running deployments, the latest failures, 30 days of outcomes."""
     overview = dashboard.overview(runtime_of(request))
     return render(request, "dashboard.html", current, d=overview, outcome_chart=outcome_chart)
+
+
+@router.get("/events/dashboard")
+def dashboard_events(request: Request, current: Annotated[Viewer, Depends(viewer)]) -> Response:
+    """The dashboard's parts as Server-Sent Events, each when it changed."""
+    runtime = runtime_of(request)
+
+    def read() -> Parts:
+        overview = dashboard.overview(runtime)
+        return render_parts(
+            request, "_dashboard.html", DASHBOARD_PARTS, d=overview, outcome_chart=outcome_chart
+        )
+
+    return event_stream(request, read)
+
+
+DASHBOARD_PARTS = ("fleet", "history", "running", "failures")
 
 
 @router.get("/login")

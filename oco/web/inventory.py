@@ -311,11 +311,10 @@ async def installed_actions(request: Request, current: CurrentViewer, package_id
     runtime = runtime_of(request)
     here = f"/packages/{package_id}"
     carried = form_state(posted, here)
-    everywhere = None
+    matching = None
     if posted.get(ALL_MATCHING) == "1":
-        everywhere = InstalledSelection(
-            package_id, ComputerQuery(search=carried.get(f"{MATCH}q"), package_id=package_id)
-        )
+        matching = ComputerQuery(search=carried.get(f"{MATCH}q"), package_id=package_id)
+    everywhere = InstalledSelection(package_id, matching)
     chosen = ids(posted, "assignment")
     back = ListState(
         here, tuple((k.removeprefix(MATCH), v) for k, v in carried.params if k.startswith(MATCH))
@@ -323,7 +322,7 @@ async def installed_actions(request: Request, current: CurrentViewer, package_id
     action = text(posted, "action")
     try:
         if action == "deploy":
-            if everywhere is not None:
+            if matching is not None:
                 query = urlencode(
                     [
                         (f"{MATCH}package", package_id),
@@ -332,7 +331,7 @@ async def installed_actions(request: Request, current: CurrentViewer, package_id
                     ]
                 )
                 return RedirectResponse(f"/jobs/new?{query}", status_code=303)
-            computer_ids = assignments.computers_of(runtime, chosen)
+            computer_ids = assignments.computers_of(runtime, chosen, everywhere)
             return RedirectResponse(
                 f"/jobs/new?{urlencode([('computer', i) for i in computer_ids])}", status_code=303
             )

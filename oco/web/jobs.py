@@ -24,6 +24,7 @@ from oco.services.targets import Targets
 from oco.services.views import ContainerPublic, JobRowPublic, PlanPublic
 from oco.web.filters import MATCH, computer_query
 from oco.web.lists import ALL_MATCHING, ListState, csv_response, form_state
+from oco.web.live import Parts, event_stream
 from oco.web.render import ConsoleId, error_page, ids, render, state_class, status_of, text, waiting_text
 from oco.web.session import Viewer, checked_form, runtime_of, viewer
 
@@ -339,6 +340,23 @@ def container_state(request: Request, current: CurrentViewer, container_id: Cons
     live["status_label"] = page.container.status.label
     live["jobs"] = [_live_job(job, zone) for job in page.jobs.items]
     return JSONResponse(live)
+
+
+@router.get("/jobs/{container_id}/events")
+def container_events(request: Request, current: CurrentViewer, container_id: ConsoleId) -> Response:
+    """The container and the page of jobs its page shows, as Server-Sent Events: the container when its
+    counts change, a job when it changed."""
+    runtime = runtime_of(request)
+    state = ListState.of(request)
+    zone = runtime.settings.zone
+
+    def read() -> Parts:
+        page = jobs.container_page(runtime, container_id, job_query(state), state.page_request())
+        container: dict[str, Any] = page.container.model_dump(mode="json")
+        container["status_label"] = page.container.status.label
+        return {"container": container, **{f"job:{job.id}": _live_job(job, zone) for job in page.jobs.items}}
+
+    return event_stream(request, read)
 
 
 def _live_job(job: JobRowPublic, zone: tzinfo) -> dict[str, Any]:

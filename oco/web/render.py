@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, tzinfo
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -63,6 +64,21 @@ def render(
     **context: Any,
 ) -> HTMLResponse:
     """Render a page with the viewer, its CSRF token and the configured time zone."""
+    return TEMPLATES.TemplateResponse(
+        request,
+        template,
+        _context(request, current, **context),
+        status_code=status_code,
+    )
+
+
+def render_parts(request: Request, template: str, names: Iterable[str], **context: Any) -> dict[str, str]:
+    """The HTML of some macros of a template (the parts of a page a live update replaces)."""
+    module = TEMPLATES.get_template(template).make_module(_context(request, None, **context))
+    return {name: str(getattr(module, name)()) for name in names}
+
+
+def _context(request: Request, current: Viewer | None, **context: Any) -> dict[str, Any]:
     runtime = runtime_of(request)
     zone = runtime.settings.zone
 
@@ -71,26 +87,22 @@ def render(
             return "-"
         return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S" if with_seconds else "%Y-%m-%d %H:%M")
 
-    return TEMPLATES.TemplateResponse(
-        request,
-        template,
-        {
-            "viewer": current,
-            "csrf_field": CSRF_FIELD,
-            "csrf_token": current.csrf_token if current else "",
-            "local": local,
-            "zone": runtime.settings.time_zone,
-            "state_label": lambda state: JobState(state).label,
-            "state_class": state_class,
-            "presence_badge": presence_badge,
-            "waiting_text": lambda waiting: waiting_text(waiting, zone),
-            "status_icon": status_icon,
-            **VOCABULARY,
-            **LIST_CONTEXT,
-            **context,
-        },
-        status_code=status_code,
-    )
+    return {
+        "viewer": current,
+        "csrf_field": CSRF_FIELD,
+        "csrf_token": current.csrf_token if current else "",
+        "local": local,
+        "zone": runtime.settings.time_zone,
+        "state_label": lambda state: JobState(state).label,
+        "state_class": state_class,
+        "presence_badge": presence_badge,
+        "waiting_text": lambda waiting: waiting_text(waiting, zone),
+        "status_icon": status_icon,
+        **VOCABULARY,
+        **LIST_CONTEXT,
+        "request": request,
+        **context,
+    }
 
 
 def waiting_text(waiting: WaitingPublic, zone: tzinfo) -> str:

@@ -68,6 +68,11 @@ def console_routes() -> list[tuple[str, str]]:
     return found
 
 
+def action_for(route: str) -> str:
+    """An action the form accepts, so that what is refused is the id."""
+    return "remove" if route.endswith("/installed") else "delete"
+
+
 def with_ids(path: str, value: object) -> str:
     """The route's path with `value` for each id; what else it needs comes along (a kind, a move)."""
     filled = PATH_PARAMETER.sub(lambda m: "package" if m.group(1) == "kind" else str(value), path)
@@ -85,7 +90,9 @@ def test_the_console_answers_an_unknown_id_with_a_not_found_page(client: TestCli
     for method, route in routes:
         path = with_ids(route, value)
         response = client.request(
-            method, path, data={"csrf_token": token, "action": "delete"} if method == "POST" else None
+            method,
+            path,
+            data={"csrf_token": token, "action": action_for(route)} if method == "POST" else None,
         )
         assert response.status_code == 404, f"{method} {path}: {response.status_code} {response.text[:300]}"
         if "text/html" in response.headers["content-type"]:

@@ -138,43 +138,71 @@ document.addEventListener("DOMContentLoaded", () => {
     outcome.replaceChildren(bar, legend);
   };
 
-  // Job container page: live updates without reloading.
+  // Live pages: Server-Sent Events where the browser has them, polling otherwise.
+  const live = (eventsUrl, handlers, poll) => {
+    if (window.EventSource && eventsUrl) {
+      const source = new EventSource(eventsUrl);
+      for (const [name, handle] of Object.entries(handlers)) {
+        source.addEventListener(name, (event) => handle(JSON.parse(event.data)));
+      }
+      source.addEventListener("gone", () => source.close());
+      return;
+    }
+    if (poll) setInterval(poll, 2000);
+  };
+
+  // Job container page: its summary and the rows of its jobs, each updated when it changed.
   const container = document.getElementById("container");
   if (container && container.dataset.stateUrl) {
-    const refresh = async () => {
+    const showContainer = (data) => {
+      document.getElementById("status").textContent = data.status_label;
+      document.getElementById("progress-text").textContent = `${data.progress} %`;
+      renderOutcome(document.getElementById("outcome"), data.outcomes);
+    };
+    const showJob = async (job) => {
+      const row = document.querySelector(`tr[data-job="${job.id}"]`);
+      if (!row) return;
+      const state = row.querySelector(".state span");
+      state.textContent = job.state_label;
+      state.className = `state-${job.state_class}`;
+      row.className = `job-${job.state_class}`;
+      row.querySelector(".why").textContent = job.why;
+      row.querySelector(".code").textContent = job.return_code ?? "";
+      const progress = job.download_progress;
+      row.querySelector(".download").textContent =
+        progress == null || job.final ? "" : progress > 100 ? "unpacked" : `${progress} %`;
+      row.querySelector(".started").textContent = job.started;
+      row.querySelector(".finished").textContent = job.finished;
+      const output = document.querySelector(`tr[data-output-for="${job.id}"]`);
+      if (job.message !== null) {  // still running: the output so far comes along
+        output.hidden = !job.message;
+        output.querySelector("pre").textContent = job.message;
+      } else if (row.dataset.final !== "1") {  // just finished: fetch its whole output once
+        row.dataset.final = "1";
+        const text = await (await fetch(`${container.dataset.outputUrl}${job.id}/output`)).text();
+        output.hidden = !text && !job.meaning;
+        output.querySelector("pre").textContent = text;
+      }
+    };
+    const poll = async () => {
       try {
         const response = await fetch(container.dataset.stateUrl, { headers: { Accept: "application/json" } });
         if (!response.ok) return;
         const data = await response.json();
-        document.getElementById("status").textContent = data.status_label;
-        document.getElementById("progress-text").textContent = `${data.progress} %`;
-        renderOutcome(document.getElementById("outcome"), data.outcomes);
-        for (const job of data.jobs) {
-          const row = document.querySelector(`tr[data-job="${job.id}"]`);
-          if (!row) continue;
-          const state = row.querySelector(".state span");
-          state.textContent = job.state_label;
-          state.className = `state-${job.state_class}`;
-          row.querySelector(".why").textContent = job.why;
-          row.querySelector(".code").textContent = job.return_code ?? "";
-          const progress = job.download_progress;
-          row.querySelector(".download").textContent =
-            progress == null || job.final ? "" : progress > 100 ? "unpacked" : `${progress} %`;
-          row.querySelector(".started").textContent = job.started;
-          row.querySelector(".finished").textContent = job.finished;
-          const output = document.querySelector(`tr[data-output-for="${job.id}"]`);
-          if (job.message !== null) {  // still running: the output so far comes along
-            output.hidden = !job.message;
-            output.querySelector("pre").textContent = job.message;
-          } else if (row.dataset.final !== "1") {  // just finished: fetch its whole output once
-            row.dataset.final = "1";
-            const text = await (await fetch(`${container.dataset.outputUrl}${job.id}/output`)).text();
-            output.hidden = !text;
-            output.querySelector("pre").textContent = text;
-          }
-        }
+        showContainer(data);
+        for (const job of data.jobs) await showJob(job);
       } catch (error) { /* the next round tries again */ }
     };
-    setInterval(refresh, 2000);
+    live(container.dataset.eventsUrl, { container: showContainer, job: showJob }, poll);
+  }
+
+  // Dashboard: each part is replaced when it changed.
+  const dashboard = document.getElementById("dashboard");
+  if (dashboard) {
+    const parts = {};
+    document.querySelectorAll("[data-live-part]").forEach((part) => {
+      parts[part.dataset.livePart] = (html) => { part.innerHTML = html; };
+    });
+    live(dashboard.dataset.eventsUrl, parts, () => window.location.reload());
   }
 });

@@ -23,6 +23,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_index("ix_computer_last_seen", "computer", ["last_seen"])
     op.create_index("ix_job_state_finished", "job", ["state", "execution_finished"])
+    # A container's jobs state by state in id order (pages of large containers without sorting them all).
+    op.create_index("ix_job_container_state_id", "job", ["container_id", "state", "id"])
+    op.drop_index("ix_job_container_state", table_name="job")
     op.create_table(
         "daily_outcome",
         sa.Column("day", sa.Date(), nullable=False),
@@ -42,5 +45,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("watermark")
     op.drop_table("daily_outcome")
+    op.create_index("ix_job_container_state", "job", ["container_id", "state"])
+    op.drop_index("ix_job_container_state_id", table_name="job")
     op.drop_index("ix_job_state_finished", table_name="job")
     op.drop_index("ix_computer_last_seen", table_name="computer")
