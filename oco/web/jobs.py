@@ -176,6 +176,10 @@ def parse_integer(value: str, name: str) -> int:
         raise InvalidInput(f"{value!r} is not a whole number", field=name) from None
 
 
+PREVIEW_ROWS = 200
+"""Computers whose planned jobs the preview lists; the summary counts all of them."""
+
+
 def _assistant(
     request: Request,
     current: Viewer,
@@ -193,6 +197,7 @@ def _assistant(
         form=form,
         choices=choices,
         plan=plan,
+        preview_rows=PREVIEW_ROWS,
         error=error.message if error else "",
         error_field=(error.field if error else None) or "",
     )

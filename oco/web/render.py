@@ -52,6 +52,7 @@ VOCABULARY = {
     "PRIORITY_MAX": PRIORITY_MAX,
 }
 """The domain's enumerations and limits, for forms and labels in templates."""
+TEMPLATES.env.globals.update(VOCABULARY, **LIST_CONTEXT)  # macros imported without context see globals
 ConsoleId = Annotated[int, Path(ge=1, le=MAX_ID)]
 """An id in a console URL; anything else is answered with a "not found" page."""
 
@@ -98,8 +99,6 @@ def _context(request: Request, current: Viewer | None, **context: Any) -> dict[s
         "presence_badge": presence_badge,
         "waiting_text": lambda waiting: waiting_text(waiting, zone),
         "status_icon": status_icon,
-        **VOCABULARY,
-        **LIST_CONTEXT,
         "request": request,
         **context,
     }
