@@ -253,6 +253,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_job_computer_state", "computer_id", "state"),
         Index("ix_job_container_state_id", "container_id", "state", "id"),
+        Index("ix_job_container_finished", "container_id", "execution_finished"),
         Index("ix_job_state_finished", "state", "execution_finished"),
     )
 

@@ -3,6 +3,7 @@ page at a time, newest first."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from oco.db.models import AuditLog
-from oco.services.listing import PageRequest, contains, distinct_words, fetch_page
+from oco.services.listing import PageRequest, contains, distinct_words, export_batches, fetch_page
 from oco.services.runtime import Runtime
 from oco.services.views import AuditEntryPublic, PagePublic
 
@@ -44,10 +45,6 @@ class AuditQuery:
 AUDIT_SORTS = ("at", "actor", "action")
 
 
-EXPORT_LIMIT = 100_000
-"""Entries a CSV download holds at most: the newest that match."""
-
-
 def search_audit(rt: Runtime, query: AuditQuery, request: PageRequest) -> PagePublic[AuditEntryPublic]:
     """One page of the audit entries that match `query`, newest first unless sorted otherwise."""
     order = {"at": AuditLog.id, "actor": AuditLog.actor, "action": AuditLog.action}
@@ -57,11 +54,15 @@ def search_audit(rt: Runtime, query: AuditQuery, request: PageRequest) -> PagePu
         return fetched.page([_entry(e) for (e,) in fetched.rows])
 
 
-def export_audit(rt: Runtime, query: AuditQuery) -> list[AuditEntryPublic]:
-    """The newest EXPORT_LIMIT audit entries that match `query` (for a CSV download)."""
-    with rt.reading() as session:
-        newest = select(AuditLog).where(*_conditions(query)).order_by(AuditLog.id.desc()).limit(EXPORT_LIMIT)
-        return [_entry(e) for e in session.scalars(newest)]
+def export_audit(rt: Runtime, query: AuditQuery) -> Iterator[AuditEntryPublic]:
+    """Every audit entry that matches `query`, newest first (for a CSV download, read in batches)."""
+    return export_batches(
+        rt,
+        select(AuditLog).where(*_conditions(query)),
+        (AuditLog.id,),
+        lambda _, rows: [_entry(row[0]) for row in rows],
+        descending=True,
+    )
 
 
 def _conditions(query: AuditQuery) -> list[ColumnElement[bool]]:

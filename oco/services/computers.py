@@ -6,7 +6,7 @@ the console and the admin API pass ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,7 +28,7 @@ from oco.domain.hostnames import hostname_key, normalize_hostname
 from oco.domain.presence import Presence, online_since
 from oco.errors import Conflict, NotFound
 from oco.services import audit
-from oco.services.listing import PageRequest, chunks, contains, distinct_words, fetch_page
+from oco.services.listing import PageRequest, chunks, contains, distinct_words, export_batches, fetch_page
 from oco.services.runtime import Runtime
 from oco.services.views import (
     Choice,
@@ -100,12 +100,15 @@ def search_computers_in(
     return fetched.page([computer_view(row[0], now, offline_seconds) for row in fetched.rows])
 
 
-def export_computers(rt: Runtime, query: ComputerQuery) -> list[ComputerPublic]:
-    """Every computer that matches `query`, by hostname (for a CSV download)."""
+def export_computers(rt: Runtime, query: ComputerQuery) -> Iterator[ComputerPublic]:
+    """Every computer that matches `query`, by hostname (for a CSV download, read in batches)."""
     now, offline = rt.now(), rt.settings.computer_offline_seconds
-    with rt.reading() as session:
-        rows = session.scalars(_matching(select(Computer), query, now, offline).order_by(Computer.hostname))
-        return [computer_view(c, now, offline) for c in rows]
+    return export_batches(
+        rt,
+        _matching(select(Computer), query, now, offline),
+        (Computer.hostname, Computer.id),
+        lambda _, rows: [computer_view(row[0], now, offline) for row in rows],
+    )
 
 
 def matching_computer_ids(

@@ -6,7 +6,7 @@ Every use case loads what it needs itself and answers with the group as it is af
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from sqlalchemy import ColumnElement, func, select
@@ -25,6 +25,7 @@ from oco.services import audit
 from oco.services.computers import (
     ComputerQuery,
     Computers,
+    export_computers,
     search_computers_in,
     selected_ids,
     shown_reference,
@@ -35,6 +36,7 @@ from oco.services.runtime import Runtime
 from oco.services.views import (
     ComputerGroupPagePublic,
     ComputerGroupPublic,
+    ComputerPublic,
     GroupsPagePublic,
     GroupSummaryPublic,
     PackageGroupPublic,
@@ -110,6 +112,14 @@ def computer_group_page(
             members=search_computers_in(session, in_group, request, now, offline),
             found=found,
         )
+
+
+def export_members(rt: Runtime, reference: GroupRef, members: ComputerQuery) -> Iterator[ComputerPublic]:
+    """Every member of a computer group that matches `members`, by hostname (a CSV download)."""
+    with rt.reading() as session:
+        group = find_computer_group(session, reference)
+        in_group = replace(members, group_id=group.id)
+    return export_computers(rt, in_group)
 
 
 def computer_group(rt: Runtime, reference: GroupRef) -> ComputerGroupPublic:

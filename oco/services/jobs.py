@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from oco.db.models import Computer, Job, JobContainer, WolTarget
 from oco.domain.dispatch import ContainerWindow, why_waiting
-from oco.domain.listing import MAX_PAGE_SIZE, Sort, page_window, parse_sort
+from oco.domain.listing import Sort, page_window, parse_sort
 from oco.domain.meanings import meaning, post_action_fate
 from oco.domain.planning import effective_post_action
 from oco.domain.states import OUTCOME_OF, JobOutcome, JobState, PostAction
@@ -20,7 +21,15 @@ from oco.domain.wol import wake_outcome
 from oco.errors import InvalidInput, NotFound
 from oco.services import audit
 from oco.services.containers import container_view, find_container, renew_in, summary_of
-from oco.services.listing import AnySelect, Fetched, PageRequest, contains, distinct_words, fetch_page
+from oco.services.listing import (
+    AnySelect,
+    Fetched,
+    PageRequest,
+    contains,
+    distinct_words,
+    export_batches,
+    fetch_page,
+)
 from oco.services.runtime import Runtime
 from oco.services.views import (
     Choice,
@@ -69,6 +78,7 @@ def container_page(
     now = rt.now()
     with rt.reading() as session:
         container = find_container(session, container_id)
+        summary = summary_of(session, container, now)
         targets = session.execute(
             select(JobContainer.id, JobContainer.name)
             .where(JobContainer.id != container.id)
@@ -76,8 +86,8 @@ def container_page(
             .limit(MOVE_TARGETS)
         )
         return ContainerPagePublic(
-            container=container_view(summary_of(session, container, now)),
-            jobs=_search_in(session, rt, container, query, request),
+            container=container_view(summary),
+            jobs=_search_in(session, rt, container, query, request, summary.counts),
             move_targets=[Choice(id=i, name=name) for i, name in targets],
         )
 
@@ -90,19 +100,29 @@ def search_jobs(
         return _search_in(session, rt, find_container(session, container_id), query, request)
 
 
-def _search_in(
-    session: Session, rt: Runtime, container: JobContainer, query: JobQuery, request: PageRequest
-) -> PagePublic[JobRowPublic]:
-    now = rt.now()
-    rows = (
+def _rows(container_id: int, query: JobQuery) -> AnySelect:
+    """A container's jobs that match `query`, each with what its row shows of the computer and its wake."""
+    return (
         select(Job, Computer.hostname, Computer.last_seen, Computer.remote_address, WolTarget)
         .join(Computer, Job.computer_id == Computer.id)
         .outerjoin(
             WolTarget,
             and_(WolTarget.container_id == Job.container_id, WolTarget.computer_id == Job.computer_id),
         )
-        .where(Job.container_id == container.id, *_conditions(query))
+        .where(Job.container_id == container_id, *_conditions(query))
     )
+
+
+def _search_in(
+    session: Session,
+    rt: Runtime,
+    container: JobContainer,
+    query: JobQuery,
+    request: PageRequest,
+    counts: Mapping[JobState, int] | None = None,
+) -> PagePublic[JobRowPublic]:
+    """A page of jobs; `counts`, the container's jobs per state when the caller has counted them."""
+    rows = _rows(container.id, query)
     order: dict[str, Any] = {
         "attention": case({int(state): rank for rank, state in enumerate(ATTENTION_ORDER)}, value=Job.state),
         "computer": Computer.hostname,
@@ -114,44 +134,50 @@ def _search_in(
     }
     sort = parse_sort(request.sort, list(order), "attention")
     if sort.key == "attention" and not query.search.strip() and query.return_code is None:
-        fetched = _by_attention(session, rows, container, query, request, sort)
+        if counts is None or query.outcome is not None:
+            counts = _counts(session, container, query)
+        fetched = _by_attention(session, rows, counts, request, sort)
     else:
-        fetched = fetch_page(session, rows, order, Job.id, request, "attention")
-    window = _window(container)
-    offline = rt.settings.computer_offline_seconds
-    return fetched.page(
-        [
-            _row(job, container, window, hostname, seen, address, target, now, offline)
-            for job, hostname, seen, address, target in fetched.rows
-        ]
+        counted = select(Job.id).where(Job.container_id == container.id, *_conditions(query))
+        if query.search.strip():
+            counted = counted.join(Computer, Job.computer_id == Computer.id)
+        fetched = fetch_page(session, rows, order, Job.id, request, "attention", counted)
+    return fetched.page(_row_views(fetched.rows, container, rt))
+
+
+def _row_views(rows: Sequence[Any], container: JobContainer | None, rt: Runtime) -> list[JobRowPublic]:
+    if container is None:  # deleted while its jobs were being downloaded
+        return []
+    window, now, offline = _window(container), rt.now(), rt.settings.computer_offline_seconds
+    return [
+        _row(job, container, window, hostname, seen, address, target, now, offline)
+        for job, hostname, seen, address, target in rows
+    ]
+
+
+def _counts(session: Session, container: JobContainer, query: JobQuery) -> dict[JobState, int]:
+    """How many of a container's jobs that match `query` are in each state (from the index alone)."""
+    counting = (
+        select(Job.state, func.count())
+        .where(Job.container_id == container.id, *_conditions(query))
+        .group_by(Job.state)
     )
+    return {JobState(state): count for state, count in session.execute(counting)}
 
 
 def _by_attention(
-    session: Session,
-    rows: AnySelect,
-    container: JobContainer,
-    query: JobQuery,
-    request: PageRequest,
-    sort: Sort,
+    session: Session, rows: AnySelect, counts: Mapping[JobState, int], request: PageRequest, sort: Sort
 ) -> Fetched[Any]:
-    """A page in the attention order without sorting the whole container: the jobs of each state are
-    counted and read in id order through the (container, state, id) index, state after state."""
-    counts = dict(
-        session.execute(
-            select(Job.state, func.count())
-            .where(Job.container_id == container.id, *_conditions(query))
-            .group_by(Job.state)
-        ).all()
-    )
-    states = [state for state in ATTENTION_ORDER if counts.get(int(state))]
+    """A page in the attention order without sorting the whole container: with the jobs of each state
+    counted, they are read in id order through the (container, state, id) index, state after state."""
+    states = [state for state in ATTENTION_ORDER if counts.get(state)]
     if sort.descending:
         states.reverse()
     window = page_window(request.page, request.page_size, sum(counts.values()))
     skip, wanted = window.offset, window.size
     found: list[Any] = []
     for state in states:
-        count = counts[int(state)]
+        count = counts[state]
         if skip >= count:
             skip -= count
             continue
@@ -167,16 +193,20 @@ def _by_attention(
     return Fetched(rows=found, window=window, sort=sort)
 
 
-def export_jobs(rt: Runtime, container_id: int, query: JobQuery) -> list[JobRowPublic]:
-    """Every job of a container that matches `query`, failures first (for a CSV download)."""
+def export_jobs(rt: Runtime, container_id: int, query: JobQuery) -> Iterator[JobRowPublic]:
+    """Every job of a container that matches `query`, failures first, for a CSV download: the container
+    is found now (NotFound before anything is sent), its jobs read state by state in batches."""
     with rt.reading() as session:
-        container = find_container(session, container_id)
-        everything = PageRequest(1, MAX_PAGE_SIZE)
-        first = _search_in(session, rt, container, query, everything)
-        rows = list(first.items)
-        for number in range(2, first.pages + 1):
-            rows += _search_in(session, rt, container, query, PageRequest(number, MAX_PAGE_SIZE)).items
-        return rows
+        find_container(session, container_id)
+    return chain.from_iterable(
+        export_batches(
+            rt,
+            _rows(container_id, query).where(Job.state == int(state)),
+            (Job.id,),
+            lambda session, rows: _row_views(rows, session.get(JobContainer, container_id), rt),
+        )
+        for state in ATTENTION_ORDER
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,18 +3,21 @@
 A list use case builds a filtered SELECT, and `fetch_page` counts what matches, sorts it by a key the
 list declares (`oco.domain.listing`), and reads only the page asked for. Rows with no value sort last in
 either direction, the same on every database, and the id breaks ties, so pages never overlap.
+`export_batches` reads everything a list matches for a download, a batch at a time, after the last key
+it read (no offsets, never the whole list in memory).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from oco.domain.listing import DEFAULT_PAGE_SIZE, PageWindow, Sort, page_window, parse_sort
+from oco.services.runtime import Runtime
 from oco.services.views import PagePublic
 
 AnySelect = Select[*tuple[Any, ...]]
@@ -62,14 +65,18 @@ def fetch_page(
     tiebreak: Column,
     request: PageRequest,
     default_sort: str,
+    counted: AnySelect | None = None,
 ) -> Fetched[Any]:
     """Count the rows of `query`, then read the page `request` asks for, sorted by one of `order`'s keys.
 
-    `query` selects the rows (entities or columns); `order` names the columns a list can be sorted by.
+    `query` selects the rows (entities or columns); `order` names the columns a list can be sorted by;
+    `counted`, when given, selects as many rows as `query` without the joins that only add columns (a
+    million jobs are counted from an index, not joined to their computers to be counted).
     Raises InvalidChoice for a sort key the list does not have.
     """
     sort = parse_sort(request.sort, list(order), default_sort)
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    counting = (query if counted is None else counted).order_by(None).subquery()
+    total = session.scalar(select(func.count()).select_from(counting)) or 0
     window = page_window(request.page, request.page_size, total)
     column = order[sort.key]
     direction = column.desc() if sort.descending else column.asc()
@@ -109,3 +116,36 @@ def chunks(ids: Sequence[T]) -> Iterator[Sequence[T]]:
 def distinct_words(text: str) -> Sequence[str]:
     """The words of a search, each to be matched on its own."""
     return list(dict.fromkeys(text.split()))
+
+
+EXPORT_BATCH = 2000
+"""Rows a download reads at a time, each batch in a read of its own."""
+
+
+def export_batches(
+    rt: Runtime,
+    query: AnySelect,
+    keys: Sequence[Column],
+    views: Callable[[Session, Sequence[Any]], Sequence[T]],
+    *,
+    descending: bool = False,
+) -> Iterator[T]:
+    """Every row of `query` in the order of `keys` (unique together, never NULL, e.g. hostname then id),
+    turned into read models by `views`. A batch is read after the keys of the last row read, so
+    rows added or removed meanwhile are seen once or not at all, never twice."""
+    position = tuple_(*keys)
+    order = [key.desc() for key in keys] if descending else list(keys)
+    after: tuple[Any, ...] | None = None
+    while True:
+        batch_query = query.order_by(*order).limit(EXPORT_BATCH)
+        if after is not None:
+            batch_query = batch_query.where(
+                position < tuple_(*after) if descending else position > tuple_(*after)
+            )
+        with rt.reading() as session:
+            rows = session.execute(batch_query.add_columns(*keys)).all()
+            made = views(session, [row[: -len(keys)] for row in rows])
+        yield from made
+        if len(rows) < EXPORT_BATCH:
+            return
+        after = tuple(rows[-1][-len(keys) :])

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -15,7 +16,7 @@ from oco.domain.returncodes import format_codes, parse_codes
 from oco.domain.states import PENDING_STATES, PostAction, UpgradeBehavior
 from oco.errors import Conflict, InvalidInput, NotFound
 from oco.services import audit
-from oco.services.listing import PageRequest, contains, distinct_words, fetch_page
+from oco.services.listing import AnySelect, PageRequest, contains, distinct_words, export_batches, fetch_page
 from oco.services.runtime import Runtime
 from oco.services.views import (
     AssignmentPublic,
@@ -150,13 +151,8 @@ def package_page(rt: Runtime, package_id: int, search: str, request: PageRequest
     match `search`, by hostname."""
     with rt.reading() as session:
         package = get_package(session, package_id)
-        installed = (
-            select(ComputerPackage, Computer.hostname)
-            .join(Computer, ComputerPackage.computer_id == Computer.id)
-            .where(ComputerPackage.package_id == package_id)
-            .where(*(contains(Computer.hostname, word) for word in distinct_words(search)))
-        )
         order = {"computer": Computer.hostname, "installed": ComputerPackage.installed}
+        installed = _installed_on(package_id, search)
         fetched = fetch_page(session, installed, order, ComputerPackage.id, request, "computer")
         return PackagePagePublic(
             package=package_view(package),
@@ -165,21 +161,46 @@ def package_page(rt: Runtime, package_id: int, search: str, request: PageRequest
                 for p in package.family.packages
                 if p.id != package.id
             ],
-            installed_on=fetched.page(
-                [
-                    AssignmentPublic(
-                        id=a.id,
-                        computer_id=a.computer_id,
-                        computer=hostname,
-                        package_id=package.id,
-                        package=package.display_name,
-                        installed=a.installed,
-                        installed_by_job_id=a.installed_by_job_id,
-                    )
-                    for a, hostname in fetched.rows
-                ]
-            ),
+            installed_on=fetched.page(_assignments(package.id, package.display_name, fetched.rows)),
         )
+
+
+def export_installed_on(rt: Runtime, package_id: int, search: str) -> Iterator[AssignmentPublic]:
+    """Every computer the package is installed on that matches `search`, by hostname (a CSV download)."""
+    with rt.reading() as session:
+        package = get_package(session, package_id)
+        name = package.display_name
+    return export_batches(
+        rt,
+        _installed_on(package_id, search),
+        (Computer.hostname, ComputerPackage.id),
+        lambda _, rows: _assignments(package_id, name, rows),
+    )
+
+
+def _installed_on(package_id: int, search: str) -> AnySelect:
+    return (
+        select(ComputerPackage, Computer.hostname)
+        .join(Computer, ComputerPackage.computer_id == Computer.id)
+        .where(ComputerPackage.package_id == package_id)
+        .where(*(contains(Computer.hostname, word) for word in distinct_words(search)))
+    )
+
+
+def _assignments(package_id: int, name: str, rows: Sequence[Any]) -> list[AssignmentPublic]:
+    """The rows of `_installed_on` as read models."""
+    return [
+        AssignmentPublic(
+            id=a.id,
+            computer_id=a.computer_id,
+            computer=hostname,
+            package_id=package_id,
+            package=name,
+            installed=a.installed,
+            installed_by_job_id=a.installed_by_job_id,
+        )
+        for a, hostname in rows
+    ]
 
 
 def search_families(rt: Runtime, search: str, request: PageRequest) -> FamilyListPublic:

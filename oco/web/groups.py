@@ -12,6 +12,7 @@ from oco.errors import InvalidInput, OcoError
 from oco.services import groups
 from oco.services.computers import ComputerSelection
 from oco.web.filters import MATCH, computer_query
+from oco.web.inventory import computers_csv
 from oco.web.lists import ALL_MATCHING, ListState, form_state
 from oco.web.render import ConsoleId, error_page, ids, render, status_of, text
 from oco.web.session import Viewer, checked_form, runtime_of, viewer
@@ -34,9 +35,12 @@ def group_list(request: Request, current: CurrentViewer) -> HTMLResponse:
 
 
 @router.get("/groups/computer/{group_id}")
-def computer_group_page(request: Request, current: CurrentViewer, group_id: ConsoleId) -> HTMLResponse:
-    """One computer group: its members a page at a time, and computers found to add."""
+def computer_group_page(request: Request, current: CurrentViewer, group_id: ConsoleId) -> Response:
+    """One computer group: its members a page at a time (or as CSV), and computers found to add."""
     state = ListState.of(request)
+    if state.wants_csv:
+        rows = groups.export_members(runtime_of(request), group_id, computer_query(state))
+        return computers_csv(f"group-{group_id}.csv", rows)
     page = groups.computer_group_page(
         runtime_of(request), group_id, computer_query(state), state.page_request(), state.get("find")
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -16,6 +17,7 @@ from oco.services import assignments, computers, deployments, groups, packages, 
 from oco.services.assignments import InstalledSelection
 from oco.services.computers import ComputerQuery, ComputerSelection
 from oco.services.deployments import ContainerOptions, UninstallRequest
+from oco.services.views import ComputerPublic
 from oco.web.filters import MATCH, computer_query
 from oco.web.lists import ALL_MATCHING, ListState, csv_response, form_state
 from oco.web.render import ConsoleId, error_page, ids, render, status_of, text
@@ -49,10 +51,7 @@ def computer_list(request: Request, current: CurrentViewer) -> Response:
     state = ListState.of(request)
     query = computer_query(state)
     if state.wants_csv:
-        rows = computers.export_computers(runtime_of(request), query)
-        return csv_response(
-            "computers.csv", COMPUTER_CSV, ([getattr(c, f) for f in COMPUTER_CSV] for c in rows)
-        )
+        return computers_csv("computers.csv", computers.export_computers(runtime_of(request), query))
     return _computer_list(request, current, state)
 
 
@@ -69,6 +68,14 @@ COMPUTER_CSV = (
     "uid",
     "notes",
 )
+
+
+def computers_csv(filename: str, rows: Iterable[ComputerPublic]) -> Response:
+    """A CSV download of computers, one row each."""
+    return csv_response(filename, COMPUTER_CSV, ([getattr(c, f) for f in COMPUTER_CSV] for c in rows))
+
+
+INSTALLED_CSV = ("computer_id", "computer", "package_id", "package", "installed", "installed_by_job_id")
 
 
 def _computer_list(
@@ -279,8 +286,16 @@ def _upload_storer(upload: UploadFile) -> packages.PayloadStorer:
 
 
 @router.get("/packages/{package_id}")
-def package_page(request: Request, current: CurrentViewer, package_id: ConsoleId) -> HTMLResponse:
-    """A package version: settings, payload, where it is installed."""
+def package_page(request: Request, current: CurrentViewer, package_id: ConsoleId) -> Response:
+    """A package version: settings, payload, where it is installed (that list also as CSV)."""
+    state = ListState.of(request)
+    if state.wants_csv:
+        rows = packages.export_installed_on(runtime_of(request), package_id, state.get("q"))
+        return csv_response(
+            f"installed-{package_id}.csv",
+            INSTALLED_CSV,
+            ([getattr(a, f) for f in INSTALLED_CSV] for a in rows),
+        )
     return _package_page(request, current, package_id)
 
 

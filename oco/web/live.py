@@ -28,21 +28,26 @@ Parts = Mapping[str, object]
 
 
 def event_stream(request: Request, read: Callable[[], Parts]) -> StreamingResponse:
-    """A `text/event-stream` of the parts `read` returns (called in a thread), each sent when it changed."""
+    """A `text/event-stream` of the parts `read` returns (called in a thread), each sent when it changed.
+
+    The first read happens here, before the response starts: what does not exist is answered with the
+    usual error page (an OcoError), not with a stream. Call it from a thread (a sync endpoint)."""
+    first = read()
     return StreamingResponse(
-        _events(request, read),
+        _events(request, read, first),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _events(request: Request, read: Callable[[], Parts]) -> AsyncIterator[str]:
+async def _events(request: Request, read: Callable[[], Parts], first: Parts) -> AsyncIterator[str]:
     sent: dict[str, str] = {}
     ends = time.monotonic() + STREAM_S
     yield f"retry: {RETRY_MS}\n\n"
+    parts: Parts | None = first
     while time.monotonic() < ends and not await request.is_disconnected():
         try:
-            parts = await run_in_threadpool(read)
+            parts = parts if parts is not None else await run_in_threadpool(read)
         except OcoError as exc:
             yield _event("gone", json.dumps({"message": exc.message}))
             return
@@ -51,6 +56,7 @@ async def _events(request: Request, read: Callable[[], Parts]) -> AsyncIterator[
             if sent.get(name) != data:
                 sent[name] = data
                 yield _event(name, data)
+        parts = None
         await asyncio.sleep(INTERVAL_S)
 
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from oco.db.engine import make_engine
 from oco.domain.states import ContainerStatus, JobState
@@ -76,11 +77,42 @@ def _names(rt: Runtime) -> list[str]:
 
 def test_tasks_are_found_by_name() -> None:
     names = [task.name for task in housekeeping.TASKS]
-    assert names == ["expire-jobs", "send-wol", "expire-wol-shutdown", "count-outcomes", "purge-containers"]
+    assert names == [
+        "expire-jobs",
+        "send-wol",
+        "expire-wol-shutdown",
+        "count-outcomes",
+        "purge-containers",
+        "refresh-statistics",
+    ]
     assert all(housekeeping.find_task(name).name == name for name in names)
     assert len({task.lock_key for task in housekeeping.TASKS}) == len(names)
     with pytest.raises(InvalidInput, match="'purge' must be one of expire-jobs, send-wol"):
         housekeeping.find_task("purge")
+
+
+def test_sqlite_statistics_are_refreshed_once_a_day(rt: Runtime, clock: Clock) -> None:
+    if rt.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's autovacuum and InnoDB keep their statistics themselves")
+    deploy(rt, add_computers(rt, "pc1", "pc2"), [add_package(rt)])
+    refresh = housekeeping.find_task("refresh-statistics")
+
+    def statistics() -> list[tuple[str, str]]:
+        with rt.engine.connect() as connection:
+            if not connection.scalar(text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")):
+                return []
+            return [tuple(row) for row in connection.execute(text("SELECT idx, stat FROM sqlite_stat1"))]
+
+    assert statistics() == []
+    assert housekeeping.run_task(rt, refresh) == 0  # nothing an admin changed: no audit entry
+    first = statistics()
+    assert dict(first)["ix_job_container_state_id"].split()[0] == "2"  # the planner knows there are 2 jobs
+    deploy(rt, add_computers(rt, "pc3", "pc4", "pc5"), [add_package(rt, "Other")])
+    housekeeping.run_task(rt, refresh)
+    assert statistics() == first  # not again the same day
+    clock.advance(hours=24)
+    housekeeping.run_task(rt, refresh)
+    assert dict(statistics())["ix_job_container_state_id"].split()[0] == "5"
 
 
 def test_a_task_another_process_is_running_is_skipped_this_round(rt: Runtime) -> None:

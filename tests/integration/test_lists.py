@@ -14,7 +14,7 @@ from oco.domain.presence import Presence
 from oco.domain.states import AgentJobState, ContainerStatus, JobOutcome, JobState, ReturnCode
 from oco.domain.status import container_status
 from oco.errors import InvalidInput, NotFound
-from oco.services import computers, containers, dashboard, groups, housekeeping, jobs, packages
+from oco.services import computers, containers, dashboard, groups, housekeeping, jobs, listing, packages
 from oco.services.computers import ComputerQuery, ComputerSelection
 from oco.services.containers import ContainerQuery
 from oco.services.jobs import JobQuery, JobSelection
@@ -170,6 +170,27 @@ def test_a_containers_jobs_come_failures_first_and_page_the_same_as_a_full_sort(
     assert by_code.total == 3
     waiting = jobs.search_jobs(rt, container, JobQuery(outcome=JobOutcome.WAITING), PageRequest())
     assert {job.waiting.hold.text for job in waiting.items if job.waiting} <= {"next-check-in", "offline"}
+
+
+def test_a_containers_jobs_are_exported_in_batches_failures_first(
+    rt: Runtime, fleet: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(listing, "EXPORT_BATCH", 2)  # twelve jobs read two at a time
+    container = deploy(rt, fleet, [add_package(rt)])
+    ids = jobs_of_container(rt, container)
+    with rt.transaction() as session:
+        for index, job_id in enumerate(ids):
+            state = [JobState.SUCCEEDED, JobState.FAILED, JobState.WAITING][index % 3]
+            session.execute(update(Job).where(Job.id == job_id).values(state=int(state)))
+    exported = list(jobs.export_jobs(rt, container, JobQuery()))
+    assert [job.id for job in exported] == [
+        job.id for job in jobs.search_jobs(rt, container, JobQuery(search="pc"), PageRequest(1, 12)).items
+    ]  # the same order as the list's, every job once
+    assert [job.state for job in exported[:4]] == [JobState.FAILED] * 4
+    failed = list(jobs.export_jobs(rt, container, JobQuery(outcome=JobOutcome.FAILED)))
+    assert len(failed) == 4
+    with pytest.raises(NotFound):
+        jobs.export_jobs(rt, 999, JobQuery())  # before anything is sent
 
 
 def test_selected_jobs_are_renewed_moved_and_deleted(rt: Runtime, fleet: list[int]) -> None:

@@ -69,11 +69,24 @@ def test_a_container_page_gets_only_the_jobs_that_changed(console: tuple[TestCli
     assert container_data["outcomes"]["succeeded"] == 1
 
 
-def test_a_stream_for_a_container_that_is_gone_says_so(console: tuple[TestClient, Runtime]) -> None:
+def test_a_stream_for_a_container_deleted_meanwhile_says_so(console: tuple[TestClient, Runtime]) -> None:
+    client, rt = console
+    container = deploy(rt, add_computers(rt, "pc1"), [add_package(rt)])
+    with client.stream("GET", f"/jobs/{container}/events") as response:
+        stream = events(response.iter_lines())
+        assert [next(stream)[0] for _ in range(2)] == ["container", "job"]
+        containers.delete_container(rt, container, "tests")
+        name, data = next(stream)
+    assert (name, data) == ("gone", {"message": f"job container {container} does not exist"})
+
+
+def test_a_stream_for_a_container_that_does_not_exist_is_not_found(
+    console: tuple[TestClient, Runtime],
+) -> None:
     client, _ = console
-    with client.stream("GET", "/jobs/999/events") as response:
-        name, data = next(events(response.iter_lines()))
-    assert (name, data) == ("gone", {"message": "job container 999 does not exist"})
+    response = client.get("/jobs/999/events")
+    assert response.status_code == 404  # the browser's EventSource does not reconnect to a 404
+    assert "job container 999 does not exist" in response.text
 
 
 def test_the_dashboard_sends_its_parts_as_html(console: tuple[TestClient, Runtime]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ from sqlalchemy import select
 
 from oco.application import create_app
 from oco.db.models import Job
-from oco.services import assignments, computers, deployments, groups, packages, users
+from oco.services import assignments, computers, deployments, groups, listing, packages, users
 from oco.services.runtime import Runtime
 from oco.services.targets import Targets
 from tests.conftest import Clock, make_runtime
@@ -237,3 +239,54 @@ def test_groups_are_managed_in_the_console(console: tuple[TestClient, Runtime]) 
     assert forged.status_code == 403
     assert client.post(f"/groups/computer/{lab}/delete", data={"csrf_token": token}).status_code == 303
     assert client.post("/groups/other", data={"csrf_token": token, "name": "x"}).status_code == 404
+
+
+def test_every_filtered_list_downloads_as_csv(
+    console: tuple[TestClient, Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A download holds what the filter matches, on every page, read a few rows at a time."""
+    monkeypatch.setattr(listing, "EXPORT_BATCH", 2)
+    client, rt = console
+    login(client)
+    names = [f"pc{i}" for i in range(5)] + ["lab"]
+    pcs = [computers.add_computer(rt, name, "t", notes='room 2, "north"').id for name in names]
+    package = packages.create_package(rt, packages.PackageSpec("Editor", "2", "i"), None, "t").id
+    for computer_id in pcs[:3]:
+        assignments.add_assignment(rt, computer_id, package, "t")
+    lab = groups.add_computer_group(rt, "Lab", "t").id
+    groups.add_computers_to_group(rt, lab, pcs[1:], "t")
+    container = deployments.create_deployment(
+        rt,
+        deployments.DeploymentRequest(
+            options=deployments.ContainerOptions(name="Rollout"),
+            targets=Targets(computers=pcs, packages=[package]),
+        ),
+        "t",
+    ).id
+
+    def download(path: str) -> list[list[str]]:
+        response = client.get(path)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/csv")
+        assert "attachment" in response.headers["content-disposition"]
+        return list(csv.reader(io.StringIO(response.text)))
+
+    every = download("/computers?format=csv&page=2&size=25")  # the page does not matter: all that match
+    assert every[0][:2] == ["id", "hostname"] and every[1][-1] == 'room 2, "north"'  # quoted as CSV must
+    assert [row[1] for row in every[1:]] == sorted(names)
+    assert [row[1] for row in download("/computers?q=pc&format=csv")[1:]] == names[:5]
+    assert [row[1] for row in download(f"/groups/computer/{lab}?format=csv")[1:]] == sorted(names[1:])
+    installed = download(f"/packages/{package}?format=csv")
+    assert [row[1] for row in installed[1:]] == names[:3] and installed[1][3] == "Editor 2"
+    assert [row[1] for row in download(f"/packages/{package}?format=csv&q=pc2")[1:]] == ["pc2"]
+    jobs_csv = download(f"/jobs/{container}?format=csv")
+    assert sorted(row[1] for row in jobs_csv[1:]) == sorted(names)
+    assert [row[5] for row in jobs_csv[1:]] == ["waiting"] * 3 + ["already_installed"] * 3  # in words
+    assert [row[1] for row in download("/jobs?format=csv")[1:]] == ["Rollout"]
+    assert [row[0] for row in download("/packages?format=csv")[1:]] != []
+    audit_rows = download("/audit?format=csv")[1:]
+    assert [int(row[0]) for row in audit_rows] == sorted((int(row[0]) for row in audit_rows), reverse=True)
+    assert len(audit_rows) >= len(names) + 1
+    assert client.get("/jobs/999?format=csv").status_code == 404
+    assert client.get("/groups/computer/999?format=csv").status_code == 404
+    assert client.get("/packages/999?format=csv").status_code == 404
