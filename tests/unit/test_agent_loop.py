@@ -391,6 +391,29 @@ def test_sigterm_lets_a_procedure_finish_and_a_second_one_kills_it(agent: Agent,
     assert (state, code) == (-1, -9999) and message.startswith(STOPPED_WHILE_EXECUTING)
 
 
+class OverlappingEvent(threading.Event):
+    """An event whose `set()` goes through only once `parties` threads are setting it at once."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__()
+        self.meeting = threading.Barrier(parties, timeout=60)
+
+    def set(self) -> None:
+        self.meeting.wait()
+        super().set()
+
+
+def test_of_two_stops_at_the_same_moment_one_is_the_second(agent: Agent) -> None:
+    """Two SIGTERMs (or stop() calls from two threads) that overlap still kill a running procedure."""
+    agent.stopping = OverlappingEvent(2)
+    stops = [threading.Thread(target=agent.stop) for _ in range(2)]
+    for thread in stops:
+        thread.start()
+    for thread in stops:
+        thread.join(timeout=60)
+    assert agent.stopping.is_set() and agent.abort.is_set()
+
+
 # Post-actions ----------------------------------------------------------------------------------
 
 
