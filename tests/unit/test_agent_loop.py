@@ -4,11 +4,9 @@ reports, sequence mode, agent errors, crash recovery, post-actions, inventory, b
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import threading
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,21 +23,11 @@ from oco.agent.state import JobJournal, JournalEntry
 from oco.domain.protocol import SHA256_HEADER, SIGNATURE_HEADER_SERVER, AgentMethod, sign
 from oco.domain.states import ReturnCode
 from tests.live import free_port
-from tests.support import wait_until
+from tests.support import wait_until, zip_bytes
 
 REGISTRATION_KEY = "registration"
 AGENT_KEY, SERVER_KEY = "a" * 40, "s" * 40
 FINAL_STATES = (3, -1)
-
-
-def zip_bytes(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in files.items():
-            info = zipfile.ZipInfo(name)
-            info.external_attr = 0o755 << 16
-            archive.writestr(info, text)
-    return buffer.getvalue()
 
 
 def job(
