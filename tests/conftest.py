@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from oco.db.models import Base
 from oco.db.types import utcnow
 from oco.services.runtime import Runtime
 from tests.live import LiveServer, start_server
+from tests.support import WolListener, copy_sqlite_template
 
 POSTGRES_URL = os.environ.get("OCO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("OCO_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -105,9 +105,7 @@ def empty_tables(engine: Engine) -> None:
 def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     """A migrated, empty database of each backend in turn."""
     if request.param == "sqlite":
-        path = tmp_path / "oco.sqlite3"
-        shutil.copy(sqlite_template, path)
-        return f"sqlite:///{path}"
+        return copy_sqlite_template(sqlite_template, tmp_path)
     engine: Engine = request.getfixturevalue(f"{request.param}_engine")
     empty_tables(engine)
     return engine.url.render_as_string(hide_password=False)
@@ -116,9 +114,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
 @pytest.fixture
 def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
     """A migrated, empty SQLite database (for tests that need only one backend)."""
-    path = tmp_path / "oco.sqlite3"
-    shutil.copy(sqlite_template, path)
-    return f"sqlite:///{path}"
+    return copy_sqlite_template(sqlite_template, tmp_path)
 
 
 @pytest.fixture
@@ -158,3 +154,10 @@ def live_server(tmp_path: Path, sqlite_url: str) -> Iterator[LiveServer]:
     server = start_server(tmp_path, sqlite_url)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def wol_listener() -> Iterator[WolListener]:
+    """A UDP listener on 127.0.0.1 for the magic packets a test makes the server send."""
+    with WolListener() as listener:
+        yield listener

@@ -3,6 +3,7 @@ jobs in order, perform post-actions; and the poll loop around it with jitter and
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import signal
@@ -77,6 +78,7 @@ class Agent:
         self.journal = JobJournal(config.state_path)
         self.stopping = threading.Event()
         self.abort = threading.Event()
+        self._stop_calls = itertools.count()
         self.exit_requested = False
         self.jobs = JobExecutor(self.client, self.journal, self.stopping, self.abort, output_interval_s)
 
@@ -86,8 +88,13 @@ class Agent:
         return self.client.config
 
     def stop(self, *_args: object) -> None:
-        """Finish the current step, then stop; when already stopping, kill a running procedure too."""
-        if self.stopping.is_set():
+        """Finish the current step, then stop; when already stopping, kill a running procedure too.
+
+        The calls are counted with one `next()`, atomic between threads and signal handlers: of two
+        stops at the same moment exactly one is the second (checking `stopping` first could let both
+        see it unset, and then the procedure was never killed).
+        """
+        if next(self._stop_calls):
             self.abort.set()
         self.stopping.set()
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.live import LiveServer, start_server
+from tests.support import copy_sqlite_template
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -43,8 +43,7 @@ def browser():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[LiveServer]:
     workdir = tmp_path_factory.mktemp("browser")
-    shutil.copy(sqlite_template, workdir / "oco.sqlite3")
-    live = start_server(workdir, f"sqlite:///{workdir / 'oco.sqlite3'}", self_registration="true")
+    live = start_server(workdir, copy_sqlite_template(sqlite_template, workdir), self_registration="true")
     live.oco("user", "add", "admin", "--password-stdin", stdin=PASSWORD + "\n")
     yield live
     live.stop()

@@ -4,7 +4,6 @@ from the computer page and remove an assignment. Each page is saved as a screens
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
@@ -12,6 +11,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.browser.conftest import PASSWORD
 from tests.e2e.test_agent_e2e import RealAgent
 from tests.live import REGISTRATION_KEY, LiveServer
+from tests.support import write_zip
 
 
 def real_agent(server: LiveServer, root: Path, hostname: str) -> RealAgent:
@@ -51,12 +51,13 @@ def test_the_admin_story(browser: Browser, server: LiveServer, tmp_path: Path, s
     page.screenshot(path=screenshots / "01-jobs.png", full_page=True)
 
     # Create a package with an uploaded payload.
-    payload = tmp_path / "payload.zip"
-    with zipfile.ZipFile(payload, "w") as archive:
-        info = zipfile.ZipInfo("install.sh")
-        info.external_attr = 0o755 << 16
-        archive.writestr(info, 'echo "installed by the browser story"; touch "$MARKERS/editor"\n')
-        archive.writestr("uninstall.sh", 'rm -f "$MARKERS/editor"\n')
+    payload = write_zip(
+        tmp_path / "payload.zip",
+        {
+            "install.sh": 'echo "installed by the browser story"; touch "$MARKERS/editor"\n',
+            "uninstall.sh": 'rm -f "$MARKERS/editor"\n',
+        },
+    )
     page.get_by_role("link", name="Packages").click()
     page.get_by_role("link", name="New package").click()
     form = page.locator("#package-form")

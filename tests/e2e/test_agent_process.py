@@ -5,11 +5,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from oco.agent.config import load_config
 from tests.live import REGISTRATION_KEY, LiveServer, free_port
+from tests.support import wait_until
 
 
 def enroll(config: Path, server: str, state: Path) -> subprocess.CompletedProcess[str]:
@@ -37,6 +37,13 @@ def enroll(config: Path, server: str, state: Path) -> subprocess.CompletedProces
         text=True,
         timeout=60,
     )
+
+
+def end(process: subprocess.Popen[bytes]) -> None:
+    """Kill an agent process a failed test left running."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
 
 
 def test_enroll_writes_a_config_and_the_first_check_in_learns_the_keys(
@@ -67,23 +74,32 @@ def test_sigterm_stops_the_agent_cleanly(live_server: LiveServer, tmp_path: Path
     process = subprocess.Popen(
         [sys.executable, "-m", "oco", "agent", "--config", str(config)], stderr=subprocess.PIPE
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not load_config(config).agent_key:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=20) == 0
+    try:
+        wait_until(lambda: load_config(config).agent_key, interval=0.2, message="the agent learned no keys")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        end(process)
 
 
 def test_an_unreachable_server_means_backoff_not_a_crash(tmp_path: Path) -> None:
     config = tmp_path / "agent.toml"
     enroll(config, f"http://127.0.0.1:{free_port()}", tmp_path / "state")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "oco", "agent", "--config", str(config)], stderr=subprocess.PIPE, text=True
-    )
-    time.sleep(6)  # start-up and a first failed check-in, even on a loaded machine
-    assert process.poll() is None  # still running, waiting to retry
-    process.send_signal(signal.SIGTERM)
-    _, errors = process.communicate(timeout=20)
+    log = tmp_path / "agent.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "oco", "agent", "--config", str(config)], stderr=stderr
+        )
+    try:
+        wait_until(  # start-up and a first failed check-in
+            lambda: "next try in" in log.read_text(), timeout=60, message="the agent logged no backoff"
+        )
+        assert process.poll() is None  # still running, waiting to retry
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    finally:
+        end(process)
+    errors = log.read_text()
     assert process.returncode == 0
     assert "check-in failed" in errors and "next try in" in errors
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -11,6 +11,7 @@ import psutil
 
 from tests.agentclient import ProtocolClient
 from tests.live import REGISTRATION_KEY, LiveServer, start_server
+from tests.support import wait_until
 
 
 def test_the_server_answers_healthz(live_server: LiveServer) -> None:
@@ -40,7 +41,10 @@ def test_a_stopping_server_writes_the_check_ins_it_holds(tmp_path: Path, sqlite_
         agent = ProtocolClient(server.url, "pc1", REGISTRATION_KEY)
         agent.hello()  # first contact: written at once
         first = last_seen(server, "pc1")
-        time.sleep(0.01)
+        assert first is not None
+        wait_until(  # the next check-in is seen at a later time
+            lambda: datetime.now(UTC) > datetime.fromisoformat(first), interval=0.01
+        )
         agent.hello()  # a plain check-in: held by the ledger
         assert last_seen(server, "pc1") == first
     finally:
@@ -53,11 +57,13 @@ def test_several_server_processes_share_the_port_and_the_database(tmp_path: Path
     server = start_server(tmp_path, sqlite_url, server_args=("--workers", "2"), checkin_flush_seconds="0.2")
     children: list[psutil.Process] = []
     try:
-        deadline = time.monotonic() + 30
-        while len(children) < 2:  # the supervisor starts both before /healthz answers, or soon after
-            assert time.monotonic() < deadline, "the server processes did not start"
-            children = psutil.Process(server.process.pid).children()
-            time.sleep(0.1)
+
+        def workers() -> list[psutil.Process]:
+            found = psutil.Process(server.process.pid).children()
+            return found if len(found) >= 2 else []
+
+        # The supervisor starts both before /healthz answers, or soon after.
+        children = wait_until(workers, timeout=30, message="the server processes did not start")
         agents = []
         for index in range(6):
             server.oco("computer", "add", f"pc{index}")
@@ -66,10 +72,12 @@ def test_several_server_processes_share_the_port_and_the_database(tmp_path: Path
             for agent in agents:  # a new connection each time: the processes share them out
                 agent.hello()
                 agent.close()
-        deadline = time.monotonic() + 10
-        while any(last_seen(server, agent.hostname) is None for agent in agents):
-            assert time.monotonic() < deadline, "check-ins were not written"
-            time.sleep(0.2)
+        wait_until(
+            lambda: all(last_seen(server, agent.hostname) is not None for agent in agents),
+            timeout=10,
+            interval=0.2,
+            message="check-ins were not written",
+        )
     finally:
         server.stop()
     _gone, alive = psutil.wait_procs(children, timeout=30)

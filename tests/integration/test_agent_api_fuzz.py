@@ -18,6 +18,7 @@ from oco.application import create_app
 from oco.services import computers
 from oco.services.runtime import Runtime
 from tests.conftest import Clock, make_runtime
+from tests.support import copy_sqlite_template
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -60,11 +61,9 @@ requests = st.fixed_dictionaries(
 def api(
     tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
 ) -> Iterator[tuple[TestClient, Runtime]]:
-    import shutil
-
     workdir = tmp_path_factory.mktemp("fuzz")
-    shutil.copy(sqlite_template, workdir / "oco.sqlite3")
-    rt = make_runtime(f"sqlite:///{workdir / 'oco.sqlite3'}", workdir, Clock(), self_registration=True)
+    url = copy_sqlite_template(sqlite_template, workdir)
+    rt = make_runtime(url, workdir, Clock(), self_registration=True)
     computers.add_computer(rt, "fuzz-pc", "tests")
     with TestClient(create_app(rt, run_housekeeping=False)) as client:
         yield client, rt

@@ -5,7 +5,6 @@ No packet ever leaves loopback: the configured WOL address is 127.0.0.1 and subn
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -20,41 +19,23 @@ from oco.services import wol
 from oco.services.runtime import Runtime
 from tests.conftest import Clock, make_runtime
 from tests.integration.test_deployments import add_computers, add_package, deploy
+from tests.support import WolListener
 
 MACS = {"pc1": "AA:BB:CC:DD:EE:01", "pc2": "aa-bb-cc-dd-ee-02", "pc3": "aabb.ccdd.ee03"}
 
 
 @pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(2)
-    yield sock
-    sock.close()
-
-
-@pytest.fixture
-def wrt(database_url: str, tmp_path: Path, clock: Clock, listener: socket.socket) -> Iterator[Runtime]:
+def wrt(database_url: str, tmp_path: Path, clock: Clock, wol_listener: WolListener) -> Iterator[Runtime]:
     runtime = make_runtime(
         database_url,
         tmp_path,
         clock,
         wol_addresses=["127.0.0.1"],
-        wol_port=listener.getsockname()[1],
+        wol_port=wol_listener.port,
         wol_subnet_broadcasts=False,
     )
     yield runtime
     runtime.close()
-
-
-def received(sock: socket.socket) -> list[bytes]:
-    packets = []
-    sock.settimeout(0.3)
-    try:
-        while True:
-            packets.append(sock.recv(1024))
-    except TimeoutError:
-        return packets
 
 
 def computers_with_macs(rt: Runtime, clock: Clock, online: set[str]) -> dict[str, int]:
@@ -79,36 +60,36 @@ def shutdown_flags(rt: Runtime, container_id: int) -> dict[str, list[bool]]:
         return flags
 
 
-def test_manual_wake_sends_one_packet_per_mac(wrt: Runtime, clock: Clock, listener: socket.socket) -> None:
+def test_manual_wake_sends_one_packet_per_mac(wrt: Runtime, clock: Clock, wol_listener: WolListener) -> None:
     ids = computers_with_macs(wrt, clock, online=set())
     assert wol.wake_computers(wrt, [ids["pc1"], "pc2", str(ids["pc3"])]) == 3
     expected = {
         magic_packet(bytes.fromhex(m.replace(":", "").replace("-", "").replace(".", "")))
         for m in MACS.values()
     }
-    packets = received(listener)
+    packets = wol_listener.received()
     assert len(packets) == 3 and set(packets) == expected
     assert all(len(p) == 102 and p[:6] == b"\xff" * 6 for p in packets)
 
 
 def test_waking_an_unknown_computer_sends_nothing(
-    wrt: Runtime, clock: Clock, listener: socket.socket
+    wrt: Runtime, clock: Clock, wol_listener: WolListener
 ) -> None:
     ids = computers_with_macs(wrt, clock, online=set())
     with pytest.raises(NotFound, match="computer 'nobody' does not exist"):
         wol.wake_computers(wrt, [ids["pc1"], "nobody"])
-    assert received(listener) == []
+    assert wol_listener.received() == []
 
 
 def test_a_deployment_wakes_offline_computers_only_and_marks_their_last_job(
-    wrt: Runtime, clock: Clock, listener: socket.socket
+    wrt: Runtime, clock: Clock, wol_listener: WolListener
 ) -> None:
     ids = computers_with_macs(wrt, clock, online={"pc3"})
     packages = [add_package(wrt, "A"), add_package(wrt, "B")]
 
     container = deploy(wrt, list(ids.values()), packages, wol=True, shutdown_waked=True)
 
-    assert len(received(listener)) == 2  # pc1 and pc2
+    assert len(wol_listener.received()) == 2  # pc1 and pc2
     assert shutdown_flags(wrt, container) == {
         "pc1": [False, True],
         "pc2": [False, True],
@@ -117,11 +98,11 @@ def test_a_deployment_wakes_offline_computers_only_and_marks_their_last_job(
 
 
 def test_woken_computers_keep_the_shutdown_others_lose_it(
-    wrt: Runtime, clock: Clock, listener: socket.socket
+    wrt: Runtime, clock: Clock, wol_listener: WolListener
 ) -> None:
     ids = computers_with_macs(wrt, clock, online=set())
     container = deploy(wrt, [ids["pc1"], ids["pc2"]], [add_package(wrt)], wol=True, shutdown_waked=True)
-    assert len(received(listener)) == 2
+    assert len(wol_listener.received()) == 2
 
     clock.advance(seconds=120)  # pc1 comes up within WOL_SHUTDOWN_EXPIRY_SECONDS
     with wrt.transaction() as session:
@@ -137,20 +118,20 @@ def test_woken_computers_keep_the_shutdown_others_lose_it(
 
 
 def test_a_future_start_wakes_computers_when_it_is_reached(
-    wrt: Runtime, clock: Clock, listener: socket.socket
+    wrt: Runtime, clock: Clock, wol_listener: WolListener
 ) -> None:
     ids = computers_with_macs(wrt, clock, online=set())
     deploy(wrt, [ids["pc1"]], [add_package(wrt)], wol=True, start=clock.current + timedelta(hours=2))
     with wrt.transaction() as session:
         assert wol.send_due_packets(session, wrt.settings, clock.current) == 0
-    assert received(listener) == []
+    assert wol_listener.received() == []
 
     clock.advance(hours=2)
     with wrt.transaction() as session:
         assert wol.send_due_packets(session, wrt.settings, clock.current) == 1
     with wrt.transaction() as session:
         assert wol.send_due_packets(session, wrt.settings, clock.current) == 0  # once per container
-    assert len(received(listener)) == 1
+    assert len(wol_listener.received()) == 1
 
 
 def test_subnet_broadcasts_come_from_the_stored_network_data(tmp_path: Path) -> None:

@@ -4,12 +4,10 @@ reports, sequence mode, agent errors, crash recovery, post-actions, inventory, b
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import threading
-import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,20 +23,11 @@ from oco.agent.state import JobJournal, JournalEntry
 from oco.domain.protocol import SHA256_HEADER, SIGNATURE_HEADER_SERVER, AgentMethod, sign
 from oco.domain.states import ReturnCode
 from tests.live import free_port
+from tests.support import wait_until, zip_bytes
 
 REGISTRATION_KEY = "registration"
 AGENT_KEY, SERVER_KEY = "a" * 40, "s" * 40
 FINAL_STATES = (3, -1)
-
-
-def zip_bytes(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in files.items():
-            info = zipfile.ZipInfo(name)
-            info.external_attr = 0o755 << 16
-            archive.writestr(info, text)
-    return buffer.getvalue()
 
 
 def job(
@@ -58,9 +47,21 @@ def job(
     }
 
 
+def wait_for_marker(name: str) -> str:
+    """Shell that waits until the test creates $MARKERS/`name` (the agent kills it at the job timeout)."""
+    return f'until [ -e "$MARKERS/{name}" ]; do sleep 0.05; done'
+
+
+Report = dict[str, Any]
+"""The `data` of an `oco.agent.update_job_state`."""
+
+
 class FakeServer:
     """Just enough of the server: hands out `jobs` until they are reported final, serves `payloads`
-    (with Range), signs its answers; a final state 3 with return code 0 counts as success."""
+    (with Range), signs its answers; a final state 3 with return code 0 counts as success.
+
+    `on_report` sees each job report as it arrives, in the agent's thread: the point where a test acts
+    (stops the agent, lets a procedure go on) once the agent has got that far."""
 
     def __init__(self) -> None:
         self.jobs: list[dict[str, Any]] = []
@@ -70,6 +71,7 @@ class FakeServer:
         self.timestamp = 1000.0
         self.refuse_reports_for: set[int] = set()
         self.unreachable = False
+        self.on_report: Callable[[Report], None] = lambda data: None
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if self.unreachable:
@@ -81,6 +83,7 @@ class FakeServer:
             return self._download(params["package-id"], request.headers.get("range"))
         if method == AgentMethod.UPDATE_JOB_STATE:
             data = params["data"]
+            self.on_report(data)
             if data["job-id"] in self.refuse_reports_for:
                 return httpx.Response(401, text="job does not belong to this computer")
             result = {"job-succeeded": data["state"] == 3 and data["return-code"] == 0}
@@ -124,6 +127,16 @@ class FakeServer:
 
     def methods(self) -> list[str]:
         return [method for method, _, _ in self.calls]
+
+    def running(self, job_id: int) -> Callable[[Report], bool]:
+        """Whether a report is one streamed while the job's procedure runs: a state 2 (executing)
+        report after the one that opened the phase (which comes just before the procedure starts)."""
+
+        def streamed(data: Report) -> bool:
+            executing = [r for r in self.reports() if r[0] == job_id and r[1] == 2]
+            return data["job-id"] == job_id and data["state"] == 2 and len(executing) >= 2
+
+        return streamed
 
 
 @pytest.fixture
@@ -203,8 +216,17 @@ def test_a_job_without_payload_runs_in_an_empty_directory(agent: Agent, server: 
     assert "oco.agent.download" not in server.methods()
 
 
-def test_output_is_streamed_while_the_procedure_runs(agent: Agent, server: FakeServer) -> None:
-    server.jobs = [job(1, procedure="echo step one; sleep 0.4; echo step two")]
+def test_output_is_streamed_while_the_procedure_runs(
+    agent: Agent, server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MARKERS", str(tmp_path))
+
+    def go_on_once_streamed(data: Report) -> None:
+        if "step one" in data["message"]:
+            (tmp_path / "streamed").touch()
+
+    server.on_report = go_on_once_streamed
+    server.jobs = [job(1, procedure=f"echo step one; {wait_for_marker('streamed')}; echo step two")]
     agent.run_once()
     streamed = [r for r in server.reports() if r[1] == 2 and r[3]]
     assert streamed and all(r[2] is None for r in streamed)
@@ -376,19 +398,70 @@ def test_a_report_the_server_refuses_is_dropped_after_a_restart(
     assert agent.journal.current() is None and server.methods()[-1] == "oco.agent.hello"
 
 
-def test_sigterm_lets_a_procedure_finish_and_a_second_one_kills_it(agent: Agent, server: FakeServer) -> None:
-    server.jobs = [job(1, procedure="sleep 0.3; echo finished"), job(2, procedure="echo never")]
-    threading.Timer(0.1, agent.stop).start()
+def stop_at(agent: Agent, server: FakeServer, *moments: Callable[[Report], bool]) -> None:
+    """Call `agent.stop()` once at the first report matching each of `moments` in turn, in the agent's
+    own thread, as a SIGTERM handler would: the stops land where the agent is, whatever the load."""
+    pending = list(moments)
+
+    def stop_when_due(data: Report) -> None:
+        if pending and pending[0](data):
+            pending.pop(0)
+            agent.stop()
+
+    server.on_report = stop_when_due
+
+
+def test_sigterm_lets_a_procedure_finish_and_a_second_one_kills_it(
+    agent: Agent, server: FakeServer, config_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MARKERS", str(tmp_path))
+    server.jobs = [
+        job(1, procedure=f"{wait_for_marker('stopped')}; echo finished"),
+        job(2, procedure="echo never"),
+    ]
+    running = server.running(1)
+
+    def sigterm_while_running(data: Report) -> None:
+        if running(data) and not agent.stopping.is_set():
+            agent.stop()
+            (tmp_path / "stopped").touch()  # only now may the procedure end
+
+    server.on_report = sigterm_while_running
     agent.run_once()
     assert server.finals() == {1: (3, 0, "finished\n")}
 
-    agent.stopping.clear()
-    server.jobs = [job(3, procedure="echo begun; sleep 100")]
-    threading.Timer(0.2, agent.stop).start()
-    threading.Timer(0.3, agent.stop).start()
-    agent.run_once()
+    restarted = make_agent(config_path, server)  # stopped agents stay stopped: as after a restart
+    try:
+        server.jobs = [job(3, procedure="echo begun; sleep 100")]
+        stop_at(restarted, server, server.running(3), lambda data: "begun" in data["message"])
+        restarted.run_once()
+    finally:
+        restarted.close()
     state, code, message = server.finals()[3]
     assert (state, code) == (-1, -9999) and message.startswith(STOPPED_WHILE_EXECUTING)
+
+
+class OverlappingEvent(threading.Event):
+    """An event whose `set()` goes through only once `parties` threads are setting it at once."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__()
+        self.meeting = threading.Barrier(parties, timeout=60)
+
+    def set(self) -> None:
+        self.meeting.wait()
+        super().set()
+
+
+def test_of_two_stops_at_the_same_moment_one_is_the_second(agent: Agent) -> None:
+    """Two SIGTERMs (or stop() calls from two threads) that overlap still kill a running procedure."""
+    agent.stopping = OverlappingEvent(2)
+    stops = [threading.Thread(target=agent.stop) for _ in range(2)]
+    for thread in stops:
+        thread.start()
+    for thread in stops:
+        thread.join(timeout=60)
+    assert agent.stopping.is_set() and agent.abort.is_set()
 
 
 # Post-actions ----------------------------------------------------------------------------------
@@ -451,9 +524,18 @@ def test_an_unreachable_server_means_backoff_until_stopped(
     agent: Agent, server: FakeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     server.unreachable = True
-    threading.Timer(0.3, agent.stop).start()
+
+    def stop_once_backing_off() -> None:
+        try:
+            wait_until(lambda: "next try in" in caplog.text, message="the agent logged no backoff")
+        finally:
+            agent.stop()
+
+    stopper = threading.Thread(target=stop_once_backing_off)
     with caplog.at_level(logging.WARNING, logger="oco.agent"):
+        stopper.start()
         assert agent.run_forever() == 0
+    stopper.join(timeout=60)
     assert "check-in failed" in caplog.text and "next try in" in caplog.text
 
 

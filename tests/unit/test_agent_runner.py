@@ -40,8 +40,17 @@ def test_the_procedure_runs_in_its_directory_in_a_session_of_its_own(tmp_path: P
 
 def test_output_is_streamed_while_the_procedure_runs(tmp_path: Path) -> None:
     seen: list[str] = []
-    run_procedure("echo first; sleep 0.5; echo second", tmp_path, 10, seen.append, output_interval_s=0.1)
+
+    def stream(output: str) -> None:
+        if output:  # the runner streams on a timer: before the shell has written, that is nothing
+            seen.append(output)
+        if "first" in output:
+            (tmp_path / "seen").touch()  # only now does the procedure go on
+
+    procedure = "echo first; until [ -e seen ]; do sleep 0.05; done; echo second"
+    result = run_procedure(procedure, tmp_path, 10, stream, output_interval_s=0.1)
     assert seen and "first" in seen[0] and "second" not in seen[0]
+    assert result.exit_code == 0 and "second" in result.output
 
 
 def test_a_timeout_kills_the_whole_tree(tmp_path: Path) -> None:
@@ -69,8 +78,14 @@ def test_a_timeout_kills_the_whole_tree(tmp_path: Path) -> None:
 
 def test_cancelling_kills_the_tree_too(tmp_path: Path) -> None:
     cancel = threading.Event()
-    threading.Timer(0.2, cancel.set).start()
-    result = run_procedure("sleep 100 & sleep 100", tmp_path, timeout_s=30, cancel=cancel)
+    result = run_procedure(  # cancelled while the procedure runs: the runner reports output only then
+        "sleep 100 & sleep 100",
+        tmp_path,
+        timeout_s=30,
+        on_output=lambda _output: cancel.set(),
+        output_interval_s=0.05,
+        cancel=cancel,
+    )
     assert result.cancelled and not result.timed_out and result.exit_code is None
     assert result.seconds < 1.5
 

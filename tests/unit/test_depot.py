@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from oco.depot import Depot, DepotError
+from tests.support import zip_bytes
 
 
 def test_a_stream_is_stored_under_its_sha256(tmp_path: Path) -> None:
@@ -52,12 +53,10 @@ def test_an_upload_that_is_not_a_zip_is_zipped_under_its_name(tmp_path: Path) ->
 
 
 def test_a_zip_upload_is_kept_byte_for_byte(tmp_path: Path) -> None:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("a.txt", "a")
+    payload = zip_bytes({"a.txt": "a"}, mode=0o644)
     depot = Depot(tmp_path)
-    stored = depot.put_upload(io.BytesIO(buffer.getvalue()), "p.zip")
-    assert depot.path(stored.sha256).read_bytes() == buffer.getvalue()
+    stored = depot.put_upload(io.BytesIO(payload), "p.zip")
+    assert depot.path(stored.sha256).read_bytes() == payload
 
 
 def test_range_reads_return_the_inclusive_slice(tmp_path: Path) -> None:
