@@ -233,10 +233,10 @@ class JobExecutor:
 
 
 def outcome_report(result: RunResult, timeout_s: int) -> dict[str, Any]:
-    """The final report for a finished, timed-out, cancelled or unstartable procedure."""
+    """The final report for a finished, timed-out, canceled or unstartable procedure."""
     if result.timed_out:
         return agent_error(f"timed out after {timeout_s} s, process tree killed\n{result.output}")
-    if result.cancelled:
+    if result.canceled:
         return agent_error(f"{STOPPED_WHILE_EXECUTING}\n{result.output}")
     if result.exit_code in SHELL_COULD_NOT_RUN:
         return agent_error(

@@ -33,7 +33,7 @@ class RunResult:
     exit_code: int | None
     output: str
     timed_out: bool = False
-    cancelled: bool = False
+    canceled: bool = False
     seconds: float = 0.0
 
 
@@ -60,7 +60,7 @@ def run_procedure(
     (its tail) every `output_interval_s` seconds.
 
     When `timeout_s` passes, or `cancel` is set, the process and all its descendants are killed and
-    `timed_out` or `cancelled` is set. Raises CommandFailedToStart when the shell cannot be started.
+    `timed_out` or `canceled` is set. Raises CommandFailedToStart when the shell cannot be started.
     """
     started = time.monotonic()
     try:
@@ -79,12 +79,12 @@ def run_procedure(
     reader = threading.Thread(target=_read_all, args=(process, output), daemon=True)
     reader.start()
     last_output = started
-    timed_out = cancelled = False
+    timed_out = canceled = False
     while process.poll() is None:
         now = time.monotonic()
         timed_out = now - started > timeout_s
-        cancelled = cancel is not None and cancel.is_set()
-        if timed_out or cancelled:
+        canceled = cancel is not None and cancel.is_set()
+        if timed_out or canceled:
             kill_tree(process.pid)
             break
         if on_output is not None and now - last_output >= output_interval_s:
@@ -95,10 +95,10 @@ def run_procedure(
         process.wait(timeout=KILL_WAIT_S)
     reader.join(READER_JOIN_S)
     return RunResult(
-        exit_code=None if timed_out or cancelled else process.returncode,
+        exit_code=None if timed_out or canceled else process.returncode,
         output=output.text(),
         timed_out=timed_out,
-        cancelled=cancelled,
+        canceled=canceled,
         seconds=time.monotonic() - started,
     )
 

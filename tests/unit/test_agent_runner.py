@@ -26,7 +26,7 @@ def test_the_posix_shell_runs_procedures() -> None:
 @pytest.mark.parametrize("code", [0, 1, 7, 255])
 def test_the_exit_code_and_both_output_streams_are_reported(tmp_path: Path, code: int) -> None:
     result = run_procedure(f"echo out; echo err >&2; exit {code}", tmp_path, timeout_s=10)
-    assert (result.exit_code, result.timed_out, result.cancelled) == (code, False, False)
+    assert (result.exit_code, result.timed_out, result.canceled) == (code, False, False)
     assert "out" in result.output and "err" in result.output
 
 
@@ -78,7 +78,7 @@ def test_a_timeout_kills_the_whole_tree(tmp_path: Path) -> None:
 
 def test_cancelling_kills_the_tree_too(tmp_path: Path) -> None:
     cancel = threading.Event()
-    result = run_procedure(  # cancelled while the procedure runs: the runner reports output only then
+    result = run_procedure(  # canceled while the procedure runs: the runner reports output only then
         "sleep 100 & sleep 100",
         tmp_path,
         timeout_s=30,
@@ -86,7 +86,7 @@ def test_cancelling_kills_the_tree_too(tmp_path: Path) -> None:
         output_interval_s=0.05,
         cancel=cancel,
     )
-    assert result.cancelled and not result.timed_out and result.exit_code is None
+    assert result.canceled and not result.timed_out and result.exit_code is None
     assert result.seconds < 1.5
 
 
