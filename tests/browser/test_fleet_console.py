@@ -211,3 +211,96 @@ def test_every_page_fits_the_screen(
         name = path.strip("/").replace("/", "-") or "dashboard"
         page.screenshot(path=shots / f"{name}-{viewport['width']}.png")
     assert not too_wide, f"wider than a {viewport['width']} px screen (px): {too_wide}"
+
+
+def _fail(server: LiveServer, container: str, count: int) -> None:
+    """The first `count` jobs of a container failed with an agent error, as a broken download leaves them."""
+    rt = make_runtime(server.env["OCO_DATABASE_URL"], Path(server.env["OCO_DEPOT_PATH"]).parent)
+    with rt.transaction() as session:
+        ids = list(session.scalars(select(Job.id).where(Job.container_id == int(container)).order_by(Job.id)))
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(ids[:count]))
+            .values(
+                state=int(JobState.FAILED),
+                return_code=int(ReturnCode.AGENT_ERROR),
+                message="download aborted",
+                execution_finished=datetime.now(UTC),
+            )
+        )
+    rt.close()
+
+
+def test_selected_jobs_are_renewed_moved_and_deleted(browser: Browser, fleet_server: LiveServer) -> None:
+    hosts = [f"pc-0010{i}" for i in range(5)]
+    computers = [arg for host in hosts for arg in ("--computer", host)]
+    rollout = fleet_server.oco("deploy", "--name", "Lab rollout", *computers, "--package", "1").stdout.strip()
+    spare = fleet_server.oco(
+        "deploy", "--name", "Spare", "--computer", "pc-00200", "--package", "1"
+    ).stdout.strip()
+    _fail(fleet_server, rollout, 2)
+    page = logged_in(browser, fleet_server, WIDE)
+    page.goto(f"{fleet_server.url}/jobs/{rollout}")
+    expect(page.locator("#outcome")).to_contain_text("2 failed")
+
+    page.locator("nav.quick-filters").get_by_role("link", name="Failed 2").click()
+    page.get_by_label("Select all on this page").check()
+    page.get_by_role("button", name="Renew", exact=True).click()
+    expect(page.locator("#outcome")).to_contain_text("5 waiting")  # both failed jobs wait to run again
+    expect(page.locator("#outcome")).not_to_contain_text("failed")
+
+    page.goto(f"{fleet_server.url}/jobs/{rollout}?q=pc-00104")
+    page.locator("#jobs tbody tr[data-job] input[type=checkbox]").first.check()
+    page.get_by_label("to container").fill(spare)
+    page.get_by_role("button", name="Move").click()
+    expect(page.get_by_role("heading", name="Spare")).to_be_visible()  # the container they went to
+    expect(page.locator("#jobs")).to_contain_text("pc-00104")
+    expect(page.locator(".pager .count")).to_have_text(f"1{DASH}2 of 2 jobs")
+
+    page.goto(f"{fleet_server.url}/jobs/{rollout}")
+    expect(page.locator(".pager .count")).to_have_text(f"1{DASH}4 of 4 jobs")
+    page.get_by_label("Select all on this page").check()  # all four: no "all that match" to offer
+    expect(page.get_by_label("Select all 4 jobs that match")).to_have_count(0)
+    page.locator("form.selection").get_by_role("button", name="Delete").click()  # the dialog is accepted
+    expect(page.get_by_text("Deleted 4 job(s)")).to_be_visible()
+    expect(page.locator("#outcome")).to_contain_text("no jobs")
+
+
+def test_all_matching_computers_join_a_group_or_are_deleted(
+    browser: Browser, fleet_server: LiveServer
+) -> None:
+    fleet_server.oco("group", "computer", "create", "Night shift")
+    for i in range(3):
+        fleet_server.oco("computer", "add", f"spare-{i}")
+    page = logged_in(browser, fleet_server, WIDE)
+
+    page.goto(f"{fleet_server.url}/computers?q=pc-002")
+    expect(page.locator(".pager .count")).to_have_text(f"1{DASH}50 of 100 computers")
+    page.get_by_label("Select all on this page").check()
+    page.get_by_label("Select all 100 computers that match").check()
+    page.get_by_label("to group").select_option(label="Night shift")
+    page.get_by_role("button", name="Add to group").click()
+    page.goto(f"{fleet_server.url}/groups")
+    page.get_by_role("link", name="Night shift").click()
+    expect(page.locator(".pager .count")).to_have_text(f"1{DASH}50 of 100 members")
+
+    page.goto(f"{fleet_server.url}/computers?q=spare-")
+    expect(page.locator(".pager .count")).to_have_text(f"1{DASH}3 of 3 computers")
+    page.get_by_label("Select all on this page").check()
+    page.locator("form.selection").get_by_role("button", name="Delete").click()
+    expect(page.locator("#computers")).to_contain_text("No computer matches")
+    page.goto(f"{fleet_server.url}/computers")
+    expect(page.locator(".pager .count")).to_have_text(f"1{DASH}50 of 10,000 computers")
+
+
+def test_the_dashboard_shows_a_new_failure_without_a_reload(
+    browser: Browser, fleet_server: LiveServer
+) -> None:
+    container = fleet_server.oco(
+        "deploy", "--name", "Live failure", "--computer", "pc-00300", "--package", "1"
+    ).stdout.strip()
+    page = logged_in(browser, fleet_server, WIDE)
+    expect(page.locator("#running")).to_contain_text("Live failure")
+    expect(page.locator("#failures")).not_to_contain_text("pc-00300")
+    _fail(fleet_server, container, 1)
+    expect(page.locator("#failures")).to_contain_text("pc-00300", timeout=30_000)  # through the event stream
