@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
 
@@ -30,7 +30,7 @@ from oco.services.computers import (
     selected_ids,
     shown_reference,
 )
-from oco.services.listing import PageRequest
+from oco.services.listing import Column, PageRequest, contains, distinct_words, fetch_page
 from oco.services.packages import all_families, resolve_package_ids
 from oco.services.runtime import Runtime
 from oco.services.views import (
@@ -73,15 +73,50 @@ def list_computer_groups(rt: Runtime) -> list[ComputerGroupPublic]:
         return [computer_group_view(group) for group in all_computer_groups(session)]
 
 
-def groups_page(rt: Runtime) -> GroupsPagePublic:
-    """The groups page: computer groups with their sizes, package groups with their members in order,
-    and the package families whose versions can be added."""
+GROUP_SORTS = ("name", "size")
+
+
+def groups_page(rt: Runtime, search: str = "", request: PageRequest | None = None) -> GroupsPagePublic:
+    """The groups page: one page of the computer groups whose name has the words of `search`, with their
+    sizes (by name unless sorted otherwise); package groups with their members in order; the package
+    families whose versions can be added."""
     with rt.reading() as session:
+        order: dict[str, Column] = {"name": ComputerGroup.name, "size": _SIZE}
+        counted = select(ComputerGroup.id).where(*_named(search))
+        fetched = fetch_page(
+            session, _sizes(search), order, ComputerGroup.id, request or PageRequest(), "name", counted
+        )
         return GroupsPagePublic(
-            computer_groups=group_summaries(session),
+            computer_groups=fetched.page(
+                [GroupSummaryPublic(id=i, name=name, size=count) for i, name, count in fetched.rows]
+            ),
             package_groups=[package_group_view(g) for g in all_package_groups(session)],
             families=[family_view(f) for f in all_families(session)],
         )
+
+
+def export_group_summaries(rt: Runtime, search: str) -> list[GroupSummaryPublic]:
+    """Every computer group whose name has the words of `search`, with its size, by name (a download)."""
+    with rt.reading() as session:
+        rows = session.execute(_sizes(search).order_by(ComputerGroup.name, ComputerGroup.id))
+        return [GroupSummaryPublic(id=i, name=name, size=count) for i, name, count in rows]
+
+
+_SIZE = func.count(ComputerGroupMember.id)
+
+
+def _named(search: str) -> list[ColumnElement[bool]]:
+    return [contains(ComputerGroup.name, word) for word in distinct_words(search)]
+
+
+def _sizes(search: str) -> Select[int, str, int]:
+    """The computer groups whose name has the words of `search`, each with how many members it has."""
+    return (
+        select(ComputerGroup.id, ComputerGroup.name, _SIZE)
+        .outerjoin(ComputerGroupMember, ComputerGroupMember.group_id == ComputerGroup.id)
+        .where(*_named(search))
+        .group_by(ComputerGroup.id, ComputerGroup.name)
+    )
 
 
 def computer_group_page(

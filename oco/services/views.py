@@ -537,7 +537,7 @@ class GroupsPagePublic(View):
     """The groups page: computer groups with their sizes, package groups with their members, and the
     package families whose versions can join a package group."""
 
-    computer_groups: list[GroupSummaryPublic]
+    computer_groups: PagePublic[GroupSummaryPublic]
     package_groups: list[PackageGroupPublic]
     families: list[FamilyPublic]
 

@@ -13,7 +13,7 @@ from oco.services import groups
 from oco.services.computers import ComputerSelection
 from oco.web.filters import MATCH, computer_query
 from oco.web.inventory import computers_csv
-from oco.web.lists import ALL_MATCHING, ListState, form_state
+from oco.web.lists import ALL_MATCHING, ListState, csv_response, form_state
 from oco.web.render import ConsoleId, error_page, ids, render, status_of, text
 from oco.web.session import Viewer, checked_form, runtime_of, viewer
 
@@ -23,14 +23,23 @@ Kind = Literal["computer", "package"]
 
 
 def _page(request: Request, current: Viewer, error: OcoError | None = None) -> HTMLResponse:
-    page = groups.groups_page(runtime_of(request))
+    state = ListState.of(request) if error is None else ListState("/groups", ())
+    page = groups.groups_page(runtime_of(request), state.get("q"), state.page_request())
     message = error.message if error else ""
-    return render(request, "groups.html", current, status_of(error), groups=page, error=message)
+    return render(request, "groups.html", current, status_of(error), groups=page, state=state, error=message)
+
+
+GROUP_CSV = ("id", "name", "size")
 
 
 @router.get("/groups")
-def group_list(request: Request, current: CurrentViewer) -> HTMLResponse:
-    """Every computer group with its size, every package group with its members."""
+def group_list(request: Request, current: CurrentViewer) -> Response:
+    """The computer groups that match the search with their sizes, a page at a time (or all as CSV);
+    every package group with its members."""
+    state = ListState.of(request)
+    if state.wants_csv:
+        rows = groups.export_group_summaries(runtime_of(request), state.get("q"))
+        return csv_response("computer-groups.csv", GROUP_CSV, ([g.id, g.name, g.size] for g in rows))
     return _page(request, current)
 
 

@@ -257,3 +257,24 @@ def test_packages_and_the_audit_log_are_paged(rt: Runtime, fleet: list[int]) -> 
 
     entries = audit.search_audit(rt, audit.AuditQuery(action="package"), PageRequest(1, 10))
     assert entries.total == 3 and all(e.action == "package.create" for e in entries.items)
+
+
+def test_computer_groups_are_searched_sorted_by_size_and_paged(rt: Runtime, fleet: list[int]) -> None:
+    for name, members in (("Lab north", 3), ("Lab south", 1), ("Office", 2), ("Empty lab", 0)):
+        group = groups.add_computer_group(rt, name, "tests").id
+        if members:
+            groups.add_computers_to_group(rt, group, fleet[:members], "tests")
+    labs = groups.groups_page(rt, "lab", PageRequest(1, 2, "-size")).computer_groups
+    assert (labs.total, labs.pages) == (3, 2)
+    assert [(g.name, g.size) for g in labs.items] == [("Lab north", 3), ("Lab south", 1)]
+    last = groups.groups_page(rt, "lab", PageRequest(2, 2, "-size")).computer_groups
+    assert [(g.name, g.size) for g in last.items] == [("Empty lab", 0)]
+    assert [g.name for g in groups.groups_page(rt).computer_groups.items] == [
+        "Empty lab",
+        "Lab north",
+        "Lab south",
+        "Office",
+    ]
+    assert [g.name for g in groups.export_group_summaries(rt, "south")] == ["Lab south"]
+    with pytest.raises(InvalidChoice):
+        groups.groups_page(rt, "", PageRequest(1, 10, "members"))

@@ -276,6 +276,7 @@ def test_every_filtered_list_downloads_as_csv(
     assert [row[1] for row in every[1:]] == sorted(names)
     assert [row[1] for row in download("/computers?q=pc&format=csv")[1:]] == names[:5]
     assert [row[1] for row in download(f"/groups/computer/{lab}?format=csv")[1:]] == sorted(names[1:])
+    assert download("/groups?format=csv&q=la") == [["id", "name", "size"], [str(lab), "Lab", "5"]]
     installed = download(f"/packages/{package}?format=csv")
     assert [row[1] for row in installed[1:]] == names[:3] and installed[1][3] == "Editor 2"
     assert [row[1] for row in download(f"/packages/{package}?format=csv&q=pc2")[1:]] == ["pc2"]
