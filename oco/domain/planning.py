@@ -206,34 +206,50 @@ def plan_deployment(
     distinct: dict[int, PackageToDeploy] = {}
     for package in packages:
         distinct.setdefault(package.id, package)
+    fits = _Compatibility()
     plans = []
     for computer in computers:
-        jobs, notes = _install_jobs(computer, list(distinct.values()), force)
+        jobs, notes = _install_jobs(computer, list(distinct.values()), force, fits)
         plans.append(_computer_plan(computer, jobs, notes, wol=wol, shutdown_waked=shutdown_waked))
     return Plan(tuple(plans))
 
 
+class _Compatibility:
+    """`incompatibility`, worked out once per package and inventory (a fleet has few distinct ones)."""
+
+    def __init__(self) -> None:
+        self._known: dict[tuple[int, str, str, str], str | None] = {}
+
+    def __call__(self, package: PackageToDeploy, computer: TargetComputer) -> str | None:
+        key = (package.id, computer.os, computer.os_version, computer.architecture)
+        if key not in self._known:
+            self._known[key] = incompatibility(package, computer)
+        return self._known[key]
+
+
 def _install_jobs(
-    computer: TargetComputer, packages: Sequence[PackageToDeploy], force: bool
+    computer: TargetComputer, packages: Sequence[PackageToDeploy], force: bool, fits: _Compatibility
 ) -> tuple[list[PlannedJob], list[str]]:
+    """A computer's jobs, numbered from 1 in the order they are added."""
     jobs: list[PlannedJob] = []
     notes: list[str] = []
     installed_ids = {assignment.package_id for assignment in computer.installed}
     uninstalling: set[int] = set()
     for package in packages:
-        install = _install_job(computer.id, package)
-        reason = incompatibility(package, computer)
+        reason = fits(package, computer)
         if reason is not None:
-            jobs.append(replace(install, state=JobState.OS_INCOMPATIBLE, reason=reason))
+            jobs.append(_install_job(computer.id, package, len(jobs) + 1, JobState.OS_INCOMPATIBLE, reason))
             continue
         if package.id in installed_ids and not force:
-            jobs.append(replace(install, state=JobState.ALREADY_INSTALLED, reason=ALREADY_INSTALLED_REASON))
+            skipped = JobState.ALREADY_INSTALLED
+            jobs.append(_install_job(computer.id, package, len(jobs) + 1, skipped, ALREADY_INSTALLED_REASON))
             continue
         if package.upgrade_behavior is UpgradeBehavior.EXPLICIT_UNINSTALL:
             others = list(_other_versions(computer, package, uninstalling))
             uninstalling.update(other.package_id for other in others)
-            jobs.extend(_uninstall_first(computer.id, others, notes))
-        jobs.append(replace(install, reason=REINSTALL_REASON) if package.id in installed_ids else install)
+            jobs.extend(_uninstall_first(computer.id, others, notes, len(jobs) + 1))
+        again = REINSTALL_REASON if package.id in installed_ids else ""
+        jobs.append(_install_job(computer.id, package, len(jobs) + 1, JobState.WAITING, again))
     return jobs, notes
 
 
@@ -250,38 +266,44 @@ def _other_versions(
 
 
 def _uninstall_first(
-    computer_id: int, others: Iterable[InstalledPackage], notes: list[str]
+    computer_id: int, others: Iterable[InstalledPackage], notes: list[str], sequence: int
 ) -> list[PlannedJob]:
-    jobs = []
+    jobs: list[PlannedJob] = []
     for other in others:
         if other.uninstall_procedure.strip():
-            jobs.append(_uninstall_job(computer_id, other, reason=f"uninstall of {other.name} first"))
+            reason = f"uninstall of {other.name} first"
+            jobs.append(_uninstall_job(computer_id, other, sequence + len(jobs), reason))
         else:
             notes.append(f"{other.name} has no uninstall procedure and stays installed")
     return jobs
 
 
-def _install_job(computer_id: int, package: PackageToDeploy) -> PlannedJob:
+def _install_job(
+    computer_id: int, package: PackageToDeploy, sequence: int, state: JobState, reason: str
+) -> PlannedJob:
     return PlannedJob(
         computer_id=computer_id,
         package_id=package.id,
         package_name=package.name,
         action=JobAction.INSTALL,
-        sequence=0,
-        state=JobState.WAITING,
+        sequence=sequence,
+        state=state,
         procedure=package.install_procedure,
         success_codes=package.install_success_codes,
         post_action=package.install_post_action,
+        reason=reason,
     )
 
 
-def _uninstall_job(computer_id: int, installed: InstalledPackage, reason: str = "") -> PlannedJob:
+def _uninstall_job(
+    computer_id: int, installed: InstalledPackage, sequence: int, reason: str = ""
+) -> PlannedJob:
     return PlannedJob(
         computer_id=computer_id,
         package_id=installed.package_id,
         package_name=installed.name,
         action=JobAction.UNINSTALL,
-        sequence=0,
+        sequence=sequence,
         state=JobState.WAITING,
         procedure=installed.uninstall_procedure,
         success_codes=installed.uninstall_success_codes,
@@ -298,12 +320,11 @@ def _computer_plan(
     wol: bool,
     shutdown_waked: bool,
 ) -> ComputerPlan:
-    """Number the jobs from 1 and apply the WOL rule: only offline computers are woken and shut down."""
-    numbered = [replace(job, sequence=sequence) for sequence, job in enumerate(jobs, start=1)]
+    """Apply the WOL rule to a computer's numbered jobs: only offline computers are woken and shut down."""
     wake = wol and not computer.online
     if wake and shutdown_waked:
-        numbered = mark_wol_shutdown(numbered)
-    return ComputerPlan(computer.id, computer.hostname, tuple(numbered), wake, tuple(notes))
+        jobs = mark_wol_shutdown(jobs)
+    return ComputerPlan(computer.id, computer.hostname, tuple(jobs), wake, tuple(notes))
 
 
 def wol_shutdown_carrier(states: Sequence[JobState]) -> int | None:
@@ -341,7 +362,7 @@ def plan_uninstall(
 
 def _selected_uninstalls(computer: TargetComputer, package_ids: Iterable[int]) -> list[PlannedJob]:
     by_id = {installed.package_id: installed for installed in computer.installed}
-    jobs = []
+    jobs: list[PlannedJob] = []
     for package_id in dict.fromkeys(package_ids):
         installed = by_id.get(package_id)
         if installed is None:
@@ -353,7 +374,7 @@ def _selected_uninstalls(computer: TargetComputer, package_ids: Iterable[int]) -
                 f"{installed.name} has no uninstall procedure; remove the assignment instead",
                 field="assignments",
             )
-        jobs.append(_uninstall_job(computer.id, installed))
+        jobs.append(_uninstall_job(computer.id, installed, len(jobs) + 1))
     return jobs
 
 

@@ -28,10 +28,9 @@ from oco.services.runtime import Runtime
 from oco.services.targets import (
     ResolvedTargets,
     Targets,
-    load_computers,
     package_to_deploy,
     resolve_targets,
-    target_computer,
+    target_computers,
 )
 from oco.services.views import ContainerPublic, PlanPublic, plan_view
 
@@ -83,7 +82,7 @@ def preview_deployment(rt: Runtime, request: DeploymentRequest) -> PlanPublic:
     with rt.reading() as session:
         _validated(request.options, now)
         resolved = resolve_targets(session, request.targets, now, rt.settings.computer_offline_seconds)
-        return plan_view(_plan(resolved, rt.settings, request, now))
+        return plan_view(_plan(resolved, request))
 
 
 def create_deployment(rt: Runtime, request: DeploymentRequest, actor: str) -> ContainerPublic:
@@ -93,7 +92,7 @@ def create_deployment(rt: Runtime, request: DeploymentRequest, actor: str) -> Co
     with rt.transaction() as session:
         settings = _validated(request.options, now)
         resolved = resolve_targets(session, request.targets, now, rt.settings.computer_offline_seconds)
-        plan = _plan(resolved, rt.settings, request, now)
+        plan = _plan(resolved, request)
         container = _insert_container(session, request.options, settings, actor, now)
         _insert_jobs(session, container.id, plan, now)
         _start_wol(session, rt.settings, container, plan, now)
@@ -127,10 +126,7 @@ def create_uninstall(rt: Runtime, request: UninstallRequest, actor: str) -> Cont
             options = replace(options, name=_uninstall_name(session, selected_ids))
         settings = _validated(options, now)
         selected = _selected_packages(session, selected_ids)
-        computers = load_computers(session, list(selected))
-        plan = plan_uninstall(
-            [target_computer(c, now, rt.settings.computer_offline_seconds) for c in computers], selected
-        )
+        plan = plan_uninstall(target_computers(session, list(selected), now, offline), selected)
         container = _insert_container(session, options, settings, actor, now)
         _insert_jobs(session, container.id, plan, now)
         _start_wol(session, rt.settings, container, plan, now)
@@ -163,9 +159,9 @@ def _created(container: JobContainer, plan: Plan, now: datetime) -> ContainerPub
     return container_view(summarize(container, plan.counts(), finished, now))
 
 
-def _plan(resolved: ResolvedTargets, settings: Settings, request: DeploymentRequest, now: datetime) -> Plan:
+def _plan(resolved: ResolvedTargets, request: DeploymentRequest) -> Plan:
     return plan_deployment(
-        [target_computer(c, now, settings.computer_offline_seconds) for c in resolved.computers],
+        resolved.computers,
         [package_to_deploy(p) for p in resolved.packages],
         force=request.force,
         wol=request.options.wol,

@@ -1,7 +1,7 @@
 """What a deployment is about: the target computers and packages, groups expanded, as the planner sees them.
 
-`resolve_targets` loads the rows; `target_computer` and `package_to_deploy` map them to the domain's
-`TargetComputer` and `PackageToDeploy`, which `oco.domain.planning` plans with.
+`resolve_targets` loads them: computers straight into the domain's `TargetComputer`, packages as rows
+that `package_to_deploy` maps to `PackageToDeploy`; `oco.domain.planning` plans with those.
 """
 
 from __future__ import annotations
@@ -58,9 +58,10 @@ class Targets:
 
 @dataclass(frozen=True, slots=True)
 class ResolvedTargets:
-    """The loaded target rows: computers with their assignments, packages with their families."""
+    """The targets as the planner sees them: computers with their assignments, packages with their
+    families loaded."""
 
-    computers: list[Computer] = field(default_factory=list)
+    computers: list[TargetComputer] = field(default_factory=list)
     packages: list[Package] = field(default_factory=list)
 
 
@@ -77,7 +78,7 @@ def target_choices(
     computers an "all matching" filter selects."""
     now, offline = rt.now(), rt.settings.computer_offline_seconds
     with rt.reading() as session:
-        chosen = load_computers(session, [i for i in dict.fromkeys(selected)]) if selected else []
+        chosen = _load(session, Computer, list(dict.fromkeys(selected)), [], "computer") if selected else []
         found = search_computers_in(
             session, ComputerQuery(search=search), PageRequest(1, PICKER_LIMIT), now, offline
         )
@@ -118,17 +119,74 @@ def resolve_targets(
     if not package_ids:
         raise InvalidInput("choose at least one package or package group", field="packages")
     return ResolvedTargets(
-        computers=load_computers(session, computer_ids),
+        computers=target_computers(session, computer_ids, now, offline_seconds),
         packages=_load(session, Package, package_ids, [selectinload(Package.family)], "package"),
     )
 
 
-def load_computers(session: Session, computer_ids: list[int]) -> list[Computer]:
-    """The computers with these ids, in this order, with their assignments' packages loaded."""
-    options: list[ORMOption] = [
-        selectinload(Computer.assignments).selectinload(ComputerPackage.package).selectinload(Package.family)
+def target_computers(
+    session: Session, computer_ids: list[int], now: datetime, offline_seconds: int
+) -> list[TargetComputer]:
+    """The planner's view of these computers, in this order: inventory, online or not, assignments.
+
+    Read as plain rows, each package once however many computers have it: a deployment to 10,000
+    computers loads no ORM objects for them. The first missing id is named.
+    """
+    rows = {
+        row.id: row
+        for chunk in chunks(computer_ids)
+        for row in session.execute(
+            select(
+                Computer.id,
+                Computer.hostname,
+                Computer.os,
+                Computer.os_version,
+                Computer.architecture,
+                Computer.last_seen,
+            ).where(Computer.id.in_(chunk))
+        )
+    }
+    missing = [i for i in computer_ids if i not in rows]
+    if missing:
+        raise NotFound(f"computer {missing[0]} does not exist")
+    assigned: dict[int, list[int]] = {}
+    for chunk in chunks(computer_ids):
+        assignments = (
+            select(ComputerPackage.computer_id, ComputerPackage.package_id)
+            .where(ComputerPackage.computer_id.in_(chunk))
+            .order_by(ComputerPackage.id)
+        )
+        for computer_id, package_id in session.execute(assignments):
+            assigned.setdefault(computer_id, []).append(package_id)
+    installed = _installed_packages(session, {i for ids in assigned.values() for i in ids})
+    return [
+        TargetComputer(
+            id=row.id,
+            hostname=row.hostname,
+            os=row.os,
+            os_version=row.os_version,
+            architecture=row.architecture,
+            online=is_online(row.last_seen, now, offline_seconds),
+            installed=tuple(installed[i] for i in assigned.get(row.id, ())),
+        )
+        for row in (rows[i] for i in computer_ids)
     ]
-    return _load(session, Computer, computer_ids, options, "computer")
+
+
+def _installed_packages(session: Session, package_ids: set[int]) -> dict[int, InstalledPackage]:
+    """What the planner needs to know of installed packages, by id."""
+    loaded = _load(session, Package, sorted(package_ids), [selectinload(Package.family)], "package")
+    return {
+        package.id: InstalledPackage(
+            package_id=package.id,
+            family_id=package.family_id,
+            name=package.display_name,
+            uninstall_procedure=package.uninstall_procedure,
+            uninstall_success_codes=package.uninstall_success_codes,
+            uninstall_post_action=PostAction(package.uninstall_post_action),
+        )
+        for package in loaded
+    }
 
 
 _Row = TypeVar("_Row", Computer, Package)
@@ -151,29 +209,6 @@ def _load(
 
 def _unique(ids: Iterable[int]) -> list[int]:
     return list(dict.fromkeys(ids))
-
-
-def target_computer(computer: Computer, now: datetime, offline_seconds: int) -> TargetComputer:
-    """The planner's view of a loaded computer: inventory, online or not, and its assignments."""
-    return TargetComputer(
-        id=computer.id,
-        hostname=computer.hostname,
-        os=computer.os,
-        os_version=computer.os_version,
-        architecture=computer.architecture,
-        online=is_online(computer.last_seen, now, offline_seconds),
-        installed=tuple(
-            InstalledPackage(
-                package_id=a.package_id,
-                family_id=a.package.family_id,
-                name=a.package.display_name,
-                uninstall_procedure=a.package.uninstall_procedure,
-                uninstall_success_codes=a.package.uninstall_success_codes,
-                uninstall_post_action=PostAction(a.package.uninstall_post_action),
-            )
-            for a in computer.assignments
-        ),
-    )
 
 
 def package_to_deploy(package: Package) -> PackageToDeploy:
