@@ -95,7 +95,7 @@ def _print_plan(plan: PlanPublic, as_json: bool) -> None:
         for note in computer.notes:
             typer.echo(f"  note: {note}")
     summary = plan.summary
-    typer.echo(f"{summary.jobs} job(s), {summary.skipped} skipped, {len(summary.woken)} computer(s) to wake")
+    typer.echo(f"{summary.jobs} job(s), {summary.skipped} skipped, {summary.woken} computer(s) to wake")
 
 
 def uninstall(

@@ -76,18 +76,19 @@ class UninstallRequest:
     """And the assignments of a package on every computer that matches a filter."""
 
 
-def preview_deployment(rt: Runtime, request: DeploymentRequest) -> PlanPublic:
-    """The jobs a deployment would create, per computer, with the reasons for skips — nothing written."""
+def preview_deployment(rt: Runtime, request: DeploymentRequest, limit: int | None = None) -> PlanPublic:
+    """The jobs a deployment would create, per computer, with the reasons for skips — nothing written.
+    With `limit`, only the first `limit` computers are listed; the summary counts all of them."""
     now = rt.now()
     with rt.reading() as session:
         _validated(request.options, now)
         resolved = resolve_targets(session, request.targets, now, rt.settings.computer_offline_seconds)
-        return plan_view(_plan(resolved, request))
+        return plan_view(_plan(resolved, request), limit)
 
 
 def create_deployment(rt: Runtime, request: DeploymentRequest, actor: str) -> ContainerPublic:
     """Create a job container with the planned jobs (waking offline computers if asked); answers with
-    the new container (its jobs are read with `containers.container_detail`)."""
+    the new container (its jobs are read a page at a time with `jobs.search_jobs`)."""
     now = rt.now()
     with rt.transaction() as session:
         settings = _validated(request.options, now)

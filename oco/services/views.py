@@ -660,23 +660,28 @@ class ComputerPlanPublic(View):
 
 
 class PlanSummaryPublic(View):
-    """How many jobs a deployment would create, how many are skipped, who would be woken."""
+    """How many computers a deployment aims at and how many jobs it would create, how many of them are
+    skipped (`states`: per state, e.g. os_incompatible, already_installed), how many computers would be
+    woken."""
 
+    computers: int
     jobs: int
     skipped: int
-    woken: list[str]
+    woken: int
     states: dict[str, int]
 
 
 class PlanPublic(View):
-    """What a deployment would create (the preview), computer by computer."""
+    """What a deployment would create (the preview): the summary of all of it, and the first computers
+    with their jobs (all of them unless limited)."""
 
     computers: list[ComputerPlanPublic]
     summary: PlanSummaryPublic
 
 
-def plan_view(plan: Plan) -> PlanPublic:
-    """The read model of a plan."""
+def plan_view(plan: Plan, limit: int | None = None) -> PlanPublic:
+    """The read model of a plan; with `limit`, only the first `limit` computers are listed."""
+    listed = plan.computers if limit is None else plan.computers[:limit]
     return PlanPublic(
         computers=[
             ComputerPlanPublic(
@@ -697,12 +702,13 @@ def plan_view(plan: Plan) -> PlanPublic:
                     for job in computer.jobs
                 ],
             )
-            for computer in plan.computers
+            for computer in listed
         ],
         summary=PlanSummaryPublic(
+            computers=len(plan.computers),
             jobs=len(plan.jobs),
             skipped=len(plan.skipped()),
-            woken=[computer.hostname for computer in plan.woken],
+            woken=len(plan.woken),
             states={state.text: count for state, count in plan.counts().items()},
         ),
     )

@@ -197,7 +197,6 @@ def _assistant(
         form=form,
         choices=choices,
         plan=plan,
-        preview_rows=PREVIEW_ROWS,
         error=error.message if error else "",
         error_field=(error.field if error else None) or "",
     )
@@ -229,7 +228,7 @@ async def assistant_submit(request: Request, current: CurrentViewer) -> Response
     try:
         deployment = form.request(runtime.settings.zone)
         if posted.get("action") != "create":
-            plan = deployments.preview_deployment(runtime, deployment)
+            plan = deployments.preview_deployment(runtime, deployment, PREVIEW_ROWS)
             return _assistant(request, current, form, plan=plan)
         container = deployments.create_deployment(runtime, deployment, current.actor)
     except OcoError as exc:

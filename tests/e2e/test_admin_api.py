@@ -90,7 +90,10 @@ def test_package_upload_deploy_preview_show_edit_renew_delete(api: httpx.Client)
     container = api.post("/deployments", json=body)
     assert container.status_code == 201
     shown = api.get(f"/deployments/{container.json()['id']}").json()
-    assert shown["priority"] == 7 and [j["state"] for j in shown["jobs"]] == ["waiting"]
+    assert shown["priority"] == 7 and shown["job_counts"] == {"waiting": 1} and "jobs" not in shown
+    jobs = api.get(f"/deployments/{shown['id']}/jobs").json()
+    assert (jobs["total"], [j["state"] for j in jobs["items"]]) == (1, ["waiting"])
+    assert jobs["items"][0]["computer"] == "api-pc1" and jobs["items"][0]["waiting"]["hold"] == "offline"
 
     edited = api.patch(
         f"/deployments/{shown['id']}", json={"enabled": False, "agent_ip_ranges": "10.0.0.0/8"}
@@ -100,6 +103,50 @@ def test_package_upload_deploy_preview_show_edit_renew_delete(api: httpx.Client)
     assert renew.status_code == 400 and "no failed jobs" in renew.json()["detail"]
     assert api.delete(f"/deployments/{shown['id']}").status_code == 204
     assert api.delete(f"/packages/{package['id']}").status_code == 204
+
+
+def test_a_large_deployment_answers_compactly_and_its_jobs_come_a_page_at_a_time(
+    api: httpx.Client, server: LiveServer
+) -> None:
+    package = api.post(
+        "/packages", data={"family": "Big", "version": "1", "install_procedure": "true"}
+    ).json()["id"]
+    hosts = [f"big-{i:03d}" for i in range(120)]
+    computer_ids = [api.post("/computers", json={"hostname": host}).json()["id"] for host in hosts]
+    body = {"name": "Big rollout", "computer_ids": computer_ids, "package_ids": [package], "wol": True}
+
+    preview = api.post("/deployments/preview", json=body).json()
+    assert preview["summary"] == {
+        "computers": 120,
+        "jobs": 120,
+        "skipped": 0,
+        "woken": 120,  # none of them was ever seen
+        "states": {"waiting": 120},
+    }
+    assert len(preview["computers"]) == 100  # the first 100 unless asked for more
+    assert len(api.post("/deployments/preview?limit=5", json=body).json()["computers"]) == 5
+    assert api.post("/deployments/preview?limit=-1", json=body).status_code == 422
+
+    created = api.post("/deployments", json=body).json()
+    assert created["job_counts"] == {"waiting": 120} and "jobs" not in created
+    first = api.get(f"/deployments/{created['id']}/jobs", params={"size": 50, "sort": "-computer"}).json()
+    assert (first["total"], first["pages"], first["sort"]) == (120, 3, "-computer")
+    assert [j["computer"] for j in first["items"][:2]] == ["big-119", "big-118"]
+    last = api.get(f"/deployments/{created['id']}/jobs", params={"size": 50, "page": 3}).json()
+    assert len(last["items"]) == 20
+    found = api.get(f"/deployments/{created['id']}/jobs", params={"q": "big-00"}).json()
+    assert found["total"] == 10
+    assert api.get(f"/deployments/{created['id']}/jobs", params={"outcome": "failed"}).json()["total"] == 0
+    for params, message in (
+        ({"sort": "nonsense"}, "sort"),
+        ({"outcome": "broken"}, "outcome"),
+        ({"size": 0}, "size"),
+        ({"page": 0}, "page"),
+    ):
+        refused = api.get(f"/deployments/{created['id']}/jobs", params=params)
+        assert refused.status_code in (400, 422) and message in refused.text, refused.text
+    assert api.get("/deployments/999/jobs").status_code == 404
+    api.delete(f"/deployments/{created['id']}")
 
 
 @pytest.mark.parametrize(

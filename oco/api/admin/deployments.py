@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
 
 from oco.api.admin.schemas import (
+    PREVIEW_LIMIT,
+    PREVIEW_MAX,
     Actor,
     ContainerChanges,
     Id,
+    JobFilter,
     NewDeployment,
     NewUninstall,
+    Page,
     Renew,
     RuntimeDep,
 )
 from oco.api.auth import api_actor
 from oco.services import containers, deployments, jobs
-from oco.services.views import ContainerDetailPublic, ContainerPublic, PlanPublic
+from oco.services.views import ContainerPublic, JobRowPublic, PagePublic, PlanPublic
 
 router = APIRouter(dependencies=[Depends(api_actor)], tags=["deployments"])
 
@@ -27,14 +33,22 @@ def list_deployments(runtime: RuntimeDep) -> list[ContainerPublic]:
 
 
 @router.post("/deployments/preview")
-def preview_deployment(runtime: RuntimeDep, body: NewDeployment) -> PlanPublic:
-    """The jobs a deployment would create, with reasons for skips; nothing is written."""
-    return deployments.preview_deployment(runtime, body.request())
+def preview_deployment(
+    runtime: RuntimeDep,
+    body: NewDeployment,
+    limit: Annotated[
+        int, Query(ge=0, le=PREVIEW_MAX, description="computers whose planned jobs are listed")
+    ] = PREVIEW_LIMIT,
+) -> PlanPublic:
+    """What a deployment would create, nothing written: the summary counts every computer and job (per
+    state: incompatible, already installed…); the first `limit` computers are listed with their jobs."""
+    return deployments.preview_deployment(runtime, body.request(), limit)
 
 
 @router.post("/deployments", status_code=201)
 def create_deployment(runtime: RuntimeDep, actor: Actor, body: NewDeployment) -> ContainerPublic:
-    """Create a job container with its jobs; its jobs are listed by `GET /deployments/{id}`."""
+    """Create a job container with its jobs; answers with the container and its counts per state (its
+    jobs, a page at a time, from `GET /deployments/{id}/jobs`)."""
     return deployments.create_deployment(runtime, body.request(), actor)
 
 
@@ -45,9 +59,18 @@ def create_uninstall(runtime: RuntimeDep, actor: Actor, body: NewUninstall) -> C
 
 
 @router.get("/deployments/{container_id}")
-def show_deployment(runtime: RuntimeDep, container_id: Id) -> ContainerDetailPublic:
-    """A job container with every job."""
-    return containers.container_detail(runtime, container_id)
+def show_deployment(runtime: RuntimeDep, container_id: Id) -> ContainerPublic:
+    """A job container with its status, progress and counts per state."""
+    return containers.container_summary(runtime, container_id)
+
+
+@router.get("/deployments/{container_id}/jobs")
+def deployment_jobs(
+    runtime: RuntimeDep, container_id: Id, page: Page, query: JobFilter
+) -> PagePublic[JobRowPublic]:
+    """A page of a container's jobs that match the filter, failures first unless sorted otherwise
+    (`computer`, `package`, `sequence`, `state`, `return_code`, `finished`; `-` first for descending)."""
+    return jobs.search_jobs(runtime, container_id, query, page)
 
 
 @router.patch("/deployments/{container_id}")

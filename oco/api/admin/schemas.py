@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Path
+from fastapi import Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from oco.api.auth import api_actor, get_runtime
@@ -21,9 +21,12 @@ from oco.domain.containers import (
     RESTART_TIMEOUT_MIN,
 )
 from oco.domain.hostnames import HOSTNAME_MAX
-from oco.domain.states import PostAction, SequenceMode, UpgradeBehavior
+from oco.domain.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from oco.domain.states import JobOutcome, PostAction, SequenceMode, UpgradeBehavior
 from oco.services.containers import ContainerEdit
 from oco.services.deployments import ContainerOptions, DeploymentRequest, UninstallRequest
+from oco.services.jobs import JobQuery
+from oco.services.listing import PageRequest
 from oco.services.packages import PackageSpec
 from oco.services.runtime import Runtime
 from oco.services.targets import Targets
@@ -42,6 +45,35 @@ RestartTimeout = Annotated[
         description="minutes a logged-in user gets before a restart or shutdown; negative: never",
     ),
 ]
+
+
+PREVIEW_LIMIT = 100
+"""Computers whose planned jobs a preview lists unless asked for more; its summary counts them all."""
+PREVIEW_MAX = 10_000
+
+
+def page_request(
+    page: Annotated[int, Query(ge=1, le=MAX_ID, description="1 is the first page")] = 1,
+    size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="rows a page")] = DEFAULT_PAGE_SIZE,
+    sort: Annotated[str, Query(max_length=40, description="a column, '-' first for descending")] = "",
+) -> PageRequest:
+    """Which page of a list, how big, sorted how."""
+    return PageRequest(page, size, sort)
+
+
+Page = Annotated[PageRequest, Depends(page_request)]
+
+
+def job_query(
+    q: Annotated[str, Query(max_length=200, description="words of the hostname or package")] = "",
+    outcome: Annotated[JobOutcome | None, Query(description="a part of the outcome bar")] = None,
+    code: Annotated[int | None, Query(ge=-(2**31), le=2**31 - 1, description="a return code")] = None,
+) -> JobQuery:
+    """Which jobs of a container a list shows."""
+    return JobQuery(search=q, outcome=outcome, return_code=code)
+
+
+JobFilter = Annotated[JobQuery, Depends(job_query)]
 
 
 class ApiError(BaseModel):
