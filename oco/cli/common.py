@@ -14,6 +14,7 @@ import typer
 from pydantic import BaseModel
 
 from oco.config import load_settings
+from oco.domain.presence import Presence
 from oco.domain.states import Vocabulary
 from oco.errors import CLI_EXIT_STATUS, OcoError
 from oco.services.runtime import Runtime
@@ -128,3 +129,27 @@ def read_password_stdin() -> str:
     if not password:
         fail("no password on standard input")
     return password
+
+
+def read_references(members: Sequence[str] | None, from_file: Path | None) -> list[str]:
+    """Computer ids or hostnames given as arguments, then those of a file (one a line, `-` for stdin;
+    blank lines and `#` comments are skipped)."""
+    references = list(members or [])
+    if from_file is not None:
+        try:
+            text = sys.stdin.read() if str(from_file) == "-" else from_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            fail(f"cannot read {from_file}: {exc}")
+        for line in text.splitlines():
+            entry = line.split("#", 1)[0].strip()
+            if entry:
+                references.append(entry)
+    return references
+
+
+# The filter of a computer list, as options (`oco computer list`, `oco group computer add --all-matching`).
+SEARCH = typer.Option("", "--search", help="Words of hostname, OS, address, uid or agent version.")
+PRESENCE = choice(Presence, None, "Online, offline or never seen.")
+OS = typer.Option("", "--os", help="Part of the OS name.")
+IN_GROUP = typer.Option(None, "--in-group", help="Members of this computer group (id).", metavar="ID")
+WITH_PACKAGE = typer.Option(None, "--with-package", help="With this package installed (id).", metavar="ID")

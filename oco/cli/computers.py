@@ -4,8 +4,23 @@ from __future__ import annotations
 
 import typer
 
-from oco.cli.common import JSON, actor, handled_errors, print_fields, print_json, print_table, runtime
+from oco.cli.common import (
+    IN_GROUP,
+    JSON,
+    OS,
+    PRESENCE,
+    SEARCH,
+    WITH_PACKAGE,
+    actor,
+    handled_errors,
+    print_fields,
+    print_json,
+    print_table,
+    runtime,
+)
+from oco.domain.presence import Presence
 from oco.services import assignments, computers, wol
+from oco.services.computers import ComputerQuery
 
 app = typer.Typer(help="Managed computers.", no_args_is_help=True)
 assignment_app = typer.Typer(help="Which packages a computer has installed.", no_args_is_help=True)
@@ -19,10 +34,18 @@ def add(hostname: str, notes: str = typer.Option("", help="Free text.")) -> None
 
 
 @app.command("list")
-def list_(as_json: bool = JSON) -> None:
-    """List computers."""
+def list_(
+    as_json: bool = JSON,
+    search: str = SEARCH,
+    presence: Presence = PRESENCE,
+    os: str = OS,
+    in_group: int = IN_GROUP,
+    with_package: int = WITH_PACKAGE,
+) -> None:
+    """List the computers (that match the filter options), by hostname."""
+    query = ComputerQuery(search, presence, os, in_group, with_package)
     with handled_errors():
-        rows = computers.list_computers(runtime())
+        rows = list(computers.export_computers(runtime(), query))
     if as_json:
         print_json(rows)
     else:

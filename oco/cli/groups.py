@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from oco.cli.common import JSON, actor, handled_errors, print_json, print_table, runtime
+from oco.cli.common import (
+    IN_GROUP,
+    JSON,
+    OS,
+    PRESENCE,
+    SEARCH,
+    WITH_PACKAGE,
+    actor,
+    fail,
+    handled_errors,
+    print_json,
+    print_table,
+    read_references,
+    runtime,
+)
+from oco.domain.presence import Presence
 from oco.services import groups
+from oco.services.computers import ComputerQuery, ComputerSelection
 
 app = typer.Typer(help="Computer groups and package groups.", no_args_is_help=True)
 computer_group_app = typer.Typer(help="Computer groups (deployment targets).", no_args_is_help=True)
@@ -46,22 +64,66 @@ def computer_group_show(group: str, as_json: bool = JSON) -> None:
         print_table(view.computers, ["id", "hostname"])
 
 
+MEMBERS = typer.Argument(None, help="Ids or hostnames.", show_default=False)
+FROM_FILE = typer.Option(
+    None, "--from-file", help="A file of ids or hostnames, one a line ('-': standard input).", metavar="FILE"
+)
+ALL_MATCHING = typer.Option(
+    False, "--all-matching", help="Every computer that matches the filter options below, too."
+)
+
+
+def _selection(
+    members: list[str] | None,
+    from_file: Path | None,
+    all_matching: bool,
+    query: ComputerQuery,
+) -> ComputerSelection:
+    references = read_references(members, from_file)
+    if not all_matching and query != ComputerQuery():
+        fail("the filter options select computers only with --all-matching")
+    if not references and not all_matching:
+        fail("name computers (ids or hostnames), --from-file FILE, or --all-matching with a filter")
+    return ComputerSelection(references=references, matching=query if all_matching else None)
+
+
 @computer_group_app.command("add")
 def computer_group_add(
-    group: str, members: list[str] = typer.Argument(..., help="Ids or hostnames.")
+    group: str,
+    members: list[str] = MEMBERS,
+    from_file: Path = FROM_FILE,
+    all_matching: bool = ALL_MATCHING,
+    search: str = SEARCH,
+    presence: Presence = PRESENCE,
+    os: str = OS,
+    in_group: int = IN_GROUP,
+    with_package: int = WITH_PACKAGE,
 ) -> None:
-    """Add computers to a group."""
+    """Add computers to a group: those named, those of a file, every one that matches a filter."""
+    query = ComputerQuery(search, presence, os, in_group, with_package)
+    selection = _selection(members, from_file, all_matching, query)
     with handled_errors():
-        groups.add_computers_to_group(runtime(), group, members, actor())
+        change = groups.add_computers_to_group(runtime(), group, selection, actor())
+    typer.echo(f"added {change.changed} computer(s); {change.name} has {change.size}")
 
 
 @computer_group_app.command("remove")
 def computer_group_remove(
-    group: str, members: list[str] = typer.Argument(..., help="Ids or hostnames.")
+    group: str,
+    members: list[str] = MEMBERS,
+    from_file: Path = FROM_FILE,
+    all_matching: bool = ALL_MATCHING,
+    search: str = SEARCH,
+    presence: Presence = PRESENCE,
+    os: str = OS,
+    with_package: int = WITH_PACKAGE,
 ) -> None:
-    """Remove computers from a group."""
+    """Remove computers from a group: those named, those of a file, every member that matches a filter."""
+    query = ComputerQuery(search, presence, os, None, with_package)
+    selection = _selection(members, from_file, all_matching, query)
     with handled_errors():
-        groups.remove_computers_from_group(runtime(), group, members, actor())
+        change = groups.remove_computers_from_group(runtime(), group, selection, actor())
+    typer.echo(f"removed {change.changed} computer(s); {change.name} has {change.size}")
 
 
 @computer_group_app.command("delete")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, delete, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
 
@@ -30,7 +30,7 @@ from oco.services.computers import (
     selected_ids,
     shown_reference,
 )
-from oco.services.listing import Column, PageRequest, contains, distinct_words, fetch_page
+from oco.services.listing import Column, PageRequest, chunks, contains, distinct_words, fetch_page
 from oco.services.packages import all_families, resolve_package_ids
 from oco.services.runtime import Runtime
 from oco.services.views import (
@@ -39,6 +39,7 @@ from oco.services.views import (
     ComputerPublic,
     GroupsPagePublic,
     GroupSummaryPublic,
+    MembershipChangePublic,
     PackageGroupPublic,
     computer_group_view,
     family_view,
@@ -165,36 +166,56 @@ def computer_group(rt: Runtime, reference: GroupRef) -> ComputerGroupPublic:
 
 def add_computers_to_group(
     rt: Runtime, reference: GroupRef, computers: Computers, actor: str
-) -> ComputerGroupPublic:
-    """Add computers (ids, hostnames, a selection) to a group; ones already in it stay where they are."""
+) -> MembershipChangePublic:
+    """Add computers (ids, hostnames, a selection) to a group; ones already in it stay where they are.
+    Tens of thousands at once: the members are compared as ids and the new ones inserted in one go."""
     with rt.transaction() as session:
         group = find_computer_group(session, reference)
         computer_ids = selected_ids(session, computers, rt.now(), rt.settings.computer_offline_seconds)
-        present = {member.computer_id for member in group.members}
-        for computer_id in computer_ids:
-            if computer_id not in present:
-                group.members.append(ComputerGroupMember(computer_id=computer_id))
-                present.add(computer_id)
-        audit.record(session, actor, "computer_group.add", "computer_group", group.id, computers=computer_ids)
-        return _reloaded_computer_group(session, group.id)
+        present = set(_member_ids(session, group.id))
+        added = [i for i in computer_ids if i not in present]
+        if added:
+            rows = [{"group_id": group.id, "computer_id": i} for i in added]
+            session.execute(insert(ComputerGroupMember), rows)
+        audit.record(session, actor, "computer_group.add", "computer_group", group.id, computers=added)
+        return _membership(session, group, len(added))
 
 
 def remove_computers_from_group(
     rt: Runtime, reference: GroupRef, computers: Computers, actor: str, *, strict: bool = False
-) -> ComputerGroupPublic:
+) -> MembershipChangePublic:
     """Remove computers from a group; with `strict`, each must be a member (NotFound otherwise)."""
     with rt.transaction() as session:
         group = find_computer_group(session, reference)
-        removed = set(selected_ids(session, computers, rt.now(), rt.settings.computer_offline_seconds))
-        present = {member.computer_id for member in group.members}
-        missing = sorted(removed - present)
+        wanted = selected_ids(session, computers, rt.now(), rt.settings.computer_offline_seconds)
+        present = set(_member_ids(session, group.id))
+        missing = [i for i in wanted if i not in present]
         if strict and missing:
             raise NotFound(f"computer {missing[0]} is not in group {group.name!r}")
-        group.members = [member for member in group.members if member.computer_id not in removed]
+        removed = [i for i in wanted if i in present]
+        for chunk in chunks(removed):
+            session.execute(
+                delete(ComputerGroupMember).where(
+                    ComputerGroupMember.group_id == group.id, ComputerGroupMember.computer_id.in_(chunk)
+                )
+            )
         audit.record(
             session, actor, "computer_group.remove", "computer_group", group.id, computers=sorted(removed)
         )
-        return _reloaded_computer_group(session, group.id)
+        return _membership(session, group, len(removed))
+
+
+def _member_ids(session: Session, group_id: int) -> Sequence[int]:
+    return session.scalars(
+        select(ComputerGroupMember.computer_id).where(ComputerGroupMember.group_id == group_id)
+    ).all()
+
+
+def _membership(session: Session, group: ComputerGroup, changed: int) -> MembershipChangePublic:
+    size = session.scalar(
+        select(func.count()).select_from(ComputerGroupMember).where(ComputerGroupMember.group_id == group.id)
+    )
+    return MembershipChangePublic(id=group.id, name=group.name, size=size or 0, changed=changed)
 
 
 def delete_computer_group(rt: Runtime, reference: GroupRef, actor: str) -> None:
@@ -378,12 +399,6 @@ def _reorder(session: Session, group: PackageGroup, package_ids: Sequence[int], 
         by_package[package_id].sequence = sequence
     group.members.sort(key=lambda member: member.sequence)
     audit.record(session, actor, "package_group.order", "package_group", group.id, packages=list(package_ids))
-
-
-def _reloaded_computer_group(session: Session, group_id: int) -> ComputerGroupPublic:
-    session.flush()
-    session.expire_all()
-    return computer_group_view(find_computer_group(session, group_id))
 
 
 def _reloaded_package_group(session: Session, group_id: int) -> PackageGroupPublic:

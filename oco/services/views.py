@@ -533,6 +533,16 @@ class GroupSummaryPublic(View):
     size: int
 
 
+class MembershipChangePublic(View):
+    """A computer group after computers were added or removed: its size, and how many changed (computers
+    already in it, or not in it, count as unchanged)."""
+
+    id: int
+    name: str
+    size: int
+    changed: int
+
+
 class GroupsPagePublic(View):
     """The groups page: computer groups with their sizes, package groups with their members, and the
     package families whose versions can join a package group."""

@@ -130,7 +130,7 @@ async def computer_actions(request: Request, current: CurrentViewer) -> Response
             group = groups.add_computers_to_group(
                 runtime, text(posted, "group") or "", selection, current.actor
             )
-            notice = f"Group {group.name} has {len(group.computers)} computers"
+            notice = f"Added {group.changed:,} computer(s): group {group.name} has {group.size:,}"
         elif action == "delete":
             notice = f"Deleted {computers.delete_computers(runtime, selection, current.actor)} computer(s)"
         else:

@@ -149,6 +149,31 @@ def test_a_large_deployment_answers_compactly_and_its_jobs_come_a_page_at_a_time
     api.delete(f"/deployments/{created['id']}")
 
 
+def test_computers_join_and_leave_a_group_by_id_and_by_filter(api: httpx.Client) -> None:
+    ids = [api.post("/computers", json={"hostname": f"join-{i}"}).json()["id"] for i in range(4)]
+    group = api.post("/computer-groups", json={"name": "Grp"}).json()["id"]
+    added = api.post(f"/computer-groups/{group}/members", json={"ids": ids[:2]}).json()
+    assert (added["size"], added["changed"]) == (2, 2)
+    matching = {"ids": [ids[0]], "matching": {"search": "join-", "presence": "never-seen"}}
+    added = api.post(f"/computer-groups/{group}/members", json=matching).json()
+    assert (added["size"], added["changed"]) == (4, 2)
+    removed = api.post(
+        f"/computer-groups/{group}/members/remove", json={"matching": {"search": "join-3"}}
+    ).json()
+    assert (removed["size"], removed["changed"]) == (3, 1)
+    assert api.delete(f"/computer-groups/{group}/members/{ids[3]}").status_code == 404  # not a member
+    for body, status in (
+        ({}, 422),
+        ({"ids": []}, 422),
+        ({"ids": [999_999]}, 404),
+        ({"matching": {"x": 1}}, 422),
+    ):
+        assert api.post(f"/computer-groups/{group}/members", json=body).status_code == status, body
+    api.delete(f"/computer-groups/{group}")
+    for computer_id in ids:
+        api.delete(f"/computers/{computer_id}")
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "message"),
     [
@@ -203,7 +228,9 @@ def test_groups_members_are_added_removed_and_ordered(api: httpx.Client) -> None
     api.post(f"/package-groups/{base}/members", json={"ids": pkgs}).raise_for_status()
 
     left = api.delete(f"/computer-groups/{lab}/members/{pcs[0]}")
-    assert left.status_code == 200 and [c["id"] for c in left.json()["computers"]] == [pcs[1]]
+    assert left.status_code == 200 and (left.json()["size"], left.json()["changed"]) == (1, 1)
+    [group] = [g for g in api.get("/computer-groups").json() if g["id"] == lab]
+    assert [c["id"] for c in group["computers"]] == [pcs[1]]
     assert api.delete(f"/computer-groups/{lab}/members/{pcs[0]}").status_code == 404
     ordered = api.put(f"/package-groups/{base}/order", json={"ids": [pkgs[2], pkgs[0], pkgs[1]]})
     assert ordered.status_code == 200, ordered.text

@@ -246,3 +246,39 @@ def test_user_and_token_listings_take_json(oco) -> None:  # type: ignore[no-unty
     listed = json.loads(oco("token", "list", "--json"))
     assert [(t["name"], t["user"], t["revoked"]) for t in listed] == [("ci", "carol", None)]
     assert token not in oco("token", "list", "--json")
+
+
+def test_computers_join_a_group_from_a_file_or_a_filter(oco, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for i in range(6):
+        oco("computer", "add", f"lab-{i}")
+    oco("computer", "add", "office-1")
+    oco("group", "computer", "create", "Lab")
+    listing = tmp_path / "lab.txt"
+    listing.write_text("# the first three\nlab-0\n\nlab-1  # by the door\n3\n")  # 3: the id of lab-2
+
+    assert oco("group", "computer", "add", "Lab", "--from-file", str(listing)).strip() == (
+        "added 3 computer(s); Lab has 3"
+    )
+    assert oco("group", "computer", "add", "Lab", "lab-0", "--from-file", "-", stdin="lab-3\n").strip() == (
+        "added 1 computer(s); Lab has 4"  # lab-0 was in it already
+    )
+    added = oco("group", "computer", "add", "Lab", "--all-matching", "--search", "lab")
+    assert added.strip() == "added 2 computer(s); Lab has 6"
+    lab = json.loads(oco("group", "computer", "show", "Lab", "--json"))
+    assert sorted(c["hostname"] for c in lab["computers"]) == [f"lab-{i}" for i in range(6)]
+    listed = json.loads(
+        oco("computer", "list", "--json", "--in-group", str(lab["id"]), "--presence", "never-seen")
+    )
+    assert [c["hostname"] for c in listed] == [f"lab-{i}" for i in range(6)]
+
+    removed = oco("group", "computer", "remove", "Lab", "--all-matching", "--search", "lab-5")
+    assert removed.strip() == "removed 1 computer(s); Lab has 5"
+    for args, message in (
+        (("add", "Lab"), "name computers"),
+        (("add", "Lab", "--search", "lab"), "only with --all-matching"),
+        (("add", "Lab", "--from-file", str(tmp_path / "missing.txt")), "cannot read"),
+        (("add", "Lab", "nobody"), "computer 'nobody' does not exist"),
+        (("add", "Nowhere", "lab-0"), "does not exist"),
+    ):
+        assert message in oco("group", "computer", *args, expect=2)
+    assert len(json.loads(oco("group", "computer", "show", "Lab", "--json"))["computers"]) == 5

@@ -97,7 +97,17 @@ def test_all_that_match_is_what_an_action_gets(rt: Runtime, fleet: list[int]) ->
     lab = groups.add_computer_group(rt, "Never seen", "t")
     selection = ComputerSelection(matching=ComputerQuery(presence=Presence.NEVER_SEEN))
     added = groups.add_computers_to_group(rt, lab.id, selection, "t")
-    assert [c.hostname for c in added.computers] == ["pc08", "pc09", "pc10", "pc11"]
+    assert (added.size, added.changed) == (4, 4)
+    assert [c.hostname for c in groups.computer_group(rt, lab.id).computers] == [
+        "pc08",
+        "pc09",
+        "pc10",
+        "pc11",
+    ]
+    again = groups.add_computers_to_group(rt, lab.id, ComputerSelection([fleet[8], fleet[0]]), "t")
+    assert (again.size, again.changed) == (5, 1)  # pc08 was in it already
+    removed = groups.remove_computers_from_group(rt, lab.id, ComputerSelection([fleet[0], fleet[1]]), "t")
+    assert (removed.size, removed.changed) == (4, 1)  # pc01 was not a member
     assert (
         computers.delete_computers(
             rt, ComputerSelection([fleet[0]], matching=ComputerQuery(search="pc1")), "t"

@@ -20,6 +20,8 @@ ENTRY_POINTS = [
     ROOT / "processes.py",
 ]
 UNITS_OF_WORK = {"transaction", "reading", "read", "connect", "begin"}
+NOT_A_DATABASE = {"sys.stdin", "sys.stdin.buffer"}
+"""Receivers whose `read` reads input, not the database."""
 
 
 @pytest.mark.parametrize("path", ENTRY_POINTS, ids=lambda path: str(path.relative_to(ROOT)))
@@ -30,6 +32,7 @@ def test_entry_points_open_no_unit_of_work(path: Path) -> None:
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
         and node.func.attr in UNITS_OF_WORK
+        and ast.unparse(node.func.value) not in NOT_A_DATABASE
     ]
     assert calls == [], f"{path.name} opens {calls}: call a use case of oco.services instead"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from oco.api.admin.schemas import Actor, Id, Members, NewGroup, RuntimeDep
+from oco.api.admin.schemas import Actor, ComputerMembers, Id, Members, NewGroup, RuntimeDep
 from oco.api.auth import api_actor
 from oco.services import groups
-from oco.services.views import ComputerGroupPublic, PackageGroupPublic
+from oco.services.views import ComputerGroupPublic, MembershipChangePublic, PackageGroupPublic
 
 router = APIRouter(dependencies=[Depends(api_actor)], tags=["groups"])
 
@@ -26,16 +26,26 @@ def add_computer_group(runtime: RuntimeDep, actor: Actor, body: NewGroup) -> Com
 
 @router.post("/computer-groups/{group_id}/members")
 def add_computer_group_members(
-    runtime: RuntimeDep, actor: Actor, group_id: Id, body: Members
-) -> ComputerGroupPublic:
-    """Add computers to the group."""
-    return groups.add_computers_to_group(runtime, group_id, body.ids, actor)
+    runtime: RuntimeDep, actor: Actor, group_id: Id, body: ComputerMembers
+) -> MembershipChangePublic:
+    """Add computers to the group: these ids, and with `matching`, every computer that matches that
+    filter; answers with the group's size and how many were added."""
+    return groups.add_computers_to_group(runtime, group_id, body.selection(), actor)
+
+
+@router.post("/computer-groups/{group_id}/members/remove")
+def remove_computer_group_members(
+    runtime: RuntimeDep, actor: Actor, group_id: Id, body: ComputerMembers
+) -> MembershipChangePublic:
+    """Remove computers from the group (ids, and with `matching` every member that matches); those that
+    are not members are left out of the count."""
+    return groups.remove_computers_from_group(runtime, group_id, body.selection(group_id), actor)
 
 
 @router.delete("/computer-groups/{group_id}/members/{computer_id}")
 def remove_computer_group_member(
     runtime: RuntimeDep, actor: Actor, group_id: Id, computer_id: Id
-) -> ComputerGroupPublic:
+) -> MembershipChangePublic:
     """Remove a computer from the group (404 if it is not a member)."""
     return groups.remove_computers_from_group(runtime, group_id, [computer_id], actor, strict=True)
 

@@ -5,11 +5,12 @@ Responses are the read models of `oco.services.views`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from oco.api.auth import api_actor, get_runtime
 from oco.domain.containers import (
@@ -22,7 +23,9 @@ from oco.domain.containers import (
 )
 from oco.domain.hostnames import HOSTNAME_MAX
 from oco.domain.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from oco.domain.presence import Presence
 from oco.domain.states import JobOutcome, PostAction, SequenceMode, UpgradeBehavior
+from oco.services.computers import ComputerQuery, ComputerSelection
 from oco.services.containers import ContainerEdit
 from oco.services.deployments import ContainerOptions, DeploymentRequest, UninstallRequest
 from oco.services.jobs import JobQuery
@@ -47,6 +50,8 @@ RestartTimeout = Annotated[
 ]
 
 
+MEMBERS_MAX = 100_000
+"""Computer ids one request may add to or remove from a group (more: a `matching` filter)."""
 PREVIEW_LIMIT = 100
 """Computers whose planned jobs a preview lists unless asked for more; its summary counts them all."""
 PREVIEW_MAX = 10_000
@@ -145,6 +150,41 @@ class Members(Body):
     """Members to add, or a new order."""
 
     ids: list[BodyId] = Field(min_length=1, description="Computer ids or package ids, in order.")
+
+
+class ComputerFilter(Body):
+    """Every computer that matches: words of hostname, OS, address, uid or agent version; presence; OS;
+    member of a group; with a package installed."""
+
+    search: str = Field("", max_length=200)
+    presence: Presence | None = None
+    os: str = Field("", max_length=200)
+    group_id: BodyId | None = None
+    package_id: BodyId | None = None
+
+    def query(self) -> ComputerQuery:
+        """The filter as the use cases take it."""
+        return ComputerQuery(self.search, self.presence, self.os, self.group_id, self.package_id)
+
+
+class ComputerMembers(Body):
+    """Computers to add to or remove from a group: ids, and every computer that matches a filter."""
+
+    ids: list[BodyId] = Field(default_factory=list, max_length=MEMBERS_MAX, description="Computer ids.")
+    matching: ComputerFilter | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> ComputerMembers:
+        if not self.ids and self.matching is None:
+            raise ValueError("give ids, a matching filter, or both")
+        return self
+
+    def selection(self, within_group: int | None = None) -> ComputerSelection:
+        """The computers meant; `within_group` narrows the filter to that group's members."""
+        matching = self.matching.query() if self.matching is not None else None
+        if matching is not None and within_group is not None:
+            matching = replace(matching, group_id=within_group)
+        return ComputerSelection(references=list(self.ids), matching=matching)
 
 
 class NewAssignment(Body):
