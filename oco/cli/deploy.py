@@ -52,6 +52,11 @@ def deploy(
     wol: bool = typer.Option(False, "--wol", help="Wake offline computers at the start."),
     shutdown_waked: bool = typer.Option(False, "--shutdown-waked", help="Shut woken computers down after."),
     force: bool = typer.Option(False, "--force", help="Reinstall versions already installed."),
+    auto_uninstall: bool = typer.Option(
+        True,
+        "--auto-uninstall/--no-auto-uninstall",
+        help="Uninstall a family's other installed versions first (packages set to explicit uninstall).",
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Show the jobs that would be created; write nothing."
     ),
@@ -74,7 +79,9 @@ def deploy(
         targets = Targets(
             computers=computer, computer_groups=computer_group, packages=package, package_groups=package_group
         )
-        request = DeploymentRequest(options=options, targets=targets, force=force)
+        request = DeploymentRequest(
+            options=options, targets=targets, force=force, auto_uninstall=auto_uninstall
+        )
         if dry_run:
             _print_plan(deployments.preview_deployment(runtime(), request), as_json)
             return

@@ -196,11 +196,14 @@ def plan_deployment(
     force: bool = False,
     wol: bool = False,
     shutdown_waked: bool = False,
+    auto_uninstall: bool = True,
 ) -> Plan:
     """Plan install jobs of `packages` (in order, a repeated package once) on each computer.
 
     Incompatible packages get state -3, already installed ones -5 unless `force`. With upgrade behavior
-    "explicit uninstall", uninstall jobs for the family's other installed versions come before the install.
+    "explicit uninstall" and `auto_uninstall` ("Automatically create uninstall jobs", on unless the
+    admin turns it off for this deployment), uninstall jobs for the family's other installed versions
+    come before the install.
     With `wol`, offline computers are woken; with `shutdown_waked` too, their last job shuts them down.
     """
     distinct: dict[int, PackageToDeploy] = {}
@@ -209,7 +212,7 @@ def plan_deployment(
     fits = _Compatibility()
     plans = []
     for computer in computers:
-        jobs, notes = _install_jobs(computer, list(distinct.values()), force, fits)
+        jobs, notes = _install_jobs(computer, list(distinct.values()), force, fits, auto_uninstall)
         plans.append(_computer_plan(computer, jobs, notes, wol=wol, shutdown_waked=shutdown_waked))
     return Plan(tuple(plans))
 
@@ -228,7 +231,11 @@ class _Compatibility:
 
 
 def _install_jobs(
-    computer: TargetComputer, packages: Sequence[PackageToDeploy], force: bool, fits: _Compatibility
+    computer: TargetComputer,
+    packages: Sequence[PackageToDeploy],
+    force: bool,
+    fits: _Compatibility,
+    auto_uninstall: bool,
 ) -> tuple[list[PlannedJob], list[str]]:
     """A computer's jobs, numbered from 1 in the order they are added."""
     jobs: list[PlannedJob] = []
@@ -244,7 +251,7 @@ def _install_jobs(
             skipped = JobState.ALREADY_INSTALLED
             jobs.append(_install_job(computer.id, package, len(jobs) + 1, skipped, ALREADY_INSTALLED_REASON))
             continue
-        if package.upgrade_behavior is UpgradeBehavior.EXPLICIT_UNINSTALL:
+        if auto_uninstall and package.upgrade_behavior is UpgradeBehavior.EXPLICIT_UNINSTALL:
             others = list(_other_versions(computer, package, uninstalling))
             uninstalling.update(other.package_id for other in others)
             jobs.extend(_uninstall_first(computer.id, others, notes, len(jobs) + 1))

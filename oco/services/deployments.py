@@ -54,11 +54,14 @@ class ContainerOptions:
 
 @dataclass(frozen=True, slots=True)
 class DeploymentRequest:
-    """A deployment: the container's options, the targets, and whether to reinstall what is installed."""
+    """A deployment: the container's options, the targets, whether to reinstall what is installed, and
+    whether to uninstall a family's other versions first ("Automatically create uninstall jobs", for the
+    packages whose upgrade behavior asks for it)."""
 
     options: ContainerOptions
     targets: Targets
     force: bool = False
+    auto_uninstall: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,7 @@ def create_deployment(rt: Runtime, request: DeploymentRequest, actor: str) -> Co
             computers=len(resolved.computers),
             packages=[p.id for p in resolved.packages],
             jobs=len(plan.jobs),
+            auto_uninstall=request.auto_uninstall,
         )
         return _created(container, plan, now)
 
@@ -165,6 +169,7 @@ def _plan(resolved: ResolvedTargets, request: DeploymentRequest) -> Plan:
         resolved.computers,
         [package_to_deploy(p) for p in resolved.packages],
         force=request.force,
+        auto_uninstall=request.auto_uninstall,
         wol=request.options.wol,
         shutdown_waked=request.options.wol and request.options.shutdown_waked,
     )

@@ -90,6 +90,7 @@ class AssistantForm:
     sequence_mode: str = SequenceMode.IGNORE_FAILED.text
     agent_ip_ranges: str = ""
     force: bool = False
+    auto_uninstall: bool = True
     find: str = ""
     all_matching: bool = False
     matching: tuple[tuple[str, str], ...] = ()
@@ -131,6 +132,7 @@ class AssistantForm:
             sequence_mode=text(form, "sequence_mode", SequenceMode.IGNORE_FAILED.text),
             agent_ip_ranges=text(form, "agent_ip_ranges"),
             force=form.get("force") == "on",
+            auto_uninstall=form.get("auto_uninstall") == "on",
         ).carrying(form.multi_items())
 
     def request(self, zone: tzinfo) -> DeploymentRequest:
@@ -154,7 +156,9 @@ class AssistantForm:
             package_groups=self.package_group_ids,
             matching=self.computer_filter,
         )
-        return DeploymentRequest(options=options, targets=chosen, force=self.force)
+        return DeploymentRequest(
+            options=options, targets=chosen, force=self.force, auto_uninstall=self.auto_uninstall
+        )
 
 
 def parse_local(value: str, zone: tzinfo, name: str) -> datetime | None:

@@ -282,3 +282,28 @@ def test_computers_join_a_group_from_a_file_or_a_filter(oco, tmp_path: Path) -> 
     ):
         assert message in oco("group", "computer", *args, expect=2)
     assert len(json.loads(oco("group", "computer", "show", "Lab", "--json"))["computers"]) == 5
+
+
+def test_deploy_can_leave_other_versions_installed(oco) -> None:  # type: ignore[no-untyped-def]
+    old = oco("package", "add", "--family", "Editor", "--version", "1", "--install", "i", "--uninstall", "u")
+    new = oco("package", "add", "--family", "Editor", "--version", "2", "--install", "i", "--uninstall", "u")
+    computer = oco("computer", "add", "pc1").strip()
+    oco("assignment", "add", "--computer", computer, "--package", old.strip())
+    base = [
+        "deploy",
+        "--name",
+        "Upgrade",
+        "--computer",
+        "pc1",
+        "--package",
+        new.strip(),
+        "--dry-run",
+        "--json",
+    ]
+    default = json.loads(oco(*base))["computers"][0]["jobs"]
+    assert [(j["action"], j["package"]) for j in default] == [
+        ("uninstall", "Editor 1"),
+        ("install", "Editor 2"),
+    ]
+    kept = json.loads(oco(*base, "--no-auto-uninstall"))["computers"][0]["jobs"]
+    assert [(j["action"], j["package"]) for j in kept] == [("install", "Editor 2")]

@@ -121,10 +121,15 @@ def test_the_assistant_previews_then_creates(console: tuple[TestClient, Runtime]
         "restart_timeout": "20",
         "sequence_mode": "ignore",
         "agent_ip_ranges": "",
+        "auto_uninstall": "on",
     }
+    assert 'name="auto_uninstall" checked' in client.get(f"/jobs/new?computer={pc}").text  # on by default
 
     preview = client.post("/jobs/new", data={**form, "action": "preview"})
     assert preview.status_code == 200 and "uninstall of Firefox 1 first" in preview.text
+    unticked = {k: v for k, v in form.items() if k != "auto_uninstall"}
+    kept = client.post("/jobs/new", data={**unticked, "action": "preview"})
+    assert "uninstall of Firefox 1 first" not in kept.text and 'name="auto_uninstall" >' in kept.text
     bad = client.post("/jobs/new", data={**form, "agent_ip_ranges": "10.0.0.0/40", "action": "create"})
     assert (
         bad.status_code == 400 and "prefix length must be 0..32" in bad.text and 'value="Update"' in bad.text

@@ -127,6 +127,13 @@ def test_other_behaviors_schedule_no_uninstall(behavior: UpgradeBehavior) -> Non
     assert summary(plan.jobs) == [(1, "install", 2, WAITING)]
 
 
+def test_without_automatic_uninstall_jobs_other_versions_stay() -> None:
+    computer = pc(1, installed(1))
+    plan = plan_deployment([computer], [pkg(2, version="2")], auto_uninstall=False)
+    assert summary(plan.jobs) == [(1, "install", 2, WAITING)]
+    assert plan.computers[0].notes == ()
+
+
 def test_other_families_are_left_alone_and_uninstalls_are_not_doubled() -> None:
     computer = pc(1, installed(1, family_id=1), installed(9, family_id=2))
     plan = plan_deployment([computer], [pkg(2, family_id=1, version="2"), pkg(3, family_id=1, version="3")])

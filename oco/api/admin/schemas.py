@@ -233,7 +233,12 @@ class NewDeployment(ContainerFields):
     computer_group_ids: list[BodyId] = []
     package_ids: list[BodyId] = []
     package_group_ids: list[BodyId] = []
-    force: bool = False
+    force: bool = Field(False, description="reinstall versions already installed")
+    auto_uninstall: bool = Field(
+        True,
+        description="uninstall the family's other installed versions first, for packages whose upgrade "
+        'behavior is explicit_uninstall ("Automatically create uninstall jobs")',
+    )
 
     def request(self) -> DeploymentRequest:
         """The use case's request."""
@@ -243,7 +248,9 @@ class NewDeployment(ContainerFields):
             packages=self.package_ids,
             package_groups=self.package_group_ids,
         )
-        return DeploymentRequest(options=self.options(), targets=targets, force=self.force)
+        return DeploymentRequest(
+            options=self.options(), targets=targets, force=self.force, auto_uninstall=self.auto_uninstall
+        )
 
 
 class NewUninstall(ContainerFields):
