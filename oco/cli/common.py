@@ -7,6 +7,8 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -86,11 +88,25 @@ def print_json(data: Any) -> None:
 
 
 def _plain(data: Any) -> Any:
+    """Read models as plain data: choices as their text, times in the configured zone to the second."""
     if isinstance(data, BaseModel):
-        return data.model_dump(mode="json")
+        return _plain(data.model_dump(mode="python"))
+    if isinstance(data, dict):
+        return {key: _plain(value) for key, value in data.items()}
     if isinstance(data, list | tuple):
         return [_plain(item) for item in data]
+    if isinstance(data, datetime):
+        return shown_time(data)
+    if isinstance(data, Vocabulary):
+        return data.text
+    if isinstance(data, Enum):
+        return data.value
     return data
+
+
+def shown_time(moment: datetime) -> str:
+    """A time as the CLI shows it: ISO 8601 in the configured time zone, to the second, with its offset."""
+    return moment.astimezone(runtime().settings.zone).isoformat(timespec="seconds")
 
 
 def print_table(rows: Sequence[BaseModel | dict[str, Any]], columns: list[str]) -> None:

@@ -6,7 +6,7 @@ Limits are declared here once; the admin API's schemas, the console's form field
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from oco.domain.errors import InvalidDeployment, InvalidDeploymentIpRange, InvalidIpRange
 from oco.domain.ipranges import normalize_ip_ranges
@@ -35,7 +35,7 @@ class ContainerSettings:
     agent_ip_ranges: str = ""
 
 
-def validate_container(settings: ContainerSettings) -> ContainerSettings:
+def validate_container(settings: ContainerSettings, zone: tzinfo = UTC) -> ContainerSettings:
     """Check the settings; returns them with the name trimmed, the sequence mode as the enum and the
     IP ranges normalized.
 
@@ -44,7 +44,7 @@ def validate_container(settings: ContainerSettings) -> ContainerSettings:
     InvalidDeploymentIpRange, which is also an InvalidIpRange.
     """
     name = _checked_name(settings.name)
-    _check_times(settings.start, settings.end)
+    _check_times(settings.start, settings.end, zone)
     _check_integer("priority", settings.priority, PRIORITY_MIN, PRIORITY_MAX)
     _check_integer("restart_timeout", settings.restart_timeout, RESTART_TIMEOUT_MIN, RESTART_TIMEOUT_MAX)
     return replace(
@@ -66,12 +66,20 @@ def _checked_name(name: str) -> str:
     return trimmed
 
 
-def _check_times(start: datetime, end: datetime | None) -> None:
+def _check_times(start: datetime, end: datetime | None, zone: tzinfo) -> None:
     for label, moment in (("start", start), ("end", end)):
         if moment is not None and moment.utcoffset() is None:
             raise InvalidDeployment(f"{label} {moment.isoformat()} must carry a time zone", field=label)
     if end is not None and end <= start:
-        raise InvalidDeployment(f"end {end.isoformat()} must be after start {start.isoformat()}", field="end")
+        raise InvalidDeployment(
+            f"end {shown_time(end, zone)} must be after start {shown_time(start, zone)}", field="end"
+        )
+
+
+def shown_time(moment: datetime, zone: tzinfo) -> str:
+    """A time as messages show it: to the minute in `zone` (the console's), with the zone's name."""
+    local = moment.astimezone(zone)
+    return f"{local.strftime('%Y-%m-%d %H:%M')} {local.tzname() or zone}"
 
 
 def _check_integer(label: str, value: object, low: int, high: int) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from oco.db.models import Job, JobContainer
-from oco.domain.containers import NAME_MAX, ContainerSettings, validate_container
+from oco.domain.containers import NAME_MAX, ContainerSettings, shown_time, validate_container
 from oco.domain.states import PENDING_STATES, ContainerStatus, JobState, SequenceMode
 from oco.domain.status import container_status, outcome_counts, progress
 from oco.errors import InvalidInput, NotFound
@@ -163,7 +163,8 @@ def edit_container(rt: Runtime, container_id: int, edit: ContainerEdit, actor: s
                 restart_timeout=_pick(edit.restart_timeout, container.restart_timeout),
                 sequence_mode=SequenceMode(_pick(edit.sequence_mode, container.sequence_mode)),
                 agent_ip_ranges=_pick(edit.agent_ip_ranges, container.agent_ip_ranges),
-            )
+            ),
+            rt.settings.zone,
         )
         container.name = validated.name
         container.start_time = validated.start
@@ -193,7 +194,15 @@ def renew_failed(
         failed = [job for job in container.jobs if JobState(job.state).is_renewable]
         if not failed:
             raise InvalidInput(f"job container {container.name!r} has no failed jobs to renew")
-        target = renew_in(session, container, failed, actor, now, into_new_container=into_new_container)
+        target = renew_in(
+            session,
+            container,
+            failed,
+            actor,
+            now,
+            into_new_container=into_new_container,
+            zone=rt.settings.zone,
+        )
         return container_view(summary_of(session, target, now))
 
 
@@ -275,6 +284,7 @@ def renew_in(
     now: datetime,
     *,
     into_new_container: bool = False,
+    zone: tzinfo = UTC,
 ) -> JobContainer:
     """Set failed or expired jobs of `container` waiting again, in it or in a new container starting now;
     returns the container that holds them. InvalidInput when a job's package was deleted, or the
@@ -287,7 +297,7 @@ def renew_in(
         target = _copy_container(session, container, actor, now)
     elif container.end_time is not None and container.end_time <= now:
         raise InvalidInput(
-            f"job container {container.name!r} ended at {container.end_time.isoformat()}; "
+            f"job container {container.name!r} ended at {shown_time(container.end_time, zone)}; "
             "move its end or renew into a new container",
             field="end",
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
@@ -84,7 +84,7 @@ def preview_deployment(rt: Runtime, request: DeploymentRequest, limit: int | Non
     With `limit`, only the first `limit` computers are listed; the summary counts all of them."""
     now = rt.now()
     with rt.reading() as session:
-        _validated(request.options, now)
+        _validated(request.options, now, rt.settings.zone)
         resolved = resolve_targets(session, request.targets, now, rt.settings.computer_offline_seconds)
         return plan_view(_plan(resolved, request), limit)
 
@@ -94,7 +94,7 @@ def create_deployment(rt: Runtime, request: DeploymentRequest, actor: str) -> Co
     the new container (its jobs are read a page at a time with `jobs.search_jobs`)."""
     now = rt.now()
     with rt.transaction() as session:
-        settings = _validated(request.options, now)
+        settings = _validated(request.options, now, rt.settings.zone)
         resolved = resolve_targets(session, request.targets, now, rt.settings.computer_offline_seconds)
         plan = _plan(resolved, request)
         container = _insert_container(session, request.options, settings, actor, now)
@@ -129,7 +129,7 @@ def create_uninstall(rt: Runtime, request: UninstallRequest, actor: str) -> Cont
         options = request.options
         if not options.name.strip():
             options = replace(options, name=_uninstall_name(session, selected_ids))
-        settings = _validated(options, now)
+        settings = _validated(options, now, rt.settings.zone)
         selected = _selected_packages(session, selected_ids)
         plan = plan_uninstall(target_computers(session, list(selected), now, offline), selected)
         container = _insert_container(session, options, settings, actor, now)
@@ -144,7 +144,7 @@ def create_uninstall(rt: Runtime, request: UninstallRequest, actor: str) -> Cont
 # In the caller's transaction ----------------------------------------------------------------------
 
 
-def _validated(options: ContainerOptions, now: datetime) -> ContainerSettings:
+def _validated(options: ContainerOptions, now: datetime, zone: tzinfo) -> ContainerSettings:
     return validate_container(
         ContainerSettings(
             name=options.name,
@@ -154,7 +154,8 @@ def _validated(options: ContainerOptions, now: datetime) -> ContainerSettings:
             restart_timeout=options.restart_timeout,
             sequence_mode=options.sequence_mode,
             agent_ip_ranges=options.agent_ip_ranges,
-        )
+        ),
+        zone,
     )
 
 

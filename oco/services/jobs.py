@@ -229,7 +229,15 @@ def renew_jobs(
         renewable = [job for job in chosen if JobState(job.state).is_renewable]
         if not renewable:
             raise InvalidInput(f"none of the {len(chosen)} selected jobs failed or expired: nothing to renew")
-        target = renew_in(session, container, renewable, actor, now, into_new_container=into_new_container)
+        target = renew_in(
+            session,
+            container,
+            renewable,
+            actor,
+            now,
+            into_new_container=into_new_container,
+            zone=rt.settings.zone,
+        )
         return container_view(summary_of(session, target, now))
 
 

@@ -307,3 +307,27 @@ def test_deploy_can_leave_other_versions_installed(oco) -> None:  # type: ignore
     ]
     kept = json.loads(oco(*base, "--no-auto-uninstall"))["computers"][0]["jobs"]
     assert [(j["action"], j["package"]) for j in kept] == [("install", "Editor 2")]
+
+
+def test_times_are_read_and_shown_in_the_configured_zone(sqlite_url: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {
+        "OCO_DATABASE_URL": sqlite_url,
+        "OCO_DEPOT_PATH": str(tmp_path / "depot"),
+        "OCO_TIME_ZONE": "Europe/Berlin",
+    }
+
+    def oco(*args: str, expect: int = 0) -> str:
+        result = runner.invoke(app, list(args), env=env)
+        assert result.exit_code == expect, result.output
+        return result.output
+
+    oco("computer", "add", "pc1")
+    package = oco("package", "add", "--family", "Tool", "--version", "1", "--install", "i").strip()
+    base = ["deploy", "--name", "Night", "--computer", "pc1", "--package", package]
+    container = oco(*base, "--start", "2026-12-01T23:00", "--end", "2026-12-02T06:00").strip()
+    shown = json.loads(oco("container", "show", container, "--json"))
+    assert (shown["start"], shown["end"]) == ("2026-12-01T23:00:00+01:00", "2026-12-02T06:00:00+01:00")
+    assert "2026-12-01T23:00:00+01:00" in oco("container", "list")  # to the second, with the offset
+    refused = oco(*base, "--start", "2026-12-01T23:00", "--end", "2026-12-01T20:00", expect=2)
+    assert "end 2026-12-01 20:00 CET must be after start 2026-12-01 23:00 CET" in refused

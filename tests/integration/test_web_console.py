@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from oco.application import create_app
 from oco.db.models import Job
-from oco.services import assignments, computers, deployments, groups, listing, packages, users
+from oco.services import assignments, computers, containers, deployments, groups, listing, packages, users
 from oco.services.runtime import Runtime
 from oco.services.targets import Targets
 from tests.conftest import Clock, make_runtime
@@ -296,3 +296,31 @@ def test_every_filtered_list_downloads_as_csv(
     assert client.get("/jobs/999?format=csv").status_code == 404
     assert client.get("/groups/computer/999?format=csv").status_code == 404
     assert client.get("/packages/999?format=csv").status_code == 404
+
+
+def test_the_console_reads_and_shows_times_in_its_zone(sqlite_url: str, tmp_path: Path, clock: Clock) -> None:
+    rt = make_runtime(sqlite_url, tmp_path, clock, time_zone="Europe/Berlin")
+    users.add_user(rt, "admin", PASSWORD, "tests", "Ada Admin")
+    with TestClient(create_app(rt, run_housekeeping=False), follow_redirects=False) as client:
+        token = login(client)
+        pc = computers.add_computer(rt, "pc1", "tests").id
+        package = packages.create_package(rt, packages.PackageSpec("Tool", "1", "i"), None, "tests").id
+        form = {
+            "csrf_token": token,
+            "name": "Night",
+            "computer": str(pc),
+            "package": str(package),
+            "start": "2026-12-01T23:00",
+            "end": "2026-12-01T20:00",
+            "action": "create",
+        }
+        refused = client.post("/jobs/new", data=form)
+        assert refused.status_code == 400
+        assert "end 2026-12-01 20:00 CET must be after start 2026-12-01 23:00 CET" in refused.text
+        created = client.post("/jobs/new", data={**form, "end": "2026-12-02T06:00"})
+        assert created.status_code == 303
+        page = client.get(created.headers["location"]).text
+        assert "2026-12-01 23:00" in page and "Europe/Berlin" in page  # every page states its zone
+        [container] = containers.list_containers(rt)
+        assert container.start.isoformat() == "2026-12-01T22:00:00+00:00"  # the same instant as the CLI's
+    rt.close()
