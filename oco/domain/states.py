@@ -232,6 +232,7 @@ class ContainerStatus(Vocabulary, StrEnum):
 
     SCHEDULED = "scheduled"
     IN_PROGRESS = "in-progress"
+    DISABLED = "disabled"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     EMPTY = "empty"
@@ -242,6 +243,7 @@ spell(
     {
         ContainerStatus.SCHEDULED: ("scheduled", "Scheduled"),
         ContainerStatus.IN_PROGRESS: ("in-progress", "In progress"),
+        ContainerStatus.DISABLED: ("disabled", "Disabled"),
         ContainerStatus.SUCCEEDED: ("succeeded", "Succeeded"),
         ContainerStatus.FAILED: ("failed", "Failed"),
         ContainerStatus.EMPTY: ("empty", "Empty"),

@@ -10,14 +10,19 @@ from oco.domain.states import OUTCOME_OF, PENDING_STATES, ContainerStatus, JobOu
 PERCENT = 100
 
 
-def container_status(counts: Mapping[JobState, int], start: datetime, now: datetime) -> ContainerStatus:
-    """From how many jobs are in each state: anything waiting/running: scheduled (start ahead) or in
-    progress; else any failed, expired or incompatible job: failed; else succeeded (already installed
-    counts as success). No jobs: empty."""
+def container_status(
+    counts: Mapping[JobState, int], start: datetime, now: datetime, enabled: bool = True
+) -> ContainerStatus:
+    """From how many jobs are in each state: anything waiting/running: disabled (the admin switched the
+    container off, so nothing is handed out), scheduled (start ahead) or in progress; else any failed,
+    expired or incompatible job: failed; else succeeded (already installed counts as success). No jobs:
+    empty."""
     present = {state for state, count in counts.items() if count > 0}
     if not present:
         return ContainerStatus.EMPTY
     if present & PENDING_STATES:
+        if not enabled:
+            return ContainerStatus.DISABLED
         return ContainerStatus.SCHEDULED if start > now else ContainerStatus.IN_PROGRESS
     if any(state.is_failure for state in present):
         return ContainerStatus.FAILED
@@ -54,13 +59,19 @@ def purge_due(
     failed_after: int | None,
 ) -> bool:
     """Whether a finished container is old enough to delete: succeeded ones after `succeeded_after`
-    seconds, failed ones after `failed_after`, counted from its last job's finish.
+    seconds, failed ones after `failed_after`, counted from its last job's finish; empty ones (every job
+    deleted or moved away) like succeeded ones, counted from `last_finished` as the caller knows it (its
+    creation when no job finished in it).
 
     None, 0 or a negative age disables purging of that kind; other statuses are never purged.
     """
     if last_finished is None:
         return False
-    limits = {ContainerStatus.SUCCEEDED: succeeded_after, ContainerStatus.FAILED: failed_after}
+    limits = {
+        ContainerStatus.SUCCEEDED: succeeded_after,
+        ContainerStatus.FAILED: failed_after,
+        ContainerStatus.EMPTY: succeeded_after,
+    }
     limit = limits.get(status)
     if limit is None or limit <= 0:
         return False

@@ -133,9 +133,11 @@ def status_condition(status: ContainerStatus, now: datetime) -> ColumnElement[bo
     """The containers of this status, in SQL (the same rule as `oco.domain.status.container_status`)."""
     pending = _has_jobs(PENDING_STATES)
     failing = _has_jobs(state for state in JobState if state.is_failure)
+    enabled = JobContainer.enabled.is_(True)
     conditions = {
-        ContainerStatus.SCHEDULED: and_(pending, JobContainer.start_time > now),
-        ContainerStatus.IN_PROGRESS: and_(pending, JobContainer.start_time <= now),
+        ContainerStatus.SCHEDULED: and_(pending, enabled, JobContainer.start_time > now),
+        ContainerStatus.IN_PROGRESS: and_(pending, enabled, JobContainer.start_time <= now),
+        ContainerStatus.DISABLED: and_(pending, ~enabled),
         ContainerStatus.FAILED: and_(~pending, failing),
         ContainerStatus.SUCCEEDED: and_(~pending, ~failing, _has_jobs()),
         ContainerStatus.EMPTY: ~_has_jobs(),
@@ -221,7 +223,7 @@ def summarize(
     """A container's status and progress from how many of its jobs are in each state."""
     return ContainerSummary(
         container=container,
-        status=container_status(counts, container.start_time, now),
+        status=container_status(counts, container.start_time, now, container.enabled),
         progress=progress(counts),
         counts={state: count for state, count in counts.items() if count},
         last_finished=last_finished,
@@ -308,6 +310,10 @@ def renew_in(
     audit.record(
         session, actor, "container.renew", "job_container", container.id, into=target.id, jobs=len(jobs)
     )
+    if target.id != container.id and not session.scalar(
+        select(exists().where(Job.container_id == container.id))
+    ):
+        delete_container_in(session, container.id, actor)  # every job moved on: nothing left to show
     return target
 
 
@@ -316,9 +322,11 @@ def delete_container_in(session: Session, container_id: int, actor: str) -> None
     container = session.get(JobContainer, container_id)
     if container is None:
         raise NotFound(f"job container {container_id} does not exist")
+    name = container.name
     session.execute(delete(Job).where(Job.container_id == container_id))
-    session.delete(container)
-    audit.record(session, actor, "container.delete", "job_container", container_id, name=container.name)
+    session.expunge(container)  # its loaded jobs may have moved to another container: no ORM cascade
+    session.execute(delete(JobContainer).where(JobContainer.id == container_id))
+    audit.record(session, actor, "container.delete", "job_container", container_id, name=name)
 
 
 def container_view(summary: ContainerSummary) -> ContainerPublic:

@@ -48,18 +48,20 @@ def expire_jobs(session: Session, settings: Settings, now: datetime) -> int:
 
 
 def purge_containers(session: Session, settings: Settings, now: datetime) -> int:
-    """Delete succeeded/failed containers older than the configured ages (from their last job's finish)."""
+    """Delete succeeded/failed containers older than the configured ages (from their last job's finish),
+    and empty ones as succeeded ones (from their creation when no job ever finished in them)."""
     purged = 0
     finished = select(JobContainer).where(
         or_(
             containers.status_condition(ContainerStatus.SUCCEEDED, now),
             containers.status_condition(ContainerStatus.FAILED, now),
+            containers.status_condition(ContainerStatus.EMPTY, now),
         )
     )
     for summary in containers.summaries_of(session, list(session.scalars(finished)), now):
         if purge_due(
             summary.status,
-            summary.last_finished,
+            summary.last_finished or summary.container.created,
             now,
             settings.purge_succeeded_job_containers_after,
             settings.purge_failed_job_containers_after,

@@ -34,6 +34,8 @@ _ICON_PATHS = {
     + '<path d="M4.5 8.2l2.3 2.3 4.7-4.9" class="mark" fill="none"/>',
     ContainerStatus.FAILED: _CIRCLE.format(r=7, fill="")
     + '<path d="M5.3 5.3l5.4 5.4M10.7 5.3l-5.4 5.4" class="mark" fill="none"/>',
+    ContainerStatus.DISABLED: _CIRCLE.format(r=6.5, fill=' fill="none"')
+    + '<path d="M6.3 5v6M9.7 5v6" fill="none"/>',
     ContainerStatus.EMPTY: _CIRCLE.format(r=2.5, fill=""),
 }
 """Status icons drawn in SVG (emoji render as empty boxes without an emoji font)."""

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from oco.db.models import ComputerNetwork
-from oco.services import computers, deployments
+from oco.domain.presence import is_online
+from oco.services import computers, containers
 from tests.conftest import make_runtime
 from tests.e2e.test_agent_e2e import RealAgent, World, add_package, deploy, jobs, make_agent
 from tests.live import start_server
@@ -51,7 +52,7 @@ def offline(world: World, *agents: RealAgent) -> bool:
     now = datetime.now(UTC)
     with world.rt.transaction() as session:
         found = [computers.find_computer(session, agent.hostname) for agent in agents]
-        return not any(computers.is_online(computer, now, OFFLINE_S) for computer in found)
+        return not any(is_online(computer.last_seen, now, OFFLINE_S) for computer in found)
 
 
 def keeps_a_shutdown(world: World, container_id: int, agent: RealAgent) -> bool:
@@ -59,7 +60,7 @@ def keeps_a_shutdown(world: World, container_id: int, agent: RealAgent) -> bool:
     with world.rt.transaction() as session:
         return any(
             job.wol_shutdown
-            for job in deployments.get_container(session, container_id).jobs
+            for job in containers.find_container(session, container_id).jobs
             if job.computer.hostname == agent.hostname
         )
 

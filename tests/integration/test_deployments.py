@@ -358,8 +358,20 @@ def test_renew_failed_jobs_in_place_and_into_a_new_container(rt: Runtime) -> Non
     new = containers.renew_failed(rt, container, "admin", into_new_container=True)
     new_id, new_name = new.id, new.name
     assert new_id != container and new_name == "Rollout (renewed)"
-    assert jobs_of(rt, container) == []
     assert {j[4] for j in jobs_of(rt, new_id)} == {JobState.WAITING}
+    with pytest.raises(NotFound):  # every job moved on: the emptied container is gone
+        containers.container_summary(rt, container)
+
+
+def test_renewing_some_failed_jobs_into_a_new_container_keeps_the_rest(rt: Runtime) -> None:
+    pcs = add_computers(rt, "pc1", "pc2")
+    container = deploy(rt, pcs, [add_package(rt)])
+    first, second = containers.container_detail(rt, container).jobs
+    report(rt, first.computer_id, first.id, AgentJobState.FINISHED, 1)
+    report(rt, second.computer_id, second.id, AgentJobState.FINISHED, 0)
+    new = containers.renew_failed(rt, container, "admin", into_new_container=True)
+    assert containers.container_summary(rt, container).job_counts == {"succeeded": 1}
+    assert new.job_counts == {"waiting": 1}
 
 
 def test_edit_a_container(rt: Runtime, clock: Clock) -> None:

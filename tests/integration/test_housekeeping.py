@@ -11,7 +11,7 @@ from sqlalchemy import text
 from oco.db.engine import make_engine
 from oco.domain.states import ContainerStatus, JobState
 from oco.errors import InvalidInput
-from oco.services import containers, housekeeping
+from oco.services import containers, housekeeping, jobs
 from oco.services.runtime import Runtime
 from tests.conftest import Clock
 from tests.integration.test_deployments import add_computers, add_package, deploy, jobs_of, run_all
@@ -51,6 +51,18 @@ def test_succeeded_containers_are_purged_after_four_hours_failed_after_48(rt: Ru
     clock.advance(hours=44)
     assert housekeeping.run_all(rt)["purge-containers"] == 1
     assert _names(rt) == ["running"]  # a container with pending jobs is never purged
+
+
+def test_empty_containers_are_purged_like_succeeded_ones(rt: Runtime, clock: Clock) -> None:
+    pcs = add_computers(rt, "pc1")
+    emptied = deploy(rt, pcs, [add_package(rt)], name="emptied")
+    [job] = containers.container_detail(rt, emptied).jobs
+    jobs.delete_job(rt, job.id, "admin")
+    clock.advance(hours=3, minutes=59)
+    assert housekeeping.run_all(rt)["purge-containers"] == 0
+    clock.advance(minutes=1)  # four hours after its creation: no job ever finished in it
+    assert housekeeping.run_all(rt)["purge-containers"] == 1
+    assert _names(rt) == []
 
 
 def test_purging_can_be_disabled(tmp_path: Path, sqlite_url: str, clock: Clock) -> None:

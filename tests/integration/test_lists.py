@@ -16,7 +16,7 @@ from oco.domain.status import container_status
 from oco.errors import InvalidInput, NotFound
 from oco.services import computers, containers, dashboard, groups, housekeeping, jobs, listing, packages
 from oco.services.computers import ComputerQuery, ComputerSelection
-from oco.services.containers import ContainerQuery
+from oco.services.containers import ContainerEdit, ContainerQuery
 from oco.services.jobs import JobQuery, JobSelection
 from oco.services.listing import PageRequest
 from oco.services.runtime import Runtime
@@ -127,6 +127,8 @@ def test_container_statuses_in_sql_agree_with_the_domain_rule(
     report(rt, fleet[1], jobs_of_container(rt, failed)[0], AgentFinished, 1)
     deploy(rt, fleet[2:3], [package], name="in progress")
     deploy(rt, fleet[3:4], [package], name="scheduled", start=clock.current + timedelta(days=1))
+    disabled = deploy(rt, fleet[5:6], [package], name="disabled")
+    containers.edit_container(rt, disabled, ContainerEdit(enabled=False), "t")
     empty = deploy(rt, fleet[4:5], [package], name="empty")
     with rt.transaction() as session:
         session.execute(Job.__table__.delete().where(Job.container_id == empty))
@@ -142,12 +144,13 @@ def test_container_statuses_in_sql_agree_with_the_domain_rule(
         ContainerStatus.FAILED: ["failed"],
         ContainerStatus.IN_PROGRESS: ["in progress"],
         ContainerStatus.SCHEDULED: ["scheduled"],
+        ContainerStatus.DISABLED: ["disabled"],
         ContainerStatus.EMPTY: ["empty"],
     }
     every = containers.search_containers(rt, ContainerQuery(), PageRequest(1, 50))
     for container in every.items:  # the page's own status is the domain's, by its counts
         counts = {JobState.from_text(state): count for state, count in container.job_counts.items()}
-        assert container.status is container_status(counts, container.start, clock.current)
+        assert container.status is container_status(counts, container.start, clock.current, container.enabled)
         assert by_status[container.status] == [container.name]
 
 

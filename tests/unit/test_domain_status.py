@@ -60,12 +60,14 @@ def test_an_empty_container_is_complete() -> None:
 job_states = st.lists(st.sampled_from(list(JobState)), max_size=30)
 
 
-@given(states=job_states, start_offset=st.integers(-2, 2))
-def test_status_follows_the_rule(states: list[JobState], start_offset: int) -> None:
+@given(states=job_states, start_offset=st.integers(-2, 2), enabled=st.booleans())
+def test_status_follows_the_rule(states: list[JobState], start_offset: int, enabled: bool) -> None:
     start = NOW + timedelta(hours=start_offset)
-    status = container_status(Counter(states), start, NOW)
+    status = container_status(Counter(states), start, NOW, enabled)
     if not states:
         expected = ContainerStatus.EMPTY
+    elif any(s in (W, D, X) for s in states) and not enabled:
+        expected = ContainerStatus.DISABLED  # nothing is handed out, whatever its start
     elif any(s in (W, D, X) for s in states):
         expected = ContainerStatus.SCHEDULED if start > NOW else ContainerStatus.IN_PROGRESS
     elif any(s in (F, EXPIRED, INCOMPATIBLE) for s in states):
@@ -104,7 +106,10 @@ def test_expiry_is_for_pending_jobs_at_or_after_the_end() -> None:
         (ContainerStatus.FAILED, 1000, 4 * HOUR, None, False),
         (ContainerStatus.IN_PROGRESS, 1000, 1, 1, False),
         (ContainerStatus.SCHEDULED, 1000, 1, 1, False),
-        (ContainerStatus.EMPTY, 1000, 1, 1, False),
+        (ContainerStatus.DISABLED, 1000, 1, 1, False),
+        (ContainerStatus.EMPTY, 4, 4 * HOUR, 48 * HOUR, True),  # like a succeeded one
+        (ContainerStatus.EMPTY, 3.9, 4 * HOUR, 48 * HOUR, False),
+        (ContainerStatus.EMPTY, 1000, None, 1, False),
     ],
 )
 def test_purge_ages(
