@@ -74,7 +74,10 @@ def main(argv: list[str]) -> int:
     sys.stdin.close()
     try:
         (run_dir / STARTED_FILE).touch()
-        code = subprocess.call(shell_command(procedure), stdin=subprocess.DEVNULL)
+        # The output file passed on explicitly: Windows hands a child the parent's file handles only so.
+        code = subprocess.call(
+            shell_command(procedure), stdin=subprocess.DEVNULL, stdout=sys.stdout, stderr=sys.stderr
+        )
     except OSError as exc:
         print(f"oco agent: cannot start {procedure!r}: {exc}", file=sys.stderr, flush=True)
         return SETUP_FAILED
