@@ -105,8 +105,16 @@ class Agent:
     # The cycle --------------------------------------------------------------------------------
 
     def run_once(self) -> None:
-        """One check-in: deliver what a previous run left, then run the jobs handed out, in order."""
-        self.jobs.recover()
+        """One check-in: settle what a previous run left (and its post-action), then run the jobs handed
+        out, in order."""
+        recovered = self.jobs.recover()
+        if recovered is not None:
+            outcome = "succeeded" if recovered.succeeded else "failed"
+            log.info("job %s finished (%s), settled after a restart", recovered.job_id, outcome)
+            if recovered.succeeded and recovered.order is not None and self.post_action(recovered.order):
+                return
+        if self.stopping.is_set():
+            return
         params = self.client.call(AgentMethod.HELLO, hello_data())
         if params.get("update"):
             self.client.call(AgentMethod.UPDATE, inventory(self.config.effective_hostname))

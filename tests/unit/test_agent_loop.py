@@ -6,7 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,9 +22,13 @@ from oco.agent.config import AgentConfig, save_config
 from oco.agent.jobs import RESTARTED_WHILE_EXECUTING, STOPPED_WHILE_EXECUTING
 from oco.agent.loop import BACKOFF_CAP_S, Agent, next_delay, run_agent
 from oco.agent.power import RecordingPowerBackend
-from oco.agent.state import JobJournal, JournalEntry
+from oco.agent.recovery import NO_PROCESS_RECORD, killed
+from oco.agent.runner import is_running
+from oco.agent.state import JobJournal, JournalEntry, Phase
+from oco.agent.wrapper import EXIT_CODE_FILE
 from oco.domain.protocol import SHA256_HEADER, SIGNATURE_HEADER_SERVER, AgentMethod, sign
 from oco.domain.states import ReturnCode
+from tests.agentcrash import crash_during, end_orphan, kill_group, order, record_of
 from tests.live import free_port
 from tests.support import wait_until, zip_bytes
 
@@ -315,7 +322,8 @@ def test_a_job_that_was_executing_at_a_restart_is_reported_not_rerun(
 
     assert server.methods()[0] == "oco.agent.update_job_state"  # before the check-in
     state, code, message = server.finals()[3]
-    assert (state, code) == (-1, ReturnCode.AGENT_ERROR) and message.startswith(RESTARTED_WHILE_EXECUTING)
+    assert (state, code) == (-1, ReturnCode.AGENT_ERROR)
+    assert message.startswith(f"{RESTARTED_WHILE_EXECUTING}: {NO_PROCESS_RECORD}")  # an older agent's journal
     assert not (tmp_path / "ran-again").exists()
     assert JobJournal(tmp_path / "state").current() is None
 
@@ -462,6 +470,153 @@ def test_of_two_stops_at_the_same_moment_one_is_the_second(agent: Agent) -> None
     for thread in stops:
         thread.join(timeout=60)
     assert agent.stopping.is_set() and agent.abort.is_set()
+
+
+# After a crash of the agent: the procedure outlived it --------------------------------------------
+
+WAIT_FOR_GO = 'echo begun; until [ -e "$MARKERS/go" ]; do sleep 0.05; done; echo ended; exit {code}'
+
+
+@pytest.fixture
+def markers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MARKERS", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def orphans() -> Iterator[list[JournalEntry]]:
+    """The journal entries of crashed helper agents: what is left of their procedures is killed at the end."""
+    entries: list[JournalEntry] = []
+    yield entries
+    for entry in entries:
+        end_orphan(entry)
+
+
+def crash(tmp_path: Path, orphans: list[JournalEntry], procedure: str, **post_actions: int) -> JournalEntry:
+    entry = crash_during(tmp_path / "state", order(1, procedure, **post_actions))
+    orphans.append(entry)
+    return entry
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_a_procedure_that_outlived_the_agent_is_followed_and_its_real_code_reported(
+    agent: Agent, server: FakeServer, tmp_path: Path, markers: Path, orphans: list[JournalEntry], code: int
+) -> None:
+    entry = crash(tmp_path, orphans, WAIT_FOR_GO.format(code=code), shutdown=5)
+    server.jobs = [job(1, procedure="echo ran again", shutdown=5)]  # still executing on the server
+
+    def go_once_streamed(data: Report) -> None:
+        if data["state"] == 2 and "begun" in data["message"]:
+            (markers / "go").touch()
+
+    server.on_report = go_once_streamed
+    assert is_running(record_of(entry))
+    agent.run_once()
+
+    assert server.methods()[0] == "oco.agent.update_job_state"  # settled before the check-in
+    assert any(r[1] == 2 and "begun" in r[3] for r in server.reports())  # its output was streamed
+    assert server.finals()[1] == (3, code, "begun\nended\n")
+    assert not is_running(record_of(entry))
+    assert agent.journal.current() is None and not (tmp_path / "state" / "jobs" / "1").exists()
+    shutdowns = [e["action"] for e in power_log(agent)]
+    assert shutdowns == (["shutdown"] if code == 0 else [])  # the post-action, after success only
+
+
+def test_a_procedure_that_ended_while_the_agent_was_down_is_reported_with_its_code(
+    agent: Agent, server: FakeServer, tmp_path: Path, markers: Path, orphans: list[JournalEntry]
+) -> None:
+    entry = crash(tmp_path, orphans, WAIT_FOR_GO.format(code=3))
+    (markers / "go").touch()
+    exit_file = tmp_path / "state" / "jobs" / "1" / EXIT_CODE_FILE
+    wait_until(lambda: exit_file.exists() and not is_running(record_of(entry)), message="it did not end")
+    server.jobs = [job(1, procedure="echo ran again")]
+
+    agent.run_once()
+
+    assert server.reports()[0] == (1, 3, 3, "begun\nended\n")  # the first thing the agent sends
+    assert server.methods()[1] == "oco.agent.hello" and server.finals() == {1: (3, 3, "begun\nended\n")}
+
+
+def test_without_a_recorded_code_or_the_process_the_result_is_unknown_and_says_why(
+    agent: Agent, server: FakeServer, tmp_path: Path, markers: Path, orphans: list[JournalEntry]
+) -> None:
+    entry = crash(tmp_path, orphans, WAIT_FOR_GO.format(code=0))
+    kill_group(entry)  # the procedure died with the agent (systemd's final SIGKILL, a shutdown)
+    wait_until(lambda: not is_running(record_of(entry)), message="the wrapper did not die")
+    server.jobs = [job(1, procedure="echo ran again")]
+
+    agent.run_once()
+
+    state, code, message = server.finals()[1]
+    assert (state, code) == (-1, ReturnCode.AGENT_ERROR)
+    assert message.startswith(f"{RESTARTED_WHILE_EXECUTING}: {killed(entry.pid)}")
+    assert message.endswith("\nbegun")  # what it wrote before it died
+    assert "ran again" not in json.dumps(server.reports())
+
+
+def test_a_wrapper_that_never_got_its_go_means_the_job_runs_normally(
+    agent: Agent, server: FakeServer, tmp_path: Path
+) -> None:
+    state_dir = tmp_path / "state"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    (state_dir / "jobs" / "2").mkdir(parents=True)  # the wrapper's run directory, without `started`
+    for entry in (
+        JournalEntry(1, 1, Phase.STARTING),  # died before launching
+        JournalEntry(2, 1, Phase.EXECUTING, pid=int(dead.stdout), process_start="linux:x:1"),  # before the go
+    ):
+        JobJournal(state_dir).record(entry)
+        server.jobs = [job(entry.job_id, procedure="echo first run")]
+        before = len(server.calls)
+        agent.run_once()
+        assert server.methods()[before] == "oco.agent.hello"  # nothing reported before the check-in
+        assert server.finals()[entry.job_id] == (3, 0, "first run\n")
+
+
+def test_a_followed_procedure_keeps_the_timeout_of_its_start(
+    agent: Agent, server: FakeServer, tmp_path: Path, markers: Path, orphans: list[JournalEntry]
+) -> None:
+    entry = crash(tmp_path, orphans, "echo begun; sleep 300 & sleep 300")
+    journal = JobJournal(tmp_path / "state")
+    journal.record(replace(entry, launched_at=time.time() - 200, timeout_s=150))  # its 150 s are over
+    server.jobs = [job(1)]
+
+    agent.run_once()
+
+    state, code, message = server.finals()[1]
+    assert (state, code) == (-1, -9999) and message.startswith("timed out after 150 s, process tree killed")
+    assert "begun" in message and not is_running(record_of(entry))
+
+
+def test_stopping_while_following_lets_it_finish_and_a_second_stop_kills_it(
+    config_path: Path, server: FakeServer, tmp_path: Path, markers: Path, orphans: list[JournalEntry]
+) -> None:
+    agent = make_agent(config_path, server)
+    crash(tmp_path, orphans, WAIT_FOR_GO.format(code=0))
+    server.jobs = [job(1)]
+
+    def stop_then_go(data: Report) -> None:
+        if data["state"] == 2 and not agent.stopping.is_set():
+            agent.stop()
+            (markers / "go").touch()
+
+    server.on_report = stop_then_go
+    agent.run_once()
+    agent.close()
+    assert server.finals() == {1: (3, 0, "begun\nended\n")}
+    assert "oco.agent.hello" not in server.methods()  # stopped: no check-in after the settled job
+
+    (markers / "go").unlink()
+    second = make_agent(config_path, server)
+    entry = crash(tmp_path, orphans, WAIT_FOR_GO.format(code=0))
+    server.jobs = [job(1)]
+    stop_at(second, server, lambda data: data["state"] == 2, lambda data: data["state"] == 2)
+    try:
+        second.run_once()
+    finally:
+        second.close()
+    state, code, message = server.finals()[1]
+    assert (state, code) == (-1, -9999) and message.startswith(STOPPED_WHILE_EXECUTING)
+    assert not is_running(record_of(entry))
 
 
 # Post-actions ----------------------------------------------------------------------------------

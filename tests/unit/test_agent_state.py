@@ -44,3 +44,43 @@ def test_recording_replaces_the_file_atomically(tmp_path: Path) -> None:
     journal.record(JournalEntry(1, 1, Phase.DOWNLOADING))
     journal.record(JournalEntry(1, 1, Phase.EXECUTING))
     assert list(tmp_path.iterdir()) == [journal.path]
+
+
+def test_the_procedures_process_is_recorded_and_kept_to_the_end(tmp_path: Path) -> None:
+    journal = JobJournal(tmp_path)
+    order = {"id": 5, "restart": 10}
+    starting = journal.advance(
+        JournalEntry(5, 2, Phase.DOWNLOADING), Phase.STARTING, order=order, timeout_s=60
+    )
+    executing = journal.advance(
+        starting, Phase.EXECUTING, pid=4321, process_start="linux:boot:99", launched_at=1700000000.5
+    )
+    assert JobJournal(tmp_path).current() == executing
+    assert (executing.order, executing.timeout_s, executing.pid) == (order, 60, 4321)
+    finished = journal.advance(executing, Phase.FINISHED, {"state": 3, "return-code": 0, "message": ""})
+    assert (finished.order, finished.pid, finished.started_at) == (order, 4321, starting.started_at)
+
+
+def test_a_journal_written_before_the_wrapper_still_reads(tmp_path: Path) -> None:
+    journal = JobJournal(tmp_path)
+    journal.path.write_text(
+        '{"job_id": 3, "container_id": 1, "phase": "executing", "report": null, "started_at": "2024-01-01"}'
+    )
+    entry = journal.current()
+    assert entry is not None and entry.phase == "executing" and entry.pid is None
+
+
+def test_a_journal_with_fields_of_the_wrong_type_counts_as_none(tmp_path: Path) -> None:
+    journal = JobJournal(tmp_path)
+    for fields in (
+        '"pid": "4321"',
+        '"pid": true',
+        '"process_start": 99',
+        '"timeout_s": "60"',
+        '"launched_at": "yesterday"',
+        '"order": [1]',
+        '"job_id": 1.5',
+    ):
+        journal.path.write_text('{"job_id": 1, "container_id": 2, "phase": "executing", ' + fields + "}")
+        assert journal.current() is None, fields
+        assert not journal.path.exists()
