@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from oco.application import create_app
 from oco.db.models import AuditLog, Job, Package
 from oco.domain.signing import (
     JobClaim,
@@ -21,11 +24,12 @@ from oco.domain.signing import (
     trust_policy,
 )
 from oco.errors import Conflict, InvalidInput, NotFound
-from oco.services import agent_jobs, computers, deployments, packages
+from oco.services import agent_jobs, computers, deployments, packages, users
 from oco.services.deployments import ContainerOptions, DeploymentRequest
 from oco.services.runtime import Runtime
 from oco.services.signing import create_signing_key, read_signing_key, signed_fields
 from oco.services.targets import Targets
+from tests.conftest import make_runtime
 from tests.support import zip_bytes
 
 PUBLISHER = SigningKey(Ed25519PrivateKey.generate())
@@ -195,3 +199,40 @@ def test_a_wrong_key_file_is_refused_with_its_name(
 def test_a_key_file_in_a_missing_directory_cannot_be_created(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="cannot create key file"):
         create_signing_key(tmp_path / "absent" / "key.pem")
+
+
+# The console ---------------------------------------------------------------------------------------
+
+
+def test_the_package_page_shows_unsigned_signed_and_invalid(sqlite_url: str, tmp_path: Path) -> None:
+    rt = make_runtime(sqlite_url, tmp_path)
+    users.add_user(rt, "admin", "a long password", "tests", "Ada Admin")
+    unsigned, signed, changed = add(rt, "1"), add(rt, "2"), add(rt, "3")
+    for package_id in (signed, changed):
+        packages.sign_package(rt, package_id, PUBLISHER, "cli:alice")
+    with rt.transaction() as session:
+        session.execute(update(Package).where(Package.id == changed).values(uninstall_success_codes="1"))
+    try:
+        with TestClient(create_app(rt, run_housekeeping=False), follow_redirects=False) as client:
+            form = client.get("/login").text
+            token = re.search(r'name="login_csrf" value="([^"]+)"', form)
+            assert token is not None
+            credentials = {"username": "admin", "password": "a long password", "login_csrf": token.group(1)}
+            assert client.post("/login", data={**credentials, "next": "/"}).status_code == 303
+
+            def signature(package_id: int) -> str:
+                found = re.search(
+                    r'<dd id="signature".*?</dd>', client.get(f"/packages/{package_id}").text, re.S
+                )
+                assert found is not None
+                return " ".join(found.group(0).split())
+
+            key_id = PUBLISHER.public.key_id
+            assert 'data-status="unsigned">Not signed</dd>' in signature(unsigned)
+            assert f'data-status="valid">Signed by key <code>{key_id}</code>' in signature(signed)
+            assert "by cli:alice" in signature(signed) and PUBLISHER.public.text in signature(signed)
+            invalid = signature(changed)
+            assert 'data-status="invalid"><strong class="error">Signature invalid</strong>' in invalid
+            assert f"after key <code>{key_id}</code> signed it" in invalid
+    finally:
+        rt.close()
