@@ -14,8 +14,11 @@ from oco.agent.config import (
     DEFAULT_INTERVAL_S,
     DEFAULT_JOB_TIMEOUT_S,
     DEFAULT_STATE_DIR,
+    AgentConfig,
     AgentConfigError,
+    change_publishers,
     enroll,
+    load_config,
 )
 from oco.agent.loop import EXIT_CONFIG_ERROR, run_agent
 
@@ -51,11 +54,84 @@ def enroll_command(
     job_timeout: int = typer.Option(
         DEFAULT_JOB_TIMEOUT_S, "--job-timeout", help="Seconds a procedure may run before it is killed."
     ),
+    trusted_publisher: list[str] | None = typer.Option(
+        None,
+        "--trusted-publisher",
+        help="Publisher public key (ed25519:…) whose signed packages alone may run; repeatable.",
+    ),
+    revoked_publisher: list[str] | None = typer.Option(
+        None, "--revoked-publisher", help="Key id whose signatures are refused; repeatable."
+    ),
 ) -> None:
     """Write the agent's configuration (mode 0600); its keys are learned at the first check-in."""
     try:
-        enroll(config, server, registration_key, state_dir, hostname, query_interval, job_timeout)
+        enroll(
+            config,
+            server,
+            registration_key,
+            state_dir,
+            hostname,
+            query_interval,
+            job_timeout,
+            trusted_publishers=trusted_publisher or None,
+            revoked_publishers=revoked_publisher or None,
+        )
     except AgentConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_CONFIG_ERROR) from None
     typer.echo(f"wrote {config}")
+
+
+publisher_app = typer.Typer(help="The package publishers this agent trusts.", no_args_is_help=True)
+agent_app.add_typer(publisher_app, name="publisher")
+CONFIG_OPTION = typer.Option(DEFAULT_CONFIG_PATH, "--config", help="Agent configuration (TOML).")
+
+
+@publisher_app.command("trust")
+def trust_command(
+    public_key: str = typer.Argument(..., help="The publisher's public key, ed25519:…"),
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Trust one more publisher key (e.g. a new key during a rotation, next to the old one)."""
+    _change(config, trust=public_key)
+
+
+@publisher_app.command("revoke")
+def revoke_command(
+    key_id: str = typer.Argument(..., help="The key id (or public key) to refuse from now on."),
+    config: Path = CONFIG_OPTION,
+) -> None:
+    """Refuse every package signed with this key, even while it is still listed as trusted."""
+    _change(config, revoke=key_id)
+
+
+@publisher_app.command("list")
+def list_command(config: Path = CONFIG_OPTION) -> None:
+    """Show the trusted keys (with their ids) and the revoked key ids."""
+    try:
+        current = load_config(config)
+    except AgentConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIG_ERROR) from None
+    _print_publishers(current)
+
+
+def _change(config: Path, trust: str = "", revoke: str = "") -> None:
+    try:
+        changed = change_publishers(config, trust=trust, revoke=revoke)
+    except AgentConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_CONFIG_ERROR) from None
+    _print_publishers(changed)
+    typer.echo(f"wrote {config}; the running agent applies it at its next start")
+
+
+def _print_publishers(config: AgentConfig) -> None:
+    policy = config.trust
+    if not policy.pins:
+        typer.echo("no trusted publishers: packages need no signature")
+    for key in policy.trusted:
+        state = "revoked" if key.key_id in policy.revoked else "trusted"
+        typer.echo(f"{state}  {key.key_id}  {key.text}")
+    for key_id in sorted(policy.revoked - {key.key_id for key in policy.trusted}):
+        typer.echo(f"revoked  {key_id}")

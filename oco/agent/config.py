@@ -11,6 +11,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from oco.domain.errors import InvalidPublisherKey
+from oco.domain.signing import TrustPolicy, parse_key_id, parse_public_key, trust_policy
+
 DEFAULT_CONFIG_PATH = Path("/etc/oco-agent.toml")
 DEFAULT_STATE_DIR = "/var/lib/oco-agent"
 DEFAULT_INTERVAL_S = 60
@@ -47,6 +50,15 @@ class AgentConfig:
     source_address: str = ""
     """Local address to send from (e.g. 127.0.0.2 in tests); empty: chosen by the system."""
     verify_tls: bool = True
+    trusted_publishers: list[str] = field(default_factory=list)
+    """Publisher public keys (`ed25519:…`); when any is set, only jobs signed by one of them run."""
+    revoked_publishers: list[str] = field(default_factory=list)
+    """Key ids (or public keys) whose signatures are refused even when the key is still trusted."""
+
+    @property
+    def trust(self) -> TrustPolicy:
+        """The publishers this agent pins (checked when the configuration is loaded)."""
+        return trust_policy(self.trusted_publishers, self.revoked_publishers)
 
     @property
     def effective_hostname(self) -> str:
@@ -105,6 +117,17 @@ def _check(path: Path, data: dict[str, Any]) -> None:
             raise AgentConfigError(f"setting {key!r} must be positive, not {data[key]}")
     if data.get("post_action_minute_seconds", 0) < 0:
         raise AgentConfigError("setting 'post_action_minute_seconds' must not be negative")
+    _check_publishers(data)
+
+
+def _check_publishers(data: dict[str, Any]) -> None:
+    for key in ("trusted_publishers", "revoked_publishers"):
+        if not all(isinstance(item, str) for item in data.get(key, [])):
+            raise AgentConfigError(f"setting {key!r} must be a list of texts")
+    try:
+        trust_policy(data.get("trusted_publishers", []), data.get("revoked_publishers", []))
+    except InvalidPublisherKey as exc:
+        raise AgentConfigError(f"setting {exc.field!r}: {exc.message}") from None
 
 
 def save_config(path: Path, config: AgentConfig) -> None:
@@ -122,10 +145,13 @@ def enroll(
     hostname: str = "",
     query_interval: int = DEFAULT_INTERVAL_S,
     job_timeout: int = DEFAULT_JOB_TIMEOUT_S,
+    trusted_publishers: list[str] | None = None,
+    revoked_publishers: list[str] | None = None,
 ) -> None:
     """Create or update the configuration at `config_path`; keys already learned and the uid are kept.
 
-    Raises AgentConfigError for a bad value (nothing is written then).
+    `trusted_publishers`/`revoked_publishers` replace the lists when given; None keeps them as they are,
+    so enrolling again never drops a pin. Raises AgentConfigError for a bad value (nothing is written then).
     """
     try:
         current = load_config(config_path)
@@ -139,9 +165,39 @@ def enroll(
         hostname=hostname or current.hostname,
         query_interval=query_interval,
         job_timeout=job_timeout,
+        trusted_publishers=_stripped(trusted_publishers, current.trusted_publishers),
+        revoked_publishers=_stripped(revoked_publishers, current.revoked_publishers),
     )
     _check(config_path, asdict(config))
     save_config(config_path, config)
+
+
+def _stripped(given: list[str] | None, current: list[str]) -> list[str]:
+    return current if given is None else [item.strip() for item in given]
+
+
+def change_publishers(config_path: Path, *, trust: str = "", revoke: str = "") -> AgentConfig:
+    """Trust one more publisher key, or revoke a key id, in the configuration at `config_path`.
+
+    A key already listed is not listed twice. Returns the new configuration; AgentConfigError for a bad
+    key or configuration (nothing is written then).
+    """
+    config = load_config(config_path)
+    trusted, revoked = list(config.trusted_publishers), list(config.revoked_publishers)
+    try:
+        if trust:
+            key = parse_public_key(trust, field="trusted_publishers")
+            if key.text not in {parse_public_key(text).text for text in trusted}:
+                trusted.append(key.text)
+        if revoke:
+            key_id = parse_key_id(revoke, field="revoked_publishers")
+            if key_id not in {parse_key_id(text) for text in revoked}:
+                revoked.append(key_id)
+    except InvalidPublisherKey as exc:
+        raise AgentConfigError(f"setting {exc.field!r}: {exc.message}") from None
+    config = replace(config, trusted_publishers=trusted, revoked_publishers=revoked)
+    save_config(config_path, config)
+    return config
 
 
 def write_private(path: Path, content: bytes) -> None:

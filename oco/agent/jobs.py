@@ -35,9 +35,12 @@ from oco.agent.runner import (
     run_procedure,
 )
 from oco.agent.state import JobJournal, JournalEntry, Phase
+from oco.agent.trust import JobRefused, check_signature
 from oco.agent.unpack import UnsafeArchive, safe_extract
 from oco.agent.wrapper import STARTED_FILE
+from oco.domain.dispatch import WIRE_ACTION, PayloadDigest, payload_from_wire
 from oco.domain.protocol import AgentMethod
+from oco.domain.signing import WIRE_SIGNATURE, JobClaim, TrustPolicy
 from oco.domain.states import (
     DOWNLOAD_PROGRESS_UNPACKING,
     AgentJobState,
@@ -56,7 +59,7 @@ JOBS_DIR = "jobs"
 PAYLOAD_DIR = "payload"
 """In a job's directory `jobs/<id>/`: the unpacked payload, where the procedure runs. Beside it the
 wrapper's files: output.log, started, exit-code."""
-EXPECTED_FAILURES = (DownloadError, UnsafeArchive, CommandFailedToStart)
+EXPECTED_FAILURES = (DownloadError, UnsafeArchive, CommandFailedToStart, JobRefused)
 """Agent-side failures with a clear message of their own: logged without a stack trace."""
 
 
@@ -73,6 +76,11 @@ class JobOrder:
     restart: int | None
     shutdown: int | None
     exit: int | None
+    action: str | None = None
+    """Our server's extra keys (OCO's server sends none of them): the job's action, its payload's
+    SHA-256 and size, and its package's publisher signature (the raw value, checked by the agent)."""
+    payload: PayloadDigest | None = None
+    signature: Any = None
 
     @classmethod
     def from_wire(cls, entry: Any) -> JobOrder:
@@ -88,9 +96,25 @@ class JobOrder:
                 restart=_minutes(entry.get(PostAction.RESTART.text)),
                 shutdown=_minutes(entry.get(PostAction.SHUTDOWN.text)),
                 exit=_minutes(entry.get(PostAction.EXIT_AGENT.text)),
+                action=entry.get(WIRE_ACTION) if isinstance(entry.get(WIRE_ACTION), str) else None,
+                payload=payload_from_wire(entry),
+                signature=entry.get(WIRE_SIGNATURE),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ProtocolError(f"malformed job in software-jobs: {entry!r} ({exc!r})") from None
+
+    def claim(self) -> JobClaim:
+        """What the job asks the agent to do, for the check of its signature."""
+        actions = {PostAction.RESTART: self.restart, PostAction.SHUTDOWN: self.shutdown}
+        actions[PostAction.EXIT_AGENT] = self.exit
+        return JobClaim(
+            action=self.action,
+            procedure=self.procedure,
+            download=self.download,
+            payload_sha256=self.payload.sha256 if self.payload else None,
+            post_actions=frozenset(action for action, minutes in actions.items() if minutes is not None),
+            signature=self.signature,
+        )
 
     @classmethod
     def from_journal(cls, data: dict[str, Any] | None) -> JobOrder | None:
@@ -98,7 +122,14 @@ class JobOrder:
         if not data:
             return None
         try:
-            return cls(**{**data, "sequence_mode": SequenceMode(data["sequence_mode"])})
+            payload = data.get("payload")
+            return cls(
+                **{
+                    **data,
+                    "sequence_mode": SequenceMode(data["sequence_mode"]),
+                    "payload": PayloadDigest(**payload) if isinstance(payload, dict) else None,
+                }
+            )
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -115,6 +146,21 @@ class Recovered:
 
 def _minutes(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def admit(policy: TrustPolicy, order: JobOrder) -> None:
+    """Raise JobRefused for a job that must not even be downloaded: not signed as `policy` requires,
+    or with a payload the job names no digest for (it could not be verified)."""
+    check_signature(policy, order.claim())
+    if order.download:
+        expected_payload(order)
+
+
+def expected_payload(order: JobOrder) -> PayloadDigest:
+    """The SHA-256 and size the download must have, from the (server-signed) job."""
+    if order.payload is None:
+        raise JobRefused("the job names no payload SHA-256 and size: its download could not be verified")
+    return order.payload
 
 
 def final_report(state: AgentJobState, return_code: int | None, message: str) -> dict[str, Any]:
@@ -161,6 +207,7 @@ class JobExecutor:
         try:
             shutil.rmtree(job_dir, ignore_errors=True)
             workdir.mkdir(parents=True)
+            admit(self.client.config.trust, order)  # before anything is downloaded
             if order.download:
                 self.journal.record(entry)
                 self.report(order.id, AgentJobState.DOWNLOADING, progress=0)
@@ -179,7 +226,7 @@ class JobExecutor:
                 exc,
                 exc_info=not isinstance(exc, EXPECTED_FAILURES),
             )
-            final = agent_error(f"agent error: {exc}")
+            final = agent_error(str(exc) if isinstance(exc, JobRefused) else f"agent error: {exc}")
         finally:
             shutil.rmtree(job_dir, ignore_errors=True)
         self.journal.advance(entry, Phase.FINISHED, final)
@@ -231,6 +278,7 @@ class JobExecutor:
             self.state_dir / DOWNLOADS_DIR,
             lambda percent: self._progress(order.id, percent),
             should_stop=self.stopping.is_set,
+            expected=expected_payload(order),
         )
         try:
             self.report(order.id, AgentJobState.DOWNLOADING, progress=DOWNLOAD_PROGRESS_UNPACKING)

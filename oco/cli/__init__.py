@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from oco.agent.cli import agent_app
-from oco.cli import computers, containers, deploy, groups, packages
+from oco.cli import computers, containers, deploy, groups, packages, signing
 from oco.cli.common import State, handled_errors, runtime
 from oco.cli.users import token_app, user_app
 from oco.services import housekeeping, schema
@@ -20,6 +20,8 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
 app.add_typer(packages.app, name="package")
+packages.app.command("sign")(signing.sign)
+app.add_typer(signing.app, name="signing-key")
 app.add_typer(computers.app, name="computer")
 app.add_typer(groups.app, name="group")
 app.add_typer(computers.assignment_app, name="assignment")

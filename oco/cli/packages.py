@@ -71,7 +71,10 @@ def list_(family: str | None = typer.Option(None, help="Only this family."), as_
     if as_json:
         print_json(rows)
     else:
-        print_table(rows, ["id", "family", "version", "payload_size", "upgrade_behavior", "created"])
+        print_table(
+            rows,
+            ["id", "family", "version", "payload_size", "upgrade_behavior", "signature_status", "created"],
+        )
 
 
 @app.command("show")

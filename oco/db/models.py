@@ -78,6 +78,14 @@ class Package(Base):
     payload_size: Mapped[int | None] = mapped_column(Integer, default=None)
     author: Mapped[str] = mapped_column(String(NAME), default="")
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    signature: Mapped[str | None] = mapped_column(String(128), default=None)
+    """A publisher's Ed25519 signature (base64) of the signed fields (`oco.domain.signing`); the server
+    never holds the private key, so it cannot make one — only store one and show whether it still holds."""
+    signature_key_id: Mapped[str | None] = mapped_column(String(16), default=None)
+    signature_public_key: Mapped[str | None] = mapped_column(String(64), default=None)
+    signed_by: Mapped[str | None] = mapped_column(String(NAME), default=None)
+    """Who stored the signature (the audit actor), and when."""
+    signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     family: Mapped[PackageFamily] = relationship(back_populates="packages")
 

@@ -8,6 +8,7 @@ whole, one after the other.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -149,3 +150,41 @@ def wire_post_action(post_action: PostAction, restart_timeout: int) -> dict[str,
     the other two are None; with no post-action all three are None."""
     chosen = PostAction(post_action)
     return {action.text: restart_timeout if action is chosen else None for action in WIRE_POST_ACTIONS}
+
+
+WIRE_ACTION = "action"
+WIRE_PAYLOAD_SHA256 = "payload-sha256"
+WIRE_PAYLOAD_SIZE = "payload-size"
+"""Keys of a job on the wire beyond OCO's (OCO agents read only the keys they know): the job's action and
+its payload's SHA-256 and size, which our agent checks the download against — the hello answer is signed
+by the server key, the download response is not."""
+
+
+def wire_payload(sha256: str | None, size: int | None) -> dict[str, str | int]:
+    """The `payload-sha256`/`payload-size` keys of a job with a payload; nothing for one without."""
+    if sha256 is None or size is None:
+        return {}
+    return {WIRE_PAYLOAD_SHA256: sha256, WIRE_PAYLOAD_SIZE: size}
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadDigest:
+    """The payload a job names: its SHA-256 (lowercase hex) and size in bytes."""
+
+    sha256: str
+    size: int
+
+
+def payload_from_wire(entry: object) -> PayloadDigest | None:
+    """The payload a job on the wire names, or None when it names none (or none in a valid form)."""
+    if not isinstance(entry, dict):
+        return None
+    sha256, size = entry.get(WIRE_PAYLOAD_SHA256), entry.get(WIRE_PAYLOAD_SIZE)
+    if not isinstance(sha256, str) or not _SHA256_HEX.fullmatch(sha256.lower()):
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        return None
+    return PayloadDigest(sha256.lower(), size)
+
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")

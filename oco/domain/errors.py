@@ -16,8 +16,10 @@ __all__ = [
     "InvalidHostname",
     "InvalidIpRange",
     "InvalidMac",
+    "InvalidPublisherKey",
     "InvalidReport",
     "InvalidReturnCodes",
+    "InvalidSigningKey",
 ]
 
 
@@ -51,3 +53,11 @@ class InvalidHostname(DomainError):
 
 class InvalidChoice(DomainError):
     """A text is none of the spellings of an enumeration (`from_text` of the vocabulary)."""
+
+
+class InvalidPublisherKey(DomainError):
+    """A publisher's public key, key id or signature is not in the form `oco.domain.signing` writes."""
+
+
+class InvalidSigningKey(DomainError):
+    """A private signing key file is unreadable, encrypted without a passphrase, or not Ed25519."""

@@ -25,10 +25,18 @@ from sqlalchemy.orm import Session
 
 from oco.config import Settings
 from oco.db.models import Computer, ComputerPackage, Job, JobContainer, Package
-from oco.domain.dispatch import CandidateJob, ContainerWindow, jobs_to_hand_out, wire_post_action
+from oco.domain.dispatch import (
+    WIRE_ACTION,
+    CandidateJob,
+    ContainerWindow,
+    jobs_to_hand_out,
+    wire_payload,
+    wire_post_action,
+)
 from oco.domain.hostnames import hostname_key
 from oco.domain.outcomes import AssignmentChange, JobFacts, Outcome, apply_report, parse_report
 from oco.domain.planning import effective_post_action
+from oco.domain.signing import WIRE_SIGNATURE, SignedFields, wire_signature
 from oco.domain.states import (
     ABORTED_AFTER_FAILED_JOB_MESSAGE,
     PENDING_STATES,
@@ -64,6 +72,11 @@ class PendingJob:
     sequence_mode: int
     restart_timeout: int
     has_payload: bool
+    action: str = ""
+    payload_sha256: str | None = None
+    payload_size: int | None = None
+    signature: dict[str, Any] | None = None
+    """The package's publisher signature as the job carries it on the wire, when it has one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +109,18 @@ _JOB_COLUMNS = (
     JobContainer.sequence_mode,
     JobContainer.restart_timeout,
     Package.payload_sha256.is_not(None),
+    Job.action,
+    Package.payload_sha256,
+    Package.payload_size,
+    Package.signature,
+    Package.signature_key_id,
+    Package.version,
+    Package.install_procedure,
+    Package.install_success_codes,
+    Package.install_post_action,
+    Package.uninstall_procedure,
+    Package.uninstall_success_codes,
+    Package.uninstall_post_action,
 )
 _PENDING = (
     select(*_JOB_COLUMNS)
@@ -154,7 +179,28 @@ def _pending_job(row: Sequence[Any]) -> PendingJob:
         sequence_mode=row[14],
         restart_timeout=row[15],
         has_payload=bool(row[16]),
+        action=row[17],
+        payload_sha256=row[18],
+        payload_size=row[19],
+        signature=_wire_signature(row),
     )
+
+
+def _wire_signature(row: Sequence[Any]) -> dict[str, Any] | None:
+    signature, key_id = row[20], row[21]
+    if not signature or not key_id:
+        return None
+    fields = SignedFields(
+        version=row[22],
+        install_procedure=row[23],
+        install_success_codes=row[24],
+        install_post_action=PostAction(row[25]),
+        uninstall_procedure=row[26],
+        uninstall_success_codes=row[27],
+        uninstall_post_action=PostAction(row[28]),
+        payload_sha256=row[18] or "",
+    )
+    return wire_signature(key_id, signature, fields)
 
 
 def eligible_jobs(pending: list[PendingJob], client_address: str, now: datetime) -> list[PendingJob]:
@@ -165,19 +211,25 @@ def eligible_jobs(pending: list[PendingJob], client_address: str, now: datetime)
 
 
 def software_jobs(pending: list[PendingJob], client_address: str, now: datetime) -> list[dict[str, Any]]:
-    """The `software-jobs` list of a hello answer."""
-    return [
-        {
-            "id": job.candidate.id,
-            "container-id": job.candidate.container.id,
-            "package-id": job.package_id,
-            "download": job.has_payload,
-            "procedure": job.procedure,
-            "sequence-mode": job.sequence_mode,
-            **wire_post_action(effective_post_action(job.post_action, job.wol_shutdown), job.restart_timeout),
-        }
-        for job in eligible_jobs(pending, client_address, now)
-    ]
+    """The `software-jobs` list of a hello answer: OCO's keys, then ours (OCO agents ignore those)."""
+    return [_wire_job(job) for job in eligible_jobs(pending, client_address, now)]
+
+
+def _wire_job(job: PendingJob) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": job.candidate.id,
+        "container-id": job.candidate.container.id,
+        "package-id": job.package_id,
+        "download": job.has_payload,
+        "procedure": job.procedure,
+        "sequence-mode": job.sequence_mode,
+        **wire_post_action(effective_post_action(job.post_action, job.wol_shutdown), job.restart_timeout),
+        WIRE_ACTION: job.action,
+        **wire_payload(job.payload_sha256, job.payload_size),
+    }
+    if job.signature is not None:
+        entry[WIRE_SIGNATURE] = job.signature
+    return entry
 
 
 def report_job_state(

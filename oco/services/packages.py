@@ -13,11 +13,13 @@ from oco.db.models import Computer, ComputerPackage, Job, Package, PackageFamily
 from oco.depot import Depot, StoredPayload
 from oco.domain.errors import DomainError
 from oco.domain.returncodes import format_codes, parse_codes
+from oco.domain.signing import SigningKey
 from oco.domain.states import PENDING_STATES, PostAction, UpgradeBehavior
 from oco.errors import Conflict, InvalidInput, NotFound
 from oco.services import audit
 from oco.services.listing import AnySelect, PageRequest, contains, distinct_words, export_batches, fetch_page
 from oco.services.runtime import Runtime
+from oco.services.signing import signed_fields
 from oco.services.views import (
     AssignmentPublic,
     FamilyListPublic,
@@ -236,6 +238,30 @@ def resolve_package_ids(session: Session, package_ids: Sequence[int]) -> list[in
         if package_id not in found:
             raise NotFound(f"package {package_id} does not exist")
     return list(package_ids)
+
+
+def sign_package(rt: Runtime, package_id: int, key: SigningKey, actor: str) -> PackagePublic:
+    """Sign the package with a publisher's key and store the signature (replacing an earlier one) with
+    the key's id and public key; the key itself stays with the caller."""
+    with rt.transaction() as session:
+        package = get_package(session, package_id)
+        signature = key.sign(signed_fields(package))
+        package.signature = signature.signature
+        package.signature_key_id = signature.key_id
+        package.signature_public_key = signature.public_key
+        package.signed_by = actor
+        package.signed_at = rt.now()
+        session.flush()
+        audit.record(
+            session,
+            actor,
+            "package.sign",
+            "package",
+            package.id,
+            name=package.display_name,
+            key_id=signature.key_id,
+        )
+        return package_view(package)
 
 
 def delete_package(session: Session, package_id: int, actor: str) -> str | None:

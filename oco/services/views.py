@@ -31,6 +31,7 @@ from oco.domain.dispatch import Hold
 from oco.domain.meanings import PostActionFate
 from oco.domain.planning import Plan, effective_post_action
 from oco.domain.presence import Presence, is_online, presence
+from oco.domain.signing import SignatureStatus, signature_status
 from oco.domain.states import (
     ContainerStatus,
     JobAction,
@@ -42,6 +43,7 @@ from oco.domain.states import (
 )
 from oco.domain.wol import WakeOutcome
 from oco.errors import OcoError
+from oco.services.signing import signed_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ def _text(member: Vocabulary) -> str:
 PostActionText = Annotated[PostAction, AsText(PostAction)]
 SequenceModeText = Annotated[SequenceMode, AsText(SequenceMode)]
 UpgradeBehaviorText = Annotated[UpgradeBehavior, AsText(UpgradeBehavior)]
+SignatureStatusText = Annotated[SignatureStatus, AsText(SignatureStatus)]
 JobStateText = Annotated[JobState, AsText(JobState)]
 ContainerStatusText = Annotated[ContainerStatus, AsText(ContainerStatus)]
 HoldText = Annotated[Hold, AsText(Hold)]
@@ -156,6 +159,13 @@ class PackagePublic(View):
     payload_size: int | None
     author: str
     created: datetime
+    signature_status: SignatureStatusText
+    """Whether a publisher signed the package, checked again against its current fields: `invalid`
+    when they changed after signing (agents that pin publishers refuse it)."""
+    signature_key_id: str | None
+    signature_public_key: str | None
+    signed_by: str | None
+    signed_at: datetime | None
 
 
 class VersionPublic(View):
@@ -234,6 +244,13 @@ def _package_fields(package: Package) -> dict[str, Any]:
         "payload_size": package.payload_size,
         "author": package.author,
         "created": package.created,
+        "signature_status": signature_status(
+            signed_fields(package), package.signature, package.signature_public_key
+        ),
+        "signature_key_id": package.signature_key_id,
+        "signature_public_key": package.signature_public_key,
+        "signed_by": package.signed_by,
+        "signed_at": package.signed_at,
     }
 
 

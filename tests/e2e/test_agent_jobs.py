@@ -112,7 +112,7 @@ def test_jobs_come_by_priority_then_container_age_without_interleaving(
         rt, newer
     ) + job_ids(rt, low)
     first = jobs[0]
-    assert set(first) == {
+    assert set(first) == {  # OCO's keys, and ours that OCO agents do not read
         "id",
         "container-id",
         "package-id",
@@ -122,7 +122,9 @@ def test_jobs_come_by_priority_then_container_age_without_interleaving(
         "restart",
         "shutdown",
         "exit",
+        "action",
     }
+    assert first["action"] == "install"
     assert first["package-id"] == c and first["download"] is False and first["procedure"] == "install C"
 
 
@@ -233,6 +235,7 @@ def test_download_needs_an_eligible_job_and_honours_ranges(server: LiveServer, r
     container = deploy(rt, [pc], [pkg])
     [job] = client.hello()["software-jobs"]
     assert job["download"] is True
+    assert (job["payload-sha256"], job["payload-size"]) == (digest, len(stored))  # in the signed answer
 
     whole = client.download(pkg)
     assert whole.status_code == 200

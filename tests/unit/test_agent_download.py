@@ -1,4 +1,5 @@
-"""Payload downloads resume with Range after an interruption and are verified before use.
+"""Payload downloads resume with Range after an interruption and are verified before use — against the
+SHA-256 and size the (signed) job names, never against the download's own headers.
 
 The depot here is a small HTTP server on 127.0.0.1 that honours Range and can cut answers midway.
 """
@@ -24,9 +25,12 @@ from oco.agent.downloader import (
     download_payload,
     prune_downloads,
 )
+from oco.domain.dispatch import PayloadDigest
 
 PAYLOAD = bytes(range(256)) * 8192  # 2 MiB
 SERVER_POLL_S = 0.05
+EXPECTED = PayloadDigest(hashlib.sha256(PAYLOAD).hexdigest(), len(PAYLOAD))
+"""What the job in the hello answer says the payload is."""
 
 
 @dataclass
@@ -39,6 +43,7 @@ class Depot:
     cuts: int = 0  # how many of the next answers stop halfway
     honour_range: bool = True
     status: int = 0  # answer this status instead of the payload
+    length_header: bool = True  # without it the body ends when the connection closes
     ranges: list[str | None] = field(default_factory=list)
 
 
@@ -62,7 +67,8 @@ def make_handler(depot: Depot) -> type[http.server.BaseHTTPRequestHandler]:
                 return
             body = depot.payload[start:]
             self.send_response(206 if start else 200)
-            self.send_header("content-length", str(len(body)))
+            if depot.length_header:
+                self.send_header("content-length", str(len(body)))
             if start:
                 self.send_header(
                     "content-range", f"bytes {start}-{len(depot.payload) - 1}/{len(depot.payload)}"
@@ -110,17 +116,23 @@ def client(tmp_path: Path, depot: Depot) -> Iterator[AgentClient]:
     server.server_close()
 
 
+def fetch(client: AgentClient, package_id: int, directory: Path, *args: object, **kwargs: object) -> Path:
+    """`download_payload` of a job that names EXPECTED, unless `expected` is given."""
+    kwargs.setdefault("expected", EXPECTED)
+    return download_payload(client, package_id, directory, *args, **kwargs)  # type: ignore[arg-type]
+
+
 def test_an_interrupted_download_is_kept_and_resumed_with_range(
     client: AgentClient, depot: Depot, tmp_path: Path
 ) -> None:
     depot.cuts = 1
     with pytest.raises(DownloadInterrupted, match="interrupted after"):
-        download_payload(client, 7, tmp_path / "dl", lambda _p: None, attempts=1)
+        fetch(client, 7, tmp_path / "dl", lambda _p: None, attempts=1)
     kept = (tmp_path / "dl" / "7.part").stat().st_size
     assert 0 < kept < len(PAYLOAD)
 
     progress: list[int] = []
-    done = download_payload(client, 7, tmp_path / "dl", progress.append)
+    done = fetch(client, 7, tmp_path / "dl", progress.append)
 
     assert depot.ranges == [None, f"bytes={kept}-"]
     assert done.read_bytes() == PAYLOAD and done.name == "7.zip"
@@ -132,18 +144,56 @@ def test_a_cut_within_one_job_is_retried_from_where_it_stopped(
     client: AgentClient, depot: Depot, tmp_path: Path
 ) -> None:
     depot.cuts = 2
-    done = download_payload(client, 7, tmp_path / "dl", lambda _p: None, retry_pause_s=0)
+    done = fetch(client, 7, tmp_path / "dl", lambda _p: None, retry_pause_s=0)
     assert done.read_bytes() == PAYLOAD
     assert depot.ranges[0] is None and all(r and r.startswith("bytes=") for r in depot.ranges[1:])
     assert len(depot.ranges) == 3
 
 
-def test_a_payload_that_does_not_match_its_sha256_is_deleted(
+def test_a_swapped_payload_with_a_matching_header_is_refused_and_deleted(
+    client: AgentClient, depot: Depot, tmp_path: Path
+) -> None:
+    swapped = b"evil" * (len(PAYLOAD) // 4)  # same size, another payload, its own digest announced
+    depot.payload, depot.digest = swapped, hashlib.sha256(swapped).hexdigest()
+    with pytest.raises(ChecksumMismatch, match=r"^payload digest does not match the signed job"):
+        fetch(client, 8, tmp_path / "dl", lambda _p: None)
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
+def test_a_swapped_payload_without_any_header_is_refused_after_the_download(
+    client: AgentClient, depot: Depot, tmp_path: Path
+) -> None:
+    depot.payload, depot.announce = b"evil" * (len(PAYLOAD) // 4), "none"
+    with pytest.raises(ChecksumMismatch, match=f"^payload digest does not match.*{EXPECTED.sha256}"):
+        fetch(client, 8, tmp_path / "dl", lambda _p: None)
+    assert depot.ranges == [None]  # downloaded whole, then verified and deleted
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
+def test_a_download_that_announces_another_size_is_refused_before_reading_it(
+    client: AgentClient, depot: Depot, tmp_path: Path
+) -> None:
+    depot.payload, depot.announce = PAYLOAD + b"more", "none"
+    with pytest.raises(ChecksumMismatch, match=f"announces {len(PAYLOAD) + 4} bytes"):
+        fetch(client, 8, tmp_path / "dl", lambda _p: None)
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
+def test_a_download_longer_than_the_job_says_is_cut_off_not_stored(
+    client: AgentClient, depot: Depot, tmp_path: Path
+) -> None:
+    depot.payload, depot.announce, depot.length_header = PAYLOAD * 3, "none", False
+    with pytest.raises(ChecksumMismatch, match=f"longer than {len(PAYLOAD)} bytes"):
+        fetch(client, 8, tmp_path / "dl", lambda _p: None)
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
+def test_a_header_naming_another_digest_than_the_job_is_refused(
     client: AgentClient, depot: Depot, tmp_path: Path
 ) -> None:
     depot.digest = "0" * 64
-    with pytest.raises(ChecksumMismatch, match="server announced 0000"):
-        download_payload(client, 8, tmp_path / "dl", lambda _p: None)
+    with pytest.raises(ChecksumMismatch, match="announces SHA-256 0000"):
+        fetch(client, 8, tmp_path / "dl", lambda _p: None)
     assert list((tmp_path / "dl").iterdir()) == []
 
 
@@ -152,27 +202,37 @@ def test_a_resumed_download_is_verified_as_a_whole(client: AgentClient, depot: D
     (tmp_path / "dl" / "9.part").write_bytes(b"X" * 1000)  # garbage from an earlier, different attempt
     (tmp_path / "dl" / "9.sha256").write_text(depot.digest)
     with pytest.raises(ChecksumMismatch):
-        download_payload(client, 9, tmp_path / "dl", lambda _p: None)
+        fetch(client, 9, tmp_path / "dl", lambda _p: None)
     assert depot.ranges == ["bytes=1000-"] and list((tmp_path / "dl").iterdir()) == []
 
 
-def test_the_quoted_etag_carries_the_digest_too(client: AgentClient, depot: Depot, tmp_path: Path) -> None:
-    depot.announce = "etag"
-    assert download_payload(client, 1, tmp_path / "dl", lambda _p: None).read_bytes() == PAYLOAD
-
-
-def test_a_payload_without_a_digest_is_never_used(client: AgentClient, depot: Depot, tmp_path: Path) -> None:
+def test_no_header_is_needed_the_job_names_the_digest(
+    client: AgentClient, depot: Depot, tmp_path: Path
+) -> None:
     depot.announce = "none"
-    with pytest.raises(ChecksumMismatch, match="no SHA-256"):
-        download_payload(client, 1, tmp_path / "dl", lambda _p: None)
-    assert not (tmp_path / "dl" / "1.zip").exists()
+    assert fetch(client, 1, tmp_path / "dl", lambda _p: None).read_bytes() == PAYLOAD
+
+
+def test_an_etag_is_not_taken_for_a_digest(client: AgentClient, depot: Depot, tmp_path: Path) -> None:
+    depot.announce, depot.digest = "etag", "0" * 64
+    assert fetch(client, 1, tmp_path / "dl", lambda _p: None).read_bytes() == PAYLOAD
+
+
+def test_a_complete_partial_file_is_verified_without_asking_again(
+    client: AgentClient, depot: Depot, tmp_path: Path
+) -> None:
+    (tmp_path / "dl").mkdir()
+    (tmp_path / "dl" / "5.part").write_bytes(PAYLOAD)  # the agent stopped before renaming it
+    (tmp_path / "dl" / "5.sha256").write_text(EXPECTED.sha256)
+    assert fetch(client, 5, tmp_path / "dl", lambda _p: None).read_bytes() == PAYLOAD
+    assert depot.ranges == []
 
 
 def test_a_server_that_ignores_range_makes_the_download_start_over(
     client: AgentClient, depot: Depot, tmp_path: Path
 ) -> None:
     depot.cuts, depot.honour_range = 1, False
-    done = download_payload(client, 3, tmp_path / "dl", lambda _p: None, retry_pause_s=0)
+    done = fetch(client, 3, tmp_path / "dl", lambda _p: None, retry_pause_s=0)
     assert done.read_bytes() == PAYLOAD and depot.ranges[1] is not None
 
 
@@ -182,23 +242,23 @@ def test_a_partial_file_of_another_payload_version_is_dropped(
     (tmp_path / "dl").mkdir()
     (tmp_path / "dl" / "4.part").write_bytes(PAYLOAD[:1000])
     (tmp_path / "dl" / "4.sha256").write_text("f" * 64)  # the package was replaced since
-    done = download_payload(client, 4, tmp_path / "dl", lambda _p: None, retry_pause_s=0)
-    assert done.read_bytes() == PAYLOAD and depot.ranges == ["bytes=1000-", None]
+    done = fetch(client, 4, tmp_path / "dl", lambda _p: None, retry_pause_s=0)
+    assert done.read_bytes() == PAYLOAD and depot.ranges == [None]
 
 
 def test_a_refused_download_is_an_agent_error(client: AgentClient, depot: Depot, tmp_path: Path) -> None:
     depot.status = 401
     with pytest.raises(DownloadError, match="401"):
-        download_payload(client, 5, tmp_path / "dl", lambda _p: None)
+        fetch(client, 5, tmp_path / "dl", lambda _p: None)
 
 
 def test_a_stopping_agent_abandons_the_download_and_keeps_the_bytes(
     client: AgentClient, depot: Depot, tmp_path: Path
 ) -> None:
     with pytest.raises(DownloadAbandoned):
-        download_payload(client, 6, tmp_path / "dl", lambda _p: None, should_stop=lambda: True)
+        fetch(client, 6, tmp_path / "dl", lambda _p: None, should_stop=lambda: True)
     assert (tmp_path / "dl" / "6.part").stat().st_size > 0
-    assert download_payload(client, 6, tmp_path / "dl", lambda _p: None).read_bytes() == PAYLOAD
+    assert fetch(client, 6, tmp_path / "dl", lambda _p: None).read_bytes() == PAYLOAD
     assert depot.ranges[1] is not None
 
 
@@ -207,8 +267,9 @@ def test_a_partial_file_longer_than_the_payload_starts_over(
 ) -> None:
     (tmp_path / "dl").mkdir()
     (tmp_path / "dl" / "2.part").write_bytes(PAYLOAD + b"junk")
-    done = download_payload(client, 2, tmp_path / "dl", lambda _p: None, retry_pause_s=0)
-    assert done.read_bytes() == PAYLOAD and depot.ranges == [f"bytes={len(PAYLOAD) + 4}-", None]
+    (tmp_path / "dl" / "2.sha256").write_text(EXPECTED.sha256)
+    done = fetch(client, 2, tmp_path / "dl", lambda _p: None, retry_pause_s=0)
+    assert done.read_bytes() == PAYLOAD and depot.ranges == [None]
 
 
 def test_pruning_keeps_the_wanted_packages_and_foreign_files(tmp_path: Path) -> None:

@@ -99,7 +99,7 @@ class FakeServer:
         elif method == AgentMethod.HELLO:
             result = {
                 "update": self.update,
-                "software-jobs": list(self.jobs),
+                "software-jobs": [self._with_payload_digest(j) for j in self.jobs],
                 "logins-since": "",
                 "events": [],
             }
@@ -112,6 +112,13 @@ class FakeServer:
         return httpx.Response(
             200, content=body.encode(), headers={SIGNATURE_HEADER_SERVER: sign(SERVER_KEY, body.encode())}
         )
+
+    def _with_payload_digest(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """A job with a payload names its SHA-256 and size, as our server's jobs do."""
+        payload = self.payloads.get(entry["package-id"])
+        if not entry["download"] or payload is None or "payload-sha256" in entry:
+            return entry
+        return {**entry, "payload-sha256": hashlib.sha256(payload).hexdigest(), "payload-size": len(payload)}
 
     def _download(self, package_id: int, byte_range: str | None) -> httpx.Response:
         payload = self.payloads[package_id]
@@ -355,6 +362,8 @@ def test_partial_downloads_no_job_wants_are_deleted_the_others_kept(
     for name in ("5.part", "5.sha256", "7.part", "7.sha256", "8.zip", "notes.txt"):
         (downloads / name).write_text("x")
     server.payloads[5] = zip_bytes({"install.sh": "true\n"})
+    (downloads / "5.part").write_bytes(server.payloads[5][:1])  # a resumable start of package 5
+    (downloads / "5.sha256").write_text(hashlib.sha256(server.payloads[5]).hexdigest())
     server.jobs = [job(9, package=5, procedure="sh install.sh")]
     seen_at_download: list[list[str]] = []
     serve = server._download
