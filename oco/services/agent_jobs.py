@@ -6,7 +6,7 @@ Each public function runs inside the caller's transaction; the agent API opens o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -108,10 +108,15 @@ _JOB_COLUMNS = (
     JobContainer.agent_ip_ranges,
     JobContainer.sequence_mode,
     JobContainer.restart_timeout,
-    Package.payload_sha256.is_not(None),
-    Job.action,
     Package.payload_sha256,
     Package.payload_size,
+    Job.action,
+    Package.signature_key_id,
+)
+"""What a check-in reads of each pending job: few columns (each costs on every check-in); the signed
+fields of a signed package are read by `_signed` only when one of the jobs has a signature."""
+_SIGNED = select(
+    Package.id,
     Package.signature,
     Package.signature_key_id,
     Package.version,
@@ -121,7 +126,8 @@ _JOB_COLUMNS = (
     Package.uninstall_procedure,
     Package.uninstall_success_codes,
     Package.uninstall_post_action,
-)
+    Package.payload_sha256,
+).where(Package.id.in_(bindparam("p_packages", expanding=True)))
 _PENDING = (
     select(*_JOB_COLUMNS)
     .join(JobContainer, Job.container_id == JobContainer.id)
@@ -152,12 +158,14 @@ def read_check_in(connection: Connection, hostname: str) -> CheckInView | None:
     if not rows:
         return None
     pending = [_pending_job(row[_RECORD_WIDTH:]) for row in rows if row[_RECORD_WIDTH] is not None]
-    return CheckInView(ComputerRecord(*rows[0][:_RECORD_WIDTH]), pending)
+    return CheckInView(ComputerRecord(*rows[0][:_RECORD_WIDTH]), _signed(connection, pending))
 
 
 def pending_jobs(connection: Connection, computer_id: int) -> list[PendingJob]:
-    """The computer's pending jobs with their containers and payload flags, in one indexed query."""
-    return [_pending_job(row) for row in connection.execute(_PENDING, {"p_computer": computer_id})]
+    """The computer's pending jobs with their containers and payloads, in one indexed query (two when a
+    package is signed)."""
+    rows = connection.execute(_PENDING, {"p_computer": computer_id})
+    return _signed(connection, [_pending_job(row) for row in rows])
 
 
 def _pending_job(row: Sequence[Any]) -> PendingJob:
@@ -178,27 +186,41 @@ def _pending_job(row: Sequence[Any]) -> PendingJob:
         wol_shutdown=bool(row[6]),
         sequence_mode=row[14],
         restart_timeout=row[15],
-        has_payload=bool(row[16]),
-        action=row[17],
-        payload_sha256=row[18],
-        payload_size=row[19],
-        signature=_wire_signature(row),
+        has_payload=row[16] is not None,
+        payload_sha256=row[16],
+        payload_size=row[17],
+        action=row[18],
+        signature={} if row[19] else None,  # filled in by `_signed`
     )
 
 
+def _signed(connection: Connection, pending: list[PendingJob]) -> list[PendingJob]:
+    """The jobs with the publisher signatures of their signed packages, as the wire carries them."""
+    signed = {job.package_id for job in pending if job.signature is not None and job.package_id}
+    if not signed:
+        return pending
+    signatures = {
+        row[0]: _wire_signature(row) for row in connection.execute(_SIGNED, {"p_packages": sorted(signed)})
+    }
+    return [
+        replace(job, signature=signatures.get(job.package_id)) if job.package_id in signed else job
+        for job in pending
+    ]
+
+
 def _wire_signature(row: Sequence[Any]) -> dict[str, Any] | None:
-    signature, key_id = row[20], row[21]
+    signature, key_id = row[1], row[2]
     if not signature or not key_id:
         return None
     fields = SignedFields(
-        version=row[22],
-        install_procedure=row[23],
-        install_success_codes=row[24],
-        install_post_action=PostAction(row[25]),
-        uninstall_procedure=row[26],
-        uninstall_success_codes=row[27],
-        uninstall_post_action=PostAction(row[28]),
-        payload_sha256=row[18] or "",
+        version=row[3],
+        install_procedure=row[4],
+        install_success_codes=row[5],
+        install_post_action=PostAction(row[6]),
+        uninstall_procedure=row[7],
+        uninstall_success_codes=row[8],
+        uninstall_post_action=PostAction(row[9]),
+        payload_sha256=row[10] or "",
     )
     return wire_signature(key_id, signature, fields)
 
