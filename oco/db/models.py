@@ -386,3 +386,8 @@ class Watermark(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+for _table in Base.metadata.tables.values():
+    # SQLite never reuses an id (a deleted container's id must not name the next one): see migration 0015.
+    _table.dialect_options["sqlite"]["autoincrement"] = True

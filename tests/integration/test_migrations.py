@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, MetaData, Table, insert, text
@@ -11,6 +12,12 @@ from sqlalchemy import Engine, MetaData, Table, insert, text
 from oco.db.engine import make_engine
 from oco.db.migrate import current_revision, downgrade, upgrade
 from oco.errors import Conflict
+from oco.services import computers, containers, deployments, packages
+from oco.services.deployments import ContainerOptions, DeploymentRequest
+from oco.services.packages import PackageSpec
+from oco.services.runtime import Runtime
+from oco.services.targets import Targets
+from tests.conftest import Clock, make_runtime
 
 
 @pytest.fixture
@@ -75,3 +82,51 @@ def test_the_migrations_build_the_schema_the_models_describe(database_url: str) 
     finally:
         engine.dispose()
     assert differences == []
+
+
+def test_ids_are_never_reused(rt: Runtime) -> None:
+    """A deleted container's id never names the next one (SQLite reused the newest id before 0015)."""
+    computers.add_computer(rt, "reuse-pc", "admin")
+    package = packages.create_package(
+        rt, PackageSpec(family="Reuse", version="1", install_procedure="true"), None, "admin"
+    )
+    request = DeploymentRequest(
+        ContainerOptions(name="first"), Targets(computers=["reuse-pc"], packages=[package.id])
+    )
+    first = deployments.create_deployment(rt, request, "admin")
+    containers.delete_container(rt, first.id, "admin")
+    second = deployments.create_deployment(rt, request, "admin")
+    assert second.id > first.id
+
+
+def test_the_rebuild_for_autoincrement_keeps_every_row_and_reference(sqlite_url: str, tmp_path: Path) -> None:
+    rt = make_runtime(sqlite_url, tmp_path, Clock())
+    computers.add_computer(rt, "kept-pc", "admin")
+    package = packages.create_package(
+        rt, PackageSpec(family="Kept", version="1", install_procedure="true"), None, "admin"
+    )
+    request = DeploymentRequest(
+        ContainerOptions(name="kept"), Targets(computers=["kept-pc"], packages=[package.id])
+    )
+    container = deployments.create_deployment(rt, request, "admin")
+    rt.close()
+    engine = make_engine(sqlite_url)
+    try:
+        for step in (lambda: downgrade(engine, "-1"), lambda: upgrade(engine)):
+            step()
+            with engine.connect() as connection:
+                assert (
+                    connection.execute(
+                        text("SELECT count(*) FROM job WHERE container_id = :c"), {"c": container.id}
+                    ).scalar()
+                    == 1
+                )
+                assert connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+                assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        with engine.connect() as connection:
+            ddl = connection.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'job_container'"
+            ).scalar()
+        assert "AUTOINCREMENT" in ddl
+    finally:
+        engine.dispose()
