@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
@@ -682,6 +682,8 @@ class ComputerPlanPublic(View):
     computer_id: int
     hostname: str
     wake: bool
+    cannot_wake: str = Field(description='why an offline computer would not be woken ("" when it would)')
+    held_back: str = Field(description='why its jobs would wait for its address ("" when they would not)')
     notes: list[str]
     jobs: list[PlannedJobPublic]
 
@@ -695,7 +697,10 @@ class PlanSummaryPublic(View):
     jobs: int
     skipped: int
     woken: int
+    cannot_wake: int
+    held_back: int
     states: dict[str, int]
+    sentence: str = Field(description="the whole plan in one sentence, as the console shows it")
 
 
 class PlanPublic(View):
@@ -715,6 +720,8 @@ def plan_view(plan: Plan, limit: int | None = None) -> PlanPublic:
                 computer_id=computer.computer_id,
                 hostname=computer.hostname,
                 wake=computer.wake,
+                cannot_wake=computer.cannot_wake,
+                held_back=computer.held_back,
                 notes=list(computer.notes),
                 jobs=[
                     PlannedJobPublic(
@@ -736,7 +743,10 @@ def plan_view(plan: Plan, limit: int | None = None) -> PlanPublic:
             jobs=len(plan.jobs),
             skipped=len(plan.skipped()),
             woken=len(plan.woken),
+            cannot_wake=len(plan.cannot_wake),
+            held_back=len(plan.held_back),
             states={state.text: count for state, count in plan.counts().items()},
+            sentence=plan.sentence(),
         ),
     )
 

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from oco.errors import InvalidInput, NotFound, OcoError, Unauthorized
 from oco.services import dashboard, users
@@ -34,6 +35,7 @@ from oco.web.session import (
 
 router = APIRouter(include_in_schema=False)
 NOT_FOUND = 404
+METHOD_NOT_ALLOWED = 405
 PATH_PARAMETER = "path"
 
 
@@ -59,6 +61,12 @@ def dashboard_events(request: Request, current: Annotated[Viewer, Depends(viewer
 
 
 DASHBOARD_PARTS = ("fleet", "history", "running", "failures")
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico whatever the page links: the console's icon."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
 
 
 @router.get("/login")
@@ -164,6 +172,11 @@ def install_console(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     def _http(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == METHOD_NOT_ALLOWED and request.method == "GET" and not _is_api(request):
+            # An action's address (`/jobs/1/renew`) typed or reloaded: the page the action belongs to.
+            page = _page_of(app, request.url.path)
+            if page is not None:
+                return RedirectResponse(page, status_code=303)
         if exc.status_code == NOT_FOUND:
             return error_page(
                 request, optional_viewer(request), NotFound(f"{request.url.path} does not exist")
@@ -177,3 +190,19 @@ def install_console(app: FastAPI) -> None:
             message=f"{request.method} {request.url.path}: {exc.detail}",
             back=way_back(request),
         )
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api")
+
+
+def _page_of(app: FastAPI, path: str) -> str | None:
+    """The nearest console page above `path` that answers GET (`/jobs/1` for `/jobs/1/jobs/5/delete`)."""
+    parts = path.rstrip("/").split("/")
+    while len(parts) > 1:
+        parts.pop()
+        candidate = "/".join(parts) or "/"
+        scope = {"type": "http", "path": candidate, "method": "GET"}
+        if any(route.matches(scope)[0] is Match.FULL for route in app.router.routes):
+            return candidate
+    return None

@@ -238,6 +238,51 @@ def test_uninstall_and_housekeeping_commands(oco) -> None:  # type: ignore[no-un
     assert "expire-jobs: 0" in output and "purge-containers: 0" in output
 
 
+def test_uninstall_takes_several_computers_and_packages(oco) -> None:  # type: ignore[no-untyped-def]
+    for hostname in ("pc1", "pc2", "pc3"):
+        oco("computer", "add", hostname)
+    first = oco(
+        "package", "add", "--family", "A", "--version", "1", "--install", "x", "--uninstall", "y"
+    ).strip()
+    second = oco(
+        "package", "add", "--family", "B", "--version", "1", "--install", "x", "--uninstall", "y"
+    ).strip()
+    oco("assignment", "add", "--computer", "pc1", "--package", first)
+    oco("assignment", "add", "--computer", "pc1", "--package", second)
+    oco("assignment", "add", "--computer", "pc2", "--package", second)
+    container = oco(
+        "uninstall",
+        "--computer",
+        "pc1",
+        "--computer",
+        "pc2",
+        "--package",
+        first,
+        "--package",
+        second,
+        "--priority",
+        "5",
+        "--ip-ranges",
+        "10.0.0.0/8",
+        "--restart-timeout",
+        "-1",
+    ).strip()
+    shown = json.loads(oco("container", "show", container, "--json"))
+    assert (shown["priority"], shown["agent_ip_ranges"], shown["restart_timeout"]) == (5, "10.0.0.0/8", -1)
+    assert [(j["computer"], j["package"]) for j in shown["jobs"]] == [
+        ("pc1", "A 1"),
+        ("pc1", "B 1"),
+        ("pc2", "B 1"),
+    ]
+    # A computer with none of the packages, or a package none of them has, is named and nothing made.
+    before = len(json.loads(oco("container", "list", "--json")))
+    refused = oco("uninstall", "--computer", "pc1", "--computer", "pc3", "--package", second, expect=2)
+    assert "pc3 has none of the packages to uninstall" in refused
+    refused = oco("uninstall", "--computer", "pc2", "--package", first, expect=2)
+    assert "A 1 is not assigned to pc2" in refused
+    assert len(json.loads(oco("container", "list", "--json"))) == before
+
+
 def test_user_and_token_listings_take_json(oco) -> None:  # type: ignore[no-untyped-def]
     oco("user", "add", "carol", "--password-stdin", stdin="a long password\n")
     token = oco("token", "create", "--name", "ci", "--user", "carol").strip()

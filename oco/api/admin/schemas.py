@@ -257,11 +257,20 @@ class NewUninstall(ContainerFields):
     """Uninstall jobs for selected assignments."""
 
     name: str = Field("", max_length=NAME_MAX, description="default: 'Uninstall <family>'")
-    assignment_ids: list[BodyId] = Field(min_length=1)
+    assignment_ids: list[BodyId] = Field([], description="assignments to uninstall, by id")
+    computer_ids: list[BodyId] = Field([], description="or: computers to uninstall `package_ids` from")
+    package_ids: list[BodyId] = Field(
+        [], description="with `computer_ids`: packages to uninstall, each from those computers that have it"
+    )
 
     def request(self) -> UninstallRequest:
         """The use case's request."""
-        return UninstallRequest(options=self.options(), assignment_ids=self.assignment_ids)
+        return UninstallRequest(
+            options=self.options(),
+            assignment_ids=self.assignment_ids,
+            computers=self.computer_ids,
+            package_ids=self.package_ids,
+        )
 
 
 class ContainerChanges(Body):
@@ -278,6 +287,8 @@ class ContainerChanges(Body):
     restart_timeout: RestartTimeout | None = None
     sequence_mode: SequenceModeText | None = None
     agent_ip_ranges: str | None = None
+    wol: bool | None = Field(None, description="send Wake-on-LAN at the start (before it has come)")
+    shutdown_waked: bool | None = None
 
     def edit(self) -> ContainerEdit:
         """The use case's edit."""
