@@ -129,7 +129,8 @@ def test_a_large_deployment_answers_compactly_and_its_jobs_come_a_page_at_a_time
         "cannot_wake": 120,  # none of them was ever seen: no MAC address to wake them with
         "held_back": 0,
         "states": {"waiting": 120},
-        "sentence": "120 jobs to run on 120 computers; 120 offline computers cannot be woken (no MAC address known).",
+        "sentence": "120 jobs to run on 120 computers;"
+        " 120 offline computers cannot be woken (no MAC address known).",
     }
     assert len(preview["computers"]) == 100  # the first 100 unless asked for more
     assert len(api.post("/deployments/preview?limit=5", json=body).json()["computers"]) == 5
