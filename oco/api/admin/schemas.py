@@ -93,6 +93,7 @@ class ApiError(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ApiError, "description": "Invalid input"},
     401: {"model": ApiError, "description": "Missing or invalid token"},
+    403: {"model": ApiError, "description": "The role of the token's user does not allow this"},
     404: {"model": ApiError, "description": "Not found"},
     409: {"model": ApiError, "description": "Conflict"},
     503: {"model": ApiError, "description": "Database unavailable"},
