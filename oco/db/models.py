@@ -25,9 +25,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from oco.db.types import JSONText, LongText, UTCDateTime, utcnow
 from oco.domain.hostnames import hostname_key
+from oco.domain.roles import Role
 
 NAME = 255
 """Length of names and other short texts; MariaDB needs a length to index a column."""
+ROLE = 32
 
 naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -315,6 +317,8 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(NAME), unique=True)
     full_name: Mapped[str] = mapped_column(String(NAME), default="")
     password_hash: Mapped[str] = mapped_column(String(NAME))
+    role: Mapped[str] = mapped_column(String(ROLE), default=Role.ADMINISTRATOR.text)
+    """The text of an `oco.domain.roles.Role`."""
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -359,6 +363,10 @@ class AuditLog(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(NAME), default="")
+    username: Mapped[str | None] = mapped_column(String(NAME), default=None, index=True)
+    """The console user behind a console or API actor (None for the CLI, agents, housekeeping)."""
+    role: Mapped[str | None] = mapped_column(String(ROLE), default=None)
+    """That user's role when they acted."""
     action: Mapped[str] = mapped_column(String(NAME))
     object_type: Mapped[str] = mapped_column(String(64), default="")
     object_id: Mapped[int | None] = mapped_column(Integer, default=None)

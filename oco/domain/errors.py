@@ -6,7 +6,7 @@ the bad value came from, so an entry point can show the message next to it.
 
 from __future__ import annotations
 
-from oco.errors import DomainError
+from oco.errors import Conflict, DomainError, Forbidden
 
 __all__ = [
     "DomainError",
@@ -20,6 +20,8 @@ __all__ = [
     "InvalidReport",
     "InvalidReturnCodes",
     "InvalidSigningKey",
+    "LastAdministrator",
+    "NotPermitted",
 ]
 
 
@@ -61,3 +63,11 @@ class InvalidPublisherKey(DomainError):
 
 class InvalidSigningKey(DomainError):
     """A private signing key file is unreadable, encrypted without a passphrase, or not Ed25519."""
+
+
+class NotPermitted(DomainError, Forbidden):
+    """A role may not do this (`oco.domain.roles`): answered 403, catchable as either parent."""
+
+
+class LastAdministrator(DomainError, Conflict):
+    """A change would leave the server without an active administrator: answered 409."""

@@ -31,6 +31,7 @@ from oco.domain.dispatch import Hold
 from oco.domain.meanings import PostActionFate
 from oco.domain.planning import Plan, effective_post_action
 from oco.domain.presence import Presence, is_online, presence
+from oco.domain.roles import Permission, Role, allowed
 from oco.domain.signing import SignatureStatus, signature_status
 from oco.domain.states import (
     ContainerStatus,
@@ -99,6 +100,8 @@ HoldText = Annotated[Hold, AsText(Hold)]
 PresenceText = Annotated[Presence, AsText(Presence)]
 PostActionFateText = Annotated[PostActionFate, AsText(PostActionFate)]
 WakeOutcomeText = Annotated[WakeOutcome, AsText(WakeOutcome)]
+RoleText = Annotated[Role, AsText(Role)]
+PermissionText = Annotated[Permission, AsText(Permission)]
 
 
 T = TypeVar("T")
@@ -760,7 +763,9 @@ class UserPublic(View):
     id: int
     username: str
     full_name: str
+    role: RoleText
     enabled: bool
+    created: datetime
     last_login: datetime | None
 
 
@@ -775,13 +780,28 @@ class TokenPublic(View):
     revoked: datetime | None
 
 
+class CallerPublic(View):
+    """Who an API token acts as: the user, their role and what it allows."""
+
+    username: str
+    role: RoleText
+    permissions: list[PermissionText]
+
+
+def caller_view(username: str, role: Role) -> CallerPublic:
+    """The read model of a token's user (`oco.domain.roles.allowed`)."""
+    return CallerPublic(username=username, role=role, permissions=list(allowed(role)))
+
+
 def user_view(user: User) -> UserPublic:
     """The read model of a console user."""
     return UserPublic(
         id=user.id,
         username=user.username,
         full_name=user.full_name,
+        role=Role(user.role),
         enabled=user.enabled,
+        created=user.created,
         last_login=user.last_login,
     )
 
@@ -860,6 +880,8 @@ class AuditEntryPublic(View):
     id: int
     at: datetime
     actor: str
+    username: str | None
+    role: RoleText | None
     action: str
     object_type: str
     object_id: int | None

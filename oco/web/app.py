@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -15,6 +14,7 @@ from starlette.routing import Match
 from oco.errors import InvalidInput, NotFound, OcoError, Unauthorized
 from oco.services import dashboard, users
 from oco.web import audit, groups, inventory, jobs
+from oco.web import users as user_pages
 from oco.web.charts import outcome_chart
 from oco.web.live import Parts, event_stream
 from oco.web.render import error_page, render, render_parts, way_back
@@ -23,7 +23,7 @@ from oco.web.session import (
     SESSION_COOKIE,
     CsrfFailed,
     LoginRequired,
-    Viewer,
+    Viewing,
     checked_form,
     login_redirect,
     new_login_csrf,
@@ -40,14 +40,14 @@ PATH_PARAMETER = "path"
 
 
 @router.get("/")
-def home(request: Request, current: Annotated[Viewer, Depends(viewer)]) -> HTMLResponse:
+def home(request: Request, current: Viewing) -> HTMLResponse:
     """The dashboard: fleet health, running deployments, the latest failures, 30 days of outcomes."""
     overview = dashboard.overview(runtime_of(request))
     return render(request, "dashboard.html", current, d=overview, outcome_chart=outcome_chart)
 
 
 @router.get("/events/dashboard")
-def dashboard_events(request: Request, current: Annotated[Viewer, Depends(viewer)]) -> Response:
+def dashboard_events(request: Request, current: Viewing) -> Response:
     """The dashboard's parts as Server-Sent Events, each when it changed."""
     runtime = runtime_of(request)
 
@@ -137,6 +137,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(inventory.router)
     app.include_router(groups.router)
     app.include_router(audit.router)
+    app.include_router(user_pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
 
     @app.exception_handler(LoginRequired)

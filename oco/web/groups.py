@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from oco.errors import InvalidInput, OcoError
@@ -16,10 +16,16 @@ from oco.web.filters import MATCH, computer_query
 from oco.web.inventory import computers_csv
 from oco.web.lists import ALL_MATCHING, ListState, csv_response, form_state
 from oco.web.render import ConsoleId, ids, refused, render, status_of, text
-from oco.web.session import Viewer, checked_form, runtime_of, viewer
+from oco.web.session import (
+    EditingGroups,
+    Viewer,
+    Viewing,
+    checked_form,
+    runtime_of,
+)
 
 router = APIRouter(include_in_schema=False)
-CurrentViewer = Annotated[Viewer, Depends(viewer)]
+CurrentViewer = Viewing
 Kind = Literal["computer", "package"]
 
 
@@ -58,7 +64,7 @@ def computer_group_page(request: Request, current: CurrentViewer, group_id: Cons
 
 
 @router.post("/groups/{kind}")
-async def create_group(request: Request, current: CurrentViewer, kind: Kind) -> Response:
+async def create_group(request: Request, current: EditingGroups, kind: Kind) -> Response:
     """Create an empty group of either kind."""
     posted = await checked_form(request, current)
     add = groups.add_computer_group if kind == "computer" else groups.add_package_group
@@ -71,7 +77,7 @@ async def create_group(request: Request, current: CurrentViewer, kind: Kind) -> 
 
 @router.post("/groups/{kind}/{group_id}/members")
 async def change_members(
-    request: Request, current: CurrentViewer, kind: Kind, group_id: ConsoleId
+    request: Request, current: EditingGroups, kind: Kind, group_id: ConsoleId
 ) -> Response:
     """Add the chosen members (`action=add`) or remove the checked ones (`remove`), keeping package order.
 
@@ -101,7 +107,7 @@ async def change_members(
 
 
 @router.post("/groups/package/{group_id}/move")
-async def move_package(request: Request, current: CurrentViewer, group_id: ConsoleId) -> Response:
+async def move_package(request: Request, current: EditingGroups, group_id: ConsoleId) -> Response:
     """Move one package of a package group a place earlier (`steps=-1`) or later (`steps=1`)."""
     await checked_form(request, current)
     chosen = request.query_params  # the buttons share the member list's form: they say which in the URL
@@ -117,7 +123,7 @@ async def move_package(request: Request, current: CurrentViewer, group_id: Conso
 
 
 @router.post("/groups/{kind}/{group_id}/delete")
-async def delete_group(request: Request, current: CurrentViewer, kind: Kind, group_id: ConsoleId) -> Response:
+async def delete_group(request: Request, current: EditingGroups, kind: Kind, group_id: ConsoleId) -> Response:
     """Delete a group; its members stay."""
     await checked_form(request, current)
     delete = groups.delete_computer_group if kind == "computer" else groups.delete_package_group

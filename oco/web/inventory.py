@@ -6,11 +6,12 @@ from collections.abc import Iterable
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from oco.depot import Depot, StoredPayload
+from oco.domain.roles import Permission
 from oco.domain.states import PostAction, UpgradeBehavior
 from oco.errors import InvalidInput, OcoError
 from oco.services import assignments, computers, deployments, groups, packages, wol
@@ -23,10 +24,34 @@ from oco.web.filters import MATCH, computer_query
 from oco.web.jobs import AssistantForm
 from oco.web.lists import ALL_MATCHING, ListState, csv_response, form_state
 from oco.web.render import ConsoleId, ids, refused, render, status_of, text
-from oco.web.session import CSRF_FIELD, Viewer, checked_form, runtime_of, viewer
+from oco.web.session import (
+    CSRF_FIELD,
+    AddingPackages,
+    DeletingPackages,
+    Deploying,
+    EditingComputers,
+    Viewer,
+    Viewing,
+    checked_form,
+    may_act,
+    runtime_of,
+)
 
 router = APIRouter(include_in_schema=False)
-CurrentViewer = Annotated[Viewer, Depends(viewer)]
+CurrentViewer = Viewing
+COMPUTER_ACTIONS = {
+    "deploy": Permission.DEPLOY,
+    "wake": Permission.DEPLOY,
+    "add_to_group": Permission.EDIT_GROUPS,
+    "delete": Permission.EDIT_COMPUTERS,
+}
+"""What each action of the computer list needs."""
+INSTALLED_ACTIONS = {
+    "deploy": Permission.DEPLOY,
+    "uninstall": Permission.DEPLOY,
+    "remove": Permission.EDIT_COMPUTERS,
+}
+"""What each action on a package's installations needs."""
 PACKAGE_FIELDS = (
     "family",
     "version",
@@ -99,7 +124,9 @@ def _computer_list(
 
 
 @router.post("/computers/actions")
-async def computer_actions(request: Request, current: CurrentViewer) -> Response:
+async def computer_actions(
+    request: Request, current: Annotated[Viewer, may_act(COMPUTER_ACTIONS)]
+) -> Response:
     """Act on the checked computers, or on all that match the list's filter: deploy, wake, add to a
     group, delete."""
     posted = await checked_form(request, current)
@@ -143,7 +170,7 @@ async def computer_actions(request: Request, current: CurrentViewer) -> Response
 
 
 @router.post("/computers")
-async def computer_add(request: Request, current: CurrentViewer) -> Response:
+async def computer_add(request: Request, current: EditingComputers) -> Response:
     """Pre-create a computer; the list again with the error if refused."""
     posted = await checked_form(request, current)
     hostname = text(posted, "hostname")
@@ -165,7 +192,7 @@ def computer_page(request: Request, current: CurrentViewer, computer_id: Console
 
 
 @router.post("/computers/{computer_id}/delete")
-async def computer_delete(request: Request, current: CurrentViewer, computer_id: ConsoleId) -> Response:
+async def computer_delete(request: Request, current: EditingComputers, computer_id: ConsoleId) -> Response:
     """Forget the computer with its jobs and assignments."""
     await checked_form(request, current)
     computers.delete_computer(runtime_of(request), computer_id, current.actor)
@@ -175,7 +202,7 @@ async def computer_delete(request: Request, current: CurrentViewer, computer_id:
 
 
 @router.post("/computers/wake")
-async def computer_wake(request: Request, current: CurrentViewer) -> Response:
+async def computer_wake(request: Request, current: Deploying) -> Response:
     """Send magic packets to the checked computers."""
     posted = await checked_form(request, current)
     back = text(posted, "back", "/computers")
@@ -187,7 +214,7 @@ async def computer_wake(request: Request, current: CurrentViewer) -> Response:
 
 
 @router.post("/assignments/remove")
-async def remove_assignments(request: Request, current: CurrentViewer) -> Response:
+async def remove_assignments(request: Request, current: EditingComputers) -> Response:
     """ "Remove Assignment": forget that the checked packages are installed, without uninstalling."""
     posted = await checked_form(request, current)
     back = text(posted, "back", "/computers")
@@ -232,7 +259,7 @@ def _package_form(
 
 
 @router.get("/packages/new")
-def package_new(request: Request, current: CurrentViewer, family: str = "") -> HTMLResponse:
+def package_new(request: Request, current: AddingPackages, family: str = "") -> HTMLResponse:
     """The form for a new package (or a new version of `family`)."""
     defaults = {
         "family": family,
@@ -246,7 +273,7 @@ def package_new(request: Request, current: CurrentViewer, family: str = "") -> H
 
 
 @router.post("/packages/new")
-async def package_create(request: Request, current: CurrentViewer) -> Response:
+async def package_create(request: Request, current: AddingPackages) -> Response:
     """Create a package with its upload; JSON answers for the upload script (`Accept: application/json`)."""
     posted = await checked_form(request, current)
     values = {key: text(posted, key) for key in posted if key not in ("payload", CSRF_FIELD)}
@@ -329,7 +356,9 @@ def _package_page(
 
 
 @router.post("/packages/{package_id}/installed")
-async def installed_actions(request: Request, current: CurrentViewer, package_id: ConsoleId) -> Response:
+async def installed_actions(
+    request: Request, current: Annotated[Viewer, may_act(INSTALLED_ACTIONS)], package_id: ConsoleId
+) -> Response:
     """Act on the checked computers that have the package, or all of them that match the search:
     deploy (a newer version, say), uninstall, remove the assignments."""
     posted = await checked_form(request, current)
@@ -376,7 +405,7 @@ async def installed_actions(request: Request, current: CurrentViewer, package_id
 
 
 @router.post("/packages/{package_id}/delete")
-async def package_delete(request: Request, current: CurrentViewer, package_id: ConsoleId) -> Response:
+async def package_delete(request: Request, current: DeletingPackages, package_id: ConsoleId) -> Response:
     """Delete the version; its page again with the reason if it is still needed."""
     await checked_form(request, current)
     try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import FormData
 
@@ -26,11 +26,27 @@ from oco.web import flash
 from oco.web.filters import MATCH, computer_query
 from oco.web.lists import ALL_MATCHING, ListState, csv_response, form_state
 from oco.web.live import Parts, event_stream
-from oco.web.render import ConsoleId, ids, refused, render, state_class, status_of, text, waiting_text
-from oco.web.session import Viewer, checked_form, runtime_of, viewer
+from oco.web.render import (
+    ConsoleId,
+    ids,
+    refused,
+    render,
+    state_class,
+    status_of,
+    text,
+    waiting_text,
+)
+from oco.web.session import (
+    Deploying,
+    EditingContainers,
+    Viewer,
+    Viewing,
+    checked_form,
+    runtime_of,
+)
 
 router = APIRouter(include_in_schema=False)
-CurrentViewer = Annotated[Viewer, Depends(viewer)]
+CurrentViewer = Viewing
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 SHOWN_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -223,7 +239,7 @@ def _assistant(
 
 
 @router.get("/jobs/new")
-def assistant(request: Request, current: CurrentViewer) -> HTMLResponse:
+def assistant(request: Request, current: Deploying) -> HTMLResponse:
     """The assistant, preselected from the query (`computer`, `package`, … repeated)."""
     params = request.query_params
     form = AssistantForm(
@@ -237,7 +253,7 @@ def assistant(request: Request, current: CurrentViewer) -> HTMLResponse:
 
 
 @router.post("/jobs/new")
-async def assistant_submit(request: Request, current: CurrentViewer) -> Response:
+async def assistant_submit(request: Request, current: Deploying) -> Response:
     """`action=preview` shows the jobs that would be created, `action=create` creates them, `action=find`
     lists the computers that match the search to pick from."""
     posted = await checked_form(request, current)
@@ -269,7 +285,7 @@ def validate_ip_ranges(current: CurrentViewer, value: str = "") -> JSONResponse:
 
 
 @router.post("/jobs/uninstall")
-async def uninstall(request: Request, current: CurrentViewer) -> Response:
+async def uninstall(request: Request, current: Deploying) -> Response:
     """ "Uninstall Package" on a computer or package page: uninstall jobs for the checked assignments."""
     posted = await checked_form(request, current)
     runtime = runtime_of(request)
@@ -403,7 +419,7 @@ def _live_job(job: JobRowPublic, zone: tzinfo) -> dict[str, Any]:
 
 
 @router.post("/jobs/{container_id}/jobs/actions")
-async def job_actions(request: Request, current: CurrentViewer, container_id: ConsoleId) -> Response:
+async def job_actions(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
     """Act on the checked jobs, or on all that match the page's filter: renew (in place or in a new
     container), move to another container, delete."""
     posted = await checked_form(request, current)
@@ -454,7 +470,7 @@ def job_output(
 
 
 @router.post("/jobs/{container_id}/edit")
-async def edit_container(request: Request, current: CurrentViewer, container_id: ConsoleId) -> Response:
+async def edit_container(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
     """Save the container's edit form; the page again with the error next to its field."""
     posted = await checked_form(request, current)
     runtime = runtime_of(request)
@@ -484,7 +500,7 @@ async def edit_container(request: Request, current: CurrentViewer, container_id:
 
 
 @router.post("/jobs/{container_id}/enabled")
-async def toggle_enabled(request: Request, current: CurrentViewer, container_id: ConsoleId) -> Response:
+async def toggle_enabled(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
     """Enable or disable the container (`enabled=1` or `0`)."""
     posted = await checked_form(request, current)
     enabled = posted.get("enabled") == "1"
@@ -500,7 +516,7 @@ async def toggle_enabled(request: Request, current: CurrentViewer, container_id:
 
 
 @router.post("/jobs/{container_id}/renew")
-async def renew(request: Request, current: CurrentViewer, container_id: ConsoleId) -> Response:
+async def renew(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
     """Renew the failed jobs in place (`new=0`) or in a new container (`new=1`)."""
     posted = await checked_form(request, current)
     runtime = runtime_of(request)
@@ -514,7 +530,7 @@ async def renew(request: Request, current: CurrentViewer, container_id: ConsoleI
 
 
 @router.post("/jobs/{container_id}/delete")
-async def delete(request: Request, current: CurrentViewer, container_id: ConsoleId) -> Response:
+async def delete(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
     """Delete the container and its jobs."""
     await checked_form(request, current)
     containers.delete_container(runtime_of(request), container_id, current.actor)
@@ -523,7 +539,7 @@ async def delete(request: Request, current: CurrentViewer, container_id: Console
 
 @router.post("/jobs/{container_id}/jobs/{job_id}/delete")
 async def delete_job(
-    request: Request, current: CurrentViewer, container_id: ConsoleId, job_id: ConsoleId
+    request: Request, current: EditingContainers, container_id: ConsoleId, job_id: ConsoleId
 ) -> Response:
     """Delete one job of the container."""
     await checked_form(request, current)

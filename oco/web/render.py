@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 from oco.domain.containers import DEFAULT_RESTART_TIMEOUT, PRIORITY_MAX, PRIORITY_MIN
 from oco.domain.dispatch import Hold
 from oco.domain.presence import Presence
+from oco.domain.roles import Permission, Role
 from oco.domain.states import ContainerStatus, JobOutcome, JobState, PostAction, SequenceMode, UpgradeBehavior
 from oco.errors import OcoError, outcome
 from oco.services.views import MAX_ID, ComputerPublic, WaitingPublic
@@ -40,7 +41,7 @@ _ICON_PATHS = {
     ContainerStatus.EMPTY: _CIRCLE.format(r=2.5, fill=""),
 }
 """Status icons drawn in SVG (emoji render as empty boxes without an emoji font)."""
-SECTIONS = ("/jobs", "/computers", "/packages", "/groups", "/audit")
+SECTIONS = ("/jobs", "/computers", "/packages", "/groups", "/audit", "/users")
 SHOWN = "%Y-%m-%d %H:%M"
 OK = 200
 NOT_FOUND = 404
@@ -52,6 +53,8 @@ VOCABULARY = {
     "ContainerStatus": ContainerStatus,
     "JobOutcome": JobOutcome,
     "Presence": Presence,
+    "Role": Role,
+    "Permission": Permission,
     "PRIORITY_MIN": PRIORITY_MIN,
     "PRIORITY_MAX": PRIORITY_MAX,
     "DEFAULT_RESTART_TIMEOUT": DEFAULT_RESTART_TIMEOUT,

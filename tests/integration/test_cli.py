@@ -376,3 +376,35 @@ def test_times_are_read_and_shown_in_the_configured_zone(sqlite_url: str, tmp_pa
     assert "2026-12-01T23:00:00+01:00" in oco("container", "list")  # to the second, with the offset
     refused = oco(*base, "--start", "2026-12-01T23:00", "--end", "2026-12-01T20:00", expect=2)
     assert "end 2026-12-01 20:00 CET must be after start 2026-12-01 23:00 CET" in refused
+
+
+def test_users_get_roles_are_disabled_enabled_and_removed(oco) -> None:  # type: ignore[no-untyped-def]
+    oco("user", "add", "root", "--password-stdin", stdin="a long password\n")
+    oco("user", "add", "ops", "--role", "operator", "--password-stdin", stdin="a long password\n")
+    refused = oco(
+        "user", "add", "x", "--role", "boss", "--password-stdin", stdin="a long password\n", expect=2
+    )
+    assert "role 'boss' must be one of administrator," in refused  # the rest wraps in the error box
+    assert [(u["username"], u["role"]) for u in json.loads(oco("user", "list", "--json"))] == [
+        ("ops", "operator"),
+        ("root", "administrator"),
+    ]
+    assert "ops is now read-only" in oco("user", "role", "ops", "read-only")
+    assert "is the last active administrator" in oco("user", "role", "root", "operator", expect=2)
+    assert "is the last active administrator" in oco("user", "disable", "root", expect=2)
+    assert "is the last active administrator" in oco("user", "remove", "root", expect=2)
+    assert "sessions ended, API tokens revoked" in oco("user", "disable", "ops")
+    assert [u["enabled"] for u in json.loads(oco("user", "list", "--json"))] == [False, True]
+    assert "enabled ops" in oco("user", "enable", "ops")
+    assert "removed ops" in oco("user", "remove", "ops")
+    assert "user 'ops' does not exist" in oco("user", "remove", "ops", expect=2)
+
+
+def test_the_roles_table_is_the_rule(oco) -> None:  # type: ignore[no-untyped-def]
+    lines = oco("user", "roles").splitlines()
+    assert lines[0].split()[-3:] == ["ADMINISTRATOR", "OPERATOR", "READ-ONLY"]
+    assert len(lines) == 1 + 9  # the header, one line per permission
+    delete = next(line for line in lines if line.startswith("delete packages"))
+    assert delete.split()[-3:] == ["yes", "no", "no"]
+    view = next(line for line in lines if line.startswith("see computers"))
+    assert view.split()[-3:] == ["yes", "yes", "yes"]

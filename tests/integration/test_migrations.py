@@ -130,3 +130,43 @@ def test_the_rebuild_for_autoincrement_keeps_every_row_and_reference(sqlite_url:
         assert "AUTOINCREMENT" in ddl
     finally:
         engine.dispose()
+
+
+def test_existing_users_become_administrators_and_audit_entries_name_their_user(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        downgrade(engine, "0006")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO user_account (username, full_name, password_hash, enabled, created)"
+                    " VALUES ('alice', '', 'x', :yes, :now)"
+                ),
+                {"yes": True, "now": datetime(2026, 1, 5, 9, 0)},
+            )
+            for actor in ("web:alice", "api:alice", "cli:root", "agent"):
+                connection.execute(
+                    text(
+                        "INSERT INTO audit_log (at, actor, action, object_type)"
+                        " VALUES (:now, :actor, 'x', '')"
+                    ),
+                    {"now": datetime(2026, 1, 5, 9, 0), "actor": actor},
+                )
+
+        upgrade(engine)
+
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT role FROM user_account")).scalar_one() == "administrator"
+            rows = connection.execute(text("SELECT actor, username, role FROM audit_log ORDER BY id"))
+            assert [tuple(row) for row in rows] == [
+                ("web:alice", "alice", "administrator"),
+                ("api:alice", "alice", "administrator"),
+                ("cli:root", None, None),
+                ("agent", None, None),
+            ]
+    finally:
+        upgrade(engine)
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM audit_log"))
+            connection.execute(text("DELETE FROM user_account"))
+        engine.dispose()

@@ -207,6 +207,8 @@ def api_routes(api: TestClient) -> list[tuple[str, str]]:
 
 def body_for(method: str, path: str) -> dict[str, Any] | None:
     """A body the route would accept for an existing id."""
+    if path.startswith("/users/"):
+        return {"password": PASSWORD} if path.endswith("/password") else {"full_name": "renamed"}
     if method == "patch":
         return {"name": "renamed"}
     if path.endswith("/renew"):
