@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     session_max_age_seconds: int = Field(default=12 * 3600, ge=60)
     max_job_output_chars: int = Field(default=65536, ge=1024)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate (chain) `oco server` serves HTTPS with."
+    )
+    tls_key_file: Path | None = Field(default=None, description="The certificate's PEM private key.")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 
