@@ -73,6 +73,16 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     time_zone: str = Field(default="UTC")
     session_max_age_seconds: int = Field(default=12 * 3600, ge=60)
+    login_lockout_after: int = Field(
+        default=5, ge=1, le=1000, description="The failed login (of an account or address) that locks first."
+    )
+    login_lockout_seconds: float = Field(
+        default=5.0, ge=0, le=86400, description="The first lockout; each further failure doubles it."
+    )
+    login_lockout_max_seconds: float = Field(default=900.0, ge=0, le=7 * 86400)
+    login_failures_forgotten_after_seconds: float = Field(
+        default=3600.0, gt=0, le=30 * 86400, description="A failure this long after the last starts anew."
+    )
     max_job_output_chars: int = Field(default=65536, ge=1024)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     tls_cert_file: Path | None = Field(

@@ -23,7 +23,7 @@ def router(api: FastAPI) -> APIRouter:
 
 
 def docs_page(spec: dict[str, Any], title: str) -> str:
-    """A plain HTML list of the operations (no third-party script): the spec is the reference."""
+    """A plain HTML list of the operations (no script, no inline style): the spec is the reference."""
     rows = []
     for path, operations in spec.get("paths", {}).items():
         for method, operation in operations.items():
@@ -35,9 +35,8 @@ def docs_page(spec: dict[str, Any], title: str) -> str:
             )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        "<style>body{font-family:system-ui,sans-serif;margin:2em}"
-        "td{padding:.2em .8em;border-bottom:1px solid #ddd}"
-        f"</style></head><body><h1>{html.escape(title)}</h1>"
+        "<link rel='stylesheet' href='/static/apidocs.css'>"
+        f"</head><body><h1>{html.escape(title)}</h1>"
         "<p>Authenticate with <code>Authorization: Bearer &lt;token&gt;</code> (create one with "
         "<code>oco token create --name NAME</code>). Machine-readable specification: "
         "<a href='/api/v1/openapi.json'>/api/v1/openapi.json</a>.</p>"
