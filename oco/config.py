@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL: sqlite:///path, postgresql+psycopg://…, mysql+pymysql://…",
     )
     depot_path: Path = Field(default=DEFAULT_DATA_DIR / "depot", description="Where payloads are stored.")
+    depot_reserve_bytes: int = Field(
+        default=1024**3,
+        ge=0,
+        description="Free space an upload must leave on the depot's file system (else 507).",
+    )
     agent_registration_key: str = Field(
         default="",
         description="Global key new agents sign their first request with (empty: nobody registers).",

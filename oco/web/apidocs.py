@@ -35,6 +35,7 @@ def docs_page(spec: dict[str, Any], title: str) -> str:
             )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        "<link rel='icon' href='/static/favicon.svg' type='image/svg+xml'>"
         "<link rel='stylesheet' href='/static/apidocs.css'>"
         f"</head><body><h1>{html.escape(title)}</h1>"
         "<p>Authenticate with <code>Authorization: Bearer &lt;token&gt;</code> (create one with "

@@ -93,7 +93,7 @@ def login(
     except (Unauthorized, TooManyAttempts) as exc:
         # One line per refusal, for fail2ban (docs/security.md); the name is quoted, so it cannot forge one.
         log.warning(
-            "oco-console login failure from %s: user %r: %s", address, username[:LOGGED_NAME], exc.message
+            "oco-console login failure from %s: %s (user %r)", address, exc.message, username[:LOGGED_NAME]
         )
         form = _login_form(request, safe_next(next), error=exc, username=username)
         if isinstance(exc, TooManyAttempts):
