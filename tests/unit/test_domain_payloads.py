@@ -45,7 +45,7 @@ def test_a_long_name_is_cut_keeping_its_extension() -> None:
     assert name.endswith(".msi") and len(name.encode()) <= MAX_NAME_BYTES
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(max_size=300))
 def test_whatever_the_name_the_agent_unpacks_the_payload(
     tmp_path_factory: pytest.TempPathFactory, sent: str
