@@ -339,6 +339,23 @@ class UserSession(Base):
     user: Mapped[User] = relationship()
 
 
+class LoginFailure(Base):
+    """The consecutive failed console logins of one account name or client address (login throttling).
+
+    Kept in the database so that every server process sees the same counts; `subject_hash` (SHA-256 of
+    the name or address) keys it, `subject` keeps its first characters for people.
+    """
+
+    __tablename__ = "login_failure"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(NAME))
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
 class ApiToken(Base):
     """A bearer token of the admin API, stored as its SHA-256."""
 

@@ -117,16 +117,26 @@ document.addEventListener("DOMContentLoaded", () => {
   const renderOutcome = (holder, outcomes) => {
     if (!holder) return;
     const parts = Object.entries(outcomes).filter(([, count]) => count > 0);
-    const bar = document.createElement("div");
-    bar.className = "bar";
+    const svg = "http://www.w3.org/2000/svg";
+    const bar = document.createElementNS(svg, "svg");
+    bar.setAttribute("class", "bar");
+    bar.setAttribute("viewBox", `0 0 ${Math.max(parts.reduce((sum, [, count]) => sum + count, 0), 1)} 1`);
+    bar.setAttribute("preserveAspectRatio", "none");
+    bar.setAttribute("aria-hidden", "true");
     const legend = document.createElement("span");
     legend.className = "legend";
+    let x = 0;
     for (const [name, count] of parts) {
-      const part = document.createElement("span");
-      part.className = `part ${name}`;
-      part.style.flexGrow = count;
-      part.title = `${count} ${name}`;
+      const part = document.createElementNS(svg, "rect");
+      part.setAttribute("class", `part ${name}`);
+      part.setAttribute("x", x);
+      part.setAttribute("width", count);
+      part.setAttribute("height", 1);
+      const title = document.createElementNS(svg, "title");
+      title.textContent = `${count} ${name}`;
+      part.append(title);
       bar.append(part);
+      x += count;
       const key = document.createElement("span");
       key.className = `key ${name}`;
       key.textContent = `${count.toLocaleString()} ${name}`;
