@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-STARTUP_TIMEOUT_S = 30
+STARTUP_TIMEOUT_S = 120
 REGISTRATION_KEY = "registration-key-for-tests"
 
 

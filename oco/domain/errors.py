@@ -10,6 +10,7 @@ from oco.errors import DomainError
 
 __all__ = [
     "DomainError",
+    "InvalidAgentInput",
     "InvalidChoice",
     "InvalidDeployment",
     "InvalidDeploymentIpRange",
@@ -61,3 +62,14 @@ class InvalidPublisherKey(DomainError):
 
 class InvalidSigningKey(DomainError):
     """A private signing key file is unreadable, encrypted without a passphrase, or not Ed25519."""
+
+
+class InvalidAgentInput(DomainError):
+    """An agent request breaks a limit of the wire format (`oco.domain.protocol`): `field` is its path.
+
+    `syntax` is True when the body is not JSON at all (JSON-RPC "parse error"), False for a value out of
+    the limits."""
+
+    def __init__(self, message: str, *, field: str | None = None, syntax: bool = False) -> None:
+        super().__init__(message, field=field)
+        self.syntax = syntax

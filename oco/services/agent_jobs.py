@@ -30,12 +30,14 @@ from oco.domain.dispatch import (
     CandidateJob,
     ContainerWindow,
     jobs_to_hand_out,
+    report_refusal,
     wire_payload,
     wire_post_action,
 )
 from oco.domain.hostnames import hostname_key
 from oco.domain.outcomes import AssignmentChange, JobFacts, Outcome, apply_report, parse_report
 from oco.domain.planning import effective_post_action
+from oco.domain.protocol import MAX_ID
 from oco.domain.signing import WIRE_SIGNATURE, SignedFields, wire_signature
 from oco.domain.states import (
     ABORTED_AFTER_FAILED_JOB_MESSAGE,
@@ -47,7 +49,7 @@ from oco.domain.states import (
     SequenceMode,
     UpgradeBehavior,
 )
-from oco.errors import InvalidInput, NotFound
+from oco.errors import Forbidden, InvalidInput, NotFound
 from oco.services.agents import RECORD_COLUMNS, AuthenticationFailed, ComputerRecord
 
 
@@ -255,22 +257,48 @@ def _wire_job(job: PendingJob) -> dict[str, Any]:
 
 
 def report_job_state(
-    session: Session, settings: Settings, computer: ComputerRecord, data: dict[str, Any], now: datetime
+    session: Session,
+    settings: Settings,
+    computer: ComputerRecord,
+    data: dict[str, Any],
+    now: datetime,
+    client_address: str,
 ) -> bool:
-    """Apply an agent's job report; returns whether the job succeeded (the `job-succeeded` answer)."""
+    """Apply an agent's job report; returns whether the job succeeded (the `job-succeeded` answer).
+
+    Only a job the computer could have received is reported on (`report_refusal`); any other report is
+    refused with nothing changed.
+    """
     job_id = data.get("job-id")
-    if isinstance(job_id, bool) or not isinstance(job_id, int):
-        raise InvalidInput(f"'job-id' must be an integer, not {job_id!r}")
+    if isinstance(job_id, bool) or not isinstance(job_id, int) or not 0 < job_id <= MAX_ID:
+        raise InvalidInput(f"'job-id' must be a job id, not {job_id!r}")
     report = parse_report(data)
     job = session.get(Job, job_id, with_for_update=True)
     if job is None:
         raise NotFound(f"job {job_id} does not exist")
     if job.computer_id != computer.id:
         raise AuthenticationFailed(f"job {job_id} does not belong to computer {computer.hostname!r}")
+    hold = report_refusal(_candidate(job), now, client_address)
+    if hold is not None:
+        raise Forbidden(f"job {job_id} is not handed out to {computer.hostname!r} now: {hold.label}")
     outcome = apply_report(_facts(job), report, settings.max_job_output_chars)
     if outcome.applied:
         _apply(session, job, outcome, now)
     return outcome.succeeded
+
+
+def _candidate(job: Job) -> CandidateJob:
+    container = job.container
+    window = ContainerWindow(
+        id=container.id,
+        priority=container.priority,
+        created=container.created,
+        start=container.start_time,
+        end=container.end_time,
+        enabled=container.enabled,
+        ip_ranges=container.agent_ip_ranges,
+    )
+    return CandidateJob(job.id, job.sequence, JobState(job.state), window)
 
 
 def _facts(job: Job) -> JobFacts:

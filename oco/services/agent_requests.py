@@ -42,7 +42,13 @@ def check_in(rt: Runtime, request: AgentRequest) -> AgentAnswer | None:
     hostname = normalize_hostname(request.hostname)
     view = rt.read(lambda connection: agent_jobs.read_check_in(connection, hostname))
     now = rt.now()
-    agent = agents.authenticate_check_in(view.computer if view else None, rt.checkins, request, now)
+    agent = agents.authenticate_check_in(
+        view.computer if view else None,
+        rt.checkins,
+        request,
+        now,
+        rt.settings.agent_timestamp_max_ahead_seconds,
+    )
     if agent is None or view is None:
         return None
     with _reverted_on_failure(rt, agent):
@@ -145,7 +151,9 @@ def _update(
 def _update_job_state(
     rt: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest, now: datetime
 ) -> dict[str, Any]:
-    succeeded = agent_jobs.report_job_state(session, rt.settings, agent.computer, request.data, now)
+    succeeded = agent_jobs.report_job_state(
+        session, rt.settings, agent.computer, request.data, now, request.client_address
+    )
     return {"job-succeeded": succeeded}
 
 
