@@ -9,6 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     Double,
@@ -276,7 +277,7 @@ class Job(Base):
     action: Mapped[str] = mapped_column(String(16))
     sequence: Mapped[int] = mapped_column(Integer)
     state: Mapped[int] = mapped_column(Integer, default=0)
-    return_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    return_code: Mapped[int | None] = mapped_column(BigInteger, default=None)
     message: Mapped[str] = mapped_column(LongText, default="")
     download_progress: Mapped[int | None] = mapped_column(Integer, default=None)
     procedure: Mapped[str] = mapped_column(Text)

@@ -10,11 +10,12 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Row,
     Select,
     Update,
     and_,
@@ -34,12 +35,14 @@ from oco.domain.dispatch import (
     CandidateJob,
     ContainerWindow,
     jobs_to_hand_out,
+    report_refusal,
     wire_payload,
     wire_post_action,
 )
 from oco.domain.hostnames import hostname_key
 from oco.domain.outcomes import AssignmentChange, JobFacts, Outcome, apply_report, parse_report
 from oco.domain.planning import effective_post_action
+from oco.domain.protocol import MAX_ID
 from oco.domain.signing import WIRE_SIGNATURE, SignedFields, wire_signature
 from oco.domain.states import (
     ABORTED_AFTER_FAILED_JOB_MESSAGE,
@@ -51,7 +54,7 @@ from oco.domain.states import (
     SequenceMode,
     UpgradeBehavior,
 )
-from oco.errors import InvalidInput, NotFound
+from oco.errors import Forbidden, InvalidInput, NotFound
 from oco.services import wol
 from oco.services.agents import RECORD_COLUMNS, AuthenticationFailed, ComputerRecord
 
@@ -285,6 +288,13 @@ _REPORTED = (
         JobContainer.sequence_mode,
         Package.upgrade_behavior,
         Package.family_id,
+        Job.sequence,
+        JobContainer.priority,
+        JobContainer.created,
+        JobContainer.start_time,
+        JobContainer.end_time,
+        JobContainer.enabled,
+        JobContainer.agent_ip_ranges,
     )
     .join(JobContainer, Job.container_id == JobContainer.id)
     .outerjoin(Package, Job.package_id == Package.id)
@@ -310,11 +320,16 @@ def report_job_state(
     computer: ComputerRecord,
     data: dict[str, Any],
     now: datetime,
+    client_address: str,
 ) -> bool:
-    """Apply an agent's job report; returns whether the job succeeded (the `job-succeeded` answer)."""
+    """Apply an agent's job report; returns whether the job succeeded (the `job-succeeded` answer).
+
+    Only a job the computer could have received is reported on (`report_refusal`); any other report is
+    refused with nothing changed.
+    """
     job_id = data.get("job-id")
-    if isinstance(job_id, bool) or not isinstance(job_id, int):
-        raise InvalidInput(f"'job-id' must be an integer, not {job_id!r}")
+    if isinstance(job_id, bool) or not isinstance(job_id, int) or not 0 < job_id <= MAX_ID:
+        raise InvalidInput(f"'job-id' must be a job id, not {job_id!r}")
     report = parse_report(data)
     row = connection.execute(_REPORTED, {"p_job": job_id}).first()
     if row is None:
@@ -338,10 +353,26 @@ def report_job_state(
             execution_started=row.execution_started,
         ),
     )
+    hold = report_refusal(_candidate(job_id, row), now, client_address)
+    if hold is not None:
+        raise Forbidden(f"job {job_id} is not handed out to {computer.hostname!r} now: {hold.label}")
     outcome = apply_report(job.facts, report, settings.max_job_output_chars)
     if outcome.applied:
         _apply(connection, job, outcome, now)
     return outcome.succeeded
+
+
+def _candidate(job_id: int, row: Row[Unpack[tuple[Any, ...]]]) -> CandidateJob:
+    window = ContainerWindow(
+        id=row.container_id,
+        priority=row.priority,
+        created=row.created,
+        start=row.start_time,
+        end=row.end_time,
+        enabled=row.enabled,
+        ip_ranges=row.agent_ip_ranges,
+    )
+    return CandidateJob(job_id, row.sequence, JobState(row.state), window)
 
 
 def _apply(connection: Connection, job: _ReportedJob, outcome: Outcome, now: datetime) -> None:

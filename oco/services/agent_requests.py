@@ -42,7 +42,13 @@ def check_in(rt: Runtime, request: AgentRequest) -> AgentAnswer | None:
     hostname = normalize_hostname(request.hostname)
     view = rt.read(lambda connection: agent_jobs.read_check_in(connection, hostname))
     now = rt.now()
-    agent = agents.authenticate_check_in(view.computer if view else None, rt.checkins, request, now)
+    agent = agents.authenticate_check_in(
+        view.computer if view else None,
+        rt.checkins,
+        request,
+        now,
+        rt.settings.agent_timestamp_max_ahead_seconds,
+    )
     if agent is None or view is None:
         return None
     with _reverted_on_failure(rt, agent):
@@ -172,7 +178,9 @@ def _update_job_state(
     rt: Runtime, connection: Connection, request: AgentRequest, now: datetime, accept: Accept
 ) -> dict[str, Any]:
     agent = accept(agents.read_record(connection, normalize_hostname(request.hostname)), None)
-    succeeded = agent_jobs.report_job_state(connection, rt.settings, agent.computer, request.data, now)
+    succeeded = agent_jobs.report_job_state(
+        connection, rt.settings, agent.computer, request.data, now, request.client_address
+    )
     return {"job-succeeded": succeeded}
 
 

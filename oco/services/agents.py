@@ -20,7 +20,7 @@ from oco.config import Settings
 from oco.db.models import Computer, ComputerNetwork
 from oco.db.types import UTCDateTime
 from oco.domain.hostnames import hostname_key, normalize_hostname
-from oco.domain.protocol import AgentMethod, signature_matches
+from oco.domain.protocol import NETWORK_FIELD_LIMITS, AgentMethod, signature_matches, too_far_ahead
 from oco.errors import InvalidInput, Unauthorized
 from oco.services import wol
 from oco.services.ledger import CheckinLedger, Claim, next_server_timestamp
@@ -28,6 +28,10 @@ from oco.services.ledger import CheckinLedger, Claim, next_server_timestamp
 KEY_BYTES = 32
 """Agent and server keys: 32 random bytes, 43 URL-safe characters."""
 SELF_REGISTRATION_DISABLED = "Client self-registration is disabled"
+REGISTRATION_KEY_ONLY_FOR_HELLO = (
+    "the agent registration key admits only the first oco.agent.hello of a computer without keys, "
+    "not {method}: say hello first and sign with the agent key it issues"
+)
 
 
 class AuthenticationFailed(Unauthorized):
@@ -97,7 +101,11 @@ class AuthenticatedAgent:
 
 
 def authenticate_check_in(
-    record: ComputerRecord | None, ledger: CheckinLedger, request: AgentRequest, now: datetime
+    record: ComputerRecord | None,
+    ledger: CheckinLedger,
+    request: AgentRequest,
+    now: datetime,
+    max_ahead_seconds: float,
 ) -> AuthenticatedAgent | None:
     """The fast path of a steady agent's `oco.agent.hello`: verify and accept it without writing.
 
@@ -109,6 +117,7 @@ def authenticate_check_in(
         return None
     if not signature_matches(record.agent_key, request.body, request.signature):
         raise AuthenticationFailed("signature does not match the computer's agent key")
+    _require_plausible_timestamp(request, now, max_ahead_seconds)
     if _hello_changes(record, request.data):
         return None
     claim = _claim(ledger, record, request, now, deferred=True)
@@ -130,22 +139,26 @@ def authenticate(
 
     `record` is the computer the request names, as the caller read it in this transaction (None if
     unknown); `writes` are computer columns the use case changes, written by the same UPDATE that accepts
-    the timestamp (`columns_of_hello`, `columns_of_inventory`). A request signed with the registration key
-    is accepted only from a computer without an agent key, and new keys are issued only in answer to
-    `oco.agent.hello`. The timestamp is accepted by the process's ledger, then written with a conditional
-    UPDATE, so of two requests carrying the same timestamp only one passes, whichever server process they
-    reach.
+    the timestamp (`columns_of_hello`, `columns_of_inventory`).
+    The registration key admits exactly one request: the first `oco.agent.hello` of a computer without
+    keys (an unknown one, with self-registration on, or one an admin created), which issues its keys.
+    Any other method signed with it is refused, so nobody holding the registration key can act as a
+    computer that has not enrolled yet. A timestamp further ahead of the server's clock than the
+    `agent_timestamp_max_ahead_seconds` setting is refused. The timestamp is accepted by the
+    process's ledger, then written with a conditional UPDATE, so of two requests carrying the same
+    timestamp only one passes, whichever server process they reach.
     """
     if record is None:
-        return _self_register(connection, settings, request, writes or {})
+        return _self_register(connection, settings, request, writes or {}, now)
     changes: dict[str, Any] = dict(writes or {})
     if record.agent_key:
         if not signature_matches(record.agent_key, request.body, request.signature):
             raise AuthenticationFailed("signature does not match the computer's agent key")
     else:
         _require_registration_signature(settings, request)
-        if request.method is AgentMethod.HELLO:
-            changes["agent_key"] = _new_key()
+        _require_first_hello(request)
+        changes["agent_key"] = _new_key()
+    _require_plausible_timestamp(request, now, settings.agent_timestamp_max_ahead_seconds)
     if not record.server_key and request.method is AgentMethod.HELLO:
         changes["server_key"] = _new_key()
     # The request writes its own traces below: were the flush to write its timestamp first, the
@@ -224,13 +237,17 @@ def _replay(request: AgentRequest, last: float) -> AuthenticationFailed:
 
 
 def _self_register(
-    connection: Connection, settings: Settings, request: AgentRequest, writes: dict[str, Any]
+    connection: Connection,
+    settings: Settings,
+    request: AgentRequest,
+    writes: dict[str, Any],
+    now: datetime,
 ) -> AuthenticatedAgent:
     if not settings.self_registration:
         raise AuthenticationFailed(SELF_REGISTRATION_DISABLED)
     _require_registration_signature(settings, request)
-    if request.method is not AgentMethod.HELLO:
-        raise AuthenticationFailed("unknown computer: register with oco.agent.hello first")
+    _require_first_hello(request)
+    _require_plausible_timestamp(request, now, settings.agent_timestamp_max_ahead_seconds)
     hostname = normalize_hostname(request.hostname)
     timestamp = next_server_timestamp(0.0)
     agent_key, server_key = _new_key(), _new_key()
@@ -278,6 +295,19 @@ def _require_registration_signature(settings: Settings, request: AgentRequest) -
         raise AuthenticationFailed("no agent registration key is configured")
     if not signature_matches(settings.agent_registration_key, request.body, request.signature):
         raise AuthenticationFailed("signature does not match the agent registration key")
+
+
+def _require_first_hello(request: AgentRequest) -> None:
+    if request.method is not AgentMethod.HELLO:
+        raise AuthenticationFailed(REGISTRATION_KEY_ONLY_FOR_HELLO.format(method=request.method))
+
+
+def _require_plausible_timestamp(request: AgentRequest, now: datetime, max_ahead_seconds: float) -> None:
+    if too_far_ahead(request.timestamp, now, max_ahead_seconds):
+        raise AuthenticationFailed(
+            f"timestamp {request.timestamp} is more than {max_ahead_seconds:g} s ahead of the server's "
+            f"clock ({now.timestamp()}): set the computer's clock right"
+        )
 
 
 def _new_key() -> str:
@@ -355,7 +385,8 @@ _DELETE_NETWORKS = delete(ComputerNetwork).where(ComputerNetwork.computer_id == 
 
 
 _NETWORK_FIELDS = ("interface", "address", "netmask", "broadcast", "mac")
-_NETWORK_LIMITS = (255, 64, 64, 64, 32)
+_NETWORK_LIMITS = tuple(NETWORK_FIELD_LIMITS[name] for name in _NETWORK_FIELDS)
+"""The request was held to these (`oco.domain.protocol`); a value that is no string is cut to them."""
 
 
 def _network_fields(networks: list[Any]) -> list[tuple[str, ...]]:
