@@ -379,6 +379,24 @@ class DailyOutcome(Base):
     expired: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class ImportMapping(Base):
+    """A row another system's import created here: the source's id of it and ours.
+
+    Kept so that importing the same source again finds what it carried before and changes nothing.
+    """
+
+    __tablename__ = "import_mapping"
+    __table_args__ = (UniqueConstraint("source", "kind", "source_id", name="uq_import_mapping_source_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    """Which system the row came from ("oco-server")."""
+    kind: Mapped[str] = mapped_column(String(32))
+    """What it is (`oco.domain.ocoimport.ImportKind`)."""
+    source_id: Mapped[int] = mapped_column(Integer)
+    target_id: Mapped[int] = mapped_column(Integer)
+
+
 class Watermark(Base):
     """How far a housekeeping task that works through time has got."""
 
