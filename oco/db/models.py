@@ -86,6 +86,9 @@ class Package(Base):
     signed_by: Mapped[str | None] = mapped_column(String(NAME), default=None)
     """Who stored the signature (the audit actor), and when."""
     signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    download_for_uninstall: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Uninstall jobs carry `download: true` (the agent fetches the payload first) only when set, as in
+    OCO-Server; off by default, because most uninstall procedures need no files."""
 
     family: Mapped[PackageFamily] = relationship(back_populates="packages")
 
@@ -138,6 +141,9 @@ class Computer(Base):
     assignments: Mapped[list[ComputerPackage]] = relationship(
         back_populates="computer", cascade="all, delete-orphan"
     )
+    software: Mapped[list[ComputerSoftware]] = relationship(
+        back_populates="computer", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class ComputerNetwork(Base):
@@ -152,6 +158,30 @@ class ComputerNetwork(Base):
     mac: Mapped[str] = mapped_column(String(32), default="")
 
     computer: Mapped[Computer] = relationship(back_populates="networks")
+
+
+class ComputerSoftware(Base):
+    """One entry of the software inventory an agent reported (`software` of `oco.agent.update`).
+
+    What is installed on the computer, whoever installed it — not an assignment. Replaced by each full
+    inventory; `first_seen` survives while the same name and version stay reported.
+    """
+
+    __tablename__ = "computer_software"
+    __table_args__ = (
+        Index("ix_computer_software_name_computer", "name", "computer_id"),
+        Index("ix_computer_software_computer_name", "computer_id", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    computer_id: Mapped[int] = mapped_column(ForeignKey("computer.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(NAME))
+    version: Mapped[str] = mapped_column(String(NAME), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    """When an inventory first reported this name and version on this computer."""
+
+    computer: Mapped[Computer] = relationship(back_populates="software")
 
 
 class ComputerPackage(Base):
@@ -377,6 +407,17 @@ class DailyOutcome(Base):
     succeeded: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     expired: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ServerSetting(Base):
+    """A value the server chose itself and keeps (e.g. the generated agent registration key), so that every
+    process and command of one installation uses the same one."""
+
+    __tablename__ = "server_setting"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Watermark(Base):
