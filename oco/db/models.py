@@ -129,6 +129,9 @@ class Computer(Base):
     inventory: Mapped[dict[str, Any] | None] = mapped_column(JSONText, default=None)
     """The rest of the last full inventory (cpu, ram, serial, model, domain, software…), shown as is."""
     logins: Mapped[list[Any] | None] = mapped_column(JSONText, default=None)
+    """The login history (newest first, de-duplicated, capped and aged: `oco.domain.logins`)."""
+    newest_login: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """The time of the newest stored login: sent as `logins-since`, so an agent reports only newer ones."""
     inventory_updated: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     networks_digest: Mapped[str] = mapped_column(String(64), default="")
     """SHA-256 of the stored network interfaces, so an unchanged check-in need not read them."""

@@ -1,4 +1,5 @@
-"""computer_software (the software inventory), package.download_for_uninstall, server_setting
+"""computer_software (the software inventory), computer.newest_login, package.download_for_uninstall,
+server_setting
 
 Revision ID: 0009
 Revises: 0006
@@ -47,6 +48,8 @@ def upgrade() -> None:
         sa.Column("created", oco.db.types.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_server_setting")),
     )
+    with op.batch_alter_table("computer", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("newest_login", oco.db.types.UTCDateTime(), nullable=True))
     with op.batch_alter_table("package", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("download_for_uninstall", sa.Boolean(), nullable=False, server_default=sa.false())
@@ -56,5 +59,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("package", schema=None) as batch_op:
         batch_op.drop_column("download_for_uninstall")
+    with op.batch_alter_table("computer", schema=None) as batch_op:
+        batch_op.drop_column("newest_login")
     op.drop_table("server_setting")
     op.drop_table("computer_software")  # its indexes go with it (MariaDB refuses to drop the FK's first)
