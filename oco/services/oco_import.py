@@ -39,6 +39,7 @@ from oco.db.models import (
     ComputerGroupMember,
     ComputerNetwork,
     ComputerPackage,
+    ComputerSoftware,
     ImportMapping,
     Job,
     JobContainer,
@@ -186,6 +187,20 @@ def _text(value: Any, limit: int | None = 255) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class _Logins:
+    entries: list[dict[str, str]]
+    newest: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Software:
+    name: str
+    version: str
+    description: str
+    seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class _PackageInfo:
     name: str
     install_post_action: PostAction
@@ -304,8 +319,8 @@ class _Importer:
         row: Row,
         taken: set[str],
         networks: dict[int, list[Row]],
-        logins: dict[int, list[dict[str, str]]],
-        software: dict[int, list[dict[str, str]]],
+        logins: dict[int, _Logins],
+        software: dict[int, list[_Software]],
     ) -> Computer | None:
         kind = ImportKind.COMPUTER
         try:
@@ -320,7 +335,7 @@ class _Importer:
         inventory: dict[str, Any] = {
             name: row[name] for name in _INVENTORY_COLUMNS if row.get(name) not in (None, "")
         }
-        inventory["software"] = software.get(row["id"], [])
+        history = logins.get(row["id"], _Logins([], None))
         return Computer(
             hostname=hostname,
             uid=_text(row["uid"]),
@@ -337,7 +352,17 @@ class _Importer:
             architecture=_text(row["architecture"]),
             kernel_version=_text(row["kernel_version"]),
             inventory=inventory,
-            logins=logins.get(row["id"], []),
+            logins=history.entries,
+            newest_login=history.newest,
+            software=[
+                ComputerSoftware(
+                    name=entry.name,
+                    version=entry.version,
+                    description=entry.description,
+                    first_seen=entry.seen,
+                )
+                for entry in software.get(row["id"], [])
+            ],
             inventory_updated=self._utc(row["last_update"]),
             force_update=bool(row["force_update"]),
             created=self._utc(row["created"]) or self.now,
@@ -353,7 +378,7 @@ class _Importer:
             ],
         )
 
-    def _logins(self) -> dict[int, list[dict[str, str]]]:
+    def _logins(self) -> dict[int, _Logins]:
         users_table, logons_table, user_key = "domain_user", "domain_user_logon", "domain_user_id"
         if not self.source.has(logons_table):
             users_table, logons_table, user_key = "domainuser", "domainuser_logon", "domainuser_id"
@@ -361,31 +386,34 @@ class _Importer:
             return {}
         names = {row["id"]: _text(row["username"]) for row in self.source.rows(users_table, ["username"])}
         logons = self._grouped(logons_table, [user_key, "console", "timestamp"], "computer_id")
-        carried: dict[int, list[dict[str, str]]] = {}
+        carried: dict[int, _Logins] = {}
         for computer_id, rows in logons.items():
             newest = sorted(rows, key=lambda r: (r["timestamp"] or datetime.min, r["id"]), reverse=True)
-            carried[computer_id] = [
-                rules.login_entry(names.get(r[user_key], ""), r["console"], self._utc(r["timestamp"]))
-                for r in newest[:LOGINS_KEPT]
-            ]
+            kept = [(r, self._utc(r["timestamp"])) for r in newest[:LOGINS_KEPT]]
+            carried[computer_id] = _Logins(
+                [rules.login_entry(names.get(r[user_key], ""), r["console"], at) for r, at in kept],
+                max((at for _, at in kept if at is not None), default=None),
+            )
         return carried
 
-    def _software(self) -> dict[int, list[dict[str, str]]]:
+    def _software(self) -> dict[int, list[_Software]]:
         if not self.source.has("software") or not self.source.has("computer_software"):
             return {}
         catalog = {row["id"]: row for row in self.source.rows("software", ["name", "version", "description"])}
-        installed: dict[int, list[dict[str, str]]] = defaultdict(list)
-        for row in self.source.rows("computer_software", ["computer_id", "software_id", "version"]):
+        installed: dict[int, list[_Software]] = defaultdict(list)
+        columns = ["computer_id", "software_id", "version", "installed"]
+        for row in self.source.rows("computer_software", columns):
             entry = catalog.get(row["software_id"])
-            if entry is None:
+            if entry is None or not _text(entry["name"]).strip():
                 continue
             installed[row["computer_id"]].append(
-                {
-                    "name": _text(entry["name"], None),
+                _Software(
+                    name=_text(entry["name"]),
                     # OCO 1.0 kept the version per computer, later per software entry
-                    "version": _text(entry["version"] if entry["version"] is not None else row["version"]),
-                    "description": _text(entry["description"], None),
-                }
+                    version=_text(entry["version"] if entry["version"] is not None else row["version"]),
+                    description=_text(entry["description"], None),
+                    seen=self._utc(row["installed"]) or self.now,
+                )
             )
         return installed
 
@@ -592,6 +620,7 @@ class _Importer:
             compatible_os=rules.compatibility(row["compatible_os"])[:255],
             compatible_os_version=rules.compatibility(row["compatible_os_version"])[:255],
             compatible_architecture=rules.compatibility(row["compatible_architecture"])[:255],
+            download_for_uninstall=bool(row["download_for_uninstall"]),
             payload_sha256=payload.sha256 if payload else None,
             payload_size=payload.size if payload else None,
             author=self._author(row),

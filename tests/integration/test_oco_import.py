@@ -99,9 +99,12 @@ def test_every_kind_is_carried_with_its_values(rt: Runtime, oco: OcoServer) -> N
             {"username": "bob", "console": "tty7", "timestamp": "2026-05-31 06:00:00"},
             {"username": "bob", "console": "tty7", "timestamp": "2026-05-30 06:00:00"},
         ]
-        assert pc01.inventory is not None
-        assert {s["name"] for s in pc01.inventory["software"]} == {"Mozilla Firefox", "LibreOffice"}
-        assert pc01.inventory["cpu"] == "Intel i5"
+        assert pc01.newest_login == datetime(2026, 5, 31, 6, 0, tzinfo=UTC)
+        assert sorted((s.name, s.version) for s in pc01.software) == [
+            ("LibreOffice", "7.6"),
+            ("Mozilla Firefox", "119.0"),
+        ]
+        assert pc01.inventory is not None and pc01.inventory["cpu"] == "Intel i5"
 
         groups = {
             g.name: sorted(m.computer.hostname for m in g.members)
@@ -116,9 +119,10 @@ def test_every_kind_is_carried_with_its_values(rt: Runtime, oco: OcoServer) -> N
         assert (firefox.install_success_codes, firefox.install_post_action) == ("0,3010", PostAction.RESTART)
         assert (firefox.compatible_os, firefox.compatible_architecture) == ("Ubuntu, Debian", "x86_64")
         assert firefox.upgrade_behavior == "explicit-uninstall" and firefox.payload_sha256 is None
+        assert firefox.download_for_uninstall is True
         newer = packages["120.0"]
         assert newer.upgrade_behavior == "installer-removes"
-        assert newer.uninstall_post_action == PostAction.SHUTDOWN
+        assert newer.uninstall_post_action == PostAction.SHUTDOWN and newer.download_for_uninstall is False
         zipped = (oco.payloads / "2.zip").read_bytes()
         assert newer.payload_sha256 == hashlib.sha256(zipped).hexdigest()
         assert rt.depot.exists(newer.payload_sha256)
