@@ -229,6 +229,8 @@ class _Importer:
         self.progress = progress
         self.users = self._system_users()
         self.without_payload: list[str] = []
+        self._catalog: dict[int, Row] | None = None
+        self._users_by_id: dict[int, str] | None = None
 
     def run(self) -> None:
         self.computers()
@@ -270,49 +272,56 @@ class _Importer:
         return _text(row.get("author"))
 
     def _grouped(
-        self, table: str, columns: Sequence[str], by: str, *aliases: tuple[str, ...]
+        self, table: str, columns: Sequence[str], by: str, ids: Sequence[int], *aliases: tuple[str, ...]
     ) -> dict[int, list[Row]]:
+        """The rows of `table` whose column `by` holds one of `ids`, by that column."""
         grouped: dict[int, list[Row]] = defaultdict(list)
-        if self.source.has(table):
-            for row in self.source.rows(table, [*columns, by], *aliases):
+        if self.source.has(table) and ids:
+            for row in self.source.rows(table, [*columns, by], *aliases, where=(by, ids)):
                 grouped[row[by]].append(row)
         return grouped
 
     # Computers -------------------------------------------------------------------------------------
 
     def computers(self) -> None:
+        """Computers a batch at a time, each batch with its networks, logins and software."""
         kind = ImportKind.COMPUTER
         mapped = _mapping(self.session, kind)
         taken = set(self.session.scalars(select(Computer.hostname_key)))
-        networks = self._grouped(
-            "computer_network",
-            ["interface", "netmask", "broadcast", "mac", "nic_number"],
-            "computer_id",
-            ("address", "addr"),
-        )
-        logins = self._logins()
-        software = self._software()
         total = self.source.count("computer")
-        pending: list[tuple[int, Computer]] = []
+        batch: list[Row] = []
         for done, row in enumerate(self.source.rows("computer", _COMPUTER_COLUMNS), start=1):
             if row["id"] in mapped:
                 self.report.kind(kind).already_imported += 1
             else:
-                computer = self._computer(row, taken, networks, logins, software)
-                if computer is not None:
-                    self.session.add(computer)
-                    pending.append((row["id"], computer))
-            if len(pending) >= FLUSH_EVERY:
-                self._flush_computers(pending)
+                batch.append(row)
+            if len(batch) >= FLUSH_EVERY:
+                self._computer_batch(batch, taken)
             self._tick(kind, done, total)
-        self._flush_computers(pending)
+        self._computer_batch(batch, taken)
 
-    def _flush_computers(self, pending: list[tuple[int, Computer]]) -> None:
+    def _computer_batch(self, rows: list[Row], taken: set[str]) -> None:
+        ids = [row["id"] for row in rows]
+        networks = self._grouped(
+            "computer_network",
+            ["interface", "netmask", "broadcast", "mac", "nic_number"],
+            "computer_id",
+            ids,
+            ("address", "addr"),
+        )
+        logins = self._logins(ids)
+        software = self._software(ids)
+        pending: list[tuple[int, Computer]] = []
+        for row in rows:
+            computer = self._computer(row, taken, networks, logins, software)
+            if computer is not None:
+                self.session.add(computer)
+                pending.append((row["id"], computer))
         self.session.flush()
         self._remember(ImportKind.COMPUTER, [(source_id, c.id) for source_id, c in pending])
         for _, computer in pending:
             self.session.expunge(computer)
-        pending.clear()
+        rows.clear()
 
     def _computer(
         self,
@@ -378,14 +387,14 @@ class _Importer:
             ],
         )
 
-    def _logins(self) -> dict[int, _Logins]:
-        users_table, logons_table, user_key = "domain_user", "domain_user_logon", "domain_user_id"
+    def _logins(self, computer_ids: Sequence[int]) -> dict[int, _Logins]:
+        logons_table, user_key = "domain_user_logon", "domain_user_id"
         if not self.source.has(logons_table):
-            users_table, logons_table, user_key = "domainuser", "domainuser_logon", "domainuser_id"
-        if not self.source.has(logons_table) or not self.source.has(users_table):
+            logons_table, user_key = "domainuser_logon", "domainuser_id"
+        names = self._user_names()
+        if not self.source.has(logons_table) or names is None:
             return {}
-        names = {row["id"]: _text(row["username"]) for row in self.source.rows(users_table, ["username"])}
-        logons = self._grouped(logons_table, [user_key, "console", "timestamp"], "computer_id")
+        logons = self._grouped(logons_table, [user_key, "console", "timestamp"], "computer_id", computer_ids)
         carried: dict[int, _Logins] = {}
         for computer_id, rows in logons.items():
             newest = sorted(rows, key=lambda r: (r["timestamp"] or datetime.min, r["id"]), reverse=True)
@@ -396,13 +405,25 @@ class _Importer:
             )
         return carried
 
-    def _software(self) -> dict[int, list[_Software]]:
-        if not self.source.has("software") or not self.source.has("computer_software"):
+    def _user_names(self) -> dict[int, str] | None:
+        """OCO's domain users by id (read once); None when the schema has none."""
+        if self._users_by_id is None:
+            table = next((t for t in ("domain_user", "domainuser") if self.source.has(t)), None)
+            if table is None:
+                return None
+            self._users_by_id = {r["id"]: _text(r["username"]) for r in self.source.rows(table, ["username"])}
+        return self._users_by_id
+
+    def _software(self, computer_ids: Sequence[int]) -> dict[int, list[_Software]]:
+        if not self.source.has("software") or not self.source.has("computer_software") or not computer_ids:
             return {}
-        catalog = {row["id"]: row for row in self.source.rows("software", ["name", "version", "description"])}
+        if self._catalog is None:  # OCO's software list, read once: each entry is shared by many computers
+            columns = ["name", "version", "description"]
+            self._catalog = {row["id"]: row for row in self.source.rows("software", columns)}
+        catalog = self._catalog
         installed: dict[int, list[_Software]] = defaultdict(list)
         columns = ["computer_id", "software_id", "version", "installed"]
-        for row in self.source.rows("computer_software", columns):
+        for row in self.source.rows("computer_software", columns, where=("computer_id", computer_ids)):
             entry = catalog.get(row["software_id"])
             if entry is None or not _text(entry["name"]).strip():
                 continue

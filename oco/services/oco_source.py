@@ -80,8 +80,15 @@ class OcoSource:
         source = self.tables[table] if isinstance(table, str) else table
         return int(self.connection.scalar(select(func.count()).select_from(source)) or 0)
 
-    def rows(self, table: str | Table, columns: Sequence[str], *aliases: tuple[str, ...]) -> Iterator[Row]:
-        """Every row of `table` in id order, a batch at a time, as {column: value}.
+    def rows(
+        self,
+        table: str | Table,
+        columns: Sequence[str],
+        *aliases: tuple[str, ...],
+        where: tuple[str, Sequence[int]] | None = None,
+    ) -> Iterator[Row]:
+        """Every row of `table` in id order, a batch at a time, as {column: value}; with `where`
+        (column, ids) only the rows whose column holds one of the ids.
 
         A column the schema lacks reads as None; `aliases` name older spellings of a column, first
         the name we use: ("address", "addr").
@@ -98,6 +105,8 @@ class OcoSource:
         last: Any = None
         while True:
             query = select(key.label("_key"), *selected).order_by(key).limit(BATCH)
+            if where is not None:
+                query = query.where(source.c[where[0]].in_(list(where[1])))
             if last is not None:
                 query = query.where(key > last)
             batch = self.connection.execute(query).mappings().all()

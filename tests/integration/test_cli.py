@@ -331,3 +331,25 @@ def test_times_are_read_and_shown_in_the_configured_zone(sqlite_url: str, tmp_pa
     assert "2026-12-01T23:00:00+01:00" in oco("container", "list")  # to the second, with the offset
     refused = oco(*base, "--start", "2026-12-01T23:00", "--end", "2026-12-01T20:00", expect=2)
     assert "end 2026-12-01 20:00 CET must be after start 2026-12-01 23:00 CET" in refused
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--database", "sqlite:///oco.db"], "MariaDB or MySQL"),
+        (["--database", "not a url"], "not valid"),
+        (["--database", "mysql+pymysql://oco@127.0.0.1:1/oco"], "reading the OCO-Server database failed"),
+        (["--database", "mysql+pymysql://oco@127.0.0.1/oco", "--payloads", "/nonexistent"], "does not exist"),
+        (
+            ["--database", "mysql+pymysql://oco@127.0.0.1/oco", "--time-zone", "Mars/Olympus"],
+            "unknown time zone",
+        ),
+    ],
+)
+def test_import_refuses_bad_input_with_one_line_and_changes_nothing(
+    oco, args: list[str], message: str
+) -> None:  # type: ignore[no-untyped-def]
+    output = oco("import", "oco-server", *args, expect=2)
+    assert message in output
+    assert len(output.strip().splitlines()) == 1
+    assert json.loads(oco("computer", "list", "--json")) == []
