@@ -25,6 +25,7 @@ from oco.db.models import (
     Package,
     PackageFamily,
     PackageGroup,
+    WolTarget,
 )
 from oco.domain.ocoimport import PACKAGE_CONFLICT_NOTE, ImportReport
 from oco.domain.states import JobState, PostAction, SequenceMode
@@ -223,3 +224,37 @@ def test_a_database_that_is_not_oco_servers_is_refused(rt: Runtime, oco: OcoServ
 def test_only_mariadb_or_mysql_urls_are_accepted(rt: Runtime, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="MariaDB or MySQL"):
         import_oco_server(rt, OcoImportRequest(database_url=f"sqlite:///{tmp_path}/x.db"), "admin")
+
+
+def test_a_wake_on_lan_container_not_started_yet_wakes_its_computers_here(
+    rt: Runtime, oco: OcoServer
+) -> None:
+    oco.execute("UPDATE job_container SET wol_sent = 0, shutdown_waked_after_completion = 1 WHERE id = 2")
+
+    run(rt, oco)
+
+    with rt.reading() as session:
+        container = session.scalars(select(JobContainer).where(JobContainer.name == "Firefox 120")).one()
+        assert (container.wol, container.shutdown_waked, container.wol_sent) == (True, True, None)
+        targets = session.scalars(select(WolTarget).where(WolTarget.container_id == container.id)).all()
+        assert [(t.sent, t.woken, t.expired) for t in targets] == [(None, None, False)]
+
+
+def test_a_shutdown_for_a_woken_computer_that_may_still_go_stays_removable(
+    rt: Runtime, oco: OcoServer
+) -> None:
+    oco.execute("UPDATE job_container SET wol_sent = 1, shutdown_waked_after_completion = 1 WHERE id = 2")
+    oco.execute(
+        "UPDATE job_container_job SET post_action = 2, wol_shutdown_set = '2026-05-02 09:00:00' WHERE id = 4"
+    )
+
+    run(rt, oco)
+
+    with rt.reading() as session:
+        container = session.scalars(select(JobContainer).where(JobContainer.name == "Firefox 120")).one()
+        assert container.wol_sent == container.start_time
+        uninstall, install = container.jobs
+        assert (install.post_action, install.wol_shutdown) == (PostAction.NONE, True)  # the package's own
+        assert uninstall.wol_shutdown is False
+        target = session.scalars(select(WolTarget).where(WolTarget.container_id == container.id)).one()
+        assert (target.sent, target.woken) == (datetime(2026, 5, 2, 7, 0, tzinfo=UTC), None)
