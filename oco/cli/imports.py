@@ -62,6 +62,7 @@ def report_document(report: ImportReport) -> dict[str, object]:
             kind: {
                 "imported": r.imported,
                 "already_imported": r.already_imported,
+                "updated": r.updated,
                 "skipped": [
                     {"source_id": s.source_id, "name": s.name, "reason": s.reason} for s in r.skipped
                 ],
@@ -81,8 +82,8 @@ def _print(report: ImportReport) -> None:
         if r is None:
             continue
         typer.echo(
-            f"{str(kind).ljust(width)}  {verb} {r.imported}, already imported {r.already_imported}, "
-            f"skipped {len(r.skipped)}"
+            f"{str(kind).ljust(width)}  {verb} {r.imported}, already imported {r.already_imported} "
+            f"({'would be ' if report.dry_run else ''}updated {r.updated}), skipped {len(r.skipped)}"
         )
     for kind in ImportKind:
         r = report.kinds.get(str(kind))

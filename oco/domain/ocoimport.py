@@ -254,6 +254,50 @@ def login_entry(username: str, console: str | None, at: datetime | None) -> dict
 
 
 @dataclass(frozen=True, slots=True)
+class AgentTrace:
+    """What a computer's agent left behind: its keys, its last timestamp, when it was last seen and when
+    it last sent a full inventory."""
+
+    agent_key: str
+    server_key: str
+    agent_timestamp: float
+    last_seen: datetime | None
+    inventory_updated: datetime | None
+
+
+def caught_up(ours: AgentTrace, theirs: AgentTrace) -> AgentTrace:
+    """A computer imported before, after its agent went on talking to OCO-Server: the newest of each.
+
+    Keys are taken only where ours are empty (the agent registered there after the first import); keys
+    we hold are never replaced, so an agent already talking to us keeps working.
+    """
+    return AgentTrace(
+        agent_key=ours.agent_key or theirs.agent_key,
+        server_key=ours.server_key or theirs.server_key,
+        agent_timestamp=max(ours.agent_timestamp, theirs.agent_timestamp),
+        last_seen=_latest(ours.last_seen, theirs.last_seen),
+        inventory_updated=_latest(ours.inventory_updated, theirs.inventory_updated),
+    )
+
+
+def inventory_is_newer(ours: datetime | None, theirs: datetime | None) -> bool:
+    """OCO-Server holds a newer full inventory of the computer than we do."""
+    return theirs is not None and (ours is None or theirs > ours)
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return max(a, b)
+
+
+def job_moved_on(ours: JobState, theirs: JobState) -> bool:
+    """A job imported while waiting that OCO-Server's agent has since run (or that expired there), and
+    that no agent has started here: it takes OCO-Server's course, so it does not run twice."""
+    return ours is JobState.WAITING and theirs is not JobState.WAITING
+
+
+@dataclass(frozen=True, slots=True)
 class Skip:
     """A row that is not carried, and why."""
 
@@ -269,6 +313,8 @@ class KindReport:
 
     imported: int = 0
     already_imported: int = 0
+    updated: int = 0
+    """Of those already imported: brought up to date with what changed at the source since."""
     skipped: list[Skip] = field(default_factory=list)
 
 
@@ -291,4 +337,4 @@ class ImportReport:
     @property
     def changed(self) -> int:
         """How many rows were (or would be) written."""
-        return sum(report.imported for report in self.kinds.values())
+        return sum(report.imported + report.updated for report in self.kinds.values())

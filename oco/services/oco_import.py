@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from oco.db.models import (
@@ -53,7 +53,7 @@ from oco.depot import StoredPayload
 from oco.domain import ocoimport as rules
 from oco.domain.hostnames import hostname_key, normalize_hostname
 from oco.domain.ocoimport import ImportKind, ImportReport
-from oco.domain.states import PENDING_STATES, JobAction, PostAction
+from oco.domain.states import PENDING_STATES, JobAction, JobState, PostAction
 from oco.errors import InvalidInput, OcoError
 from oco.services import audit
 from oco.services.listing import chunks
@@ -127,7 +127,12 @@ def _zone(name: str | None, rt: Runtime) -> ZoneInfo:
 
 def _summary(report: ImportReport) -> dict[str, Any]:
     return {
-        kind: {"imported": r.imported, "already_imported": r.already_imported, "skipped": len(r.skipped)}
+        kind: {
+            "imported": r.imported,
+            "already_imported": r.already_imported,
+            "updated": r.updated,
+            "skipped": len(r.skipped),
+        }
         for kind, r in report.kinds.items()
     }
 
@@ -198,6 +203,25 @@ class _Software:
     version: str
     description: str
     seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Children:
+    """What OCO keeps of a batch of computers in tables of their own, by OCO's computer id."""
+
+    networks: dict[int, list[Row]]
+    logins: dict[int, _Logins]
+    software: dict[int, list[_Software]]
+
+
+def _trace(computer: Computer) -> rules.AgentTrace:
+    return rules.AgentTrace(
+        agent_key=computer.agent_key,
+        server_key=computer.server_key,
+        agent_timestamp=computer.last_agent_timestamp,
+        last_seen=computer.last_seen,
+        inventory_updated=computer.inventory_updated,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,37 +308,35 @@ class _Importer:
     # Computers -------------------------------------------------------------------------------------
 
     def computers(self) -> None:
-        """Computers a batch at a time, each batch with its networks, logins and software."""
+        """Computers a batch at a time, each batch with its networks, logins and software; those imported
+        before catch up with what their agent did at the source since."""
         kind = ImportKind.COMPUTER
         mapped = _mapping(self.session, kind)
         taken = set(self.session.scalars(select(Computer.hostname_key)))
         total = self.source.count("computer")
         batch: list[Row] = []
+        known: list[Row] = []
         for done, row in enumerate(self.source.rows("computer", _COMPUTER_COLUMNS), start=1):
             if row["id"] in mapped:
                 self.report.kind(kind).already_imported += 1
+                known.append(row)
             else:
                 batch.append(row)
             if len(batch) >= FLUSH_EVERY:
                 self._computer_batch(batch, taken)
+            if len(known) >= FLUSH_EVERY:
+                self._catch_up_computers(known, mapped)
             self._tick(kind, done, total)
         self._computer_batch(batch, taken)
+        self._catch_up_computers(known, mapped)
 
     def _computer_batch(self, rows: list[Row], taken: set[str]) -> None:
-        ids = [row["id"] for row in rows]
-        networks = self._grouped(
-            "computer_network",
-            ["interface", "netmask", "broadcast", "mac", "nic_number"],
-            "computer_id",
-            ids,
-            ("address", "addr"),
-        )
-        logins = self._logins(ids)
-        software = self._software(ids)
+        children = self._children([row["id"] for row in rows])
         pending: list[tuple[int, Computer]] = []
         for row in rows:
-            computer = self._computer(row, taken, networks, logins, software)
+            computer = self._computer(row, taken)
             if computer is not None:
+                self._inventory(computer, row, children)
                 self.session.add(computer)
                 pending.append((row["id"], computer))
         self.session.flush()
@@ -323,14 +345,59 @@ class _Importer:
             self.session.expunge(computer)
         rows.clear()
 
-    def _computer(
-        self,
-        row: Row,
-        taken: set[str],
-        networks: dict[int, list[Row]],
-        logins: dict[int, _Logins],
-        software: dict[int, list[_Software]],
-    ) -> Computer | None:
+    def _catch_up_computers(self, rows: list[Row], mapped: dict[int, int]) -> None:
+        """Keys the agent got at the source after the first run, its newer timestamps, a newer inventory."""
+        by_ours = {mapped[row["id"]]: row for row in rows}
+        ours = {
+            c.id: c
+            for chunk in chunks(list(by_ours))
+            for c in self.session.scalars(select(Computer).where(Computer.id.in_(chunk)))
+        }
+        newer: list[tuple[Row, Computer]] = []
+        for our_id, row in by_ours.items():
+            computer = ours.get(our_id)
+            if computer is None:  # deleted here since: it stays deleted
+                continue
+            mine = _trace(computer)
+            merged = rules.caught_up(mine, self._trace(row))
+            inventory = rules.inventory_is_newer(computer.inventory_updated, self._utc(row["last_update"]))
+            if merged == mine and not inventory:
+                continue
+            computer.agent_key, computer.server_key = merged.agent_key, merged.server_key
+            computer.last_agent_timestamp, computer.last_seen = merged.agent_timestamp, merged.last_seen
+            if inventory:
+                newer.append((row, computer))
+            self.report.kind(ImportKind.COMPUTER).updated += 1
+        if newer:
+            children = self._children([row["id"] for row, _ in newer])
+            for row, computer in newer:
+                self._inventory(computer, row, children)
+                computer.networks_digest = ""  # the next check-in stores what the agent reports
+        self.session.flush()
+        for computer in ours.values():
+            self.session.expunge(computer)
+        rows.clear()
+
+    def _trace(self, row: Row) -> rules.AgentTrace:
+        return rules.AgentTrace(
+            agent_key=_text(row["agent_key"]),
+            server_key=_text(row["server_key"]),
+            agent_timestamp=float(row["agent_timestamp"] or 0.0),
+            last_seen=self._utc(row["last_ping"]),
+            inventory_updated=self._utc(row["last_update"]),
+        )
+
+    def _children(self, ids: Sequence[int]) -> _Children:
+        networks = self._grouped(
+            "computer_network",
+            ["interface", "netmask", "broadcast", "mac", "nic_number"],
+            "computer_id",
+            ids,
+            ("address", "addr"),
+        )
+        return _Children(networks, self._logins(ids), self._software(ids))
+
+    def _computer(self, row: Row, taken: set[str]) -> Computer | None:
         kind = ImportKind.COMPUTER
         try:
             hostname = normalize_hostname(_text(row["hostname"], None))
@@ -341,51 +408,52 @@ class _Importer:
             self.report.skip(kind, row["id"], hostname, f"a computer named {hostname!r} exists here already")
             return None
         taken.add(hostname_key(hostname))
-        inventory: dict[str, Any] = {
-            name: row[name] for name in _INVENTORY_COLUMNS if row.get(name) not in (None, "")
-        }
-        history = logins.get(row["id"], _Logins([], None))
+        trace = self._trace(row)
         return Computer(
             hostname=hostname,
             uid=_text(row["uid"]),
             notes=_text(row["notes"], None),
-            agent_key=_text(row["agent_key"]),
-            server_key=_text(row["server_key"]),
-            last_agent_timestamp=float(row["agent_timestamp"] or 0.0),
+            agent_key=trace.agent_key,
+            server_key=trace.server_key,
+            last_agent_timestamp=trace.agent_timestamp,
             last_server_timestamp=0.0,
-            last_seen=self._utc(row["last_ping"]),
+            last_seen=trace.last_seen,
             remote_address=_text(row["remote_address"], 64),
-            agent_version=_text(row["agent_version"]),
-            os=_text(row["os"]),
-            os_version=_text(row["os_version"]),
-            architecture=_text(row["architecture"]),
-            kernel_version=_text(row["kernel_version"]),
-            inventory=inventory,
-            logins=history.entries,
-            newest_login=history.newest,
-            software=[
-                ComputerSoftware(
-                    name=entry.name,
-                    version=entry.version,
-                    description=entry.description,
-                    first_seen=entry.seen,
-                )
-                for entry in software.get(row["id"], [])
-            ],
-            inventory_updated=self._utc(row["last_update"]),
             force_update=bool(row["force_update"]),
             created=self._utc(row["created"]) or self.now,
-            networks=[
-                ComputerNetwork(
-                    interface=_text(n["interface"]),
-                    address=_text(n["address"], 64),
-                    netmask=_text(n["netmask"], 64),
-                    broadcast=_text(n["broadcast"], 64),
-                    mac=_text(n["mac"], 32),
-                )
-                for n in sorted(networks.get(row["id"], []), key=lambda n: (n["nic_number"] or 0, n["id"]))
-            ],
         )
+
+    def _inventory(self, computer: Computer, row: Row, children: _Children) -> None:
+        """The inventory of an OCO computer: its columns, networks, logins and software."""
+        computer.agent_version = _text(row["agent_version"])
+        computer.os = _text(row["os"])
+        computer.os_version = _text(row["os_version"])
+        computer.architecture = _text(row["architecture"])
+        computer.kernel_version = _text(row["kernel_version"])
+        computer.inventory = {
+            name: row[name] for name in _INVENTORY_COLUMNS if row.get(name) not in (None, "")
+        }
+        computer.inventory_updated = self._utc(row["last_update"])
+        history = children.logins.get(row["id"], _Logins([], None))
+        computer.logins = history.entries
+        computer.newest_login = history.newest
+        computer.software = [
+            ComputerSoftware(
+                name=entry.name, version=entry.version, description=entry.description, first_seen=entry.seen
+            )
+            for entry in children.software.get(row["id"], [])
+        ]
+        rows = sorted(children.networks.get(row["id"], []), key=lambda n: (n["nic_number"] or 0, n["id"]))
+        computer.networks = [
+            ComputerNetwork(
+                interface=_text(n["interface"]),
+                address=_text(n["address"], 64),
+                netmask=_text(n["netmask"], 64),
+                broadcast=_text(n["broadcast"], 64),
+                mac=_text(n["mac"], 32),
+            )
+            for n in rows
+        ]
 
     def _logins(self, computer_ids: Sequence[int]) -> dict[int, _Logins]:
         logons_table, user_key = "domain_user_logon", "domain_user_id"
@@ -654,6 +722,7 @@ class _Importer:
         mapped = _mapping(self.session, kind)
         computers = _mapping(self.session, ImportKind.COMPUTER)
         packages = _mapping(self.session, ImportKind.PACKAGE)
+        self._drop_removed_assignments(mapped)
         seen = _pairs(self.session, select(ComputerPackage.computer_id, ComputerPackage.package_id))
         total = self.source.count("computer_package")
         new: list[tuple[int, ComputerPackage]] = []
@@ -682,6 +751,17 @@ class _Importer:
             self._tick(kind, done, total)
         self.session.flush()
         self._remember(kind, [(source_id, a.id) for source_id, a in new])
+
+    def _drop_removed_assignments(self, mapped: dict[int, int]) -> None:
+        """Assignments carried before that OCO-Server has removed since (its agent uninstalled the
+        package there) are removed here too; those removed here stay removed."""
+        present = {row["id"] for row in self.source.rows("computer_package", [])}
+        gone = [target for source_id, target in mapped.items() if source_id not in present]
+        removed = 0
+        for chunk in chunks(gone):
+            result = self.session.execute(delete(ComputerPackage).where(ComputerPackage.id.in_(chunk)))
+            removed += int(getattr(result, "rowcount", 0) or 0)
+        self.report.kind(ImportKind.ASSIGNMENT).updated += removed
 
     # Deployments -----------------------------------------------------------------------------------
 
@@ -741,6 +821,7 @@ class _Importer:
         wol_targets: dict[tuple[int, int], datetime | None] = {}
         total = self.source.count(self.source.job_table)
         pending: list[tuple[int, Job]] = []
+        known: list[tuple[int, Row]] = []
         for done, row in enumerate(
             self.source.rows(self.source.job_table, _JOB_COLUMNS, ("procedure", "package_procedure")),
             start=1,
@@ -748,6 +829,7 @@ class _Importer:
             label = f"job {row['id']} of container {row['job_container_id']}"
             if row["id"] in mapped:
                 self.report.kind(kind).already_imported += 1
+                known.append((mapped[row["id"]], row))
             elif row["job_container_id"] not in containers:
                 self.report.skip(kind, row["id"], label, "its job container was not imported")
             elif row["computer_id"] not in computers:
@@ -764,9 +846,50 @@ class _Importer:
                     self._wol_target(wol_targets, container, job, row["wol_shutdown_set"])
             if len(pending) >= FLUSH_EVERY:
                 self._flush_jobs(pending)
+            if len(known) >= FLUSH_EVERY:
+                self._catch_up_jobs(known)
             self._tick(kind, done, total)
         self._flush_jobs(pending)
+        self._catch_up_jobs(known)
         self._add_wol_targets(wol_targets)
+
+    def _catch_up_jobs(self, known: list[tuple[int, Row]]) -> None:
+        """Jobs carried while waiting that OCO-Server's agents have run since take their course from
+        there (`oco.domain.ocoimport.job_moved_on`), so they do not run again here."""
+        jobs = {
+            job.id: job
+            for chunk in chunks([job_id for job_id, _ in known])
+            for job in self.session.scalars(select(Job).where(Job.id.in_(chunk)))
+        }
+        for job_id, row in known:
+            job = jobs.get(job_id)
+            if job is None:
+                continue
+            try:
+                theirs = rules.job_state(row["state"])
+                code = rules.return_code(row["return_code"])
+            except OcoError:
+                continue
+            if not rules.job_moved_on(JobState(job.state), theirs):
+                continue
+            job.state = int(theirs)
+            job.return_code = code
+            job.message = rules.job_message(row["state"], row["message"])
+            progress = row["download_progress"]
+            job.download_progress = None if progress is None else round(float(progress))
+            job.download_started = self._utc(row["download_started"])
+            job.execution_started = self._utc(row["execution_started"])
+            job.execution_finished = self._utc(row["execution_finished"]) or (
+                self._utc(row["last_update"]) if theirs.is_final else None
+            )
+            job.last_update = self._utc(row["last_update"]) or job.execution_finished or self.now
+            if theirs.is_final:
+                job.wol_shutdown = False
+            self.report.kind(ImportKind.JOB).updated += 1
+        self.session.flush()
+        for job in jobs.values():
+            self.session.expunge(job)
+        known.clear()
 
     def _flush_jobs(self, pending: list[tuple[int, Job]]) -> None:
         self.session.flush()

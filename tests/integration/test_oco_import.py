@@ -258,3 +258,58 @@ def test_a_shutdown_for_a_woken_computer_that_may_still_go_stays_removable(
         assert uninstall.wol_shutdown is False
         target = session.scalars(select(WolTarget).where(WolTarget.container_id == container.id)).one()
         assert (target.sent, target.woken) == (datetime(2026, 5, 2, 7, 0, tzinfo=UTC), None)
+
+
+def test_a_later_run_catches_up_with_what_the_agents_did_at_the_source(rt: Runtime, oco: OcoServer) -> None:
+    run(rt, oco)
+    # Meanwhile at OCO-Server: pc02 registered and sent an inventory, PC01 ran its uninstall job there,
+    # and its Firefox 119 assignment went with it.
+    oco.execute(
+        """UPDATE computer SET agent_key = 'k2', server_key = 's2', agent_timestamp = 1790000500,
+        last_ping = '2026-06-02 10:00:00', last_update = '2026-06-02 10:00:00', os_version = '10.0.26100'
+        WHERE id = 2"""
+    )
+    oco.execute(
+        """UPDATE job_container_job SET state = 3, return_code = 0, message = 'removed',
+        execution_finished = '2026-06-02 10:05:00' WHERE id = 3"""
+    )
+    oco.execute("DELETE FROM computer_package WHERE id = 1")
+
+    report = run(rt, oco)
+
+    updated = {k: r.updated for k, r in report.kinds.items() if r.updated}
+    assert updated == {"computer": 1, "job": 1, "assignment": 1}
+    assert {k: r.imported for k, r in report.kinds.items() if r.imported} == {}
+    with rt.reading() as session:
+        pc02 = session.scalars(select(Computer).where(Computer.hostname == "pc02")).one()
+        assert (pc02.agent_key, pc02.server_key, pc02.last_agent_timestamp) == ("k2", "s2", 1790000500.0)
+        assert pc02.os_version == "10.0.26100"
+        assert pc02.inventory_updated == datetime(2026, 6, 2, 8, 0, tzinfo=UTC)
+        uninstall = session.scalars(select(Job).where(Job.action == "uninstall")).one()
+        assert (uninstall.state, uninstall.return_code, uninstall.message) == (
+            JobState.SUCCEEDED,
+            0,
+            "removed",
+        )
+        assert session.scalar(select(func.count()).select_from(ComputerPackage)) == 0
+    assert all(r.updated == 0 for r in run(rt, oco).kinds.values())
+
+
+def test_what_happened_here_since_is_not_undone_by_a_later_run(rt: Runtime, oco: OcoServer) -> None:
+    run(rt, oco)
+    with rt.transaction() as session:  # PC01's agent talks to us now: it started the uninstall here
+        pc01 = session.scalars(select(Computer).where(Computer.hostname == "PC01")).one()
+        pc01.last_agent_timestamp = AGENT_TIMESTAMP + 10_000
+        pc01.agent_key = "issued-here"
+        job = session.scalars(select(Job).where(Job.action == "uninstall")).one()
+        job.state = int(JobState.EXECUTING)
+    oco.execute("UPDATE job_container_job SET state = -1, return_code = 1 WHERE id = 3")
+
+    report = run(rt, oco)
+
+    assert all(r.updated == 0 for r in report.kinds.values())
+    with rt.reading() as session:
+        pc01 = session.scalars(select(Computer).where(Computer.hostname == "PC01")).one()
+        assert (pc01.agent_key, pc01.last_agent_timestamp) == ("issued-here", AGENT_TIMESTAMP + 10_000)
+        job = session.scalars(select(Job).where(Job.action == "uninstall")).one()
+        assert job.state == JobState.EXECUTING

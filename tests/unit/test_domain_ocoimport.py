@@ -210,3 +210,40 @@ def test_a_report_counts_per_kind() -> None:
     assert report.changed == 2
     assert report.kinds["computer"].skipped[0].reason == "exists"
     assert report.kinds["job"].imported == 0
+
+
+def _trace(key: str = "", timestamp: float = 0.0, seen: int | None = None) -> rules.AgentTrace:
+    at = None if seen is None else datetime(2026, 6, seen, tzinfo=UTC)
+    return rules.AgentTrace(key, key and f"s-{key}", timestamp, at, at)
+
+
+def test_catching_up_takes_the_newest_of_each_and_keys_only_where_ours_are_empty() -> None:
+    assert rules.caught_up(_trace("", 1.0, 1), _trace("theirs", 5.0, 2)) == _trace("theirs", 5.0, 2)
+    assert rules.caught_up(_trace("ours", 9.0, 3), _trace("theirs", 5.0, 2)) == _trace("ours", 9.0, 3)
+    assert rules.caught_up(_trace("ours", 1.0, None), _trace("", 0.0, 2)) == rules.AgentTrace(
+        "ours", "s-ours", 1.0, datetime(2026, 6, 2, tzinfo=UTC), datetime(2026, 6, 2, tzinfo=UTC)
+    )
+
+
+@given(st.floats(0, 2e9), st.floats(0, 2e9), st.sampled_from(["", "a"]), st.sampled_from(["", "b"]))
+def test_catching_up_twice_changes_nothing_more_and_never_goes_back(
+    ours: float, theirs: float, our_key: str, their_key: str
+) -> None:
+    once = rules.caught_up(_trace(our_key, ours), _trace(their_key, theirs))
+    assert rules.caught_up(once, _trace(their_key, theirs)) == once
+    assert once.agent_timestamp >= ours and (once.agent_key == our_key or not our_key)
+
+
+def test_an_inventory_is_newer_only_when_the_source_has_a_later_one() -> None:
+    early, late = datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 2, tzinfo=UTC)
+    assert rules.inventory_is_newer(None, early)
+    assert rules.inventory_is_newer(early, late)
+    assert not rules.inventory_is_newer(late, early)
+    assert not rules.inventory_is_newer(early, early)
+    assert not rules.inventory_is_newer(early, None)
+
+
+@pytest.mark.parametrize("ours", list(JobState))
+@pytest.mark.parametrize("theirs", list(JobState))
+def test_only_a_job_still_waiting_here_takes_the_sources_course(ours: JobState, theirs: JobState) -> None:
+    assert rules.job_moved_on(ours, theirs) == (ours is JobState.WAITING and theirs is not JobState.WAITING)
