@@ -154,14 +154,19 @@ def _payloads(
     stored: list[str],
     progress: Progress | None,
 ) -> dict[int, StoredPayload]:
-    """The payload of every package not carried yet whose file is in OCO's package directory: stored in
-    the depot (a dry run only hashes it)."""
+    """The payload of every package not carried yet (or carried without one) whose file is in OCO's
+    package directory: stored in the depot (a dry run only hashes it)."""
     if request.payloads is None:
         return {}
     with rt.reading() as session:
         carried = _mapping(session, ImportKind.PACKAGE)
+        without = set(session.scalars(select(Package.id).where(Package.payload_sha256.is_(None))))
     found: dict[int, StoredPayload] = {}
-    package_ids = [row["id"] for row in source.rows("package", []) if row["id"] not in carried]
+    package_ids = [
+        row["id"]
+        for row in source.rows("package", [])
+        if row["id"] not in carried or carried[row["id"]] in without
+    ]
     for done, package_id in enumerate(package_ids, start=1):
         path = request.payloads / f"{int(package_id)}.zip"
         if path.is_file():
@@ -661,12 +666,14 @@ class _Importer:
         taken = _pairs(self.session, select(Package.family_id, Package.version))
         total = self.source.count("package")
         new: list[tuple[int, Package]] = []
+        late: list[int] = []
         for done, row in enumerate(self.source.rows("package", _PACKAGE_COLUMNS), start=1):
             version = _text(row["version"]).strip()
             family_id = families.get(row["package_family_id"])
             label = f"{family_names.get(family_id or -1, '?')} {version}"
             if row["id"] in mapped:
                 self.report.kind(kind).already_imported += 1
+                late.append(row["id"])
             elif family_id is None:
                 self.report.skip(kind, row["id"], label, "its package family was not imported")
             elif not version:
@@ -682,6 +689,18 @@ class _Importer:
             self._tick(kind, done, total)
         self.session.flush()
         self._remember(kind, [(source_id, package.id) for source_id, package in new])
+        self._attach_late_payloads(mapped, late)
+
+    def _attach_late_payloads(self, mapped: dict[int, int], source_ids: Sequence[int]) -> None:
+        """Packages carried before without a payload get theirs once its file is there (a first run
+        without --payloads)."""
+        for source_id in source_ids:
+            payload = self.payloads.get(source_id)
+            package = self.session.get(Package, mapped[source_id]) if payload is not None else None
+            if payload is None or package is None or package.payload_sha256 is not None:
+                continue
+            package.payload_sha256, package.payload_size = payload.sha256, payload.size
+            self.report.kind(ImportKind.PACKAGE).updated += 1
 
     def _package(self, row: Row, family_id: int, version: str, label: str) -> Package | None:
         try:

@@ -313,3 +313,16 @@ def test_what_happened_here_since_is_not_undone_by_a_later_run(rt: Runtime, oco:
         assert (pc01.agent_key, pc01.last_agent_timestamp) == ("issued-here", AGENT_TIMESTAMP + 10_000)
         job = session.scalars(select(Job).where(Job.action == "uninstall")).one()
         assert job.state == JobState.EXECUTING
+
+
+def test_payloads_left_out_the_first_time_come_with_a_later_run(rt: Runtime, oco: OcoServer) -> None:
+    run(rt, oco, payloads=False)
+
+    report = run(rt, oco)
+
+    assert counts(report)["package"] == (0, 2, 1) and report.kinds["package"].updated == 1
+    with rt.reading() as session:
+        newer = session.scalars(select(Package).where(Package.version == "120.0")).one()
+        assert newer.payload_sha256 == hashlib.sha256((oco.payloads / "2.zip").read_bytes()).hexdigest()
+        assert rt.depot.exists(newer.payload_sha256)
+    assert run(rt, oco).kinds["package"].updated == 0
