@@ -8,7 +8,7 @@ import typer
 
 from oco.cli.common import JSON, actor, handled_errors, print_json, runtime
 from oco.domain.ocoimport import ImportKind, ImportReport
-from oco.services import oco_import
+from oco.services import ocoimport
 
 app = typer.Typer(help="Import from another deployment server.", no_args_is_help=True)
 
@@ -37,11 +37,11 @@ def oco_server(
 ) -> None:
     """Import computers (with their keys), groups, packages and payloads, assignments and deployments
     from a running OCO-Server; safe to run again (what was imported is not imported twice)."""
-    request = oco_import.OcoImportRequest(
+    request = ocoimport.OcoImportRequest(
         database_url=database, payloads=payloads, dry_run=dry_run, time_zone=time_zone
     )
     with handled_errors():
-        report = oco_import.import_oco_server(
+        report = ocoimport.import_oco_server(
             runtime(), request, actor(), None if quiet or as_json else _progress
         )
     if as_json:

@@ -2,8 +2,8 @@
 
 OCO-Server keeps its data in MariaDB/MySQL with integer codes of its own and naive local times; these
 rules turn each value into our vocabulary (`oco.domain.states`), or say why a row cannot be carried.
-They are pure: the reader (`oco.services.oco_source`) hands in plain values, the use case
-(`oco.services.oco_import`) stores what comes out.
+They are pure: the reader (`oco.services.ocoimport.source`) hands in plain values, the use case
+(`oco.services.ocoimport`) stores what comes out.
 
 OCO's codes, from its schema and models (OCO-Server 1.x, `sql/SCHEMA.sql`, `lib/Models/`):
 - package `upgrade_behavior`: 0 keep other versions, 1 the installer removes other versions, 2 explicit

@@ -31,7 +31,8 @@ from oco.domain.ocoimport import PACKAGE_CONFLICT_NOTE, ImportReport
 from oco.domain.states import JobState, PostAction, SequenceMode
 from oco.errors import InvalidInput
 from oco.services import computers
-from oco.services.oco_import import OcoImportRequest, _Importer, import_oco_server
+from oco.services.ocoimport import OcoImportRequest, import_oco_server
+from oco.services.ocoimport.deployments import DeploymentImport
 from oco.services.runtime import Runtime
 from tests.ocoserver import AGENT_KEY, AGENT_TIMESTAMP, SERVER_KEY, OcoServer, oco_server
 
@@ -193,10 +194,10 @@ def test_a_dry_run_reports_what_a_run_would_do_and_changes_nothing(rt: Runtime, 
 def test_a_failure_leaves_our_database_and_depot_as_they_were(
     rt: Runtime, oco: OcoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(self: _Importer) -> None:
+    def broken(self: DeploymentImport) -> None:
         raise InvalidInput("the jobs could not be read")
 
-    monkeypatch.setattr(_Importer, "jobs", broken)
+    monkeypatch.setattr(DeploymentImport, "jobs", broken)
     before = table_counts(rt)
 
     with pytest.raises(InvalidInput, match="jobs could not be read"):
