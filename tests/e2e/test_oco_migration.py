@@ -14,6 +14,7 @@ import pytest
 
 from oco.domain.states import AgentJobState, JobState
 from oco.services import computers
+from tests import live
 from tests.agentclient import ProtocolClient
 from tests.conftest import make_runtime
 from tests.live import REGISTRATION_KEY, start_server
@@ -27,8 +28,9 @@ def oco(tmp_path: Path) -> Iterator[OcoServer]:
 
 
 def test_an_oco_agent_continues_against_oco_server_with_its_keys(
-    oco: OcoServer, tmp_path: Path, sqlite_template: Path
+    oco: OcoServer, tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(live, "STARTUP_TIMEOUT_S", 120)  # a loaded machine starts servers slowly
     shutil.copy(sqlite_template, tmp_path / "oco.sqlite3")
     url = f"sqlite:///{tmp_path / 'oco.sqlite3'}"
     server = start_server(tmp_path, url)
