@@ -23,8 +23,9 @@ from sqlalchemy import (
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from oco.db.types import JSONText, LongText, UTCDateTime, utcnow
+from oco.db.types import JSONText, LongText, UTCDateTime, binary_string, utcnow
 from oco.domain.hostnames import hostname_key
+from oco.domain.versions import VERSION_KEY_MAX
 
 NAME = 255
 """Length of names and other short texts; MariaDB needs a length to index a column."""
@@ -180,6 +181,8 @@ class ComputerSoftware(Base):
     computer_id: Mapped[int] = mapped_column(ForeignKey("computer.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(NAME))
     version: Mapped[str] = mapped_column(String(NAME), default="")
+    version_key: Mapped[str] = mapped_column(binary_string(VERSION_KEY_MAX), default="")
+    """`oco.domain.versions.version_key(version)`: compared in SQL for "version < 120"."""
     description: Mapped[str] = mapped_column(Text, default="")
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     """When an inventory first reported this name and version on this computer."""

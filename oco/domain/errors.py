@@ -20,6 +20,7 @@ __all__ = [
     "InvalidReport",
     "InvalidReturnCodes",
     "InvalidSigningKey",
+    "InvalidVersionCondition",
 ]
 
 
@@ -61,3 +62,7 @@ class InvalidPublisherKey(DomainError):
 
 class InvalidSigningKey(DomainError):
     """A private signing key file is unreadable, encrypted without a passphrase, or not Ed25519."""
+
+
+class InvalidVersionCondition(DomainError):
+    """A software version condition is not an operator and a version ("< 120")."""

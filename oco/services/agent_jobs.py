@@ -77,6 +77,15 @@ class PendingJob:
     payload_size: int | None = None
     signature: dict[str, Any] | None = None
     """The package's publisher signature as the job carries it on the wire, when it has one."""
+    download_for_uninstall: bool = False
+
+    @property
+    def download(self) -> bool:
+        """Whether the agent fetches the payload first: installs with a payload; uninstalls only when the
+        package says so ("download payload for uninstall", off by default as in OCO-Server)."""
+        if not self.has_payload:
+            return False
+        return self.action != JobAction.UNINSTALL or self.download_for_uninstall
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +121,7 @@ _JOB_COLUMNS = (
     Package.payload_size,
     Job.action,
     Package.signature_key_id,
+    Package.download_for_uninstall,
 )
 """What a check-in reads of each pending job: few columns (each costs on every check-in); the signed
 fields of a signed package are read by `_signed` only when one of the jobs has a signature."""
@@ -191,6 +201,7 @@ def _pending_job(row: Sequence[Any]) -> PendingJob:
         payload_size=row[17],
         action=row[18],
         signature={} if row[19] else None,  # filled in by `_signed`
+        download_for_uninstall=bool(row[20]),
     )
 
 
@@ -242,7 +253,7 @@ def _wire_job(job: PendingJob) -> dict[str, Any]:
         "id": job.candidate.id,
         "container-id": job.candidate.container.id,
         "package-id": job.package_id,
-        "download": job.has_payload,
+        "download": job.download,
         "procedure": job.procedure,
         "sequence-mode": job.sequence_mode,
         **wire_post_action(effective_post_action(job.post_action, job.wol_shutdown), job.restart_timeout),
@@ -281,6 +292,9 @@ def _facts(job: Job) -> JobFacts:
         success_codes=job.success_codes,
         sequence_mode=SequenceMode(job.container.sequence_mode),
         upgrade_behavior=behavior,
+        download_started=job.download_started,
+        execution_started=job.execution_started,
+        return_code=job.return_code,
     )
 
 
@@ -295,6 +309,8 @@ def _apply(session: Session, job: Job, outcome: Outcome, now: datetime) -> None:
         job.download_started = now
     if outcome.starts_execution and job.execution_started is None:
         job.execution_started = now
+    if outcome.reopens:
+        job.return_code, job.execution_finished = None, None
     if not outcome.final:
         return
     job.return_code = outcome.return_code
@@ -358,14 +374,25 @@ def abort_remaining_jobs(session: Session, failed: Job, now: datetime) -> None:
     )
 
 
+def _aborted_by_cascade(session: Session, computer_id: int, package_id: int) -> bool:
+    cascaded = select(Job.id).where(
+        Job.computer_id == computer_id,
+        Job.package_id == package_id,
+        Job.state == int(JobState.FAILED),
+        Job.return_code == int(ReturnCode.ABORTED_AFTER_FAILED_JOB),
+    )
+    return session.scalar(cascaded.limit(1)) is not None
+
+
 def authorize_download(
     session: Session, computer: ComputerRecord, package_id: int, client_address: str, now: datetime
 ) -> DownloadGrant:
-    """A download is allowed only while the computer has an eligible job for that package."""
+    """A download is allowed only while the computer has an eligible job for that package, or one the
+    -8888 cascade failed (an OCO agent runs it anyway, and its report is accepted)."""
     if not any(
         job.package_id == package_id
         for job in eligible_jobs(pending_jobs(session.connection(), computer.id), client_address, now)
-    ):
+    ) and not _aborted_by_cascade(session, computer.id, package_id):
         raise AuthenticationFailed(f"computer {computer.hostname!r} has no job for package {package_id} now")
     package = session.get(Package, package_id)
     if package is None or package.payload_sha256 is None or package.payload_size is None:

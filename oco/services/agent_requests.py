@@ -122,7 +122,7 @@ def _hello_params(
     rt: Runtime, agent: AuthenticatedAgent, request: AgentRequest, now: datetime, pending: list[PendingJob]
 ) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "update": 1 if agents.wants_inventory(agent, rt.settings, now) else 0,
+        "update": 1 if agents.wants_inventory(agent, request.data, rt.settings, now) else 0,
         "software-jobs": agent_jobs.software_jobs(pending, request.client_address, now),
         "logins-since": agents.logins_since(agent),
         "events": [],
@@ -138,7 +138,7 @@ def _hello_params(
 def _update(
     rt: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest, now: datetime
 ) -> dict[str, Any]:
-    agents.store_inventory(session, agent, request.data, now)
+    agents.store_inventory(session, rt.settings, agent, request.data, now)
     return {"policies": {}}
 
 

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("computer_id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("version", sa.String(length=255), nullable=False),
+        sa.Column("version_key", oco.db.types.binary_string(512), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("first_seen", oco.db.types.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
