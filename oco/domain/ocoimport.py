@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from oco.domain.containers import PRIORITY_MAX, PRIORITY_MIN
 from oco.domain.errors import DomainError
+from oco.domain.logins import LOGIN_TIME_FORMAT
 from oco.domain.returncodes import normalize_codes
 from oco.domain.states import JobState, PostAction, SequenceMode, UpgradeBehavior
 from oco.errors import OcoError
@@ -239,9 +240,6 @@ def package_group_order(members: Iterable[tuple[int, int, int]]) -> list[int]:
     """The member ids (member id, package id, sequence) of an OCO package group in its order:
     by sequence, then as they were added."""
     return [member_id for member_id, _, _ in sorted(members, key=lambda m: (m[2], m[0]))]
-
-
-LOGIN_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 def login_entry(username: str, console: str | None, at: datetime | None) -> dict[str, str]:

@@ -58,7 +58,9 @@ def import_oco_server(
                 payloads = store_payloads(rt, source, request, report, stored, progress)
                 try:
                     with rt.transaction() as session:
-                        _Importer(session, source, report, zone, rt.now(), payloads, progress).run()
+                        _Importer(
+                            session, source, report, zone, rt.now(), payloads, progress, rt.settings
+                        ).run()
                         if request.dry_run:
                             raise _DryRun
                         audit.record(session, actor, "import.oco-server", "import", None, **_summary(report))

@@ -5,26 +5,25 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
 from oco.db.models import Computer, ComputerNetwork, ComputerSoftware
 from oco.domain import ocoimport as rules
 from oco.domain.hostnames import hostname_key, normalize_hostname
+from oco.domain.logins import merge_logins, newest_login
 from oco.domain.ocoimport import ImportKind
 from oco.errors import OcoError
 from oco.services.listing import chunks
 from oco.services.ocoimport.context import FLUSH_EVERY, ImportContext, mapping_of, text_of
 from oco.services.ocoimport.source import Row
 
-LOGINS_KEPT = 100
-"""The newest logins of a computer that are carried."""
-
 
 @dataclass(frozen=True, slots=True)
 class _Logins:
-    entries: list[dict[str, str]]
+    entries: list[dict[str, Any]]
     newest: datetime | None
 
 
@@ -215,13 +214,14 @@ class ComputerImport(ImportContext):
             return {}
         logons = self._grouped(logons_table, [user_key, "console", "timestamp"], "computer_id", computer_ids)
         carried: dict[int, _Logins] = {}
+        limit, age = self.settings.login_history_max, timedelta(days=self.settings.login_history_days)
         for computer_id, rows in logons.items():
-            newest = sorted(rows, key=lambda r: (r["timestamp"] or datetime.min, r["id"]), reverse=True)
-            kept = [(r, self._utc(r["timestamp"])) for r in newest[:LOGINS_KEPT]]
-            carried[computer_id] = _Logins(
-                [rules.login_entry(names.get(r[user_key], ""), r["console"], at) for r, at in kept],
-                max((at for _, at in kept if at is not None), default=None),
-            )
+            reported = [
+                rules.login_entry(names.get(r[user_key], ""), r["console"], self._utc(r["timestamp"]))
+                for r in rows
+            ]
+            history = merge_logins([], reported, self.now, limit, age)  # capped and aged as here
+            carried[computer_id] = _Logins(history, newest_login(history))
         return carried
 
     def _user_names(self) -> dict[int, str] | None:

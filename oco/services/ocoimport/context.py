@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from oco.config import Settings
 from oco.db.models import ImportMapping
 from oco.depot import StoredPayload
 from oco.domain import ocoimport as rules
@@ -72,8 +73,10 @@ class ImportContext:
         now: datetime,
         payloads: dict[int, StoredPayload],
         progress: Progress | None,
+        settings: Settings,
     ) -> None:
         self.session = session
+        self.settings = settings
         self.source = source
         self.report = report
         self.zone = zone
