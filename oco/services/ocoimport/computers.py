@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 
 from oco.db.models import Computer, ComputerNetwork, ComputerSoftware
 from oco.domain import ocoimport as rules
@@ -82,18 +82,53 @@ class ComputerImport(ImportContext):
 
     def _computer_batch(self, rows: list[Row], taken: set[str]) -> None:
         children = self._children([row["id"] for row in rows])
-        pending: list[tuple[int, Computer]] = []
+        pending: list[tuple[Row, Computer]] = []
         for row in rows:
             computer = self._computer(row, taken)
             if computer is not None:
                 self._inventory(computer, row, children)
                 self.session.add(computer)
-                pending.append((row["id"], computer))
+                pending.append((row, computer))
         self.session.flush()
-        self._remember(ImportKind.COMPUTER, [(source_id, c.id) for source_id, c in pending])
+        self._add_children([(row, c.id) for row, c in pending], children)
+        self._remember(ImportKind.COMPUTER, [(row["id"], c.id) for row, c in pending])
         for _, computer in pending:
             self.session.expunge(computer)
         rows.clear()
+
+    def _add_children(self, computers: Sequence[tuple[Row, int]], children: _Children) -> None:
+        """The networks and software of computers (OCO's row, our id), in a few multi-row INSERTs."""
+        networks: list[dict[str, Any]] = []
+        software: list[dict[str, Any]] = []
+        for row, computer_id in computers:
+            ordered = sorted(
+                children.networks.get(row["id"], []), key=lambda n: (n["nic_number"] or 0, n["id"])
+            )
+            networks += [
+                {
+                    "computer_id": computer_id,
+                    "interface": text_of(n["interface"]),
+                    "address": text_of(n["address"], 64),
+                    "netmask": text_of(n["netmask"], 64),
+                    "broadcast": text_of(n["broadcast"], 64),
+                    "mac": text_of(n["mac"], 32),
+                }
+                for n in ordered
+            ]
+            software += [
+                {
+                    "computer_id": computer_id,
+                    "name": entry.name,
+                    "version": entry.version,
+                    "description": entry.description,
+                    "first_seen": entry.seen,
+                }
+                for entry in children.software.get(row["id"], [])
+            ]
+        if networks:
+            self.session.execute(insert(ComputerNetwork), networks)
+        if software:
+            self.session.execute(insert(ComputerSoftware), software)
 
     def _catch_up_computers(self, rows: list[Row], mapped: dict[int, int]) -> None:
         """Keys the agent got at the source after the first run, its newer timestamps, a newer inventory."""
@@ -123,6 +158,11 @@ class ComputerImport(ImportContext):
             for row, computer in newer:
                 self._inventory(computer, row, children)
                 computer.networks_digest = ""  # the next check-in stores what the agent reports
+            ids = [computer.id for _, computer in newer]
+            for chunk in chunks(ids):
+                self.session.execute(delete(ComputerNetwork).where(ComputerNetwork.computer_id.in_(chunk)))
+                self.session.execute(delete(ComputerSoftware).where(ComputerSoftware.computer_id.in_(chunk)))
+            self._add_children([(row, computer.id) for row, computer in newer], children)
         self.session.flush()
         for computer in ours.values():
             self.session.expunge(computer)
@@ -174,7 +214,8 @@ class ComputerImport(ImportContext):
         )
 
     def _inventory(self, computer: Computer, row: Row, children: _Children) -> None:
-        """The inventory of an OCO computer: its columns, networks, logins and software."""
+        """The inventory of an OCO computer kept in its columns, and its logins (`_add_children` adds
+        its networks and software)."""
         computer.agent_version = text_of(row["agent_version"])
         computer.os = text_of(row["os"])
         computer.os_version = text_of(row["os_version"])
@@ -187,23 +228,6 @@ class ComputerImport(ImportContext):
         history = children.logins.get(row["id"], _Logins([], None))
         computer.logins = history.entries
         computer.newest_login = history.newest
-        computer.software = [
-            ComputerSoftware(
-                name=entry.name, version=entry.version, description=entry.description, first_seen=entry.seen
-            )
-            for entry in children.software.get(row["id"], [])
-        ]
-        rows = sorted(children.networks.get(row["id"], []), key=lambda n: (n["nic_number"] or 0, n["id"]))
-        computer.networks = [
-            ComputerNetwork(
-                interface=text_of(n["interface"]),
-                address=text_of(n["address"], 64),
-                netmask=text_of(n["netmask"], 64),
-                broadcast=text_of(n["broadcast"], 64),
-                mac=text_of(n["mac"], 32),
-            )
-            for n in rows
-        ]
 
     def _logins(self, computer_ids: Sequence[int]) -> dict[int, _Logins]:
         logons_table, user_key = "domain_user_logon", "domain_user_id"

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select
 
@@ -84,7 +85,7 @@ class DeploymentImport(ImportContext):
         }
         wol_targets: dict[tuple[int, int], datetime | None] = {}
         total = self.source.count(self.source.job_table)
-        pending: list[tuple[int, Job]] = []
+        pending: list[tuple[int, dict[str, Any]]] = []
         known: list[tuple[int, Row]] = []
         for done, row in enumerate(
             self.source.rows(self.source.job_table, _JOB_COLUMNS, ("procedure", "package_procedure")),
@@ -105,7 +106,6 @@ class DeploymentImport(ImportContext):
                 package_id = packages[row["package_id"]]
                 job = self._job(row, container, computers[row["computer_id"]], package_id, infos[package_id])
                 if job is not None:
-                    self.session.add(job)
                     pending.append((row["id"], job))
                     self._wol_target(wol_targets, container, job, row["wol_shutdown_set"])
             if len(pending) >= FLUSH_EVERY:
@@ -155,11 +155,16 @@ class DeploymentImport(ImportContext):
             self.session.expunge(job)
         known.clear()
 
-    def _flush_jobs(self, pending: list[tuple[int, Job]]) -> None:
-        self.session.flush()
-        self._remember(ImportKind.JOB, [(source_id, job.id) for source_id, job in pending])
-        for _, job in pending:
-            self.session.expunge(job)
+    def _flush_jobs(self, pending: list[tuple[int, dict[str, Any]]]) -> None:
+        if pending:
+            inserted = self.session.execute(
+                insert(Job).returning(Job.id, sort_by_parameter_order=True), [job for _, job in pending]
+            )
+            ids = list(inserted.scalars())
+            self._remember(
+                ImportKind.JOB,
+                [(source_id, job_id) for (source_id, _), job_id in zip(pending, ids, strict=True)],
+            )
         pending.clear()
 
     def _package_infos(self, package_ids: Iterable[int]) -> dict[int, _PackageInfo]:
@@ -185,7 +190,8 @@ class DeploymentImport(ImportContext):
 
     def _job(
         self, row: Row, container: JobContainer, computer_id: int, package_id: int, package: _PackageInfo
-    ) -> Job | None:
+    ) -> dict[str, Any] | None:
+        """The job as our row, for a multi-row INSERT; None (and the reason reported) if it cannot be."""
         label = f"job {row['id']} of container {row['job_container_id']}"
         action = JobAction.UNINSTALL if row["is_uninstall"] else JobAction.INSTALL
         own = package.uninstall_post_action if action is JobAction.UNINSTALL else package.install_post_action
@@ -201,7 +207,7 @@ class DeploymentImport(ImportContext):
         if finished is None and state.is_final:  # OCO 1.0 kept only the time of the last change
             finished = self._utc(row["last_update"])
         progress = row["download_progress"]
-        return Job(
+        return dict(
             container_id=container.id,
             computer_id=computer_id,
             package_id=package_id,
@@ -227,17 +233,17 @@ class DeploymentImport(ImportContext):
         self,
         targets: dict[tuple[int, int], datetime | None],
         container: JobContainer,
-        job: Job,
+        job: dict[str, Any],
         wol_shutdown_set: datetime | None,
     ) -> None:
         """Remember whom a WOL container still has to wake (not sent yet), or whose automatic shutdown
         may still be removed (sent, and the job still pending)."""
         if not container.wol:
             return
-        key = (container.id, job.computer_id)
+        key = (container.id, job["computer_id"])
         if container.wol_sent is None:
             targets.setdefault(key, None)
-        elif job.wol_shutdown and wol_shutdown_set is not None:
+        elif job["wol_shutdown"] and wol_shutdown_set is not None:
             targets[key] = self._utc(wol_shutdown_set)
 
     def _add_wol_targets(self, targets: dict[tuple[int, int], datetime | None]) -> None:
