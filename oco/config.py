@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     )
     computer_offline_seconds: int = Field(default=300, ge=1)
     inventory_interval_seconds: int = Field(default=6 * 3600, ge=0)
+    login_history_max: int = Field(default=1000, ge=1, description="Logins kept per computer (newest).")
+    login_history_days: int = Field(default=365, ge=1, description="Logins older than this are dropped.")
     wol_addresses: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["255.255.255.255"])
     wol_port: int = Field(default=9, ge=1, le=65535)
     wol_subnet_broadcasts: bool = Field(

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from oco.agent.cli import agent_app
-from oco.cli import computers, containers, deploy, groups, packages, signing
+from oco.cli import computers, containers, deploy, groups, imports, packages, signing
 from oco.cli.common import State, fail, handled_errors, runtime
 from oco.cli.users import token_app, user_app
 from oco.services import housekeeping, schema
@@ -30,6 +30,7 @@ app.command("deploy")(deploy.deploy)
 app.command("uninstall")(deploy.uninstall)
 app.add_typer(agent_app, name="agent")
 app.add_typer(db_app, name="db")
+app.add_typer(imports.app, name="import")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 

@@ -21,6 +21,7 @@ __all__ = [
     "InvalidReport",
     "InvalidReturnCodes",
     "InvalidSigningKey",
+    "InvalidVersionCondition",
     "LastAdministrator",
     "NotPermitted",
 ]
@@ -83,3 +84,7 @@ class InvalidAgentInput(DomainError):
     def __init__(self, message: str, *, field: str | None = None, syntax: bool = False) -> None:
         super().__init__(message, field=field)
         self.syntax = syntax
+
+
+class InvalidVersionCondition(DomainError):
+    """A software version condition is not an operator and a version ("< 120")."""

@@ -10,7 +10,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -85,6 +85,15 @@ class PendingJob:
     payload_size: int | None = None
     signature: dict[str, Any] | None = None
     """The package's publisher signature as the job carries it on the wire, when it has one."""
+    download_for_uninstall: bool = False
+
+    @property
+    def download(self) -> bool:
+        """Whether the agent fetches the payload first: installs with a payload; uninstalls only when the
+        package says so ("download payload for uninstall", off by default as in OCO-Server)."""
+        if not self.has_payload:
+            return False
+        return self.action != JobAction.UNINSTALL or self.download_for_uninstall
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +129,7 @@ _JOB_COLUMNS = (
     Package.payload_size,
     Job.action,
     Package.signature_key_id,
+    Package.download_for_uninstall,
 )
 """What a check-in reads of each pending job: few columns (each costs on every check-in); the signed
 fields of a signed package are read by `_signed` only when one of the jobs has a signature."""
@@ -212,6 +222,7 @@ def _pending_job(row: Sequence[Any]) -> PendingJob:
         payload_size=row[17],
         action=row[18],
         signature={} if row[19] else None,  # filled in by `_signed`
+        download_for_uninstall=bool(row[20]),
     )
 
 
@@ -263,7 +274,7 @@ def _wire_job(job: PendingJob) -> dict[str, Any]:
         "id": job.candidate.id,
         "container-id": job.candidate.container.id,
         "package-id": job.package_id,
-        "download": job.has_payload,
+        "download": job.download,
         "procedure": job.procedure,
         "sequence-mode": job.sequence_mode,
         **wire_post_action(effective_post_action(job.post_action, job.wol_shutdown), job.restart_timeout),
@@ -289,6 +300,7 @@ _REPORTED = (
         Package.upgrade_behavior,
         Package.family_id,
         Job.sequence,
+        Job.return_code,
         JobContainer.priority,
         JobContainer.created,
         JobContainer.start_time,
@@ -351,6 +363,7 @@ def report_job_state(
             upgrade_behavior=behavior,
             download_started=row.download_started,
             execution_started=row.execution_started,
+            return_code=row.return_code,
         ),
     )
     hold = report_refusal(_candidate(job_id, row), now, client_address)
@@ -362,7 +375,7 @@ def report_job_state(
     return outcome.succeeded
 
 
-def _candidate(job_id: int, row: Row[Unpack[tuple[Any, ...]]]) -> CandidateJob:
+def _candidate(job_id: int, row: Row[*tuple[Any, ...]]) -> CandidateJob:
     window = ContainerWindow(
         id=row.container_id,
         priority=row.priority,
@@ -385,6 +398,8 @@ def _apply(connection: Connection, job: _ReportedJob, outcome: Outcome, now: dat
         changes["download_started"] = now
     if outcome.starts_execution and job.facts.execution_started is None:
         changes["execution_started"] = now
+    if outcome.reopens:  # failed by the cascade, run anyway by its agent: running again
+        changes["return_code"], changes["execution_finished"] = None, None
     if outcome.final:
         changes["return_code"] = outcome.return_code
         changes["execution_finished"] = now
@@ -470,15 +485,37 @@ def abort_remaining_jobs(connection: Connection, container_id: int, computer_id:
     )
 
 
+def _aborted_by_cascade(connection: Connection, computer_id: int, package_id: int) -> bool:
+    cascaded = select(Job.id).where(
+        Job.computer_id == computer_id,
+        Job.package_id == package_id,
+        Job.state == int(JobState.FAILED),
+        Job.return_code == int(ReturnCode.ABORTED_AFTER_FAILED_JOB),
+    )
+    return connection.scalar(cascaded.limit(1)) is not None
+
+
+def _grant_of_package(connection: Connection, package_id: int) -> DownloadGrant:
+    row = connection.execute(
+        select(Package.payload_sha256, Package.payload_size).where(Package.id == package_id)
+    ).first()
+    if row is None or row.payload_sha256 is None or row.payload_size is None:
+        raise NotFound(f"package {package_id} has no payload")
+    return DownloadGrant(package_id=package_id, sha256=row.payload_sha256, size=row.payload_size)
+
+
 def authorize_download(
     connection: Connection, computer: ComputerRecord, package_id: int, client_address: str, now: datetime
 ) -> DownloadGrant:
-    """A download is allowed only while the computer has an eligible job for that package."""
+    """A download is allowed only while the computer has an eligible job for that package, or one the
+    -8888 cascade failed (an OCO agent runs it anyway, and its report is accepted)."""
     jobs = [
         job
         for job in eligible_jobs(pending_jobs(connection, computer.id), client_address, now)
         if job.package_id == package_id
     ]
+    if not jobs and _aborted_by_cascade(connection, computer.id, package_id):
+        return _grant_of_package(connection, package_id)
     if not jobs:
         raise AuthenticationFailed(f"computer {computer.hostname!r} has no job for package {package_id} now")
     job = jobs[0]  # the check-in's read carries the package's payload digest and size

@@ -151,7 +151,7 @@ def _hello_params(
     rt: Runtime, agent: AuthenticatedAgent, request: AgentRequest, now: datetime, pending: list[PendingJob]
 ) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "update": 1 if agents.wants_inventory(agent, rt.settings, now) else 0,
+        "update": 1 if agents.wants_inventory(agent, request.data, rt.settings, now) else 0,
         "software-jobs": agent_jobs.software_jobs(pending, request.client_address, now),
         "logins-since": agents.logins_since(agent),
         "events": [],
@@ -167,10 +167,12 @@ def _hello_params(
 def _update(
     rt: Runtime, connection: Connection, request: AgentRequest, now: datetime, accept: Accept
 ) -> dict[str, Any]:
-    """A full inventory: its columns in the accepting UPDATE, the network interfaces if they changed."""
+    """A full inventory: its columns in the accepting UPDATE, the network interfaces if they changed, the
+    logins added to the history, the software stored in rows of its own."""
     columns = agents.columns_of_inventory(request.data, now)
     agent = accept(agents.read_record(connection, normalize_hostname(request.hostname)), columns)
     agents.store_networks(connection, agent.computer, request.data, columns)
+    agents.store_logins_and_software(connection, rt.settings, agent.computer, request.data, now)
     return {"policies": {}}
 
 

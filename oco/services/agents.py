@@ -17,13 +17,17 @@ from typing import Any
 from sqlalchemy import Connection, Update, bindparam, delete, insert, select, update
 
 from oco.config import Settings
-from oco.db.models import Computer, ComputerNetwork
+from oco.db.models import Computer, ComputerNetwork, ComputerSoftware
 from oco.db.types import UTCDateTime
 from oco.domain.hostnames import hostname_key, normalize_hostname
+from oco.domain.logins import logins_since as domain_logins_since
+from oco.domain.logins import merge_logins, newest_login
 from oco.domain.protocol import NETWORK_FIELD_LIMITS, AgentMethod, signature_matches, too_far_ahead
+from oco.domain.versions import version_key
 from oco.errors import InvalidInput, Unauthorized
 from oco.services import wol
 from oco.services.ledger import CheckinLedger, Claim, next_server_timestamp
+from oco.services.listing import chunks
 
 KEY_BYTES = 32
 """Agent and server keys: 32 random bytes, 43 URL-safe characters."""
@@ -67,6 +71,7 @@ class ComputerRecord:
     agent_version: str
     networks_digest: str
     uid: str
+    newest_login: datetime | None
 
 
 RECORD_COLUMNS = tuple(getattr(Computer, name) for name in ComputerRecord.__slots__)
@@ -279,6 +284,7 @@ def _self_register(
         agent_version="",  # as before this request: its news are written with it (`store_networks`)
         networks_digest="",
         uid=values["uid"],
+        newest_login=None,
     )
     return AuthenticatedAgent(
         computer=record,
@@ -314,10 +320,15 @@ def _new_key() -> str:
     return secrets.token_urlsafe(KEY_BYTES)
 
 
-def wants_inventory(agent: AuthenticatedAgent, settings: Settings, now: datetime) -> bool:
-    """Ask for a full inventory when the computer is new, forced, or its inventory is old."""
+def wants_inventory(
+    agent: AuthenticatedAgent, data: dict[str, Any], settings: Settings, now: datetime
+) -> bool:
+    """Ask for a full inventory when the computer is new, forced (by an admin, or by the agent's
+    `data.force_update`: an OCO agent started with `--force`), or its inventory is old."""
     computer = agent.computer
     if agent.registered or computer.force_update or computer.inventory_updated is None:
+        return True
+    if data.get("force_update") is True:
         return True
     age = now - computer.inventory_updated
     return age > timedelta(seconds=settings.inventory_interval_seconds)
@@ -339,9 +350,7 @@ def columns_of_inventory(data: dict[str, Any], now: datetime) -> dict[str, Any]:
     networks = data.get("networks")
     if isinstance(networks, list):
         columns["networks_digest"] = _networks_digest(networks)
-    logins = data.get("logins")
-    columns["logins"] = logins if isinstance(logins, list) else []
-    columns["inventory"] = {key: value for key, value in data.items() if key not in {"networks", "logins"}}
+    columns["inventory"] = {key: value for key, value in data.items() if key not in _NOT_IN_DOCUMENT}
     columns["inventory_updated"] = now
     columns["force_update"] = False
     return columns
@@ -380,8 +389,79 @@ def _hello_changes(record: ComputerRecord, data: dict[str, Any]) -> dict[str, An
     return changes
 
 
-_UNREGISTERED = ComputerRecord(0, "", "", "", 0.0, 0.0, False, None, "", "", "")
+_UNREGISTERED = ComputerRecord(0, "", "", "", 0.0, 0.0, False, None, "", "", "", None)
 _DELETE_NETWORKS = delete(ComputerNetwork).where(ComputerNetwork.computer_id == bindparam("p_computer"))
+
+
+def store_logins_and_software(
+    connection: Connection, settings: Settings, computer: ComputerRecord, data: dict[str, Any], now: datetime
+) -> None:
+    """The parts of a full inventory that add to what is stored: the logins join the history (de-duplicated,
+    capped and aged), the software replaces the computer's rows (searchable). Its other columns were
+    written by the accepting UPDATE (`columns_of_inventory`)."""
+    logins = data.get("logins")
+    stored = connection.scalar(select(Computer.logins).where(Computer.id == computer.id))
+    history = merge_logins(
+        stored or [],
+        logins if isinstance(logins, list) else [],
+        now,
+        settings.login_history_max,
+        timedelta(days=settings.login_history_days),
+    )
+    connection.execute(
+        update(Computer)
+        .where(Computer.id == computer.id)
+        .values(logins=history, newest_login=newest_login(history))
+    )
+    software = data.get("software")
+    if isinstance(software, list):
+        _store_software(connection, computer.id, software, now)
+
+
+_NOT_IN_DOCUMENT = {"networks", "logins", "software"}
+"""Inventory sections kept in rows of their own; the rest (screens, printers, partitions…) as a document."""
+
+
+def _store_software(connection: Connection, computer_id: int, reported: list[Any], now: datetime) -> None:
+    """Replace the computer's software inventory with what was reported; an entry reported before
+    (same name and version) keeps its row and when it was first seen."""
+    wanted: dict[tuple[str, str], str] = {}
+    for entry in reported:
+        if not isinstance(entry, dict):
+            continue
+        name = _text(entry.get("name"), 255).strip()
+        if name:
+            wanted.setdefault(
+                (name, _text(entry.get("version"), 255).strip()), _text(entry.get("description"), 4000)
+            )
+    rows = connection.execute(
+        select(
+            ComputerSoftware.id, ComputerSoftware.name, ComputerSoftware.version, ComputerSoftware.description
+        ).where(ComputerSoftware.computer_id == computer_id)
+    ).all()
+    gone = []
+    for row_id, name, version, description in rows:
+        if (name, version) in wanted and wanted[(name, version)] == description:
+            del wanted[(name, version)]
+        else:
+            gone.append(row_id)
+    for ids in chunks(gone):
+        connection.execute(delete(ComputerSoftware).where(ComputerSoftware.id.in_(ids)))
+    if wanted:
+        connection.execute(
+            insert(ComputerSoftware),
+            [
+                {
+                    "computer_id": computer_id,
+                    "name": name,
+                    "version": version,
+                    "version_key": version_key(version),
+                    "description": description,
+                    "first_seen": now,
+                }
+                for (name, version), description in wanted.items()
+            ],
+        )
 
 
 _NETWORK_FIELDS = ("interface", "address", "netmask", "broadcast", "mac")
@@ -415,11 +495,7 @@ def _text(value: Any, limit: int) -> str:
     return "" if value is None else str(value)[:limit]
 
 
-LOGINS_SINCE_FORMAT = "%Y-%m-%d %H:%M:%S"
-EPOCH_TEXT = "1970-01-01 00:00:00"
-
-
 def logins_since(agent: AuthenticatedAgent) -> str:
-    """The time from which the agent should report logins: the last full inventory (UTC), or the epoch."""
-    updated = agent.computer.inventory_updated
-    return EPOCH_TEXT if updated is None else updated.strftime(LOGINS_SINCE_FORMAT)
+    """The time from which the agent should report logins: the newest stored login (UTC), as OCO-Server
+    sends it, or the epoch; the agent then reports only newer ones, which `store_logins_and_software` adds."""
+    return domain_logins_since(agent.computer.newest_login)

@@ -188,7 +188,33 @@ def computer_page(request: Request, current: CurrentViewer, computer_id: Console
     """A computer: inventory, installed packages, and its jobs a page at a time."""
     state = ListState.of(request)
     page = computers.computer_page(runtime_of(request), computer_id, state.page_request())
-    return render(request, "computer.html", current, computer=page.computer, history=page.jobs, state=state)
+    return render(
+        request,
+        "computer.html",
+        current,
+        computer=page.computer,
+        history=page.jobs,
+        software=page.software,
+        state=state,
+    )
+
+
+@router.get("/computers/{computer_id}/software")
+def computer_software(request: Request, current: CurrentViewer, computer_id: ConsoleId) -> HTMLResponse:
+    """A computer's software inventory, a page at a time, searchable and sortable."""
+    state = ListState.of(request)
+    listing = computers.computer_software(
+        runtime_of(request), computer_id, state.get("q"), state.page_request()
+    )
+    return render(
+        request,
+        "computer_software.html",
+        current,
+        computer=listing.computer,
+        page=listing.software,
+        state=state,
+        sort_keys=computers.SOFTWARE_SORTS,
+    )
 
 
 @router.post("/computers/{computer_id}/delete")
@@ -300,6 +326,7 @@ async def package_create(request: Request, current: AddingPackages) -> Response:
             compatible_os_version=values.get("compatible_os_version", ""),
             compatible_architecture=values.get("compatible_architecture", ""),
             notes=values.get("notes", ""),
+            download_for_uninstall=values.get("download_for_uninstall") == "1",
         )
         store = None
         if isinstance(upload, UploadFile) and upload.filename:

@@ -408,3 +408,25 @@ def test_the_roles_table_is_the_rule(oco) -> None:  # type: ignore[no-untyped-de
     assert delete.split()[-3:] == ["yes", "no", "no"]
     view = next(line for line in lines if line.startswith("see computers"))
     assert view.split()[-3:] == ["yes", "yes", "yes"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--database", "sqlite:///oco.db"], "MariaDB or MySQL"),
+        (["--database", "not a url"], "not valid"),
+        (["--database", "mysql+pymysql://oco@127.0.0.1:1/oco"], "reading the OCO-Server database failed"),
+        (["--database", "mysql+pymysql://oco@127.0.0.1/oco", "--payloads", "/nonexistent"], "does not exist"),
+        (
+            ["--database", "mysql+pymysql://oco@127.0.0.1/oco", "--time-zone", "Mars/Olympus"],
+            "unknown time zone",
+        ),
+    ],
+)
+def test_import_refuses_bad_input_with_one_line_and_changes_nothing(
+    oco, args: list[str], message: str
+) -> None:  # type: ignore[no-untyped-def]
+    output = oco("import", "oco-server", *args, expect=2)
+    assert message in output
+    assert len(output.strip().splitlines()) == 1
+    assert json.loads(oco("computer", "list", "--json")) == []

@@ -164,7 +164,7 @@ def test_the_rebuild_for_autoincrement_keeps_every_row_and_reference(sqlite_url:
 def test_existing_users_become_administrators_and_audit_entries_name_their_user(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        downgrade(engine, "0006")
+        downgrade(engine, "0013-1")  # just before the roles
         with engine.begin() as connection:
             connection.execute(
                 text(

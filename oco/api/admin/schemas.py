@@ -124,6 +124,9 @@ class NewPackage(BaseModel):
     compatible_os_version: str = Field("", max_length=NAME_MAX)
     compatible_architecture: str = Field("", max_length=NAME_MAX)
     notes: str = ""
+    download_for_uninstall: bool = Field(
+        False, description="Uninstall jobs fetch the payload first (off: as OCO-Server, no download)."
+    )
 
     def spec(self) -> PackageSpec:
         """The use case's view of the fields."""
@@ -164,10 +167,22 @@ class ComputerFilter(Body):
     os: str = Field("", max_length=200)
     group_id: BodyId | None = None
     package_id: BodyId | None = None
+    software: str = Field("", max_length=255, description="Software its inventory reports (name contains).")
+    software_version: str = Field(
+        "", max_length=300, description="A version condition on that software, e.g. '< 120'."
+    )
 
     def query(self) -> ComputerQuery:
         """The filter as the use cases take it."""
-        return ComputerQuery(self.search, self.presence, self.os, self.group_id, self.package_id)
+        return ComputerQuery(
+            self.search,
+            self.presence,
+            self.os,
+            self.group_id,
+            self.package_id,
+            self.software,
+            self.software_version,
+        )
 
 
 class ComputerMembers(Body):

@@ -7,7 +7,7 @@ AUTOINCREMENT by rebuilding a table; env.py turns foreign keys off around migrat
 rebuild (drop and rename) cascades nowhere, and the check below proves no reference broke.
 
 Revision ID: 0015
-Revises: 0006
+Revises: 0013
 Create Date: 2026-12-02 03:00:00
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0015"
-down_revision: str | None = "0006"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
