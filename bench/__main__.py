@@ -110,11 +110,13 @@ def checkin(args: argparse.Namespace) -> None:
     ceiling = asyncio.run(run_fleet(f"http://127.0.0.1:{port}", keys, args.concurrency, args.duration))
     stop(bare)
     print(ceiling.line("bare ASGI endpoint"))
-    for size in args.computers:
+    for size, phased in [
+        (n, p) for n in args.computers for p in ((False, True) if args.rollout else (False,))
+    ]:
         with tempfile.TemporaryDirectory() as tmp:
             rt = fresh_runtime(Path(tmp), args.database)
             started = time.perf_counter()
-            keys = seed_fleet(rt, size, finished_jobs=args.finished_jobs)
+            keys = seed_fleet(rt, size, finished_jobs=args.finished_jobs, phased=phased)
             seeded = time.perf_counter() - started
             env = {
                 **os.environ,
@@ -135,7 +137,9 @@ def checkin(args: argparse.Namespace) -> None:
             rt.close()
         print(
             result.line(
-                f"{size:,} computers + {args.finished_jobs:,} finished jobs (seeded in {seeded:.0f} s)"
+                f"{size:,} computers + {args.finished_jobs:,} finished jobs"
+                + (" + a phased rollout, 10 % open" if phased else "")
+                + f" (seeded in {seeded:.0f} s)"
             )
             + f" — {result.rate / ceiling.rate:.0%} of the bare endpoint"
         )
@@ -273,6 +277,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="server processes (oco server --workers)")
     parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument(
+        "--rollout", action="store_true", help="check-in: also each size with a phased rollout active"
+    )
     parser.add_argument("--deploy-computers", type=int, default=10_000)
     parser.add_argument("--payload-mb", type=int, default=256)
     parser.add_argument("--console-computers", type=int, default=100_000)

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
         description="Threads reading plain check-ins from PostgreSQL or MariaDB (SQLite reads need none).",
     )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    rollout_webhook_url: str = Field(
+        default="",
+        description="Where phased rollouts POST their events (phase opened, halted…) as JSON; empty: none.",
+    )
     time_zone: str = Field(default="UTC")
     session_max_age_seconds: int = Field(default=12 * 3600, ge=60)
     max_job_output_chars: int = Field(default=65536, ge=1024)

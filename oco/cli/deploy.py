@@ -8,6 +8,13 @@ import typer
 
 from oco.cli.common import JSON, actor, choice, fail, handled_errors, print_json, runtime
 from oco.domain.containers import DEFAULT_RESTART_TIMEOUT, PRIORITY_MAX, PRIORITY_MIN
+from oco.domain.phases import (
+    DEFAULT_HALT_MIN_FINISHED,
+    DEFAULT_SUCCESS_PERCENT,
+    RolloutRules,
+    parse_duration,
+    parse_phases,
+)
 from oco.domain.states import SequenceMode
 from oco.services import deployments
 from oco.services.deployments import ContainerOptions, DeploymentRequest, UninstallRequest
@@ -57,6 +64,22 @@ def deploy(
         "--auto-uninstall/--no-auto-uninstall",
         help="Uninstall a family's other installed versions first (packages set to explicit uninstall).",
     ),
+    phases: str = typer.Option(
+        "", help="Phased rollout: cumulative steps, percentages or counts ('1%,10%,50%,100%', '5,50,all')."
+    ),
+    pilot_group: str | None = typer.Option(
+        None, help="Computer group (id or name) whose targets form the first phase."
+    ),
+    phase_success: int = typer.Option(
+        DEFAULT_SUCCESS_PERCENT, help="% of a phase's jobs that must succeed before the next opens."
+    ),
+    phase_soak: str = typer.Option("", help="Wait this long after a phase met its criterion (30m, 2h)."),
+    halt_failure_rate: int | None = typer.Option(
+        None, help="Halt when more than this % of a phase's finished jobs failed."
+    ),
+    halt_min_finished: int = typer.Option(
+        DEFAULT_HALT_MIN_FINISHED, help="Finished jobs of a phase before the halt rule applies."
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Show the jobs that would be created; write nothing."
     ),
@@ -64,6 +87,13 @@ def deploy(
 ) -> None:
     """Deploy packages to computers; prints the new container id (or the preview with --dry-run)."""
     with handled_errors():
+        rollout = RolloutRules(
+            steps=parse_phases(phases),
+            success_percent=phase_success,
+            soak_seconds=parse_duration(phase_soak, field="phase_soak"),
+            halt_failure_rate=halt_failure_rate,
+            halt_min_finished=halt_min_finished,
+        )
         options = ContainerOptions(
             name=name,
             description=description,
@@ -75,6 +105,8 @@ def deploy(
             restart_timeout=restart_timeout,
             sequence_mode=sequence_mode,
             agent_ip_ranges=ip_ranges,
+            rollout=rollout,
+            pilot_group=pilot_group,
         )
         targets = Targets(
             computers=computer, computer_groups=computer_group, packages=package, package_groups=package_group
@@ -101,6 +133,10 @@ def _print_plan(plan: PlanPublic, as_json: bool) -> None:
             typer.echo(f"  {job.sequence}. {job.action} {job.package} [{job.state.text}]{reason}")
         for note in computer.notes:
             typer.echo(f"  note: {note}")
+    for phase in plan.phases:
+        more = phase.computers - len(phase.hostnames)
+        listed = ", ".join(phase.hostnames) + (f" and {more} more" if more else "")
+        typer.echo(f"{phase.label}: {phase.computers} computer(s): {listed}")
     summary = plan.summary
     typer.echo(f"{summary.jobs} job(s), {summary.skipped} skipped, {summary.woken} computer(s) to wake")
 

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from oco.domain.errors import InvalidIpRange
 from oco.domain.ipranges import IpRangeRule, admits, parse_ip_ranges
+from oco.domain.phases import HALTED, phase_is_open
 from oco.domain.presence import is_online
 from oco.domain.states import PENDING_STATES, JobState, PostAction, Vocabulary, spell
 
@@ -37,6 +38,9 @@ class ContainerWindow:
     end: datetime | None
     enabled: bool
     ip_ranges: str | Sequence[IpRangeRule]
+    open_phase: int | None = None
+    """The last phase of a rollout that is open (`oco.domain.phases`); None without phases, HALTED when
+    halted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,7 @@ class CandidateJob:
     sequence: int
     state: JobState
     container: ContainerWindow
+    phase: int | None = None
 
 
 def is_open(container: ContainerWindow, now: datetime) -> bool:
@@ -69,10 +74,12 @@ def container_admits(container: ContainerWindow, client_address: str | None) -> 
 
 
 def is_eligible(job: CandidateJob, now: datetime, client_address: str | None) -> bool:
-    """A job may run now: still pending, its container open, and the IP constraint admits the client."""
+    """A job may run now: still pending, its container open, its rollout phase open (a job already
+    started finishes), and the IP constraint admits the client."""
     return (
         job.state in PENDING_STATES
         and is_open(job.container, now)
+        and (job.state is not JobState.WAITING or phase_is_open(job.phase, job.container.open_phase))
         and container_admits(job.container, client_address)
     )
 
@@ -83,6 +90,8 @@ class Hold(Vocabulary, StrEnum):
     DISABLED = "disabled"
     SCHEDULED = "scheduled"
     ENDED = "ended"
+    HALTED = "halted"
+    LATER_PHASE = "later-phase"
     OUTSIDE_IP_RANGES = "outside-ip-ranges"
     OFFLINE = "offline"
     NEXT_CHECK_IN = "next-check-in"
@@ -94,6 +103,8 @@ spell(
         Hold.DISABLED: ("disabled", "the container is disabled"),
         Hold.SCHEDULED: ("scheduled", "scheduled"),
         Hold.ENDED: ("ended", "the container's end has passed"),
+        Hold.HALTED: ("halted", "the rollout is halted"),
+        Hold.LATER_PHASE: ("later-phase", "waiting for its phase of the rollout to open"),
         Hold.OUTSIDE_IP_RANGES: ("outside-ip-ranges", "outside the container's IP ranges"),
         Hold.OFFLINE: ("offline", "the computer is offline"),
         Hold.NEXT_CHECK_IN: ("next-check-in", "handed out at the computer's next check-in"),
@@ -104,11 +115,12 @@ spell(
 @dataclass(frozen=True, slots=True)
 class WaitReason:
     """Why a waiting job waits: `since` is the start (scheduled) or the last check-in (offline);
-    `address` the last known address (outside the IP ranges)."""
+    `address` the last known address (outside the IP ranges); `phase` the job's phase (later phase)."""
 
     hold: Hold
     since: datetime | None = None
     address: str | None = None
+    phase: int | None = None
 
 
 def why_waiting(
@@ -117,14 +129,20 @@ def why_waiting(
     last_address: str | None,
     now: datetime,
     offline_seconds: int,
+    phase: int | None = None,
 ) -> WaitReason:
-    """Why a waiting job of `container` has not run, judged by what the server knows of the computer."""
+    """Why a waiting job of `container` (in rollout `phase`) has not run, judged by what the server knows
+    of the computer."""
     if not container.enabled:
         return WaitReason(Hold.DISABLED)
     if container.start > now:
         return WaitReason(Hold.SCHEDULED, since=container.start)
     if container.end is not None and now >= container.end:
         return WaitReason(Hold.ENDED, since=container.end)
+    if phase is not None and container.open_phase == HALTED:
+        return WaitReason(Hold.HALTED, phase=phase)
+    if not phase_is_open(phase, container.open_phase):
+        return WaitReason(Hold.LATER_PHASE, phase=phase)
     if last_address and not container_admits(container, last_address):
         return WaitReason(Hold.OUTSIDE_IP_RANGES, address=last_address)
     if not is_online(last_seen, now, offline_seconds):

@@ -19,6 +19,7 @@ __all__ = [
     "InvalidPublisherKey",
     "InvalidReport",
     "InvalidReturnCodes",
+    "InvalidRollout",
     "InvalidSigningKey",
 ]
 
@@ -61,3 +62,7 @@ class InvalidPublisherKey(DomainError):
 
 class InvalidSigningKey(DomainError):
     """A private signing key file is unreadable, encrypted without a passphrase, or not Ed25519."""
+
+
+class InvalidRollout(InvalidDeployment):
+    """A rollout's phases, criterion, soak or halt rule is invalid."""

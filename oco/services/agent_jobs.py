@@ -48,6 +48,7 @@ from oco.domain.states import (
     UpgradeBehavior,
 )
 from oco.errors import InvalidInput, NotFound
+from oco.services import rollouts
 from oco.services.agents import RECORD_COLUMNS, AuthenticationFailed, ComputerRecord
 
 
@@ -112,6 +113,8 @@ _JOB_COLUMNS = (
     Package.payload_size,
     Job.action,
     Package.signature_key_id,
+    Job.phase,
+    JobContainer.open_phase,
 )
 """What a check-in reads of each pending job: few columns (each costs on every check-in); the signed
 fields of a signed package are read by `_signed` only when one of the jobs has a signature."""
@@ -177,9 +180,10 @@ def _pending_job(row: Sequence[Any]) -> PendingJob:
         end=row[11],
         enabled=row[12],
         ip_ranges=row[13],
+        open_phase=row[21],
     )
     return PendingJob(
-        candidate=CandidateJob(row[0], row[1], JobState(row[2]), window),
+        candidate=CandidateJob(row[0], row[1], JobState(row[2]), window, row[20]),
         package_id=row[3],
         procedure=row[4],
         post_action=PostAction(row[5]),
@@ -302,6 +306,9 @@ def _apply(session: Session, job: Job, outcome: Outcome, now: datetime) -> None:
     _change_assignments(session, job, outcome, now)
     if outcome.abort_remaining:
         abort_remaining_jobs(session, job, now)
+    if job.phase is not None and outcome.state is JobState.FAILED:
+        session.flush()
+        rollouts.check_halt(session, job.container_id, job.phase, now)
 
 
 def _change_assignments(session: Session, job: Job, outcome: Outcome, now: datetime) -> None:

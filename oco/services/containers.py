@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from oco.db.models import Job, JobContainer
 from oco.domain.containers import NAME_MAX, ContainerSettings, shown_time, validate_container
+from oco.domain.phases import HALTED
 from oco.domain.states import PENDING_STATES, ContainerStatus, JobState, SequenceMode
 from oco.domain.status import container_status, outcome_counts, progress
 from oco.errors import InvalidInput, NotFound
@@ -358,6 +359,7 @@ def _container_fields(summary: ContainerSummary) -> dict[str, Any]:
         "job_counts": {state.text: count for state, count in summary.counts.items()},
         "outcomes": {outcome.text: count for outcome, count in outcome_counts(summary.counts).items()},
         "last_finished": summary.last_finished,
+        "halted": container.open_phase == HALTED,
     }
 
 

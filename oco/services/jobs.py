@@ -19,7 +19,7 @@ from oco.domain.planning import effective_post_action
 from oco.domain.states import OUTCOME_OF, JobOutcome, JobState, PostAction
 from oco.domain.wol import wake_outcome
 from oco.errors import InvalidInput, NotFound
-from oco.services import audit
+from oco.services import audit, rollouts
 from oco.services.containers import container_view, find_container, renew_in, summary_of
 from oco.services.listing import (
     AnySelect,
@@ -86,7 +86,7 @@ def container_page(
             .limit(MOVE_TARGETS)
         )
         return ContainerPagePublic(
-            container=container_view(summary),
+            container=rollouts.with_rollout(session, container_view(summary)),
             jobs=_search_in(session, rt, container, query, request, summary.counts),
             move_targets=[Choice(id=i, name=name) for i, name in targets],
         )
@@ -350,6 +350,7 @@ def _window(container: JobContainer) -> ContainerWindow:
         end=container.end_time,
         enabled=container.enabled,
         ip_ranges=container.agent_ip_ranges,
+        open_phase=container.open_phase,
     )
 
 
@@ -368,8 +369,13 @@ def _row(
     explained = meaning(state, job.return_code, job.success_codes)
     waiting = None
     if state is JobState.WAITING:
-        reason = why_waiting(window, last_seen, address or None, now, offline_seconds)
-        waiting = WaitingPublic(hold=reason.hold, since=reason.since, address=reason.address)
+        reason = why_waiting(window, last_seen, address or None, now, offline_seconds, job.phase)
+        waiting = WaitingPublic(
+            hold=reason.hold,
+            since=reason.since,
+            address=reason.address,
+            phase=None if reason.phase is None else reason.phase + 1,
+        )
     post_action = effective_post_action(PostAction(job.post_action), job.wol_shutdown)
     return JobRowPublic(
         **job_view(job, container.name, hostname).model_dump(),

@@ -374,6 +374,8 @@ class WaitingPublic(View):
     hold: HoldText
     since: datetime | None
     address: str | None
+    phase: int | None = None
+    """The job's rollout phase, from 1 (halted, later phase)."""
 
 
 class JobRowPublic(JobPublic):
@@ -619,6 +621,51 @@ class ContainerPublic(View):
     outcomes: dict[str, int]
     """Jobs per part of the outcome bar (`JobOutcome`, in its order): succeeded, failed, … skipped."""
     last_finished: datetime | None
+    halted: bool = False
+    """A phased rollout of this container halted: nothing more is handed out until resumed."""
+    rollout: RolloutPublic | None = None
+    """The phased rollout, when the container is one (on a single container's answers)."""
+
+
+class RolloutPhasePublic(View):
+    """One phase of a rollout: its computers and how its jobs stand (skipped ones not counted)."""
+
+    number: int
+    label: str
+    status: str
+    """done, open, halted, waiting or canceled."""
+    computers: int
+    succeeded: int
+    failed: int
+    pending: int
+    criterion_met: bool
+
+
+class RolloutPublic(View):
+    """A phased rollout: its rules, where it stands, why it halted, and each phase."""
+
+    phases: str
+    pilot_group_id: int | None
+    pilot_group: str
+    phase_count: int
+    current_phase: int
+    """From 1."""
+    success_percent: int
+    soak: str
+    soak_seconds: int
+    halt_failure_rate: int | None
+    halt_min_finished: int
+    phase_opened: datetime | None
+    phase_met: datetime | None
+    halted: datetime | None
+    halted_by: str
+    halt_details: dict[str, Any] | None
+    """The numbers that caused the halt: phase, label, finished, failed, succeeded, pending, rate."""
+    completed: datetime | None
+    """When its last phase finished, or it was canceled."""
+    canceled_by: str
+    """Who canceled it (empty: not canceled)."""
+    phase_list: list[RolloutPhasePublic]
 
 
 class ContainerPagePublic(View):
@@ -698,12 +745,22 @@ class PlanSummaryPublic(View):
     states: dict[str, int]
 
 
+class PlanPhasePublic(View):
+    """A phase of a rollout as the preview shows it: how many computers, and the first of them."""
+
+    number: int
+    label: str
+    computers: int
+    hostnames: list[str]
+
+
 class PlanPublic(View):
     """What a deployment would create (the preview): the summary of all of it, and the first computers
-    with their jobs (all of them unless limited)."""
+    with their jobs (all of them unless limited); for a phased rollout, its phases."""
 
     computers: list[ComputerPlanPublic]
     summary: PlanSummaryPublic
+    phases: list[PlanPhasePublic] = []
 
 
 def plan_view(plan: Plan, limit: int | None = None) -> PlanPublic:

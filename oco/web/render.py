@@ -16,6 +16,7 @@ from starlette.datastructures import FormData
 
 from oco.domain.containers import PRIORITY_MAX, PRIORITY_MIN
 from oco.domain.dispatch import Hold
+from oco.domain.phases import halt_text
 from oco.domain.presence import Presence
 from oco.domain.states import ContainerStatus, JobOutcome, JobState, PostAction, SequenceMode, UpgradeBehavior
 from oco.errors import OcoError, outcome
@@ -100,6 +101,7 @@ def _context(request: Request, current: Viewer | None, **context: Any) -> dict[s
         "state_class": state_class,
         "presence_badge": presence_badge,
         "waiting_text": lambda waiting: waiting_text(waiting, zone),
+        "halt_text": halt_text,
         "status_icon": status_icon,
         "request": request,
         **context,
@@ -115,6 +117,8 @@ def waiting_text(waiting: WaitingPublic, zone: tzinfo) -> str:
         return f"{waiting.hold.label} (last seen from {waiting.address})"
     if waiting.hold is Hold.OFFLINE:
         return f"the computer is offline since {when}" if when else "the computer has never checked in"
+    if waiting.hold is Hold.LATER_PHASE and waiting.phase is not None:
+        return f"waiting for phase {waiting.phase} of the rollout to open"
     if waiting.hold is Hold.ENDED:
         return f"the container ended at {when}"
     return waiting.hold.label
