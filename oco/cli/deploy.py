@@ -16,12 +16,18 @@ from oco.domain.phases import (
     parse_phases,
 )
 from oco.domain.states import SequenceMode
+from oco.domain.windows import WindowZone, parse_windows
 from oco.services import deployments
 from oco.services.deployments import ContainerOptions, DeploymentRequest, UninstallRequest
 from oco.services.targets import Targets
 from oco.services.views import PlanPublic
 
 SEQUENCE_MODE = choice(SequenceMode, SequenceMode.IGNORE_FAILED, help="After a failed job.")
+WINDOW_ZONE = choice(
+    WindowZone,
+    WindowZone.COMPUTER,
+    help="Whose clock the windows are read on (computer: as its agent reports).",
+)
 
 
 def parse_time(value: str | None, option: str) -> datetime | None:
@@ -80,6 +86,10 @@ def deploy(
     halt_min_finished: int = typer.Option(
         DEFAULT_HALT_MIN_FINISHED, help="Finished jobs of a phase before the halt rule applies."
     ),
+    window: list[str] = typer.Option(
+        [], "--window", help="Maintenance window, e.g. 'Mon-Fri 18:00-06:00'; repeatable."
+    ),
+    window_zone: WindowZone = WINDOW_ZONE,
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Show the jobs that would be created; write nothing."
     ),
@@ -107,6 +117,7 @@ def deploy(
             agent_ip_ranges=ip_ranges,
             rollout=rollout,
             pilot_group=pilot_group,
+            windows=parse_windows(window, window_zone),
         )
         targets = Targets(
             computers=computer, computer_groups=computer_group, packages=package, package_groups=package_group
@@ -133,6 +144,12 @@ def _print_plan(plan: PlanPublic, as_json: bool) -> None:
             typer.echo(f"  {job.sequence}. {job.action} {job.package} [{job.state.text}]{reason}")
         for note in computer.notes:
             typer.echo(f"  note: {note}")
+    if plan.windows is not None:
+        typer.echo(
+            f"windows: {'; '.join(plan.windows.windows)} ({plan.windows.zone.label}); "
+            f"{plan.windows.server_time_computers} computer(s) report no time zone and read them in "
+            f"server time ({plan.windows.server_zone})"
+        )
     for phase in plan.phases:
         more = phase.computers - len(phase.hostnames)
         listed = ", ".join(phase.hostnames) + (f" and {more} more" if more else "")

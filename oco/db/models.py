@@ -130,6 +130,9 @@ class Computer(Base):
     networks_digest: Mapped[str] = mapped_column(String(64), default="")
     """SHA-256 of the stored network interfaces, so an unchanged check-in need not read them."""
     force_update: Mapped[bool] = mapped_column(Boolean, default=False)
+    time_zone: Mapped[str] = mapped_column(String(64), default="")
+    """The zone the agent reports in its inventory (an IANA name or a UTC offset; empty: none), which
+    maintenance windows in computer time are read on."""
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     networks: Mapped[list[ComputerNetwork]] = relationship(
@@ -247,6 +250,8 @@ class JobContainer(Base):
     agent_ip_ranges: Mapped[str] = mapped_column(Text, default="")
     open_phase: Mapped[int | None] = mapped_column(Integer, default=None)
     """A rollout's last open phase, which the check-in reads (None: no rollout; -1: halted)."""
+    windows: Mapped[str | None] = mapped_column(Text, default=None)
+    """Maintenance windows in their stored form (`oco.domain.windows.Windows.text`); None: always."""
 
     jobs: Mapped[list[Job]] = relationship(
         back_populates="container",

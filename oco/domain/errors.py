@@ -21,6 +21,7 @@ __all__ = [
     "InvalidReturnCodes",
     "InvalidRollout",
     "InvalidSigningKey",
+    "InvalidWindow",
 ]
 
 
@@ -66,3 +67,7 @@ class InvalidSigningKey(DomainError):
 
 class InvalidRollout(InvalidDeployment):
     """A rollout's phases, criterion, soak or halt rule is invalid."""
+
+
+class InvalidWindow(InvalidDeployment):
+    """A maintenance window is not days and times such as 'Mon-Fri 18:00-06:00'."""

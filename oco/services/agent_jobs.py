@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import (
@@ -26,8 +26,10 @@ from sqlalchemy.orm import Session
 from oco.config import Settings
 from oco.db.models import Computer, ComputerPackage, Job, JobContainer, Package
 from oco.domain.dispatch import (
+    SERVER_CLOCK,
     WIRE_ACTION,
     CandidateJob,
+    Clocks,
     ContainerWindow,
     jobs_to_hand_out,
     wire_payload,
@@ -115,6 +117,7 @@ _JOB_COLUMNS = (
     Package.signature_key_id,
     Job.phase,
     JobContainer.open_phase,
+    JobContainer.windows,
 )
 """What a check-in reads of each pending job: few columns (each costs on every check-in); the signed
 fields of a signed package are read by `_signed` only when one of the jobs has a signature."""
@@ -181,6 +184,7 @@ def _pending_job(row: Sequence[Any]) -> PendingJob:
         enabled=row[12],
         ip_ranges=row[13],
         open_phase=row[21],
+        windows=row[22],
     )
     return PendingJob(
         candidate=CandidateJob(row[0], row[1], JobState(row[2]), window, row[20]),
@@ -229,16 +233,23 @@ def _wire_signature(row: Sequence[Any]) -> dict[str, Any] | None:
     return wire_signature(key_id, signature, fields)
 
 
-def eligible_jobs(pending: list[PendingJob], client_address: str, now: datetime) -> list[PendingJob]:
-    """Of a computer's pending jobs, those it may run now, in the order it must run them."""
+def eligible_jobs(
+    pending: list[PendingJob], client_address: str, now: datetime, clocks: Clocks = SERVER_CLOCK
+) -> list[PendingJob]:
+    """Of a computer's pending jobs, those it may run now, in the order it must run them (maintenance
+    windows read on `clocks`)."""
     by_id = {job.candidate.id: job for job in pending}
-    ordered = jobs_to_hand_out([job.candidate for job in pending], now, client_address)
+    ordered = jobs_to_hand_out([job.candidate for job in pending], now, client_address, clocks)
     return [by_id[candidate.id] for candidate in ordered]
 
 
-def software_jobs(pending: list[PendingJob], client_address: str, now: datetime) -> list[dict[str, Any]]:
+def software_jobs(
+    pending: list[PendingJob], client_address: str, now: datetime, clocks: Clocks = SERVER_CLOCK
+) -> list[dict[str, Any]]:
     """The `software-jobs` list of a hello answer: OCO's keys, then ours (OCO agents ignore those)."""
-    return [_wire_job(job) for job in eligible_jobs(pending, client_address, now)]
+    if not pending:
+        return []
+    return [_wire_job(job) for job in eligible_jobs(pending, client_address, now, clocks)]
 
 
 def _wire_job(job: PendingJob) -> dict[str, Any]:
@@ -366,13 +377,17 @@ def abort_remaining_jobs(session: Session, failed: Job, now: datetime) -> None:
 
 
 def authorize_download(
-    session: Session, computer: ComputerRecord, package_id: int, client_address: str, now: datetime
+    session: Session,
+    computer: ComputerRecord,
+    package_id: int,
+    client_address: str,
+    now: datetime,
+    server_zone: tzinfo = UTC,
 ) -> DownloadGrant:
     """A download is allowed only while the computer has an eligible job for that package."""
-    if not any(
-        job.package_id == package_id
-        for job in eligible_jobs(pending_jobs(session.connection(), computer.id), client_address, now)
-    ):
+    pending = pending_jobs(session.connection(), computer.id)
+    clocks = Clocks(computer.time_zone, server_zone)
+    if not any(job.package_id == package_id for job in eligible_jobs(pending, client_address, now, clocks)):
         raise AuthenticationFailed(f"computer {computer.hostname!r} has no job for package {package_id} now")
     package = session.get(Package, package_id)
     if package is None or package.payload_sha256 is None or package.payload_size is None:

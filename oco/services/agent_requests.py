@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
+from oco.domain.dispatch import Clocks
 from oco.domain.hostnames import normalize_hostname
 from oco.domain.protocol import AgentMethod
 from oco.errors import InvalidInput
@@ -66,7 +67,7 @@ def authorize_download(rt: Runtime, request: AgentRequest, package_id: int) -> D
         rt,
         request,
         lambda session, agent, now: agent_jobs.authorize_download(
-            session, agent.computer, package_id, request.client_address, now
+            session, agent.computer, package_id, request.client_address, now, rt.settings.zone
         ),
     )
     return grant
@@ -123,7 +124,9 @@ def _hello_params(
 ) -> dict[str, Any]:
     params: dict[str, Any] = {
         "update": 1 if agents.wants_inventory(agent, rt.settings, now) else 0,
-        "software-jobs": agent_jobs.software_jobs(pending, request.client_address, now),
+        "software-jobs": agent_jobs.software_jobs(
+            pending, request.client_address, now, Clocks(agent.computer.time_zone, rt.settings.zone)
+        ),
         "logins-since": agents.logins_since(agent),
         "events": [],
     }

@@ -62,6 +62,7 @@ class ComputerRecord:
     agent_version: str
     networks_digest: str
     uid: str
+    time_zone: str
 
 
 RECORD_COLUMNS = tuple(getattr(Computer, name) for name in ComputerRecord.__slots__)
@@ -309,6 +310,8 @@ def store_inventory(session: Session, agent: AuthenticatedAgent, data: dict[str,
     logins = data.get("logins")
     computer.logins = logins if isinstance(logins, list) else []
     computer.inventory = {key: value for key, value in data.items() if key not in {"networks", "logins"}}
+    zone = data.get("time_zone", data.get("timezone"))
+    computer.time_zone = str(zone)[:64] if isinstance(zone, str) else ""
     computer.inventory_updated = now
     computer.force_update = False
 

@@ -16,6 +16,7 @@ from oco.domain.containers import NAME_MAX, ContainerSettings, shown_time, valid
 from oco.domain.phases import HALTED
 from oco.domain.states import PENDING_STATES, ContainerStatus, JobState, SequenceMode
 from oco.domain.status import container_status, outcome_counts, progress
+from oco.domain.windows import stored_windows
 from oco.errors import InvalidInput, NotFound
 from oco.services import audit
 from oco.services.listing import PageRequest, chunks, contains, distinct_words, fetch_page
@@ -335,6 +336,13 @@ def container_view(summary: ContainerSummary) -> ContainerPublic:
     return ContainerPublic(**_container_fields(summary))
 
 
+def _windows_fields(stored: str | None) -> dict[str, Any]:
+    windows = stored_windows(stored) if stored else None
+    if windows is None:
+        return {}
+    return {"windows": [window.text for window in windows.windows], "window_zone": windows.zone}
+
+
 def _container_fields(summary: ContainerSummary) -> dict[str, Any]:
     container = summary.container
     return {
@@ -360,6 +368,7 @@ def _container_fields(summary: ContainerSummary) -> dict[str, Any]:
         "outcomes": {outcome.text: count for outcome, count in outcome_counts(summary.counts).items()},
         "last_finished": summary.last_finished,
         "halted": container.open_phase == HALTED,
+        **_windows_fields(container.windows),
     }
 
 

@@ -14,11 +14,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from oco.config import Settings
-from oco.db.models import ComputerPackage, Job, JobContainer, Package, PackageFamily, WolTarget
+from oco.db.models import Computer, ComputerPackage, Job, JobContainer, Package, PackageFamily, WolTarget
 from oco.domain.containers import DEFAULT_RESTART_TIMEOUT, ContainerSettings, validate_container
 from oco.domain.phases import NO_ROLLOUT, RolloutRules, assign_phases, phase_label, validate_rules
 from oco.domain.planning import Plan, plan_deployment, plan_uninstall
 from oco.domain.states import JobState, SequenceMode
+from oco.domain.windows import Windows, WindowZone, reported_zone
 from oco.errors import InvalidInput, NotFound
 from oco.services import audit, rollouts, wol
 from oco.services.assignments import InstalledSelection, assignment_ids, selected_assignments
@@ -34,7 +35,13 @@ from oco.services.targets import (
     resolve_targets,
     target_computers,
 )
-from oco.services.views import ContainerPublic, PlanPhasePublic, PlanPublic, plan_view
+from oco.services.views import (
+    ContainerPublic,
+    PlanPhasePublic,
+    PlanPublic,
+    PlanWindowsPublic,
+    plan_view,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +63,8 @@ class ContainerOptions:
     """Phases, criterion, soak and halt rule (`oco.domain.phases`); inactive by default."""
     pilot_group: GroupRef | None = None
     """The computer group whose targets form the rollout's first phase."""
+    windows: Windows | None = None
+    """Maintenance windows: waiting jobs are handed out only while one is open (`oco.domain.windows`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +114,11 @@ def preview_deployment(rt: Runtime, request: DeploymentRequest, limit: int | Non
         plan = _plan(resolved, request)
         phasing = _phasing(session, request.options, plan)
         view = plan_view(plan, limit)
-        if phasing is None:
-            return view
-        return view.model_copy(update={"phases": _phase_views(plan, phasing, limit)})
+        if phasing is not None:
+            view = view.model_copy(update={"phases": _phase_views(plan, phasing, limit)})
+        if request.options.windows is not None:
+            view = _with_windows(session, view, plan, request.options.windows, rt.settings.time_zone)
+        return view
 
 
 def create_deployment(rt: Runtime, request: DeploymentRequest, actor: str) -> ContainerPublic:
@@ -262,6 +273,7 @@ def _insert_container(
         restart_timeout=validated.restart_timeout,
         sequence_mode=int(validated.sequence_mode),
         agent_ip_ranges=validated.agent_ip_ranges,
+        windows=options.windows.text if options.windows is not None else None,
     )
     session.add(container)
     session.flush()
@@ -302,6 +314,37 @@ def _phase_views(plan: Plan, phasing: _Phasing, limit: int | None) -> list[PlanP
         )
         for number, names in hostnames.items()
     ]
+
+
+def _with_windows(
+    session: Session, view: PlanPublic, plan: Plan, windows: Windows, server_zone: str
+) -> PlanPublic:
+    """The preview with its windows, and which computers read them in server time: those whose agent
+    reports no (usable) time zone, when the windows are in computer time."""
+    ids = [computer.computer_id for computer in plan.computers]
+    zones: dict[int, str] = {}
+    for chunk in chunks(ids):
+        rows = session.execute(select(Computer.id, Computer.time_zone).where(Computer.id.in_(chunk)))
+        zones.update({computer_id: zone for computer_id, zone in rows})
+    server_time = set()
+    if windows.zone is WindowZone.COMPUTER:
+        server_time = {
+            computer_id for computer_id in ids if reported_zone(zones.get(computer_id, "")) is None
+        }
+    note = f"its window is read in server time ({server_zone}): its agent reports no time zone"
+    computers = [
+        computer.model_copy(update={"notes": [*computer.notes, note]})
+        if computer.computer_id in server_time
+        else computer
+        for computer in view.computers
+    ]
+    summary = PlanWindowsPublic(
+        windows=[window.text for window in windows.windows],
+        zone=windows.zone,
+        server_zone=server_zone,
+        server_time_computers=len(server_time),
+    )
+    return view.model_copy(update={"computers": computers, "windows": summary})
 
 
 def _insert_jobs(

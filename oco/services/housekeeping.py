@@ -157,9 +157,9 @@ class NamedTask:
 
 TASKS: tuple[NamedTask, ...] = (
     NamedTask("expire-jobs", expire_jobs),
-    NamedTask("advance-rollouts", rollouts.advance_rollouts),
     NamedTask("send-wol", wol.send_due_packets),
     NamedTask("expire-wol-shutdown", wol.expire_wol_shutdowns),
+    NamedTask("advance-rollouts", rollouts.advance_rollouts),  # after expiry: expired jobs count
     NamedTask("count-outcomes", count_outcomes),  # before the purge deletes what it counts
     NamedTask("purge-containers", purge_containers),
     NamedTask("refresh-statistics", refresh_statistics),

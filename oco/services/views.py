@@ -41,6 +41,7 @@ from oco.domain.states import (
     UpgradeBehavior,
     Vocabulary,
 )
+from oco.domain.windows import WindowZone
 from oco.domain.wol import WakeOutcome
 from oco.errors import OcoError
 from oco.services.signing import signed_fields
@@ -91,6 +92,7 @@ def _text(member: Vocabulary) -> str:
 
 PostActionText = Annotated[PostAction, AsText(PostAction)]
 SequenceModeText = Annotated[SequenceMode, AsText(SequenceMode)]
+WindowZoneText = Annotated[WindowZone, AsText(WindowZone)]
 UpgradeBehaviorText = Annotated[UpgradeBehavior, AsText(UpgradeBehavior)]
 SignatureStatusText = Annotated[SignatureStatus, AsText(SignatureStatus)]
 JobStateText = Annotated[JobState, AsText(JobState)]
@@ -376,6 +378,8 @@ class WaitingPublic(View):
     address: str | None
     phase: int | None = None
     """The job's rollout phase, from 1 (halted, later phase)."""
+    opens: str | None = None
+    """When its maintenance window opens (outside its window): "Mon 18:00 computer time"."""
 
 
 class JobRowPublic(JobPublic):
@@ -615,6 +619,9 @@ class ContainerPublic(View):
     restart_timeout: int
     sequence_mode: SequenceModeText
     agent_ip_ranges: str
+    windows: list[str] = []
+    """Maintenance windows ("Mon-Fri 18:00-06:00"); empty: any time."""
+    window_zone: WindowZoneText | None = None
     status: ContainerStatusText
     progress: int
     job_counts: dict[str, int]
@@ -754,6 +761,16 @@ class PlanPhasePublic(View):
     hostnames: list[str]
 
 
+class PlanWindowsPublic(View):
+    """A deployment's maintenance windows as the preview shows them: whose clock, and how many computers
+    read them in server time because their agent reports no time zone."""
+
+    windows: list[str]
+    zone: WindowZoneText
+    server_zone: str
+    server_time_computers: int
+
+
 class PlanPublic(View):
     """What a deployment would create (the preview): the summary of all of it, and the first computers
     with their jobs (all of them unless limited); for a phased rollout, its phases."""
@@ -761,6 +778,7 @@ class PlanPublic(View):
     computers: list[ComputerPlanPublic]
     summary: PlanSummaryPublic
     phases: list[PlanPhasePublic] = []
+    windows: PlanWindowsPublic | None = None
 
 
 def plan_view(plan: Plan, limit: int | None = None) -> PlanPublic:

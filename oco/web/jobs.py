@@ -21,6 +21,7 @@ from oco.domain.phases import (
     parse_phases,
 )
 from oco.domain.states import ContainerStatus, JobOutcome, SequenceMode
+from oco.domain.windows import WindowZone, parse_windows
 from oco.errors import InvalidInput, OcoError, outcome
 from oco.services import containers, deployments, jobs, rollouts, targets
 from oco.services.computers import ComputerQuery
@@ -104,6 +105,8 @@ class AssistantForm:
     phase_soak: str = ""
     halt_failure_rate: str = ""
     halt_min_finished: str = str(DEFAULT_HALT_MIN_FINISHED)
+    windows: str = ""
+    window_zone: str = WindowZone.COMPUTER.text
     find: str = ""
     all_matching: bool = False
     matching: tuple[tuple[str, str], ...] = ()
@@ -152,6 +155,8 @@ class AssistantForm:
             phase_soak=text(form, "phase_soak"),
             halt_failure_rate=text(form, "halt_failure_rate"),
             halt_min_finished=text(form, "halt_min_finished", str(DEFAULT_HALT_MIN_FINISHED)),
+            windows=text(form, "windows"),
+            window_zone=text(form, "window_zone", WindowZone.COMPUTER.text),
         ).carrying(form.multi_items())
 
     def rollout(self) -> RolloutRules:
@@ -180,6 +185,9 @@ class AssistantForm:
             agent_ip_ranges=self.agent_ip_ranges,
             rollout=self.rollout(),
             pilot_group=int(self.pilot_group) if self.pilot_group.strip().isdigit() else None,
+            windows=parse_windows(
+                self.windows.splitlines(), WindowZone.from_text(self.window_zone, field="window_zone")
+            ),
         )
         chosen = Targets(
             computers=self.computer_ids,

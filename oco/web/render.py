@@ -19,6 +19,7 @@ from oco.domain.dispatch import Hold
 from oco.domain.phases import halt_text
 from oco.domain.presence import Presence
 from oco.domain.states import ContainerStatus, JobOutcome, JobState, PostAction, SequenceMode, UpgradeBehavior
+from oco.domain.windows import WindowZone
 from oco.errors import OcoError, outcome
 from oco.services.views import MAX_ID, ComputerPublic, WaitingPublic
 from oco.web.lists import LIST_CONTEXT
@@ -46,6 +47,7 @@ OK = 200
 VOCABULARY = {
     "PostAction": PostAction,
     "SequenceMode": SequenceMode,
+    "WindowZone": WindowZone,
     "UpgradeBehavior": UpgradeBehavior,
     "JobState": JobState,
     "ContainerStatus": ContainerStatus,
@@ -119,6 +121,8 @@ def waiting_text(waiting: WaitingPublic, zone: tzinfo) -> str:
         return f"the computer is offline since {when}" if when else "the computer has never checked in"
     if waiting.hold is Hold.LATER_PHASE and waiting.phase is not None:
         return f"waiting for phase {waiting.phase} of the rollout to open"
+    if waiting.hold is Hold.OUTSIDE_WINDOW:
+        return f"waiting for its window (opens {waiting.opens})" if waiting.opens else waiting.hold.label
     if waiting.hold is Hold.ENDED:
         return f"the container ended at {when}"
     return waiting.hold.label

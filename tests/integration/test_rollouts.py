@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from oco.db.models import AuditLog, RolloutEvent
-from oco.domain.dispatch import Hold
-from oco.domain.errors import InvalidRollout
+from oco.db.models import AuditLog, Computer, RolloutEvent
+from oco.domain.dispatch import Clocks, Hold
+from oco.domain.errors import InvalidRollout, InvalidWindow
 from oco.domain.phases import RolloutRules, parse_phases
 from oco.domain.states import AgentJobState, JobState
+from oco.domain.windows import WindowZone, parse_windows
 from oco.errors import InvalidInput, NotFound
 from oco.services import agent_jobs, deployments, groups, housekeeping, jobs, rollouts
 from oco.services.computers import ComputerSelection
@@ -215,3 +217,70 @@ def test_events_reach_the_webhook_as_json(
     rollouts.resume(rt, container.id, "alice")
     housekeeping.run_all(rt)
     assert received[-1]["event"] == "resumed" and received[-1]["by"] == "alice"
+
+
+def _set_zone(rt: Runtime, computer_id: int, zone: str) -> None:
+    with rt.transaction() as session:
+        computer = session.get_one(Computer, computer_id)
+        computer.time_zone = zone
+
+
+def test_windows_in_computer_time_with_the_server_zone_for_agents_that_report_none(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    clock = Clock(
+        datetime(2026, 12, 2, 16, 30, tzinfo=UTC)
+    )  # a Wednesday: 17:30 in Berlin, 11:30 in New York
+    rt = make_runtime(sqlite_url, tmp_path, clock, time_zone="America/New_York")
+    berlin, unknown = add_computers(rt, "berlin-pc", "unknown-pc")
+    _set_zone(rt, berlin, "Europe/Berlin")
+    windows = parse_windows(["Mon-Fri 18:00-06:00"])
+    request = DeploymentRequest(
+        options=ContainerOptions(name="Evening update", windows=windows),
+        targets=Targets(computers=[berlin, unknown], packages=[add_package(rt)]),
+    )
+    preview = deployments.preview_deployment(rt, request)
+    assert preview.windows is not None
+    assert (preview.windows.windows, preview.windows.zone, preview.windows.server_time_computers) == (
+        ["Mon-Fri 18:00-06:00"],
+        WindowZone.COMPUTER,
+        1,
+    )
+    notes = {computer.hostname: computer.notes for computer in preview.computers}
+    assert notes["berlin-pc"] == []
+    assert notes["unknown-pc"] == [
+        "its window is read in server time (America/New_York): its agent reports no time zone"
+    ]
+    container = deployments.create_deployment(rt, request, "admin")
+    assert container.windows == ["Mon-Fri 18:00-06:00"] and container.window_zone is WindowZone.COMPUTER
+
+    def handed(computer_id: int) -> int:
+        now = rt.now()
+        with rt.reading() as session:
+            zone = session.get_one(Computer, computer_id).time_zone
+            pending = agent_jobs.pending_jobs(session.connection(), computer_id)
+            return len(agent_jobs.eligible_jobs(pending, ADDRESS, now, Clocks(zone, rt.settings.zone)))
+
+    assert (handed(berlin), handed(unknown)) == (0, 0)
+    waits = {row.computer: rt_waiting(row) for row in _jobs(rt, container.id)}
+    assert waits == {
+        "berlin-pc": "Wed 18:00 computer time",
+        "unknown-pc": "Wed 18:00 server time",
+    }
+    clock.advance(minutes=30)  # 18:00 in Berlin
+    assert (handed(berlin), handed(unknown)) == (1, 0)
+    clock.advance(hours=6)  # 18:00 in New York, midnight in Berlin
+    assert (handed(berlin), handed(unknown)) == (1, 1)
+    clock.advance(hours=6)  # 06:00 Thursday in Berlin: closed again
+    assert (handed(berlin), handed(unknown)) == (0, 1)
+
+
+def rt_waiting(row: Any) -> str | None:
+    assert row.waiting is not None and row.waiting.hold is Hold.OUTSIDE_WINDOW
+    return row.waiting.opens
+
+
+def test_bad_windows_are_refused_with_their_field(rt: Runtime) -> None:
+    with pytest.raises(InvalidWindow, match="'someday' is not a day") as caught:
+        parse_windows(["Someday 10:00-11:00"])
+    assert caught.value.field == "windows"

@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oco.domain.dispatch import CandidateJob, ContainerWindow, Hold, is_eligible, why_waiting
@@ -87,6 +87,7 @@ def test_phase_sizes_cover_every_computer_once_and_none_is_empty(steps: list[Ste
 
 
 @given(steps_strategy, ids, st.text(max_size=20))
+@settings(deadline=None)
 def test_membership_is_complete_and_follows_the_steps(
     steps: list[Step], computers: set[int], seed: str
 ) -> None:
@@ -99,6 +100,7 @@ def test_membership_is_complete_and_follows_the_steps(
 
 
 @given(steps_strategy, ids, st.text(max_size=20), st.randoms())
+@settings(deadline=None)
 def test_membership_is_stable_whatever_the_order(
     steps: list[Step], computers: set[int], seed: str, rnd: object
 ) -> None:
@@ -108,6 +110,7 @@ def test_membership_is_stable_whatever_the_order(
 
 
 @given(ids, ids, st.text(max_size=10))
+@settings(deadline=None)
 def test_a_pilot_group_is_phase_zero_and_the_steps_share_the_rest(
     computers: set[int], pilot: set[int], seed: str
 ) -> None:

@@ -32,6 +32,7 @@ from oco.domain.phases import (
 )
 from oco.domain.presence import Presence
 from oco.domain.states import JobOutcome, PostAction, SequenceMode, UpgradeBehavior
+from oco.domain.windows import WindowZone, parse_windows
 from oco.services.computers import ComputerQuery, ComputerSelection
 from oco.services.containers import ContainerEdit
 from oco.services.deployments import ContainerOptions, DeploymentRequest, UninstallRequest
@@ -40,7 +41,13 @@ from oco.services.listing import PageRequest
 from oco.services.packages import PackageSpec
 from oco.services.runtime import Runtime
 from oco.services.targets import Targets
-from oco.services.views import MAX_ID, PostActionText, SequenceModeText, UpgradeBehaviorText
+from oco.services.views import (
+    MAX_ID,
+    PostActionText,
+    SequenceModeText,
+    UpgradeBehaviorText,
+    WindowZoneText,
+)
 
 Id = Annotated[int, Path(ge=1, le=MAX_ID, description="database id")]
 BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -267,6 +274,18 @@ class NewDeployment(ContainerFields):
         DEFAULT_HALT_MIN_FINISHED, ge=1, le=MAX_ID, description="finished jobs of a phase before it halts"
     )
 
+    windows: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="maintenance windows ('Mon-Fri 18:00-06:00', 'Sat,Sun 00:00-24:00'); empty: any time",
+    )
+    window_zone: WindowZoneText = Field(
+        WindowZone.COMPUTER.text,
+        validate_default=True,
+        description="whose clock the windows are read on: computer (as its agent reports; the server's for "
+        "an agent that reports none) or server",
+    )
+
     def rollout(self) -> RolloutRules:
         """The rollout rules of these fields (parsed by the domain, whose errors name the field)."""
         return RolloutRules(
@@ -285,7 +304,12 @@ class NewDeployment(ContainerFields):
             packages=self.package_ids,
             package_groups=self.package_group_ids,
         )
-        options = replace(self.options(), rollout=self.rollout(), pilot_group=self.pilot_group)
+        options = replace(
+            self.options(),
+            rollout=self.rollout(),
+            pilot_group=self.pilot_group,
+            windows=parse_windows(self.windows, self.window_zone),
+        )
         return DeploymentRequest(
             options=options, targets=targets, force=self.force, auto_uninstall=self.auto_uninstall
         )

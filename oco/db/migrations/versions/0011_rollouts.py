@@ -1,4 +1,5 @@
-"""Phased rollouts: job.phase, job_container.open_phase, the rollout of a container and its events
+"""Safe rollouts: job.phase, job_container.open_phase and .windows, computer.time_zone, the rollout of a
+container and its events
 
 Revision ID: 0011
 Revises: 0006
@@ -25,6 +26,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("phase", sa.Integer(), nullable=True))
     with op.batch_alter_table("job_container", schema=None) as batch_op:
         batch_op.add_column(sa.Column("open_phase", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("windows", sa.Text(), nullable=True))
+    with op.batch_alter_table("computer", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("time_zone", sa.String(length=64), nullable=False, server_default=""))
     op.create_table(
         "rollout",
         sa.Column("container_id", sa.Integer(), nullable=False),
@@ -75,7 +79,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_rollout_event_container_id"))
     op.drop_table("rollout_event")
     op.drop_table("rollout")
+    with op.batch_alter_table("computer", schema=None) as batch_op:
+        batch_op.drop_column("time_zone")
     with op.batch_alter_table("job_container", schema=None) as batch_op:
+        batch_op.drop_column("windows")
         batch_op.drop_column("open_phase")
     with op.batch_alter_table("job", schema=None) as batch_op:
         batch_op.drop_column("phase")
