@@ -27,14 +27,22 @@ def test_assistant_previews_the_phases_and_creates_the_rollout(
     for n in range(5):
         page.get_by_label(f"phased-{n}").check()
     page.get_by_label("Phased 1").check()
-    page.locator("input[name=name]").fill("Phased rollout")
+    page.locator("input[name=name]").fill("Staged update")
     page.locator("input[name=phases]").fill("1,3,all")
     page.locator("input[name=halt_failure_rate]").fill("10")
     page.locator("input[name=phase_soak]").fill("soon")
     page.get_by_role("button", name="Preview").click()
     expect(page.get_by_role("alert").first).to_contain_text("duration 'soon' must be like 90s, 30m, 2h or 1d")
     page.locator("input[name=phase_soak]").fill("30m")
+    page.locator("textarea[name=windows]").fill("Someday 10:00-11:00")
     page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_role("alert").first).to_contain_text("'someday' is not a day")
+    page.locator("textarea[name=windows]").fill("daily 00:00-24:00")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("#preview-windows")).to_contain_text(
+        "daily 00:00-24:00 (computer time); 5 computer(s) report no time zone "
+        "and read them in server time (UTC)"
+    )
     phases = page.locator("#preview-phases li")
     expect(phases).to_have_count(3)
     expect(phases.nth(0)).to_contain_text("phase 1: 1 computer(s)")
@@ -43,11 +51,12 @@ def test_assistant_previews_the_phases_and_creates_the_rollout(
     expect(page.locator("input[name=phases]")).to_have_value("1,3,all")  # kept across the preview
     page.screenshot(path=screenshots / "rollout-preview.png", full_page=True)
     page.get_by_role("button", name="Create jobs").click()
-    expect(page.get_by_role("heading", name="Phased rollout")).to_be_visible()
+    expect(page.get_by_role("heading", name="Staged update")).to_be_visible()
     rollout = page.locator("#rollout")
     expect(rollout).to_contain_text("Phase 1 of 3 open")
     expect(rollout).to_contain_text("30m soak")
     expect(rollout).to_contain_text("halts above 10 % failed")
+    expect(page.locator("#windows")).to_have_text("windows daily 00:00-24:00 (computer time)")
     expect(page.locator("#jobs")).to_contain_text("waiting for phase 2 of the rollout to open")
     page.screenshot(path=screenshots / "rollout-created.png", full_page=True)
 
@@ -88,6 +97,7 @@ def test_a_halted_rollout_shows_in_red_with_its_numbers_and_resumes(
     reason = page.locator("#rollout .halt-reason")
     expect(reason).to_contain_text("pilot: 1 of 1 finished jobs failed (100 %, more than 0 %)")
     expect(reason).to_contain_text("Nothing more is handed out.")
+    expect(page.locator("#rollout h2")).to_contain_text("pilot group Halt pilots, then the rest")
     red = page.evaluate("getComputedStyle(document.querySelector('#rollout .halt-reason')).color")
     assert red == page.evaluate(
         "getComputedStyle(document.querySelector('.state-failed, .badge.halted')).color"
@@ -103,5 +113,5 @@ def test_a_halted_rollout_shows_in_red_with_its_numbers_and_resumes(
     expect(page.locator("#rollout")).to_contain_text("Halt")
     page.get_by_role("button", name="Cancel rollout").click()
     expect(page.locator("#rollout")).to_contain_text("Canceled")
-    expect(page.locator("#rollout")).to_contain_text("by admin: its waiting jobs expired")
+    expect(page.locator("#rollout")).to_contain_text("by web:admin: its waiting jobs expired")
     page.screenshot(path=screenshots / "rollout-canceled.png", full_page=True)
