@@ -132,7 +132,12 @@ def checkin(args: argparse.Namespace) -> None:
                 env,
                 f"http://127.0.0.1:{port}/healthz",
             )
-            result = asyncio.run(run_fleet(f"http://127.0.0.1:{port}", keys, args.concurrency, args.duration))
+            with_job = set(list(keys)[: len(keys) // 10]) if phased else None
+            result = asyncio.run(
+                run_fleet(
+                    f"http://127.0.0.1:{port}", keys, args.concurrency, args.duration, with_job=with_job
+                )
+            )
             stop(server)
             rt.close()
         print(

@@ -414,6 +414,7 @@ def _copy_container(session: Session, source: JobContainer, actor: str, now: dat
         restart_timeout=source.restart_timeout,
         sequence_mode=source.sequence_mode,
         agent_ip_ranges=source.agent_ip_ranges,
+        windows=source.windows,
     )
     session.add(copy)
     session.flush()

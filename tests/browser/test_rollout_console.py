@@ -105,6 +105,9 @@ def test_a_halted_rollout_shows_in_red_with_its_numbers_and_resumes(
     expect(page.locator("#rollout tr.phase-halted")).to_contain_text("pilot")
     expect(page.locator("#jobs")).to_contain_text("the rollout is halted")
     page.screenshot(path=screenshots / "rollout-halted.png", full_page=True)
+    page.goto(f"{server.url}/jobs")
+    expect(page.get_by_role("row", name="Broken rollout").locator(".badge.halted")).to_have_text("halted")
+    page.goto(f"{server.url}/jobs/{container}")
 
     page.get_by_label("run the halted phase's failed jobs again").check()
     page.get_by_role("button", name="Resume").click()

@@ -21,7 +21,7 @@ from oco.domain.phases import RolloutRules, parse_phases
 from oco.domain.states import AgentJobState, JobState
 from oco.domain.windows import WindowZone, parse_windows
 from oco.errors import InvalidInput, NotFound
-from oco.services import agent_jobs, deployments, groups, housekeeping, jobs, rollouts
+from oco.services import agent_jobs, containers, deployments, groups, housekeeping, jobs, rollouts
 from oco.services.computers import ComputerSelection
 from oco.services.deployments import ContainerOptions, DeploymentRequest
 from oco.services.jobs import JobQuery
@@ -273,6 +273,10 @@ def test_windows_in_computer_time_with_the_server_zone_for_agents_that_report_no
     assert (handed(berlin), handed(unknown)) == (1, 1)
     clock.advance(hours=6)  # 06:00 Thursday in Berlin: closed again
     assert (handed(berlin), handed(unknown)) == (0, 1)
+    [job] = [row for row in _jobs(rt, container.id) if row.computer == "berlin-pc"]
+    report(rt, berlin, job.id, AgentJobState.FINISHED, 1)
+    renewed = containers.renew_failed(rt, container.id, "admin", into_new_container=True)
+    assert renewed.windows == ["Mon-Fri 18:00-06:00"]  # the renewed jobs keep their windows
 
 
 def rt_waiting(row: Any) -> str | None:
