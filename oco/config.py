@@ -83,6 +83,10 @@ class Settings(BaseSettings):
         description="How far ahead of the server's clock an agent request's timestamp may be.",
     )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    rollout_webhook_url: str = Field(
+        default="",
+        description="Where phased rollouts POST their events (phase opened, halted…) as JSON; empty: none.",
+    )
     time_zone: str = Field(default="UTC")
     session_max_age_seconds: int = Field(default=12 * 3600, ge=60)
     login_lockout_after: int = Field(

@@ -140,6 +140,9 @@ class Computer(Base):
     networks_digest: Mapped[str] = mapped_column(String(64), default="")
     """SHA-256 of the stored network interfaces, so an unchanged check-in need not read them."""
     force_update: Mapped[bool] = mapped_column(Boolean, default=False)
+    time_zone: Mapped[str] = mapped_column(String(64), default="")
+    """The zone the agent reports in its inventory (an IANA name or a UTC offset; empty: none), which
+    maintenance windows in computer time are read on."""
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     networks: Mapped[list[ComputerNetwork]] = relationship(
@@ -284,6 +287,10 @@ class JobContainer(Base):
     """Minutes an agent waits for a logged-in user before a restart/shutdown; negative: never."""
     sequence_mode: Mapped[int] = mapped_column(Integer, default=0)
     agent_ip_ranges: Mapped[str] = mapped_column(Text, default="")
+    open_phase: Mapped[int | None] = mapped_column(Integer, default=None)
+    """A rollout's last open phase, which the check-in reads (None: no rollout; -1: halted)."""
+    windows: Mapped[str | None] = mapped_column(Text, default=None)
+    """Maintenance windows in their stored form (`oco.domain.windows.Windows.text`); None: always."""
 
     jobs: Mapped[list[Job]] = relationship(
         back_populates="container",
@@ -321,6 +328,8 @@ class Job(Base):
     post_action: Mapped[int] = mapped_column(Integer, default=0)
     wol_shutdown: Mapped[bool] = mapped_column(Boolean, default=False)
     """The shutdown post-action was added because the computer was woken for this container."""
+    phase: Mapped[int | None] = mapped_column(Integer, default=None)
+    """The rollout phase of the job's computer (0 first; None: no rollout)."""
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_update: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     download_started: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -330,6 +339,55 @@ class Job(Base):
     container: Mapped[JobContainer] = relationship(back_populates="jobs")
     computer: Mapped[Computer] = relationship()
     package: Mapped[Package | None] = relationship()
+
+
+class Rollout(Base):
+    """The phased rollout of a container: its rules and where it stands (`oco.domain.phases`)."""
+
+    __tablename__ = "rollout"
+
+    container_id: Mapped[int] = mapped_column(
+        ForeignKey("job_container.id", ondelete="CASCADE"), primary_key=True
+    )
+    phases: Mapped[str] = mapped_column(String(NAME), default="")
+    pilot_group_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    pilot_group: Mapped[str] = mapped_column(String(NAME), default="")
+    """The pilot group's name when the deployment was made (kept: groups are renamed and deleted)."""
+    phase_count: Mapped[int] = mapped_column(Integer, default=1)
+    success_percent: Mapped[int] = mapped_column(Integer, default=95)
+    soak_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    halt_failure_rate: Mapped[int | None] = mapped_column(Integer, default=None)
+    halt_min_finished: Mapped[int] = mapped_column(Integer, default=10)
+    current_phase: Mapped[int] = mapped_column(Integer, default=0)
+    phase_opened: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    phase_met: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When the current phase met its criterion (the soak runs from there)."""
+    counted_since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    """Jobs finished since then count for the halt rule (the creation, or the last resume)."""
+    halted: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    halted_by: Mapped[str] = mapped_column(String(NAME), default="")
+    halt_details: Mapped[dict[str, Any] | None] = mapped_column(JSONText, default=None)
+    """The numbers that caused the halt: phase, finished, failed, rate."""
+    completed: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When its last phase finished, or when it was canceled."""
+    canceled_by: Mapped[str] = mapped_column(String(NAME), default="")
+    """Who canceled it (empty: not canceled)."""
+
+
+class RolloutEvent(Base):
+    """Something a rollout did (phase opened, halted, resumed, canceled, completed), for its history and
+    its webhook; `delivered` is set once the webhook took it."""
+
+    __tablename__ = "rollout_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    container_id: Mapped[int] = mapped_column(Integer, index=True)
+    """A plain number: the history outlives a purged container until delivered."""
+    kind: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSONText, default=None)
+    delivered: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class WolTarget(Base):

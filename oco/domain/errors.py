@@ -20,8 +20,10 @@ __all__ = [
     "InvalidPublisherKey",
     "InvalidReport",
     "InvalidReturnCodes",
+    "InvalidRollout",
     "InvalidSigningKey",
     "InvalidVersionCondition",
+    "InvalidWindow",
     "LastAdministrator",
     "NotPermitted",
 ]
@@ -88,3 +90,11 @@ class InvalidAgentInput(DomainError):
 
 class InvalidVersionCondition(DomainError):
     """A software version condition is not an operator and a version ("< 120")."""
+
+
+class InvalidRollout(InvalidDeployment):
+    """A rollout's phases, criterion, soak or halt rule is invalid."""
+
+
+class InvalidWindow(InvalidDeployment):
+    """A maintenance window is not days and times such as 'Mon-Fri 18:00-06:00'."""

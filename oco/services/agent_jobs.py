@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import (
@@ -26,13 +26,16 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.orm import Session
 
 from oco.config import Settings
 from oco.db.models import Computer, ComputerPackage, Job, JobContainer, Package
 from oco.db.types import UTCDateTime
 from oco.domain.dispatch import (
+    SERVER_CLOCK,
     WIRE_ACTION,
     CandidateJob,
+    Clocks,
     ContainerWindow,
     jobs_to_hand_out,
     report_refusal,
@@ -55,7 +58,7 @@ from oco.domain.states import (
     UpgradeBehavior,
 )
 from oco.errors import Forbidden, InvalidInput, NotFound
-from oco.services import wol
+from oco.services import rollouts, wol
 from oco.services.agents import RECORD_COLUMNS, AuthenticationFailed, ComputerRecord
 
 
@@ -129,6 +132,9 @@ _JOB_COLUMNS = (
     Package.payload_size,
     Job.action,
     Package.signature_key_id,
+    Job.phase,
+    JobContainer.open_phase,
+    JobContainer.windows,
     Package.download_for_uninstall,
 )
 """What a check-in reads of each pending job: few columns (each costs on every check-in); the signed
@@ -208,9 +214,11 @@ def _pending_job(row: Sequence[Any]) -> PendingJob:
         end=row[11],
         enabled=row[12],
         ip_ranges=row[13],
+        open_phase=row[21],
+        windows=row[22],
     )
     return PendingJob(
-        candidate=CandidateJob(row[0], row[1], JobState(row[2]), window),
+        candidate=CandidateJob(row[0], row[1], JobState(row[2]), window, row[20]),
         package_id=row[3],
         procedure=row[4],
         post_action=PostAction(row[5]),
@@ -222,7 +230,7 @@ def _pending_job(row: Sequence[Any]) -> PendingJob:
         payload_size=row[17],
         action=row[18],
         signature={} if row[19] else None,  # filled in by `_signed`
-        download_for_uninstall=bool(row[20]),
+        download_for_uninstall=bool(row[23]),
     )
 
 
@@ -257,16 +265,23 @@ def _wire_signature(row: Sequence[Any]) -> dict[str, Any] | None:
     return wire_signature(key_id, signature, fields)
 
 
-def eligible_jobs(pending: list[PendingJob], client_address: str, now: datetime) -> list[PendingJob]:
-    """Of a computer's pending jobs, those it may run now, in the order it must run them."""
+def eligible_jobs(
+    pending: list[PendingJob], client_address: str, now: datetime, clocks: Clocks = SERVER_CLOCK
+) -> list[PendingJob]:
+    """Of a computer's pending jobs, those it may run now, in the order it must run them (maintenance
+    windows read on `clocks`)."""
     by_id = {job.candidate.id: job for job in pending}
-    ordered = jobs_to_hand_out([job.candidate for job in pending], now, client_address)
+    ordered = jobs_to_hand_out([job.candidate for job in pending], now, client_address, clocks)
     return [by_id[candidate.id] for candidate in ordered]
 
 
-def software_jobs(pending: list[PendingJob], client_address: str, now: datetime) -> list[dict[str, Any]]:
+def software_jobs(
+    pending: list[PendingJob], client_address: str, now: datetime, clocks: Clocks = SERVER_CLOCK
+) -> list[dict[str, Any]]:
     """The `software-jobs` list of a hello answer: OCO's keys, then ours (OCO agents ignore those)."""
-    return [_wire_job(job) for job in eligible_jobs(pending, client_address, now)]
+    if not pending:
+        return []
+    return [_wire_job(job) for job in eligible_jobs(pending, client_address, now, clocks)]
 
 
 def _wire_job(job: PendingJob) -> dict[str, Any]:
@@ -301,6 +316,7 @@ _REPORTED = (
         Package.family_id,
         Job.sequence,
         Job.return_code,
+        Job.phase,
         JobContainer.priority,
         JobContainer.created,
         JobContainer.start_time,
@@ -324,6 +340,7 @@ class _ReportedJob:
     container_id: int
     family_id: int | None
     facts: JobFacts
+    phase: int | None = None
 
 
 def report_job_state(
@@ -355,6 +372,7 @@ def report_job_state(
         package_id=row.package_id,
         container_id=row.container_id,
         family_id=row.family_id,
+        phase=row.phase,
         facts=JobFacts(
             state=JobState(row.state),
             action=JobAction(row.action),
@@ -409,6 +427,10 @@ def _apply(connection: Connection, job: _ReportedJob, outcome: Outcome, now: dat
     _change_assignments(connection, job, outcome, now)
     if outcome.abort_remaining:
         abort_remaining_jobs(connection, job.container_id, job.computer_id, now)
+    if job.phase is not None and outcome.state is JobState.FAILED:
+        with Session(bind=connection) as session:  # joins this transaction; the rollout rules use the ORM
+            rollouts.check_halt(session, job.container_id, job.phase, now)
+            session.flush()
 
 
 @functools.cache
@@ -505,13 +527,19 @@ def _grant_of_package(connection: Connection, package_id: int) -> DownloadGrant:
 
 
 def authorize_download(
-    connection: Connection, computer: ComputerRecord, package_id: int, client_address: str, now: datetime
+    connection: Connection,
+    computer: ComputerRecord,
+    package_id: int,
+    client_address: str,
+    now: datetime,
+    server_zone: tzinfo = UTC,
 ) -> DownloadGrant:
     """A download is allowed only while the computer has an eligible job for that package, or one the
     -8888 cascade failed (an OCO agent runs it anyway, and its report is accepted)."""
+    clocks = Clocks(computer.time_zone, server_zone)
     jobs = [
         job
-        for job in eligible_jobs(pending_jobs(connection, computer.id), client_address, now)
+        for job in eligible_jobs(pending_jobs(connection, computer.id), client_address, now, clocks)
         if job.package_id == package_id
     ]
     if not jobs and _aborted_by_cascade(connection, computer.id, package_id):

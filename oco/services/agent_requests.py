@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
+from oco.domain.dispatch import Clocks
 from oco.domain.hostnames import normalize_hostname
 from oco.domain.protocol import AgentMethod
 from oco.errors import InvalidInput
@@ -72,7 +73,7 @@ def authorize_download(rt: Runtime, request: AgentRequest, package_id: int) -> D
     def grant(connection: Connection, now: datetime, accept: Accept) -> DownloadGrant:
         agent = accept(agents.read_record(connection, normalize_hostname(request.hostname)), None)
         return agent_jobs.authorize_download(
-            connection, agent.computer, package_id, request.client_address, now
+            connection, agent.computer, package_id, request.client_address, now, rt.settings.zone
         )
 
     return _in_transaction(rt, request, grant)[1]
@@ -152,7 +153,9 @@ def _hello_params(
 ) -> dict[str, Any]:
     params: dict[str, Any] = {
         "update": 1 if agents.wants_inventory(agent, request.data, rt.settings, now) else 0,
-        "software-jobs": agent_jobs.software_jobs(pending, request.client_address, now),
+        "software-jobs": agent_jobs.software_jobs(
+            pending, request.client_address, now, Clocks(agent.computer.time_zone, rt.settings.zone)
+        ),
         "logins-since": agents.logins_since(agent),
         "events": [],
     }

@@ -72,6 +72,7 @@ class ComputerRecord:
     networks_digest: str
     uid: str
     newest_login: datetime | None
+    time_zone: str
 
 
 RECORD_COLUMNS = tuple(getattr(Computer, name) for name in ComputerRecord.__slots__)
@@ -285,6 +286,7 @@ def _self_register(
         networks_digest="",
         uid=values["uid"],
         newest_login=None,
+        time_zone="",
     )
     return AuthenticatedAgent(
         computer=record,
@@ -351,6 +353,8 @@ def columns_of_inventory(data: dict[str, Any], now: datetime) -> dict[str, Any]:
     if isinstance(networks, list):
         columns["networks_digest"] = _networks_digest(networks)
     columns["inventory"] = {key: value for key, value in data.items() if key not in _NOT_IN_DOCUMENT}
+    zone = data.get("time_zone", data.get("timezone"))  # ours reports its zone (maintenance windows)
+    columns["time_zone"] = str(zone)[:64] if isinstance(zone, str) else ""
     columns["inventory_updated"] = now
     columns["force_update"] = False
     return columns
@@ -389,7 +393,7 @@ def _hello_changes(record: ComputerRecord, data: dict[str, Any]) -> dict[str, An
     return changes
 
 
-_UNREGISTERED = ComputerRecord(0, "", "", "", 0.0, 0.0, False, None, "", "", "", None)
+_UNREGISTERED = ComputerRecord(0, "", "", "", 0.0, 0.0, False, None, "", "", "", None, "")
 _DELETE_NETWORKS = delete(ComputerNetwork).where(ComputerNetwork.computer_id == bindparam("p_computer"))
 
 

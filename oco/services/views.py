@@ -44,6 +44,7 @@ from oco.domain.states import (
     UpgradeBehavior,
     Vocabulary,
 )
+from oco.domain.windows import WindowZone
 from oco.domain.wol import WakeOutcome
 from oco.errors import OcoError
 from oco.services.signing import signed_fields
@@ -94,6 +95,7 @@ def _text(member: Vocabulary) -> str:
 
 PostActionText = Annotated[PostAction, AsText(PostAction)]
 SequenceModeText = Annotated[SequenceMode, AsText(SequenceMode)]
+WindowZoneText = Annotated[WindowZone, AsText(WindowZone)]
 UpgradeBehaviorText = Annotated[UpgradeBehavior, AsText(UpgradeBehavior)]
 SignatureStatusText = Annotated[SignatureStatus, AsText(SignatureStatus)]
 JobStateText = Annotated[JobState, AsText(JobState)]
@@ -382,6 +384,10 @@ class WaitingPublic(View):
     hold: HoldText
     since: datetime | None
     address: str | None
+    phase: int | None = None
+    """The job's rollout phase, from 1 (halted, later phase)."""
+    opens: str | None = None
+    """When its maintenance window opens (outside its window): "Mon 18:00 computer time"."""
 
 
 class JobRowPublic(JobPublic):
@@ -645,12 +651,60 @@ class ContainerPublic(View):
     restart_timeout: int
     sequence_mode: SequenceModeText
     agent_ip_ranges: str
+    windows: list[str] = []
+    """Maintenance windows ("Mon-Fri 18:00-06:00"); empty: any time."""
+    window_zone: WindowZoneText | None = None
     status: ContainerStatusText
     progress: int
     job_counts: dict[str, int]
     outcomes: dict[str, int]
     """Jobs per part of the outcome bar (`JobOutcome`, in its order): succeeded, failed, … skipped."""
     last_finished: datetime | None
+    halted: bool = False
+    """A phased rollout of this container halted: nothing more is handed out until resumed."""
+    rollout: RolloutPublic | None = None
+    """The phased rollout, when the container is one (on a single container's answers)."""
+
+
+class RolloutPhasePublic(View):
+    """One phase of a rollout: its computers and how its jobs stand (skipped ones not counted)."""
+
+    number: int
+    label: str
+    status: str
+    """done, open, halted, waiting or canceled."""
+    computers: int
+    succeeded: int
+    failed: int
+    pending: int
+    criterion_met: bool
+
+
+class RolloutPublic(View):
+    """A phased rollout: its rules, where it stands, why it halted, and each phase."""
+
+    phases: str
+    pilot_group_id: int | None
+    pilot_group: str
+    phase_count: int
+    current_phase: int
+    """From 1."""
+    success_percent: int
+    soak: str
+    soak_seconds: int
+    halt_failure_rate: int | None
+    halt_min_finished: int
+    phase_opened: datetime | None
+    phase_met: datetime | None
+    halted: datetime | None
+    halted_by: str
+    halt_details: dict[str, Any] | None
+    """The numbers that caused the halt: phase, label, finished, failed, succeeded, pending, rate."""
+    completed: datetime | None
+    """When its last phase finished, or it was canceled."""
+    canceled_by: str
+    """Who canceled it (empty: not canceled)."""
+    phase_list: list[RolloutPhasePublic]
 
 
 class ContainerPagePublic(View):
@@ -735,12 +789,33 @@ class PlanSummaryPublic(View):
     sentence: str = Field(description="the whole plan in one sentence, as the console shows it")
 
 
+class PlanPhasePublic(View):
+    """A phase of a rollout as the preview shows it: how many computers, and the first of them."""
+
+    number: int
+    label: str
+    computers: int
+    hostnames: list[str]
+
+
+class PlanWindowsPublic(View):
+    """A deployment's maintenance windows as the preview shows them: whose clock, and how many computers
+    read them in server time because their agent reports no time zone."""
+
+    windows: list[str]
+    zone: WindowZoneText
+    server_zone: str
+    server_time_computers: int
+
+
 class PlanPublic(View):
     """What a deployment would create (the preview): the summary of all of it, and the first computers
-    with their jobs (all of them unless limited)."""
+    with their jobs (all of them unless limited); for a phased rollout, its phases."""
 
     computers: list[ComputerPlanPublic]
     summary: PlanSummaryPublic
+    phases: list[PlanPhasePublic] = []
+    windows: PlanWindowsPublic | None = None
 
 
 def plan_view(plan: Plan, limit: int | None = None) -> PlanPublic:

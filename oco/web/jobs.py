@@ -13,9 +13,17 @@ from starlette.datastructures import FormData
 
 from oco.domain.containers import DEFAULT_RESTART_TIMEOUT
 from oco.domain.ipranges import parse_ip_ranges
+from oco.domain.phases import (
+    DEFAULT_HALT_MIN_FINISHED,
+    DEFAULT_SUCCESS_PERCENT,
+    RolloutRules,
+    parse_duration,
+    parse_phases,
+)
 from oco.domain.states import ContainerStatus, JobOutcome, SequenceMode
+from oco.domain.windows import WindowZone, parse_windows
 from oco.errors import InvalidInput, OcoError, outcome
-from oco.services import containers, deployments, jobs, targets
+from oco.services import containers, deployments, jobs, rollouts, targets
 from oco.services.computers import ComputerQuery
 from oco.services.containers import ContainerEdit, ContainerQuery
 from oco.services.deployments import ContainerOptions, DeploymentRequest, UninstallRequest
@@ -108,6 +116,14 @@ class AssistantForm:
     agent_ip_ranges: str = ""
     force: bool = False
     auto_uninstall: bool = True
+    phases: str = ""
+    pilot_group: str = ""
+    phase_success: str = str(DEFAULT_SUCCESS_PERCENT)
+    phase_soak: str = ""
+    halt_failure_rate: str = ""
+    halt_min_finished: str = str(DEFAULT_HALT_MIN_FINISHED)
+    windows: str = ""
+    window_zone: str = WindowZone.COMPUTER.text
     find: str = ""
     all_matching: bool = False
     matching: tuple[tuple[str, str], ...] = ()
@@ -150,7 +166,26 @@ class AssistantForm:
             agent_ip_ranges=text(form, "agent_ip_ranges"),
             force=form.get("force") == "on",
             auto_uninstall=form.get("auto_uninstall") == "on",
+            phases=text(form, "phases"),
+            pilot_group=text(form, "pilot_group"),
+            phase_success=text(form, "phase_success", str(DEFAULT_SUCCESS_PERCENT)),
+            phase_soak=text(form, "phase_soak"),
+            halt_failure_rate=text(form, "halt_failure_rate"),
+            halt_min_finished=text(form, "halt_min_finished", str(DEFAULT_HALT_MIN_FINISHED)),
+            windows=text(form, "windows"),
+            window_zone=text(form, "window_zone", WindowZone.COMPUTER.text),
         ).carrying(form.multi_items())
+
+    def rollout(self) -> RolloutRules:
+        """The rollout rules of the "Safe rollout" fields; InvalidInput names a field that does not parse."""
+        rate = self.halt_failure_rate.strip()
+        return RolloutRules(
+            steps=parse_phases(self.phases),
+            success_percent=parse_integer(self.phase_success, "phase_success"),
+            soak_seconds=parse_duration(self.phase_soak, field="phase_soak"),
+            halt_failure_rate=parse_integer(rate, "halt_failure_rate") if rate else None,
+            halt_min_finished=parse_integer(self.halt_min_finished, "halt_min_finished"),
+        )
 
     def request(self, zone: tzinfo) -> DeploymentRequest:
         """The use case's request; InvalidInput names a field that does not parse."""
@@ -178,6 +213,11 @@ class AssistantForm:
             restart_timeout=parse_integer(self.restart_timeout, "restart_timeout"),
             sequence_mode=SequenceMode.from_text(self.sequence_mode),
             agent_ip_ranges=self.agent_ip_ranges,
+            rollout=self.rollout(),
+            pilot_group=int(self.pilot_group) if self.pilot_group.strip().isdigit() else None,
+            windows=parse_windows(
+                self.windows.splitlines(), WindowZone.from_text(self.window_zone, field="window_zone")
+            ),
         )
 
 
@@ -527,6 +567,32 @@ async def renew(request: Request, current: EditingContainers, container_id: Cons
     except OcoError as exc:
         return refused(request, current, f"/jobs/{container_id}", exc)
     return flash.redirect(request, current, f"/jobs/{target.id}", "Renewed the failed jobs.")
+
+
+@router.post("/jobs/{container_id}/rollout")
+async def rollout_action(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
+    """Halt (`action=halt`), resume (`action=resume`, `reopen=on` runs the halted phase's failed jobs
+    again) or cancel (`action=cancel`) the container's phased rollout."""
+    posted = await checked_form(request, current)
+    runtime = runtime_of(request)
+    action = posted.get("action")
+    try:
+        if action == "halt":
+            rollouts.halt(runtime, container_id, current.actor)
+        elif action == "resume":
+            rollouts.resume(runtime, container_id, current.actor, reopen=posted.get("reopen") == "on")
+        elif action == "cancel":
+            rollouts.cancel(runtime, container_id, current.actor)
+        else:
+            raise InvalidInput(f"rollout action {action!r} must be halt, resume or cancel", field="action")
+    except OcoError as exc:
+        return refused(request, current, f"/jobs/{container_id}", exc)
+    done = {
+        "halt": "Halted the rollout.",
+        "resume": "Resumed the rollout.",
+        "cancel": "Canceled the rollout.",
+    }
+    return flash.redirect(request, current, f"/jobs/{container_id}", done[str(action)])
 
 
 @router.post("/jobs/{container_id}/delete")

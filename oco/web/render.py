@@ -16,9 +16,11 @@ from starlette.datastructures import FormData
 
 from oco.domain.containers import DEFAULT_RESTART_TIMEOUT, PRIORITY_MAX, PRIORITY_MIN
 from oco.domain.dispatch import Hold
+from oco.domain.phases import halt_text
 from oco.domain.presence import Presence
 from oco.domain.roles import Permission, Role
 from oco.domain.states import ContainerStatus, JobOutcome, JobState, PostAction, SequenceMode, UpgradeBehavior
+from oco.domain.windows import WindowZone
 from oco.errors import OcoError, outcome
 from oco.services.views import MAX_ID, ComputerPublic, WaitingPublic
 from oco.web import flash
@@ -48,6 +50,7 @@ NOT_FOUND = 404
 VOCABULARY = {
     "PostAction": PostAction,
     "SequenceMode": SequenceMode,
+    "WindowZone": WindowZone,
     "UpgradeBehavior": UpgradeBehavior,
     "JobState": JobState,
     "ContainerStatus": ContainerStatus,
@@ -111,6 +114,7 @@ def _context(request: Request, current: Viewer | None, **context: Any) -> dict[s
         "state_class": state_class,
         "presence_badge": presence_badge,
         "waiting_text": lambda waiting: waiting_text(waiting, zone),
+        "halt_text": halt_text,
         "status_icon": status_icon,
         "request": request,
         **context,
@@ -126,6 +130,10 @@ def waiting_text(waiting: WaitingPublic, zone: tzinfo) -> str:
         return f"{waiting.hold.label} (last seen from {waiting.address})"
     if waiting.hold is Hold.OFFLINE:
         return f"the computer is offline since {when}" if when else "the computer has never checked in"
+    if waiting.hold is Hold.LATER_PHASE and waiting.phase is not None:
+        return f"waiting for phase {waiting.phase} of the rollout to open"
+    if waiting.hold is Hold.OUTSIDE_WINDOW:
+        return f"waiting for its window (opens {waiting.opens})" if waiting.opens else waiting.hold.label
     if waiting.hold is Hold.ENDED:
         return f"the container ended at {when}"
     return waiting.hold.label

@@ -93,6 +93,7 @@ def test_tasks_are_found_by_name() -> None:
         "expire-jobs",
         "send-wol",
         "expire-wol-shutdown",
+        "advance-rollouts",
         "count-outcomes",
         "purge-containers",
         "refresh-statistics",

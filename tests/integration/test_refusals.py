@@ -213,6 +213,10 @@ def body_for(method: str, path: str) -> dict[str, Any] | None:
         return {"name": "renamed"}
     if path.endswith("/renew"):
         return {"new_container": False}
+    if path.endswith("/resume"):
+        return {"reopen": False}
+    if path.endswith(("/halt", "/cancel")):
+        return None
     if method in ("post", "put"):
         return {"ids": [1]}
     return None
@@ -326,6 +330,9 @@ def test_the_agent_api_answers_an_unknown_job_with_a_json_rpc_error(client: Test
         (["container", "show", "999"], "job container 999 does not exist"),
         (["container", "edit", "999", "--name", "x"], "job container 999 does not exist"),
         (["container", "renew", "999"], "job container 999 does not exist"),
+        (["container", "rollout", "999"], "job container 999 does not exist"),
+        (["container", "resume", "999"], "job container 999 does not exist"),
+        (["container", "cancel", "999"], "job container 999 does not exist"),
         (["container", "delete", "999"], "job container 999 does not exist"),
         (["container", "delete-job", "999"], "job 999 does not exist"),
         (["group", "computer", "show", "999"], "computer group 999 does not exist"),

@@ -17,11 +17,12 @@ from oco.api.admin.schemas import (
     NewUninstall,
     Page,
     Renew,
+    Resume,
     RuntimeDep,
 )
 from oco.api.auth import allow
 from oco.domain.roles import Permission
-from oco.services import containers, deployments, jobs
+from oco.services import containers, deployments, jobs, rollouts
 from oco.services.views import ContainerPublic, JobRowPublic, PagePublic, PlanPublic
 
 router = APIRouter(dependencies=[allow(Permission.VIEW)], tags=["deployments"])
@@ -61,8 +62,28 @@ def create_uninstall(runtime: RuntimeDep, actor: Actor, body: NewUninstall) -> C
 
 @router.get("/deployments/{container_id}")
 def show_deployment(runtime: RuntimeDep, container_id: Id) -> ContainerPublic:
-    """A job container with its status, progress and counts per state."""
-    return containers.container_summary(runtime, container_id)
+    """A job container with its status, progress and counts per state; for a phased rollout, its rules,
+    where it stands (halted, with the numbers that caused it) and each phase's counts."""
+    return rollouts.container_summary(runtime, container_id)
+
+
+@router.post("/deployments/{container_id}/halt", dependencies=[allow(Permission.EDIT_CONTAINERS)])
+def halt_rollout(runtime: RuntimeDep, actor: Actor, container_id: Id) -> ContainerPublic:
+    """Halt a phased rollout by hand: nothing more is handed out until it is resumed."""
+    return rollouts.halt(runtime, container_id, actor)
+
+
+@router.post("/deployments/{container_id}/resume", dependencies=[allow(Permission.EDIT_CONTAINERS)])
+def resume_rollout(runtime: RuntimeDep, actor: Actor, container_id: Id, body: Resume) -> ContainerPublic:
+    """Resume a halted rollout where it stopped (failures so far no longer count for the halt rule);
+    with `reopen`, the failed jobs of the halted phase run again."""
+    return rollouts.resume(runtime, container_id, actor, reopen=body.reopen)
+
+
+@router.post("/deployments/{container_id}/cancel", dependencies=[allow(Permission.EDIT_CONTAINERS)])
+def cancel_rollout(runtime: RuntimeDep, actor: Actor, container_id: Id) -> ContainerPublic:
+    """Cancel a phased rollout: its waiting jobs expire; jobs already started finish."""
+    return rollouts.cancel(runtime, container_id, actor)
 
 
 @router.get("/deployments/{container_id}/jobs")

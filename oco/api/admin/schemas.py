@@ -23,8 +23,16 @@ from oco.domain.containers import (
 )
 from oco.domain.hostnames import HOSTNAME_MAX
 from oco.domain.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from oco.domain.phases import (
+    DEFAULT_HALT_MIN_FINISHED,
+    DEFAULT_SUCCESS_PERCENT,
+    RolloutRules,
+    parse_duration,
+    parse_phases,
+)
 from oco.domain.presence import Presence
 from oco.domain.states import JobOutcome, PostAction, SequenceMode, UpgradeBehavior
+from oco.domain.windows import WindowZone, parse_windows
 from oco.services.computers import ComputerQuery, ComputerSelection
 from oco.services.containers import ContainerEdit
 from oco.services.deployments import ContainerOptions, DeploymentRequest, UninstallRequest
@@ -34,7 +42,14 @@ from oco.services.packages import PackageSpec
 from oco.services.runtime import Runtime
 from oco.services.targets import Targets
 from oco.services.users import MIN_PASSWORD_LENGTH, TokenUser, UserChanges
-from oco.services.views import MAX_ID, PostActionText, RoleText, SequenceModeText, UpgradeBehaviorText
+from oco.services.views import (
+    MAX_ID,
+    PostActionText,
+    RoleText,
+    SequenceModeText,
+    UpgradeBehaviorText,
+    WindowZoneText,
+)
 
 Id = Annotated[int, Path(ge=1, le=MAX_ID, description="database id")]
 BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -257,6 +272,48 @@ class NewDeployment(ContainerFields):
         description="uninstall the family's other installed versions first, for packages whose upgrade "
         'behavior is explicit_uninstall ("Automatically create uninstall jobs")',
     )
+    phases: str = Field(
+        "",
+        max_length=NAME_MAX,
+        description="phased rollout: cumulative steps, percentages or counts ('1%,10%,50%,100%', '5,50,all')",
+    )
+    pilot_group: int | str | None = Field(
+        None, description="computer group (id or name) whose targets form the rollout's first phase"
+    )
+    phase_success: int = Field(
+        DEFAULT_SUCCESS_PERCENT, ge=0, le=100, description="% of a phase's jobs that must succeed"
+    )
+    phase_soak: str = Field(
+        "", max_length=16, description="time after a phase met its criterion before the next opens (30m)"
+    )
+    halt_failure_rate: int | None = Field(
+        None, ge=0, le=100, description="halt when more than this % of a phase's finished jobs failed"
+    )
+    halt_min_finished: int = Field(
+        DEFAULT_HALT_MIN_FINISHED, ge=1, le=MAX_ID, description="finished jobs of a phase before it halts"
+    )
+
+    windows: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="maintenance windows ('Mon-Fri 18:00-06:00', 'Sat,Sun 00:00-24:00'); empty: any time",
+    )
+    window_zone: WindowZoneText = Field(
+        WindowZone.COMPUTER.text,
+        validate_default=True,
+        description="whose clock the windows are read on: computer (as its agent reports; the server's for "
+        "an agent that reports none) or server",
+    )
+
+    def rollout(self) -> RolloutRules:
+        """The rollout rules of these fields (parsed by the domain, whose errors name the field)."""
+        return RolloutRules(
+            steps=parse_phases(self.phases),
+            success_percent=self.phase_success,
+            soak_seconds=parse_duration(self.phase_soak, field="phase_soak"),
+            halt_failure_rate=self.halt_failure_rate,
+            halt_min_finished=self.halt_min_finished,
+        )
 
     def request(self) -> DeploymentRequest:
         """The use case's request."""
@@ -266,8 +323,14 @@ class NewDeployment(ContainerFields):
             packages=self.package_ids,
             package_groups=self.package_group_ids,
         )
+        options = replace(
+            self.options(),
+            rollout=self.rollout(),
+            pilot_group=self.pilot_group,
+            windows=parse_windows(self.windows, self.window_zone),
+        )
         return DeploymentRequest(
-            options=self.options(), targets=targets, force=self.force, auto_uninstall=self.auto_uninstall
+            options=options, targets=targets, force=self.force, auto_uninstall=self.auto_uninstall
         )
 
 
@@ -316,6 +379,12 @@ class ContainerChanges(Body):
             end=aware(self.end),
             sequence_mode=self.sequence_mode,
         )
+
+
+class Resume(Body):
+    """How to resume a halted rollout."""
+
+    reopen: bool = Field(False, description="run the failed jobs of the halted phase again")
 
 
 class Renew(Body):
