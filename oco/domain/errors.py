@@ -10,6 +10,7 @@ from oco.errors import Conflict, DomainError, Forbidden
 
 __all__ = [
     "DomainError",
+    "InvalidAgentInput",
     "InvalidChoice",
     "InvalidDeployment",
     "InvalidDeploymentIpRange",
@@ -20,6 +21,7 @@ __all__ = [
     "InvalidReport",
     "InvalidReturnCodes",
     "InvalidSigningKey",
+    "InvalidVersionCondition",
     "LastAdministrator",
     "NotPermitted",
 ]
@@ -71,3 +73,18 @@ class NotPermitted(DomainError, Forbidden):
 
 class LastAdministrator(DomainError, Conflict):
     """A change would leave the server without an active administrator: answered 409."""
+
+
+class InvalidAgentInput(DomainError):
+    """An agent request breaks a limit of the wire format (`oco.domain.protocol`): `field` is its path.
+
+    `syntax` is True when the body is not JSON at all (JSON-RPC "parse error"), False for a value out of
+    the limits."""
+
+    def __init__(self, message: str, *, field: str | None = None, syntax: bool = False) -> None:
+        super().__init__(message, field=field)
+        self.syntax = syntax
+
+
+class InvalidVersionCondition(DomainError):
+    """A software version condition is not an operator and a version ("< 120")."""

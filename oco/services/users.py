@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from oco.db.models import ApiToken, User, UserSession
 from oco.domain.roles import Account, Role, ensure_administrator_remains, ensure_not_own_account
-from oco.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from oco.services import audit
+from oco.domain.throttle import remaining_lockout
+from oco.errors import Conflict, InvalidInput, NotFound, TooManyAttempts, Unauthorized
+from oco.services import audit, throttle
 from oco.services.runtime import Runtime
 from oco.services.views import TokenPublic, UserPublic, token_view, user_view
 
@@ -29,6 +30,8 @@ FIRST_ADMIN = "admin"
 """The name of the console user `ensure_admin` creates."""
 WRONG_CREDENTIALS = "wrong user name or password"
 WRONG_OLD_PASSWORD = "the current password is wrong"
+FAILURE_WRITE_ATTEMPTS = 2
+NAME_IN_AUDIT = 255
 _hasher = PasswordHasher()
 UserRef = int | str
 """A user by id (console and API addresses) or by name (the CLI)."""
@@ -189,23 +192,34 @@ def list_users(rt: Runtime) -> list[UserPublic]:
         return [user_view(u) for u in session.scalars(select(User).order_by(User.username))]
 
 
-def log_in(rt: Runtime, username: str, password: str) -> str:
-    """Start a console session for an enabled user with this name and password; returns the cookie
-    token (only its hash is stored). One vague Unauthorized for every failure."""
+def log_in(rt: Runtime, username: str, password: str, address: str = "") -> str:
+    """Start a console session for an enabled user with this name and password, from client `address`;
+    returns the cookie token (only its hash is stored).
+
+    One vague Unauthorized for every wrong name or password, counted against the name and the address
+    (`oco.domain.throttle`, with an audit entry); TooManyAttempts, without checking the password, while
+    either is locked out. The password is verified (Argon2, a deliberate fraction of a second) between
+    two short units of work, so it never holds the database's write lock.
+    """
+    name = username.strip()
+    counted = throttle.subjects(name, address)
     with rt.reading() as session:
-        user = session.scalar(select(User).where(User.username == username.strip()))
+        user = session.scalar(select(User).where(User.username == name))
         known = None if user is None or not user.enabled else (user.id, user.password_hash)
-    if known is None:
-        _hasher.hash(password)  # spend the same time whether or not the user exists
+        counts = throttle.load_counts(session, counted)
+    now = rt.now()
+    locked = max((remaining_lockout(count, now) for count in counts.values()), default=0.0)
+    if locked:
+        raise TooManyAttempts(
+            f"too many failed logins for this user name or address: retry in {locked:.0f} s",
+            retry_after=int(locked),
+        )
+    if known is None or not _password_matches(known[1], password):
+        _count_failure(rt, counted, name, address, known[0] if known else None)
         raise Unauthorized(WRONG_CREDENTIALS)
     user_id, password_hash = known
-    try:
-        _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError) as exc:
-        raise Unauthorized(WRONG_CREDENTIALS) from exc
     rehashed = _hasher.hash(password) if _hasher.check_needs_rehash(password_hash) else None
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    now = rt.now()
     with rt.transaction() as session:
         user = session.get(User, user_id)
         if user is None or not user.enabled:
@@ -213,6 +227,7 @@ def log_in(rt: Runtime, username: str, password: str) -> str:
         if rehashed is not None:
             user.password_hash = rehashed
         user.last_login = now
+        throttle.clear(session, counted)
         session.add(
             UserSession(
                 token_hash=hash_token(token),
@@ -223,6 +238,48 @@ def log_in(rt: Runtime, username: str, password: str) -> str:
             )
         )
     return token
+
+
+def _password_matches(password_hash: str | None, password: str) -> bool:
+    """Argon2 verification; without a hash (no such user) the same work is done, and it fails."""
+    if password_hash is None:
+        _hasher.hash(password)  # spend the same time whether or not the user exists
+        return False
+    try:
+        return bool(_hasher.verify(password_hash, password))
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _count_failure(
+    rt: Runtime, counted: list[throttle.Subject], name: str, address: str, user_id: int | None
+) -> None:
+    """Count a failed login against its name and address, with an audit entry, in one short transaction.
+
+    Two processes counting the first failure of a name at once both insert it: the loser counts again.
+    """
+    policy = throttle.policy_of(rt.settings)
+    for attempt in range(FAILURE_WRITE_ATTEMPTS):
+        try:
+            with rt.transaction() as session:
+                now = rt.now()
+                counts = throttle.record_failure(session, counted, now, policy)
+                locked = max((remaining_lockout(count, now) for count in counts.values()), default=0.0)
+                audit.record(
+                    session,
+                    f"client:{address}" if address else "client",
+                    "user.login_failure",
+                    "user",
+                    user_id,
+                    username=name[:NAME_IN_AUDIT],
+                    address=address,
+                    failures=max(count.failures for count in counts.values()),
+                    locked_seconds=int(locked),
+                )
+            return
+        except Conflict:
+            if attempt == FAILURE_WRITE_ATTEMPTS - 1:
+                raise
 
 
 def session_user(rt: Runtime, token: str) -> SessionUser | None:

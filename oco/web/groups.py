@@ -11,10 +11,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from oco.errors import InvalidInput, OcoError
 from oco.services import groups
 from oco.services.computers import ComputerSelection
+from oco.web import flash
 from oco.web.filters import MATCH, computer_query
 from oco.web.inventory import computers_csv
 from oco.web.lists import ALL_MATCHING, ListState, csv_response, form_state
-from oco.web.render import ConsoleId, error_page, ids, render, status_of, text
+from oco.web.render import ConsoleId, ids, refused, render, status_of, text
 from oco.web.session import (
     EditingGroups,
     Viewer,
@@ -68,10 +69,10 @@ async def create_group(request: Request, current: EditingGroups, kind: Kind) -> 
     posted = await checked_form(request, current)
     add = groups.add_computer_group if kind == "computer" else groups.add_package_group
     try:
-        add(runtime_of(request), text(posted, "name"), current.actor)
+        added = add(runtime_of(request), text(posted, "name"), current.actor)
     except OcoError as exc:
         return _page(request, current, exc)
-    return RedirectResponse("/groups", status_code=303)
+    return flash.redirect(request, current, "/groups", f"Created the {kind} group {added.name}.")
 
 
 @router.post("/groups/{kind}/{group_id}/members")
@@ -99,10 +100,10 @@ async def change_members(
             change_packages = groups.add_packages_to_group if adding else groups.remove_packages_from_group
             change_packages(runtime, group_id, ids(posted, "member"), current.actor)
     except OcoError as exc:
-        if kind == "computer" and back != "/groups":
-            return error_page(request, current, exc, back=back)
-        return _page(request, current, exc)
-    return RedirectResponse(back, status_code=303)
+        return refused(request, current, back, exc)
+    return flash.redirect(
+        request, current, back, "Added the chosen members." if adding else "Removed the chosen members."
+    )
 
 
 @router.post("/groups/package/{group_id}/move")
@@ -117,7 +118,7 @@ async def move_package(request: Request, current: EditingGroups, group_id: Conso
     try:
         groups.move_package_in_group(runtime_of(request), group_id, package_id, steps, current.actor)
     except OcoError as exc:
-        return _page(request, current, exc)
+        return refused(request, current, "/groups", exc)
     return RedirectResponse("/groups", status_code=303)
 
 
@@ -129,5 +130,5 @@ async def delete_group(request: Request, current: EditingGroups, kind: Kind, gro
     try:
         delete(runtime_of(request), group_id, current.actor)
     except OcoError as exc:
-        return _page(request, current, exc)
-    return RedirectResponse("/groups", status_code=303)
+        return refused(request, current, "/groups", exc)
+    return flash.redirect(request, current, "/groups", "Deleted the group; its members stay.")

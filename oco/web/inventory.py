@@ -17,11 +17,13 @@ from oco.errors import InvalidInput, OcoError
 from oco.services import assignments, computers, deployments, groups, packages, wol
 from oco.services.assignments import InstalledSelection
 from oco.services.computers import ComputerQuery, ComputerSelection
-from oco.services.deployments import ContainerOptions, UninstallRequest
+from oco.services.deployments import UninstallRequest
 from oco.services.views import ComputerPublic
+from oco.web import flash
 from oco.web.filters import MATCH, computer_query
+from oco.web.jobs import AssistantForm
 from oco.web.lists import ALL_MATCHING, ListState, csv_response, form_state
-from oco.web.render import ConsoleId, error_page, ids, render, status_of, text
+from oco.web.render import ConsoleId, ids, refused, render, status_of, text
 from oco.web.session import (
     CSRF_FIELD,
     AddingPackages,
@@ -140,7 +142,7 @@ async def computer_actions(
     )
     action = text(posted, "action")
     if not selection.references and selection.matching is None:
-        return error_page(request, current, InvalidInput("choose at least one computer"), back=back.url())
+        return flash.redirect(request, current, back.url(), "Choose at least one computer.", "error")
     if action == "deploy":
         if selection.matching is not None:
             matching = [(k, v) for k, v in carried.params if k.startswith(MATCH)]
@@ -163,8 +165,8 @@ async def computer_actions(
         else:
             raise InvalidInput(f"action {action!r} must be one of deploy, wake, add_to_group, delete")
     except OcoError as exc:
-        return error_page(request, current, exc, back=back.url())
-    return RedirectResponse(back.url(notice=notice), status_code=303)
+        return refused(request, current, back.url(), exc)
+    return flash.redirect(request, current, back.url(), notice)
 
 
 @router.post("/computers")
@@ -176,7 +178,9 @@ async def computer_add(request: Request, current: EditingComputers) -> Response:
         computer = computers.add_computer(runtime_of(request), hostname, current.actor, text(posted, "notes"))
     except OcoError as exc:
         return _computer_list(request, current, ListState("/computers", ()), exc, hostname)
-    return RedirectResponse(f"/computers/{computer.id}", status_code=303)
+    return flash.redirect(
+        request, current, f"/computers/{computer.id}", f"Added computer {computer.hostname}."
+    )
 
 
 @router.get("/computers/{computer_id}")
@@ -184,7 +188,33 @@ def computer_page(request: Request, current: CurrentViewer, computer_id: Console
     """A computer: inventory, installed packages, and its jobs a page at a time."""
     state = ListState.of(request)
     page = computers.computer_page(runtime_of(request), computer_id, state.page_request())
-    return render(request, "computer.html", current, computer=page.computer, history=page.jobs, state=state)
+    return render(
+        request,
+        "computer.html",
+        current,
+        computer=page.computer,
+        history=page.jobs,
+        software=page.software,
+        state=state,
+    )
+
+
+@router.get("/computers/{computer_id}/software")
+def computer_software(request: Request, current: CurrentViewer, computer_id: ConsoleId) -> HTMLResponse:
+    """A computer's software inventory, a page at a time, searchable and sortable."""
+    state = ListState.of(request)
+    listing = computers.computer_software(
+        runtime_of(request), computer_id, state.get("q"), state.page_request()
+    )
+    return render(
+        request,
+        "computer_software.html",
+        current,
+        computer=listing.computer,
+        page=listing.software,
+        state=state,
+        sort_keys=computers.SOFTWARE_SORTS,
+    )
 
 
 @router.post("/computers/{computer_id}/delete")
@@ -192,7 +222,9 @@ async def computer_delete(request: Request, current: EditingComputers, computer_
     """Forget the computer with its jobs and assignments."""
     await checked_form(request, current)
     computers.delete_computer(runtime_of(request), computer_id, current.actor)
-    return RedirectResponse("/computers", status_code=303)
+    return flash.redirect(
+        request, current, "/computers", "Deleted the computer with its jobs and assignments."
+    )
 
 
 @router.post("/computers/wake")
@@ -203,8 +235,8 @@ async def computer_wake(request: Request, current: Deploying) -> Response:
     try:
         sent = wol.wake_computers(runtime_of(request), ids(posted, "computer"))
     except OcoError as exc:
-        return error_page(request, current, exc, back=back)
-    return RedirectResponse(f"{back}?notice=Sent+{sent}+magic+packet(s)", status_code=303)
+        return refused(request, current, back, exc)
+    return flash.redirect(request, current, back, f"Sent {sent} magic packet(s).")
 
 
 @router.post("/assignments/remove")
@@ -213,10 +245,14 @@ async def remove_assignments(request: Request, current: EditingComputers) -> Res
     posted = await checked_form(request, current)
     back = text(posted, "back", "/computers")
     try:
-        assignments.remove_assignments(runtime_of(request), ids(posted, "assignment"), current.actor)
+        removed = assignments.remove_assignments(
+            runtime_of(request), ids(posted, "assignment"), current.actor
+        )
     except OcoError as exc:
-        return error_page(request, current, exc, back=back)
-    return RedirectResponse(back, status_code=303)
+        return refused(request, current, back, exc)
+    return flash.redirect(
+        request, current, back, f"Removed {removed} assignment(s); nothing was uninstalled."
+    )
 
 
 # Packages -----------------------------------------------------------------------------------------
@@ -290,6 +326,7 @@ async def package_create(request: Request, current: AddingPackages) -> Response:
             compatible_os_version=values.get("compatible_os_version", ""),
             compatible_architecture=values.get("compatible_architecture", ""),
             notes=values.get("notes", ""),
+            download_for_uninstall=values.get("download_for_uninstall") == "1",
         )
         store = None
         if isinstance(upload, UploadFile) and upload.filename:
@@ -380,17 +417,18 @@ async def installed_actions(
                 f"/jobs/new?{urlencode([('computer', i) for i in computer_ids])}", status_code=303
             )
         if action == "uninstall":
-            uninstall = UninstallRequest(
-                ContainerOptions(name=""), assignment_ids=chosen, installed=everywhere
-            )
+            options = AssistantForm.from_form(posted).options(runtime.settings.zone)
+            uninstall = UninstallRequest(options, assignment_ids=chosen, installed=everywhere)
             container = deployments.create_uninstall(runtime, uninstall, current.actor)
             return RedirectResponse(f"/jobs/{container.id}", status_code=303)
         if action == "remove":
             removed = assignments.remove_assignments(runtime, chosen, current.actor, installed=everywhere)
-            return RedirectResponse(back.url(notice=f"Removed {removed} assignment(s)"), status_code=303)
+            return flash.redirect(
+                request, current, back.url(), f"Removed {removed} assignment(s); nothing was uninstalled."
+            )
         raise InvalidInput(f"action {action!r} must be one of deploy, uninstall, remove")
     except OcoError as exc:
-        return error_page(request, current, exc, back=back.url())
+        return refused(request, current, back.url(), exc)
 
 
 @router.post("/packages/{package_id}/delete")
@@ -400,5 +438,5 @@ async def package_delete(request: Request, current: DeletingPackages, package_id
     try:
         packages.remove_package(runtime_of(request), package_id, current.actor)
     except OcoError as exc:
-        return _package_page(request, current, package_id, exc)
-    return RedirectResponse("/packages", status_code=303)
+        return refused(request, current, f"/packages/{package_id}", exc)
+    return flash.redirect(request, current, "/packages", "Deleted the package version and its payload.")

@@ -22,6 +22,7 @@ from fastapi import Depends, Request, params
 from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 
+from oco.domain.proxies import client_address, client_used_https
 from oco.domain.roles import Permission, Role, can, require
 from oco.services import users
 from oco.services.runtime import Runtime
@@ -142,6 +143,20 @@ async def checked_form(request: Request, current: Viewer) -> FormData:
     if not sent or not hmac.compare_digest(sent.encode(), current.csrf_token.encode()):
         raise CsrfFailed
     return form
+
+
+def client_of(request: Request) -> str:
+    """The client's address: the peer, or what a trusted proxy forwards (`X-Forwarded-For`)."""
+    peer = request.client.host if request.client else ""
+    trusted = runtime_of(request).settings.trusted_proxies
+    return client_address(peer, request.headers.get("x-forwarded-for"), trusted)
+
+
+def over_https(request: Request) -> bool:
+    """Whether the browser talks HTTPS: to us, or to a trusted proxy that says so (`X-Forwarded-Proto`)."""
+    peer = request.client.host if request.client else ""
+    trusted = runtime_of(request).settings.trusted_proxies
+    return client_used_https(request.url.scheme, peer, request.headers.get("x-forwarded-proto"), trusted)
 
 
 def login_redirect(request: Request) -> RedirectResponse:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from oco.domain.roles import GRANTS, Role
 from oco.errors import InvalidInput, OcoError
 from oco.services import users
 from oco.services.users import UserChanges
+from oco.web import flash
 from oco.web.render import ConsoleId, error_page, render, status_of, text
 from oco.web.session import SESSION_COOKIE, ManagingUsers, OwnAccount, Viewer, checked_form, runtime_of
 
@@ -39,7 +40,7 @@ async def change_own_password(request: Request, current: OwnAccount) -> Response
         )
     except OcoError as exc:
         return _account(request, current, exc)
-    return RedirectResponse("/account?notice=Password+changed", status_code=303)
+    return flash.redirect(request, current, "/account", "Password changed; your other sessions ended.")
 
 
 def _account(request: Request, current: Viewer, error: OcoError | None = None) -> HTMLResponse:
@@ -79,7 +80,7 @@ async def user_add(request: Request, current: ManagingUsers) -> Response:
         )
     except OcoError as exc:
         return _user_list(request, current, exc, values)
-    return RedirectResponse(f"/users?notice=Added+user+{user.username}", status_code=303)
+    return flash.redirect(request, current, "/users", f"Added user {user.username}.")
 
 
 def _user_list(
@@ -129,7 +130,7 @@ async def user_change(request: Request, current: ManagingUsers, user_id: Console
         user = users.change_user(runtime_of(request), user_id, changes, current.actor)
     except OcoError as exc:
         return _user_page(request, current, user_id, exc)
-    return RedirectResponse(f"/users/{user.id}?notice=Saved", status_code=303)
+    return flash.redirect(request, current, f"/users/{user.id}", "Saved.")
 
 
 @router.post("/users/{user_id}/enabled")
@@ -141,8 +142,8 @@ async def user_enabled(request: Request, current: ManagingUsers, user_id: Consol
         user = users.change_user(runtime_of(request), user_id, UserChanges(enabled=enabled), current.actor)
     except OcoError as exc:
         return _user_page(request, current, user_id, exc)
-    notice = "Enabled" if user.enabled else "Disabled: sessions ended, API tokens revoked"
-    return RedirectResponse(f"/users/{user.id}?notice={notice.replace(' ', '+')}", status_code=303)
+    notice = "Enabled." if user.enabled else "Disabled: sessions ended, API tokens revoked."
+    return flash.redirect(request, current, f"/users/{user.id}", notice)
 
 
 @router.post("/users/{user_id}/password")
@@ -155,7 +156,7 @@ async def user_password(request: Request, current: ManagingUsers, user_id: Conso
         users.set_password(runtime_of(request), user_id, text(posted, "password"), current.actor)
     except OcoError as exc:
         return _user_page(request, current, user_id, exc)
-    return RedirectResponse(f"/users/{user_id}?notice=Password+set", status_code=303)
+    return flash.redirect(request, current, f"/users/{user_id}", "Password set; their sessions ended.")
 
 
 @router.post("/users/{user_id}/delete")
@@ -166,4 +167,4 @@ async def user_remove(request: Request, current: ManagingUsers, user_id: Console
         users.remove_user(runtime_of(request), user_id, current.actor)
     except OcoError as exc:
         return error_page(request, current, exc, back=f"/users/{user_id}")
-    return RedirectResponse("/users?notice=User+removed", status_code=303)
+    return flash.redirect(request, current, "/users", "User removed with their sessions and tokens.")

@@ -124,6 +124,9 @@ class NewPackage(BaseModel):
     compatible_os_version: str = Field("", max_length=NAME_MAX)
     compatible_architecture: str = Field("", max_length=NAME_MAX)
     notes: str = ""
+    download_for_uninstall: bool = Field(
+        False, description="Uninstall jobs fetch the payload first (off: as OCO-Server, no download)."
+    )
 
     def spec(self) -> PackageSpec:
         """The use case's view of the fields."""
@@ -164,10 +167,22 @@ class ComputerFilter(Body):
     os: str = Field("", max_length=200)
     group_id: BodyId | None = None
     package_id: BodyId | None = None
+    software: str = Field("", max_length=255, description="Software its inventory reports (name contains).")
+    software_version: str = Field(
+        "", max_length=300, description="A version condition on that software, e.g. '< 120'."
+    )
 
     def query(self) -> ComputerQuery:
         """The filter as the use cases take it."""
-        return ComputerQuery(self.search, self.presence, self.os, self.group_id, self.package_id)
+        return ComputerQuery(
+            self.search,
+            self.presence,
+            self.os,
+            self.group_id,
+            self.package_id,
+            self.software,
+            self.software_version,
+        )
 
 
 class ComputerMembers(Body):
@@ -260,11 +275,20 @@ class NewUninstall(ContainerFields):
     """Uninstall jobs for selected assignments."""
 
     name: str = Field("", max_length=NAME_MAX, description="default: 'Uninstall <family>'")
-    assignment_ids: list[BodyId] = Field(min_length=1)
+    assignment_ids: list[BodyId] = Field([], description="assignments to uninstall, by id")
+    computer_ids: list[BodyId] = Field([], description="or: computers to uninstall `package_ids` from")
+    package_ids: list[BodyId] = Field(
+        [], description="with `computer_ids`: packages to uninstall, each from those computers that have it"
+    )
 
     def request(self) -> UninstallRequest:
         """The use case's request."""
-        return UninstallRequest(options=self.options(), assignment_ids=self.assignment_ids)
+        return UninstallRequest(
+            options=self.options(),
+            assignment_ids=self.assignment_ids,
+            computers=self.computer_ids,
+            package_ids=self.package_ids,
+        )
 
 
 class ContainerChanges(Body):
@@ -281,6 +305,8 @@ class ContainerChanges(Body):
     restart_timeout: RestartTimeout | None = None
     sequence_mode: SequenceModeText | None = None
     agent_ip_ranges: str | None = None
+    wol: bool | None = Field(None, description="send Wake-on-LAN at the start (before it has come)")
+    shutdown_waked: bool | None = None
 
     def edit(self) -> ContainerEdit:
         """The use case's edit."""

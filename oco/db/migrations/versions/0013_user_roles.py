@@ -5,7 +5,7 @@ roles, every user could do everything. Existing audit entries of console and API
 "api:NAME") get NAME as their user and the administrator role, for the same reason.
 
 Revision ID: 0013
-Revises: 0006
+Revises: 0010
 Create Date: 2026-12-02 02:30:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0006"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
