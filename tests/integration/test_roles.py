@@ -36,7 +36,7 @@ PASSWORD = "a long password"
 UNKNOWN = 999
 PATH_PARAMETER = re.compile(r"\{(\w+)\}")
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-PUBLIC_CONSOLE = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout")}
+PUBLIC_CONSOLE = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("GET", "/favicon.ico")}
 """Console routes open to anyone (logging out needs a session, but no permission)."""
 
 
