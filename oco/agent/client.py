@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from oco.agent.config import AgentConfig, save_config, write_private
+from oco.agent.config import AgentConfig, AgentConfigError, save_config, write_private
+from oco.agent.tls import TlsTrustError, client_verify
 from oco.domain.protocol import (
     SIGNATURE_HEADER_AGENT,
     SIGNATURE_HEADER_SERVER,
@@ -55,9 +56,13 @@ class AgentClient:
         self.config_path = config_path
         self._counters = config.state_path / COUNTERS_FILE
         self._last_timestamp, self._last_server_timestamp = self._load_counters()
+        try:
+            verify = client_verify(config.tls_ca_file, config.tls_fingerprint, config.verify_tls)
+        except TlsTrustError as exc:
+            raise AgentConfigError(str(exc)) from None
         if transport is None and config.source_address:
-            transport = httpx.HTTPTransport(local_address=config.source_address, verify=config.verify_tls)
-        self.http = httpx.Client(timeout=TIMEOUT_S, transport=transport, verify=config.verify_tls)
+            transport = httpx.HTTPTransport(local_address=config.source_address, verify=verify)
+        self.http = httpx.Client(timeout=TIMEOUT_S, transport=transport, verify=verify)
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -7,7 +7,6 @@ error mapping. The use cases live in `oco.services.agent_requests`, the rules in
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import math
@@ -20,6 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from oco.api.download import payload_response
+from oco.domain import proxies
 from oco.domain.errors import InvalidAgentInput
 from oco.domain.protocol import (
     MAX_ID,
@@ -204,29 +204,7 @@ def _data(params: dict[str, Any], method: AgentMethod, rpc_id: Any) -> dict[str,
 def client_address(request: Request, trusted_proxies: list[str]) -> str:
     """The TCP peer, or the `X-Forwarded-For` client when the peer is a trusted proxy."""
     peer = request.client.host if request.client else ""
-    forwarded = request.headers.get("x-forwarded-for")
-    if not forwarded or not _is_trusted(peer, trusted_proxies):
-        return peer
-    # Walk from the nearest hop back; the first address not of a trusted proxy is the client.
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if not _is_trusted(hop, trusted_proxies):
-            return hop
-    return hops[0] if hops else peer
-
-
-def _is_trusted(address: str, proxies: list[str]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    for proxy in proxies:
-        try:
-            if ip in ipaddress.ip_network(proxy, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
+    return proxies.client_address(peer, request.headers.get("x-forwarded-for"), trusted_proxies)
 
 
 # Answers ------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ rule of `oco.domain.hostnames` (NFKC, case-folded): a computer whose new key ano
 old key, so nothing is lost — an admin deletes the look-alike.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-02 03:00:00
 """
 
@@ -21,7 +21,7 @@ from alembic import op
 from oco.domain.hostnames import hostname_key
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
