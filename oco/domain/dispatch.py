@@ -144,10 +144,11 @@ def report_refusal(job: CandidateJob, now: datetime, client_address: str | None)
 
     A computer reports only what it could have received: a waiting job only while it would be handed
     out (`hand_out_hold`). A job it has started (downloading, executing) was handed out, so it stays
-    reportable to its end whatever its container does meanwhile — disabled, past its end, or the
-    computer moved to another network — as OCO's server accepts it: the software may be installed by
-    now, and dropping the result would leave the server believing otherwise. A report on a finished job
-    is answered but never applied (`oco.domain.outcomes`), so it is not refused here either.
+    reportable whatever its container does meanwhile — disabled, past its end, or the computer moved to
+    another network: the software may be installed by now, and dropping the result would leave the
+    server believing otherwise. (Housekeeping still expires it at the container's end, `status.is_expired`.)
+    A report on a finished job is answered but never applied (`oco.domain.outcomes`), so it is not
+    refused here either.
     """
     if job.state is not JobState.WAITING:
         return None

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import math
-import unicodedata
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -57,14 +57,14 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 MAX_ID = 2**31 - 1
 """Job and package ids: the databases' INTEGER."""
 MAX_TEXT_CHARS = 16_384
-"""Characters of any string (or object key) a request holds, but free text (`FREE_TEXT_FIELDS`)."""
+"""Characters of any string or object key a request holds, but free text (`FREE_TEXT_FIELDS`)."""
 MAX_NAME_CHARS = 255
 """Characters of a name the server stores in a column of its own (`NAME_FIELDS`)."""
 MAX_NETWORK_INTERFACES = 1_024
 """Entries of `networks` in a hello or an inventory."""
 MAX_LOGINS = 10_000
 """Entries of `logins` in an inventory (the logins since the last one)."""
-NAME_FIELDS: Mapping[tuple[str, ...], int] = {
+NAME_FIELDS: Mapping[tuple[str | int, ...], int] = {
     ("params", "hostname"): MAX_NAME_CHARS,
     ("params", "uid"): MAX_NAME_CHARS,
     **{
@@ -82,15 +82,15 @@ NETWORK_FIELD_LIMITS: Mapping[str, int] = {
     "mac": 32,
 }
 """Characters of each field of a network interface (the columns they are stored in)."""
-COUNTED_LISTS: Mapping[tuple[str, ...], int] = {
+COUNTED_LISTS: Mapping[tuple[str | int, ...], int] = {
     ("params", "data", "networks"): MAX_NETWORK_INTERFACES,
     ("params", "data", "logins"): MAX_LOGINS,
 }
-FREE_TEXT_FIELDS: frozenset[tuple[str, ...]] = frozenset({("params", "data", "message")})
+FREE_TEXT_FIELDS: frozenset[tuple[str | int, ...]] = frozenset({("params", "data", "message")})
 """A procedure's output: any length (the body limit bounds it, the server keeps the tail), and control
 characters are replaced by U+FFFD rather than refused — a procedure may print anything, and its result
 must not be lost for it."""
-ALLOWED_CONTROLS = frozenset("\t\n\r")
+ALLOWED_CONTROLS = "\t\n\r"
 """The control characters a string other than a name may hold."""
 REPLACEMENT = "\ufffd"
 
@@ -110,8 +110,28 @@ def load_request(body: bytes) -> Any:
 
     `syntax` on the error tells a body that is not JSON at all from one that breaks a limit.
     """
+    if _plainly_small(body):
+        try:
+            document = json.loads(
+                body, parse_constant=_refuse_constant, parse_int=_int64, parse_float=_finite
+            )
+        except _NotJson as exc:
+            raise InvalidAgentInput(
+                f"body is not valid JSON: {exc.args[0]} is not a JSON number", syntax=True
+            ) from None
+        except _BeyondLimits:
+            pass  # `checked` below names the number
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidAgentInput(f"body is not valid JSON: {exc}", syntax=True) from None
+        else:
+            if _plain_fields(document):
+                return document
+    return checked(_parse(body))  # names the field that breaks a limit, or passes (a long output, say)
+
+
+def _parse(body: bytes) -> Any:
     try:
-        document = json.loads(body, parse_constant=_refuse_constant)
+        return json.loads(body, parse_constant=_refuse_constant)
     except _NotJson as exc:
         raise InvalidAgentInput(
             f"body is not valid JSON: {exc.args[0]} is not a JSON number", syntax=True
@@ -120,73 +140,167 @@ def load_request(body: bytes) -> Any:
         raise InvalidAgentInput(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidAgentInput(f"body is not valid JSON: {exc}", syntax=True) from None
-    return checked(document)
 
 
-def checked(value: Any, path: tuple[str, ...] = (), depth: int = 0) -> Any:
-    """`value` (a parsed document, or the part of one at `path`) within the limits, free text cleaned."""
-    where = _where(path)
-    if isinstance(value, dict | list) and depth >= MAX_JSON_DEPTH:
-        raise InvalidAgentInput(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", field=where)
+# The hot path: a steady agent's hello is a few hundred bytes. Such a body holds no string longer than
+# MAX_TEXT_CHARS and nests no deeper than its brackets; JSON has no raw control character in a string, so
+# one can only come as a `\u` escape (or a C1 character's UTF-8 bytes), which a search of the bytes finds.
+_BODY_CONTROL = re.compile(
+    rb"\\u(?:00[0189][0-9a-fA-F]|001[0-9a-fA-F]|007[fF]|[dD][89a-fA-F][0-9a-fA-F]{2})|\xc2[\x80-\x9f]"
+)
+
+
+def _plainly_small(body: bytes) -> bool:
+    return (
+        len(body) <= MAX_TEXT_CHARS
+        and b"\x00" not in body  # UTF-8 (UTF-16 and UTF-32 bodies take the long way)
+        and body.count(b"[") + body.count(b"{") < MAX_JSON_DEPTH
+        and not ((b"\\u" in body or b"\xc2" in body) and _BODY_CONTROL.search(body))
+    )
+
+
+class _BeyondLimits(Exception):
+    """A number the hot path leaves to `checked` to name."""
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not INT_MIN <= value <= INT_MAX:
+        raise _BeyondLimits
+    return value
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BeyondLimits
+    return value
+
+
+_DATA_NAMES = tuple(str(path[2]) for path in NAME_FIELDS if len(path) == 3)
+
+
+def _plain_fields(document: Any) -> bool:
+    """Whether the fields with limits of their own keep them (the hot path's part of `checked`)."""
+    params = document.get("params") if isinstance(document, dict) else None
+    if not isinstance(params, dict):
+        return True
+    if not _plain_names(params, ("hostname", "uid")):
+        return False
+    data = params.get("data")
+    if not isinstance(data, dict):
+        return True
+    if not _plain_names(data, _DATA_NAMES):
+        return False
+    logins = data.get("logins")
+    if isinstance(logins, list) and len(logins) > MAX_LOGINS:
+        return False
+    networks = data.get("networks")
+    if isinstance(networks, list):
+        if len(networks) > MAX_NETWORK_INTERFACES:
+            return False
+        for entry in networks:
+            if isinstance(entry, dict):
+                for field, limit in NETWORK_FIELD_LIMITS.items():
+                    value = entry.get(field)
+                    if isinstance(value, str) and len(value) > limit:
+                        return False
+    return True
+
+
+def _plain_names(values: dict[str, Any], names: tuple[str, ...]) -> bool:
+    for name in names:
+        value = values.get(name)
+        if isinstance(value, str) and (len(value) > MAX_NAME_CHARS or _CONTROL_IN_NAME.search(value)):
+            return False
+    return True
+
+
+def checked(value: Any, path: tuple[str | int, ...] = (), depth: int = 0) -> Any:
+    """`value` (a parsed document, or the part of one at `path`) within the limits, free text cleaned.
+
+    On every request's hot path: the message naming the field is built only for a refusal.
+    """
+    if isinstance(value, str):
+        return _checked_text(value, path)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not INT_MIN <= value <= INT_MAX:
+            raise _refusal("{where} is an integer beyond 64 bits", path)
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _refusal("{where} must be a finite number", path)
+        return value
+    if depth >= MAX_JSON_DEPTH:
+        raise _refusal(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", path)
     if isinstance(value, dict):
         for key in value:
-            _check_text(key, path, f"a key of {where or 'the body'}", MAX_NAME_CHARS, name=False)
+            if len(key) > MAX_TEXT_CHARS:
+                raise _refusal(f"a key of {{where}} is longer than {MAX_TEXT_CHARS} characters", path)
+            bad = _CONTROL.search(key)
+            if bad is not None:
+                raise _refusal(f"a key of {{where}} holds the control character {_code(bad[0])}", path)
         return {key: checked(item, (*path, key), depth + 1) for key, item in value.items()}
     if isinstance(value, list):
         limit = COUNTED_LISTS.get(path)
         if limit is not None and len(value) > limit:
-            raise InvalidAgentInput(f"{where} holds {len(value)} entries, more than {limit}", field=where)
-        return [checked(item, (*path, f"[{index}]"), depth + 1) for index, item in enumerate(value)]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        if not INT_MIN <= value <= INT_MAX:
-            raise InvalidAgentInput(f"{where} is an integer beyond 64 bits", field=where)
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidAgentInput(f"{where} must be a finite number", field=where)
-        return value
-    if path in FREE_TEXT_FIELDS:
-        return clean_free_text(value)
-    limit = NAME_FIELDS.get(path) or _network_limit(path) or MAX_TEXT_CHARS
-    _check_text(value, path, where, limit, name=path in NAME_FIELDS)
+            raise _refusal(f"{{where}} holds {len(value)} entries, more than {limit}", path)
+        return [checked(item, (*path, index), depth + 1) for index, item in enumerate(value)]
     return value
 
 
-def _network_limit(path: tuple[str, ...]) -> int | None:
-    if len(path) == len(_NETWORKS) + 2 and path[: len(_NETWORKS)] == _NETWORKS:
-        return NETWORK_FIELD_LIMITS.get(path[-1])
-    return None
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+"""A control character (Unicode Cc) other than tab and line breaks, or a lone surrogate (Cs)."""
+_CONTROL_IN_NAME = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""Any control character or lone surrogate."""
 
 
-def _check_text(text: str, path: tuple[str, ...], where: str, limit: int, *, name: bool) -> None:
+def _checked_text(text: str, path: tuple[str | int, ...]) -> str:
+    if path in FREE_TEXT_FIELDS:
+        return clean_free_text(text)
+    name_limit = NAME_FIELDS.get(path)
+    limit = name_limit or _network_limit(path) or MAX_TEXT_CHARS
     if len(text) > limit:
-        raise InvalidAgentInput(f"{where} is longer than {limit} characters", field=_where(path))
-    bad = forbidden_character(text, allow=frozenset() if name else ALLOWED_CONTROLS)
+        raise _refusal(f"{{where}} is longer than {limit} characters", path)
+    bad = (_CONTROL_IN_NAME if name_limit else _CONTROL).search(text)
     if bad is not None:
-        raise InvalidAgentInput(f"{where} holds the control character U+{ord(bad):04X}", field=_where(path))
+        raise _refusal(f"{{where}} holds the control character {_code(bad[0])}", path)
+    return text
 
 
-def forbidden_character(text: str, allow: frozenset[str] = ALLOWED_CONTROLS) -> str | None:
-    """The first control character (Unicode Cc: NUL, escapes, C1…) or lone surrogate of `text` that is
-    not in `allow`; None when there is none."""
-    for char in text:
-        if unicodedata.category(char) in ("Cc", "Cs") and char not in allow:
-            return char
+def _network_limit(path: tuple[str | int, ...]) -> int | None:
+    if len(path) == len(_NETWORKS) + 2 and path[: len(_NETWORKS)] == _NETWORKS:
+        field = path[-1]
+        return NETWORK_FIELD_LIMITS.get(field) if isinstance(field, str) else None
     return None
+
+
+def forbidden_character(text: str) -> str | None:
+    """The first control character (Unicode Cc: NUL, escapes, C1…) other than tab and line breaks, or
+    lone surrogate, of `text`; None when there is none."""
+    found = _CONTROL.search(text)
+    return found[0] if found is not None else None
 
 
 def clean_free_text(text: str) -> str:
     """`text` with every control character but tab and line breaks, and every lone surrogate, replaced
     by U+FFFD."""
-    if forbidden_character(text) is None:
-        return text
-    return "".join(REPLACEMENT if forbidden_character(char) else char for char in text)
+    return _CONTROL.sub(REPLACEMENT, text)
 
 
-def _where(path: tuple[str, ...]) -> str:
-    return "".join(part if part.startswith("[") else f".{part}" for part in path).lstrip(".")
+def _code(char: str) -> str:
+    return f"U+{ord(char):04X}"
+
+
+def _refusal(message: str, path: tuple[str | int, ...]) -> InvalidAgentInput:
+    where = _where(path)
+    return InvalidAgentInput(message.replace("{where}", where or "the body"), field=where or None)
+
+
+def _where(path: tuple[str | int, ...]) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")
 
 
 def too_far_ahead(timestamp: float, now: datetime, max_ahead_seconds: float) -> bool:

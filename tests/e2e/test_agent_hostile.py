@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
+from oco.agent.config import AgentConfig, load_config, save_config
 from oco.domain.protocol import (
     MAX_JSON_DEPTH,
     MAX_LOGINS,
@@ -584,3 +587,40 @@ def test_generated_hostile_values_are_refused_and_change_nothing(
     assert response.status_code == 400, response.text
     assert response.json()["error"]["message"]
     assert snapshot(world) == before
+
+
+# 8. Our agent forgets the registration key once enrolled --------------------------------------------
+
+
+def test_a_real_agent_removes_the_registration_key_from_its_configuration_once_enrolled(
+    world: World, tmp_path: Path
+) -> None:
+    config_path = tmp_path / "agent.toml"
+    hostname = fresh("enrolled")
+    save_config(
+        config_path,
+        AgentConfig(
+            server_url=world.server.url,
+            registration_key=REGISTRATION_KEY,
+            hostname=hostname,
+            state_dir=str(tmp_path / "state"),
+            power_backend="record",
+        ),
+    )
+
+    def run_once() -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "oco.agent", "--config", str(config_path), "--once"]
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin"}
+        )
+
+    first = run_once()
+    assert first.returncode == 0, first.stderr
+
+    enrolled = load_config(config_path)
+    assert enrolled.agent_key and enrolled.server_key
+    assert enrolled.registration_key == ""
+    assert REGISTRATION_KEY not in config_path.read_text()
+    assert computers.computer_detail(world.rt, hostname).registered
+    second = run_once()  # and it goes on working with its own keys
+    assert second.returncode == 0, second.stderr

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oco.domain.errors import InvalidAgentInput
@@ -19,6 +19,7 @@ from oco.domain.protocol import (
     MAX_NETWORK_INTERFACES,
     MAX_TEXT_CHARS,
     AgentMethod,
+    checked,
     clean_free_text,
     forbidden_character,
     load_request,
@@ -137,7 +138,7 @@ def test_nesting_is_limited() -> None:
         ({"networks": [{"mac": "a" * 33}]}, {}, r"params.data.networks\[0\].mac is longer than 32"),
         ({"networks": [{"addr": "1" * 65}]}, {}, r"params.data.networks\[0\].addr is longer than 64"),
         ({"cpu": "x" * (MAX_TEXT_CHARS + 1)}, {}, f"params.data.cpu is longer than {MAX_TEXT_CHARS}"),
-        ({"k" * 256: 1}, {}, "a key of params.data is longer than 255"),
+        ({"k" * (MAX_TEXT_CHARS + 1): 1}, {}, f"a key of params.data is longer than {MAX_TEXT_CHARS}"),
         (
             {"networks": [{}] * (MAX_NETWORK_INTERFACES + 1)},
             {},
@@ -171,6 +172,7 @@ def test_the_output_of_a_procedure_is_kept_with_its_control_characters_replaced(
     ] == "line 1\r\n\ufffd[32mok\ufffd[0m\ufffd\ufffd\tend" + "x" * (MAX_TEXT_CHARS)
 
 
+@settings(deadline=None)  # the machine running the tests may be busy
 @given(st.text())
 def test_cleaned_output_holds_no_forbidden_character_and_cleaning_twice_changes_nothing(text: str) -> None:
     cleaned = clean_free_text(text)
@@ -193,11 +195,72 @@ documents = st.recursive(
 )
 
 
+@settings(deadline=None)  # the machine running the tests may be busy
 @given(documents)
 def test_a_document_within_the_limits_passes_unchanged(document: object) -> None:
     assert load_request(json.dumps(document).encode()) == document
 
 
+hostile_documents = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text(max_size=20)
+    | st.integers(0, 40).map(lambda n: "x" * (MAX_TEXT_CHARS - 20 + n)),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+shaped = st.fixed_dictionaries(
+    {
+        "params": st.fixed_dictionaries(
+            {},
+            optional={
+                "hostname": st.text(max_size=6),
+                "uid": hostile_documents,
+                "data": st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "os": hostile_documents,
+                        "message": hostile_documents,
+                        "networks": st.lists(
+                            st.fixed_dictionaries({}, optional={"mac": st.text(max_size=40)}), max_size=3
+                        ),
+                    },
+                ),
+            },
+        )
+    }
+)
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(name)
+
+
+def _slow_path(raw: bytes) -> object:
+    """The field-by-field check alone, behind a parser that refuses NaN and Infinity."""
+    return checked(json.loads(raw, parse_constant=_no_constant))
+
+
+@settings(deadline=None)  # the machine running the tests may be busy
+@given(st.one_of(hostile_documents, shaped), st.booleans())
+def test_the_hot_path_decides_as_the_field_by_field_check(document: object, spaced: bool) -> None:
+    raw = json.dumps(document, ensure_ascii=spaced, allow_nan=True).encode()
+    try:
+        expected: object = _slow_path(raw)
+    except (InvalidAgentInput, ValueError) as exc:
+        with pytest.raises(InvalidAgentInput) as raised:
+            load_request(raw)
+        if isinstance(exc, InvalidAgentInput):
+            assert raised.value.message == exc.message
+        return
+    assert load_request(raw) == expected
+
+
+@settings(deadline=None)  # the machine running the tests may be busy
 @given(st.binary(max_size=300))
 def test_any_bytes_parse_or_are_refused_cleanly(raw: bytes) -> None:
     try:
@@ -206,6 +269,7 @@ def test_any_bytes_parse_or_are_refused_cleanly(raw: bytes) -> None:
         assert exc.message
 
 
+@settings(deadline=None)  # the machine running the tests may be busy
 @given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12))
 def test_a_timestamp_is_too_far_ahead_beyond_the_allowance_only(offset: float) -> None:
     now = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
