@@ -21,6 +21,7 @@ __all__ = [
     "InvalidReturnCodes",
     "InvalidSigningKey",
     "InvalidVersionCondition",
+    "UnsupportedValue",
 ]
 
 
@@ -66,3 +67,8 @@ class InvalidSigningKey(DomainError):
 
 class InvalidVersionCondition(DomainError):
     """A software version condition is not an operator and a version ("< 120")."""
+
+
+class UnsupportedValue(DomainError):
+    """A value of another system (OCO-Server's, on import) has no counterpart here; the row holding it is
+    skipped with this reason."""

@@ -28,7 +28,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from oco.domain.containers import PRIORITY_MAX, PRIORITY_MIN
-from oco.domain.errors import DomainError
+from oco.domain.errors import UnsupportedValue
 from oco.domain.logins import LOGIN_TIME_FORMAT
 from oco.domain.returncodes import normalize_codes
 from oco.domain.states import JobState, PostAction, SequenceMode, UpgradeBehavior
@@ -49,10 +49,6 @@ _UPGRADE_BEHAVIORS: Mapping[int, UpgradeBehavior] = {
 }
 OCO_DEFAULT_UPGRADE_BEHAVIOR = 2
 _WOL_PENDING, _WOL_SENT = 0, 1
-
-
-class UnsupportedValue(DomainError):
-    """An OCO value has no counterpart here; the row holding it is skipped with this reason."""
 
 
 class ImportKind(StrEnum):

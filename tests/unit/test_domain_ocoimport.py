@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oco.domain import ocoimport as rules
-from oco.domain.ocoimport import ContainerWol, GroupRow, ImportReport, UnsupportedValue
+from oco.domain.errors import UnsupportedValue
+from oco.domain.ocoimport import ContainerWol, GroupRow, ImportReport
 from oco.domain.states import JobState, PostAction, SequenceMode, UpgradeBehavior
 
 BERLIN = ZoneInfo("Europe/Berlin")
