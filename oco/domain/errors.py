@@ -26,6 +26,7 @@ __all__ = [
     "InvalidWindow",
     "LastAdministrator",
     "NotPermitted",
+    "UnsupportedValue",
 ]
 
 
@@ -98,3 +99,8 @@ class InvalidRollout(InvalidDeployment):
 
 class InvalidWindow(InvalidDeployment):
     """A maintenance window is not days and times such as 'Mon-Fri 18:00-06:00'."""
+
+
+class UnsupportedValue(DomainError):
+    """A value of another system (OCO-Server's, on import) has no counterpart here; the row holding it is
+    skipped with this reason."""

@@ -28,7 +28,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from oco.domain.containers import PRIORITY_MAX, PRIORITY_MIN
-from oco.domain.errors import DomainError
+from oco.domain.errors import UnsupportedValue
 from oco.domain.logins import LOGIN_TIME_FORMAT
 from oco.domain.returncodes import normalize_codes
 from oco.domain.states import JobState, PostAction, SequenceMode, UpgradeBehavior
@@ -39,8 +39,7 @@ GROUP_PATH_SEPARATOR = " / "
 PACKAGE_CONFLICT_STATE = -4
 """OCO's job state "package conflict" (we have no such state)."""
 PACKAGE_CONFLICT_NOTE = "[imported from OCO-Server: the job failed there with a package conflict]"
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-UINT32_RANGE = 2**32
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 _UPGRADE_BEHAVIORS: Mapping[int, UpgradeBehavior] = {
     0: UpgradeBehavior.KEEP,
@@ -49,10 +48,6 @@ _UPGRADE_BEHAVIORS: Mapping[int, UpgradeBehavior] = {
 }
 OCO_DEFAULT_UPGRADE_BEHAVIOR = 2
 _WOL_PENDING, _WOL_SENT = 0, 1
-
-
-class UnsupportedValue(DomainError):
-    """An OCO value has no counterpart here; the row holding it is skipped with this reason."""
 
 
 class ImportKind(StrEnum):
@@ -116,19 +111,14 @@ def job_message(state: int, message: str | None) -> str:
 
 
 def return_code(value: int | None) -> int | None:
-    """A return code as a 32-bit signed integer, as we store it.
-
-    OCO keeps them as 64-bit; Windows reports unsigned 32-bit codes (3221225477 is -1073741819, an
-    NTSTATUS), which are the same 32 bits read signed. A code outside both ranges cannot be kept.
-    """
+    """A return code as we store it: OCO's 64-bit value as it is (Windows' unsigned codes such as
+    3221225477 included, as our agent API stores them); one beyond 64 bits cannot be kept."""
     if value is None:
         return None
     code = int(value)
-    if INT32_MIN <= code <= INT32_MAX:
+    if INT64_MIN <= code <= INT64_MAX:
         return code
-    if INT32_MAX < code < UINT32_RANGE:
-        return code - UINT32_RANGE
-    raise UnsupportedValue(f"return code {code} does not fit 32 bits")
+    raise UnsupportedValue(f"return code {code} does not fit 64 bits")
 
 
 def success_codes(text: str | None) -> str:

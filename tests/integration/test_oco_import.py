@@ -7,6 +7,7 @@ OCO_TEST_ALL_DATABASES) these tests skip and say why.
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -327,3 +328,15 @@ def test_payloads_left_out_the_first_time_come_with_a_later_run(rt: Runtime, oco
         assert newer.payload_sha256 == hashlib.sha256((oco.payloads / "2.zip").read_bytes()).hexdigest()
         assert rt.depot.exists(newer.payload_sha256)
     assert run(rt, oco).kinds["package"].updated == 0
+
+
+def test_the_payload_of_a_package_that_is_skipped_does_not_stay_in_the_depot(
+    rt: Runtime, oco: OcoServer
+) -> None:
+    with zipfile.ZipFile(oco.payloads / "3.zip", "w") as archive:  # package 3 is skipped: codes 'x'
+        archive.writestr("tool.sh", "true\n")
+
+    run(rt, oco)
+
+    stored = [p for p in rt.depot.root.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert [p.name for p in stored] == [hashlib.sha256((oco.payloads / "2.zip").read_bytes()).hexdigest()]

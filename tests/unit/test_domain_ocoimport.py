@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oco.domain import ocoimport as rules
-from oco.domain.ocoimport import ContainerWol, GroupRow, ImportReport, UnsupportedValue
+from oco.domain.errors import UnsupportedValue
+from oco.domain.ocoimport import ContainerWol, GroupRow, ImportReport
 from oco.domain.states import JobState, PostAction, SequenceMode, UpgradeBehavior
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -76,22 +77,16 @@ def test_an_unknown_sequence_mode_is_refused() -> None:
         rules.sequence_mode(2)
 
 
-@given(st.integers(min_value=rules.INT32_MIN, max_value=rules.INT32_MAX))
-def test_return_codes_in_32_bits_are_kept(code: int) -> None:
+@given(st.integers(min_value=rules.INT64_MIN, max_value=rules.INT64_MAX))
+def test_return_codes_in_64_bits_are_kept_as_they_are(code: int) -> None:
     assert rules.return_code(code) == code
 
 
-@given(st.integers(min_value=rules.INT32_MAX + 1, max_value=rules.UINT32_RANGE - 1))
-def test_unsigned_windows_codes_are_read_as_the_same_bits_signed(code: int) -> None:
-    signed = rules.return_code(code)
-    assert signed is not None and signed < 0 and signed % rules.UINT32_RANGE == code
-
-
-def test_a_windows_status_code_and_codes_beyond_32_bits() -> None:
-    assert rules.return_code(3221225477) == -1073741819
+def test_a_windows_status_code_is_kept_and_codes_beyond_64_bits_are_refused() -> None:
+    assert rules.return_code(3221225477) == 3221225477
     assert rules.return_code(None) is None
-    with pytest.raises(UnsupportedValue, match="4294967296"):
-        rules.return_code(2**32)
+    with pytest.raises(UnsupportedValue, match=str(2**63)):
+        rules.return_code(2**63)
 
 
 def test_success_codes_are_normalized_and_bad_ones_refused() -> None:

@@ -55,7 +55,7 @@ def import_oco_server(
     with open_source(request.database_url) as source:
         try:
             with rt.depot.storing():
-                payloads = store_payloads(rt, source, request, report, stored, progress)
+                payloads = store_payloads(rt, source, request, stored, progress)
                 try:
                     with rt.transaction() as session:
                         _Importer(
@@ -66,10 +66,9 @@ def import_oco_server(
                         audit.record(session, actor, "import.oco-server", "import", None, **_summary(report))
                 except _DryRun:
                     pass
-        except BaseException:
+        finally:  # on failure every payload stored goes again; on success those of skipped packages
             for digest in stored:
                 remove_unused_payload(rt, digest)
-            raise
     return report
 
 

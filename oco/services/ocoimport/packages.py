@@ -13,7 +13,7 @@ from sqlalchemy import delete, select
 from oco.db.models import ComputerPackage, Package, PackageFamily
 from oco.depot import StoredPayload
 from oco.domain import ocoimport as rules
-from oco.domain.ocoimport import ImportKind, ImportReport
+from oco.domain.ocoimport import ImportKind
 from oco.errors import OcoError
 from oco.services.listing import chunks
 from oco.services.ocoimport.context import (
@@ -33,7 +33,6 @@ def store_payloads(
     rt: Runtime,
     source: OcoSource,
     request: OcoImportRequest,
-    report: ImportReport,
     stored: list[str],
     progress: Progress | None,
 ) -> dict[int, StoredPayload]:
