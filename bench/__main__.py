@@ -130,11 +130,13 @@ def checkin(args: argparse.Namespace) -> None:
     ceiling = asyncio.run(run_fleet(f"http://127.0.0.1:{port}", keys, args.concurrency, args.duration))
     stop(bare)
     print(ceiling.line("bare ASGI endpoint"))
-    for size in args.computers:
+    for size, phased in [
+        (n, p) for n in args.computers for p in ((False, True) if args.rollout else (False,))
+    ]:
         with tempfile.TemporaryDirectory() as tmp:
             rt = fresh_runtime(Path(tmp), args.database)
             started = time.perf_counter()
-            keys = seed_fleet(rt, size, finished_jobs=args.finished_jobs)
+            keys = seed_fleet(rt, size, finished_jobs=args.finished_jobs, phased=phased)
             seeded = time.perf_counter() - started
             env = {
                 **os.environ,
@@ -151,16 +153,24 @@ def checkin(args: argparse.Namespace) -> None:
                 f"http://127.0.0.1:{port}/healthz",
             )
             server_keys = {name: server_key(key) for name, key in keys.items()}
+            with_job = set(list(keys)[: len(keys) // 10]) if phased else None
             result = asyncio.run(
                 run_fleet(
-                    f"http://127.0.0.1:{port}", keys, args.concurrency, args.duration, server_keys=server_keys
+                    f"http://127.0.0.1:{port}",
+                    keys,
+                    args.concurrency,
+                    args.duration,
+                    server_keys=server_keys,
+                    with_job=with_job,
                 )
             )
             stop(server)
             rt.close()
         print(
             result.line(
-                f"{size:,} computers + {args.finished_jobs:,} finished jobs (seeded in {seeded:.0f} s)"
+                f"{size:,} computers + {args.finished_jobs:,} finished jobs"
+                + (" + a phased rollout, 10 % open" if phased else "")
+                + f" (seeded in {seeded:.0f} s)"
             )
             + f" — {result.rate / ceiling.rate:.0%} of the bare endpoint"
         )
@@ -317,6 +327,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="server processes (oco server --workers)")
     parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument(
+        "--rollout", action="store_true", help="check-in: also each size with a phased rollout active"
+    )
     parser.add_argument("--deploy-computers", type=int, default=10_000)
     parser.add_argument("--payload-mb", type=int, default=256)
     parser.add_argument("--write-computers", type=int, default=10_000, help="computers of `writes`")

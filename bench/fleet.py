@@ -131,8 +131,10 @@ async def run_fleet(
     duration_s: float,
     path: str = "/api-agent.php",
     server_keys: dict[str, str] | None = None,
+    with_job: set[str] | None = None,
 ) -> FleetResult:
-    """Agents check in round-robin for `duration_s` with `concurrency` requests in flight.
+    """Agents check in round-robin for `duration_s` with `concurrency` requests in flight; `with_job`:
+    the computers handed their pending job (default: all of them).
 
     With `server_keys`, each answer is checked as an agent checks it (signature, increasing timestamp):
     one an agent would refuse counts as an error. The bare endpoint signs nothing and is not checked.
@@ -159,8 +161,10 @@ async def run_fleet(
             started = time.perf_counter()
             try:
                 answer = await connection.send("POST", path, body, signature)
-                # Every simulated computer has one pending job: an answer without it is wrong too.
-                if answer.status != 200 or JOB_MARK not in answer.body:
+                # Every simulated computer has one pending job: an answer without it is wrong too
+                # (with a phased rollout, only those of the open phase are handed theirs).
+                expected = with_job is None or name in with_job
+                if answer.status != 200 or (JOB_MARK in answer.body) != expected:
                     errors += 1
                 elif server_keys is not None:
                     server_stamp = verified(answer, server_keys[name], server_stamps.get(name, 0.0))

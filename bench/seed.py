@@ -19,10 +19,11 @@ NO_NETWORKS_DIGEST = hashlib.sha256(json.dumps([]).encode()).hexdigest()
 
 
 def seed_fleet(
-    rt: Runtime, computers: int, finished_jobs: int = 0, *, pending: bool = True
+    rt: Runtime, computers: int, finished_jobs: int = 0, *, pending: bool = True, phased: bool = False
 ) -> dict[str, str]:
     """`computers` registered computers (hostname -> agent key), each with one pending job unless not
-    `pending`; the server key of each is its agent key reversed (`server_key`)."""
+    `pending`; the server key of each is its agent key reversed (`server_key`). `phased`: the pending
+    container is a rollout whose first phase (10 % of the computers) is open, the rest wait."""
     now = datetime.now(UTC)
     keys = {f"bench-{i:06d}": secrets.token_urlsafe(32) for i in range(computers)}
     with rt.transaction() as session:
@@ -33,7 +34,12 @@ def seed_fleet(
         done = JobContainer(
             name="finished", start_time=now - timedelta(days=2), created=now - timedelta(days=2)
         )
-        waiting = JobContainer(name="pending", start_time=now - timedelta(minutes=1), created=now)
+        waiting = JobContainer(
+            name="pending",
+            start_time=now - timedelta(minutes=1),
+            created=now,
+            open_phase=0 if phased else None,
+        )
         session.add_all([package, done, waiting])
         session.flush()
         rows = [
@@ -53,7 +59,9 @@ def seed_fleet(
             session.execute(insert(Computer), rows[start : start + BATCH])
         ids = list(session.scalars(select(Computer.id).order_by(Computer.id)))
         if pending:
-            _jobs(session, waiting.id, package.id, ids, JobState.WAITING, now)
+            first = len(ids) // 10 if phased else len(ids)
+            _jobs(session, waiting.id, package.id, ids[:first], JobState.WAITING, now, 0 if phased else None)
+            _jobs(session, waiting.id, package.id, ids[first:], JobState.WAITING, now, 1)
         for start in range(0, finished_jobs, len(ids)):
             count = min(len(ids), finished_jobs - start)
             _jobs(session, done.id, package.id, ids[:count], JobState.SUCCEEDED, now)
@@ -61,7 +69,13 @@ def seed_fleet(
 
 
 def _jobs(
-    session, container_id: int, package_id: int, computer_ids: list[int], state: JobState, now: datetime
+    session,
+    container_id: int,
+    package_id: int,
+    computer_ids: list[int],
+    state: JobState,
+    now: datetime,
+    phase: int | None = None,
 ) -> None:  # type: ignore[no-untyped-def]
     rows = [
         {
@@ -75,6 +89,7 @@ def _jobs(
             "procedure": "true",
             "success_codes": "0",
             "created": now,
+            "phase": phase,
         }
         for computer_id in computer_ids
     ]

@@ -9,12 +9,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Row,
     Select,
     Update,
     and_,
@@ -25,21 +26,26 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.orm import Session
 
 from oco.config import Settings
 from oco.db.models import Computer, ComputerPackage, Job, JobContainer, Package
 from oco.db.types import UTCDateTime
 from oco.domain.dispatch import (
+    SERVER_CLOCK,
     WIRE_ACTION,
     CandidateJob,
+    Clocks,
     ContainerWindow,
     jobs_to_hand_out,
+    report_refusal,
     wire_payload,
     wire_post_action,
 )
 from oco.domain.hostnames import hostname_key
 from oco.domain.outcomes import AssignmentChange, JobFacts, Outcome, apply_report, parse_report
 from oco.domain.planning import effective_post_action
+from oco.domain.protocol import MAX_ID
 from oco.domain.signing import WIRE_SIGNATURE, SignedFields, wire_signature
 from oco.domain.states import (
     ABORTED_AFTER_FAILED_JOB_MESSAGE,
@@ -51,8 +57,8 @@ from oco.domain.states import (
     SequenceMode,
     UpgradeBehavior,
 )
-from oco.errors import InvalidInput, NotFound
-from oco.services import wol
+from oco.errors import Forbidden, InvalidInput, NotFound
+from oco.services import rollouts, wol
 from oco.services.agents import RECORD_COLUMNS, AuthenticationFailed, ComputerRecord
 
 
@@ -82,6 +88,15 @@ class PendingJob:
     payload_size: int | None = None
     signature: dict[str, Any] | None = None
     """The package's publisher signature as the job carries it on the wire, when it has one."""
+    download_for_uninstall: bool = False
+
+    @property
+    def download(self) -> bool:
+        """Whether the agent fetches the payload first: installs with a payload; uninstalls only when the
+        package says so ("download payload for uninstall", off by default as in OCO-Server)."""
+        if not self.has_payload:
+            return False
+        return self.action != JobAction.UNINSTALL or self.download_for_uninstall
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +132,10 @@ _JOB_COLUMNS = (
     Package.payload_size,
     Job.action,
     Package.signature_key_id,
+    Job.phase,
+    JobContainer.open_phase,
+    JobContainer.windows,
+    Package.download_for_uninstall,
 )
 """What a check-in reads of each pending job: few columns (each costs on every check-in); the signed
 fields of a signed package are read by `_signed` only when one of the jobs has a signature."""
@@ -195,9 +214,11 @@ def _pending_job(row: Sequence[Any]) -> PendingJob:
         end=row[11],
         enabled=row[12],
         ip_ranges=row[13],
+        open_phase=row[21],
+        windows=row[22],
     )
     return PendingJob(
-        candidate=CandidateJob(row[0], row[1], JobState(row[2]), window),
+        candidate=CandidateJob(row[0], row[1], JobState(row[2]), window, row[20]),
         package_id=row[3],
         procedure=row[4],
         post_action=PostAction(row[5]),
@@ -209,6 +230,7 @@ def _pending_job(row: Sequence[Any]) -> PendingJob:
         payload_size=row[17],
         action=row[18],
         signature={} if row[19] else None,  # filled in by `_signed`
+        download_for_uninstall=bool(row[23]),
     )
 
 
@@ -243,16 +265,23 @@ def _wire_signature(row: Sequence[Any]) -> dict[str, Any] | None:
     return wire_signature(key_id, signature, fields)
 
 
-def eligible_jobs(pending: list[PendingJob], client_address: str, now: datetime) -> list[PendingJob]:
-    """Of a computer's pending jobs, those it may run now, in the order it must run them."""
+def eligible_jobs(
+    pending: list[PendingJob], client_address: str, now: datetime, clocks: Clocks = SERVER_CLOCK
+) -> list[PendingJob]:
+    """Of a computer's pending jobs, those it may run now, in the order it must run them (maintenance
+    windows read on `clocks`)."""
     by_id = {job.candidate.id: job for job in pending}
-    ordered = jobs_to_hand_out([job.candidate for job in pending], now, client_address)
+    ordered = jobs_to_hand_out([job.candidate for job in pending], now, client_address, clocks)
     return [by_id[candidate.id] for candidate in ordered]
 
 
-def software_jobs(pending: list[PendingJob], client_address: str, now: datetime) -> list[dict[str, Any]]:
+def software_jobs(
+    pending: list[PendingJob], client_address: str, now: datetime, clocks: Clocks = SERVER_CLOCK
+) -> list[dict[str, Any]]:
     """The `software-jobs` list of a hello answer: OCO's keys, then ours (OCO agents ignore those)."""
-    return [_wire_job(job) for job in eligible_jobs(pending, client_address, now)]
+    if not pending:
+        return []
+    return [_wire_job(job) for job in eligible_jobs(pending, client_address, now, clocks)]
 
 
 def _wire_job(job: PendingJob) -> dict[str, Any]:
@@ -260,7 +289,7 @@ def _wire_job(job: PendingJob) -> dict[str, Any]:
         "id": job.candidate.id,
         "container-id": job.candidate.container.id,
         "package-id": job.package_id,
-        "download": job.has_payload,
+        "download": job.download,
         "procedure": job.procedure,
         "sequence-mode": job.sequence_mode,
         **wire_post_action(effective_post_action(job.post_action, job.wol_shutdown), job.restart_timeout),
@@ -285,6 +314,15 @@ _REPORTED = (
         JobContainer.sequence_mode,
         Package.upgrade_behavior,
         Package.family_id,
+        Job.sequence,
+        Job.return_code,
+        Job.phase,
+        JobContainer.priority,
+        JobContainer.created,
+        JobContainer.start_time,
+        JobContainer.end_time,
+        JobContainer.enabled,
+        JobContainer.agent_ip_ranges,
     )
     .join(JobContainer, Job.container_id == JobContainer.id)
     .outerjoin(Package, Job.package_id == Package.id)
@@ -302,6 +340,7 @@ class _ReportedJob:
     container_id: int
     family_id: int | None
     facts: JobFacts
+    phase: int | None = None
 
 
 def report_job_state(
@@ -310,11 +349,16 @@ def report_job_state(
     computer: ComputerRecord,
     data: dict[str, Any],
     now: datetime,
+    client_address: str,
 ) -> bool:
-    """Apply an agent's job report; returns whether the job succeeded (the `job-succeeded` answer)."""
+    """Apply an agent's job report; returns whether the job succeeded (the `job-succeeded` answer).
+
+    Only a job the computer could have received is reported on (`report_refusal`); any other report is
+    refused with nothing changed.
+    """
     job_id = data.get("job-id")
-    if isinstance(job_id, bool) or not isinstance(job_id, int):
-        raise InvalidInput(f"'job-id' must be an integer, not {job_id!r}")
+    if isinstance(job_id, bool) or not isinstance(job_id, int) or not 0 < job_id <= MAX_ID:
+        raise InvalidInput(f"'job-id' must be a job id, not {job_id!r}")
     report = parse_report(data)
     row = connection.execute(_REPORTED, {"p_job": job_id}).first()
     if row is None:
@@ -328,6 +372,7 @@ def report_job_state(
         package_id=row.package_id,
         container_id=row.container_id,
         family_id=row.family_id,
+        phase=row.phase,
         facts=JobFacts(
             state=JobState(row.state),
             action=JobAction(row.action),
@@ -336,12 +381,29 @@ def report_job_state(
             upgrade_behavior=behavior,
             download_started=row.download_started,
             execution_started=row.execution_started,
+            return_code=row.return_code,
         ),
     )
+    hold = report_refusal(_candidate(job_id, row), now, client_address)
+    if hold is not None:
+        raise Forbidden(f"job {job_id} is not handed out to {computer.hostname!r} now: {hold.label}")
     outcome = apply_report(job.facts, report, settings.max_job_output_chars)
     if outcome.applied:
         _apply(connection, job, outcome, now)
     return outcome.succeeded
+
+
+def _candidate(job_id: int, row: Row[*tuple[Any, ...]]) -> CandidateJob:
+    window = ContainerWindow(
+        id=row.container_id,
+        priority=row.priority,
+        created=row.created,
+        start=row.start_time,
+        end=row.end_time,
+        enabled=row.enabled,
+        ip_ranges=row.agent_ip_ranges,
+    )
+    return CandidateJob(job_id, row.sequence, JobState(row.state), window)
 
 
 def _apply(connection: Connection, job: _ReportedJob, outcome: Outcome, now: datetime) -> None:
@@ -354,6 +416,8 @@ def _apply(connection: Connection, job: _ReportedJob, outcome: Outcome, now: dat
         changes["download_started"] = now
     if outcome.starts_execution and job.facts.execution_started is None:
         changes["execution_started"] = now
+    if outcome.reopens:  # failed by the cascade, run anyway by its agent: running again
+        changes["return_code"], changes["execution_finished"] = None, None
     if outcome.final:
         changes["return_code"] = outcome.return_code
         changes["execution_finished"] = now
@@ -363,6 +427,10 @@ def _apply(connection: Connection, job: _ReportedJob, outcome: Outcome, now: dat
     _change_assignments(connection, job, outcome, now)
     if outcome.abort_remaining:
         abort_remaining_jobs(connection, job.container_id, job.computer_id, now)
+    if job.phase is not None and outcome.state is JobState.FAILED:
+        with Session(bind=connection) as session:  # joins this transaction; the rollout rules use the ORM
+            rollouts.check_halt(session, job.container_id, job.phase, now)
+            session.flush()
 
 
 @functools.cache
@@ -439,15 +507,43 @@ def abort_remaining_jobs(connection: Connection, container_id: int, computer_id:
     )
 
 
+def _aborted_by_cascade(connection: Connection, computer_id: int, package_id: int) -> bool:
+    cascaded = select(Job.id).where(
+        Job.computer_id == computer_id,
+        Job.package_id == package_id,
+        Job.state == int(JobState.FAILED),
+        Job.return_code == int(ReturnCode.ABORTED_AFTER_FAILED_JOB),
+    )
+    return connection.scalar(cascaded.limit(1)) is not None
+
+
+def _grant_of_package(connection: Connection, package_id: int) -> DownloadGrant:
+    row = connection.execute(
+        select(Package.payload_sha256, Package.payload_size).where(Package.id == package_id)
+    ).first()
+    if row is None or row.payload_sha256 is None or row.payload_size is None:
+        raise NotFound(f"package {package_id} has no payload")
+    return DownloadGrant(package_id=package_id, sha256=row.payload_sha256, size=row.payload_size)
+
+
 def authorize_download(
-    connection: Connection, computer: ComputerRecord, package_id: int, client_address: str, now: datetime
+    connection: Connection,
+    computer: ComputerRecord,
+    package_id: int,
+    client_address: str,
+    now: datetime,
+    server_zone: tzinfo = UTC,
 ) -> DownloadGrant:
-    """A download is allowed only while the computer has an eligible job for that package."""
+    """A download is allowed only while the computer has an eligible job for that package, or one the
+    -8888 cascade failed (an OCO agent runs it anyway, and its report is accepted)."""
+    clocks = Clocks(computer.time_zone, server_zone)
     jobs = [
         job
-        for job in eligible_jobs(pending_jobs(connection, computer.id), client_address, now)
+        for job in eligible_jobs(pending_jobs(connection, computer.id), client_address, now, clocks)
         if job.package_id == package_id
     ]
+    if not jobs and _aborted_by_cascade(connection, computer.id, package_id):
+        return _grant_of_package(connection, package_id)
     if not jobs:
         raise AuthenticationFailed(f"computer {computer.hostname!r} has no job for package {package_id} now")
     job = jobs[0]  # the check-in's read carries the package's payload digest and size

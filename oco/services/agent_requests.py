@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
+from oco.domain.dispatch import Clocks
 from oco.domain.hostnames import normalize_hostname
 from oco.domain.protocol import AgentMethod
 from oco.errors import InvalidInput
@@ -42,7 +43,13 @@ def check_in(rt: Runtime, request: AgentRequest) -> AgentAnswer | None:
     hostname = normalize_hostname(request.hostname)
     view = rt.read(lambda connection: agent_jobs.read_check_in(connection, hostname))
     now = rt.now()
-    agent = agents.authenticate_check_in(view.computer if view else None, rt.checkins, request, now)
+    agent = agents.authenticate_check_in(
+        view.computer if view else None,
+        rt.checkins,
+        request,
+        now,
+        rt.settings.agent_timestamp_max_ahead_seconds,
+    )
     if agent is None or view is None:
         return None
     with _reverted_on_failure(rt, agent):
@@ -66,7 +73,7 @@ def authorize_download(rt: Runtime, request: AgentRequest, package_id: int) -> D
     def grant(connection: Connection, now: datetime, accept: Accept) -> DownloadGrant:
         agent = accept(agents.read_record(connection, normalize_hostname(request.hostname)), None)
         return agent_jobs.authorize_download(
-            connection, agent.computer, package_id, request.client_address, now
+            connection, agent.computer, package_id, request.client_address, now, rt.settings.zone
         )
 
     return _in_transaction(rt, request, grant)[1]
@@ -145,8 +152,10 @@ def _hello_params(
     rt: Runtime, agent: AuthenticatedAgent, request: AgentRequest, now: datetime, pending: list[PendingJob]
 ) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "update": 1 if agents.wants_inventory(agent, rt.settings, now) else 0,
-        "software-jobs": agent_jobs.software_jobs(pending, request.client_address, now),
+        "update": 1 if agents.wants_inventory(agent, request.data, rt.settings, now) else 0,
+        "software-jobs": agent_jobs.software_jobs(
+            pending, request.client_address, now, Clocks(agent.computer.time_zone, rt.settings.zone)
+        ),
         "logins-since": agents.logins_since(agent),
         "events": [],
     }
@@ -161,10 +170,12 @@ def _hello_params(
 def _update(
     rt: Runtime, connection: Connection, request: AgentRequest, now: datetime, accept: Accept
 ) -> dict[str, Any]:
-    """A full inventory: its columns in the accepting UPDATE, the network interfaces if they changed."""
+    """A full inventory: its columns in the accepting UPDATE, the network interfaces if they changed, the
+    logins added to the history, the software stored in rows of its own."""
     columns = agents.columns_of_inventory(request.data, now)
     agent = accept(agents.read_record(connection, normalize_hostname(request.hostname)), columns)
     agents.store_networks(connection, agent.computer, request.data, columns)
+    agents.store_logins_and_software(connection, rt.settings, agent.computer, request.data, now)
     return {"policies": {}}
 
 
@@ -172,7 +183,9 @@ def _update_job_state(
     rt: Runtime, connection: Connection, request: AgentRequest, now: datetime, accept: Accept
 ) -> dict[str, Any]:
     agent = accept(agents.read_record(connection, normalize_hostname(request.hostname)), None)
-    succeeded = agent_jobs.report_job_state(connection, rt.settings, agent.computer, request.data, now)
+    succeeded = agent_jobs.report_job_state(
+        connection, rt.settings, agent.computer, request.data, now, request.client_address
+    )
     return {"job-succeeded": succeeded}
 
 

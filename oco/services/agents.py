@@ -17,17 +17,25 @@ from typing import Any
 from sqlalchemy import Connection, Update, bindparam, delete, insert, select, update
 
 from oco.config import Settings
-from oco.db.models import Computer, ComputerNetwork
+from oco.db.models import Computer, ComputerNetwork, ComputerSoftware
 from oco.db.types import UTCDateTime
 from oco.domain.hostnames import hostname_key, normalize_hostname
-from oco.domain.protocol import AgentMethod, signature_matches
+from oco.domain.logins import logins_since as domain_logins_since
+from oco.domain.logins import merge_logins, newest_login
+from oco.domain.protocol import NETWORK_FIELD_LIMITS, AgentMethod, signature_matches, too_far_ahead
+from oco.domain.versions import version_key
 from oco.errors import InvalidInput, Unauthorized
 from oco.services import wol
 from oco.services.ledger import CheckinLedger, Claim, next_server_timestamp
+from oco.services.listing import chunks
 
 KEY_BYTES = 32
 """Agent and server keys: 32 random bytes, 43 URL-safe characters."""
 SELF_REGISTRATION_DISABLED = "Client self-registration is disabled"
+REGISTRATION_KEY_ONLY_FOR_HELLO = (
+    "the agent registration key admits only the first oco.agent.hello of a computer without keys, "
+    "not {method}: say hello first and sign with the agent key it issues"
+)
 
 
 class AuthenticationFailed(Unauthorized):
@@ -63,6 +71,8 @@ class ComputerRecord:
     agent_version: str
     networks_digest: str
     uid: str
+    newest_login: datetime | None
+    time_zone: str
 
 
 RECORD_COLUMNS = tuple(getattr(Computer, name) for name in ComputerRecord.__slots__)
@@ -97,7 +107,11 @@ class AuthenticatedAgent:
 
 
 def authenticate_check_in(
-    record: ComputerRecord | None, ledger: CheckinLedger, request: AgentRequest, now: datetime
+    record: ComputerRecord | None,
+    ledger: CheckinLedger,
+    request: AgentRequest,
+    now: datetime,
+    max_ahead_seconds: float,
 ) -> AuthenticatedAgent | None:
     """The fast path of a steady agent's `oco.agent.hello`: verify and accept it without writing.
 
@@ -109,6 +123,7 @@ def authenticate_check_in(
         return None
     if not signature_matches(record.agent_key, request.body, request.signature):
         raise AuthenticationFailed("signature does not match the computer's agent key")
+    _require_plausible_timestamp(request, now, max_ahead_seconds)
     if _hello_changes(record, request.data):
         return None
     claim = _claim(ledger, record, request, now, deferred=True)
@@ -130,22 +145,26 @@ def authenticate(
 
     `record` is the computer the request names, as the caller read it in this transaction (None if
     unknown); `writes` are computer columns the use case changes, written by the same UPDATE that accepts
-    the timestamp (`columns_of_hello`, `columns_of_inventory`). A request signed with the registration key
-    is accepted only from a computer without an agent key, and new keys are issued only in answer to
-    `oco.agent.hello`. The timestamp is accepted by the process's ledger, then written with a conditional
-    UPDATE, so of two requests carrying the same timestamp only one passes, whichever server process they
-    reach.
+    the timestamp (`columns_of_hello`, `columns_of_inventory`).
+    The registration key admits exactly one request: the first `oco.agent.hello` of a computer without
+    keys (an unknown one, with self-registration on, or one an admin created), which issues its keys.
+    Any other method signed with it is refused, so nobody holding the registration key can act as a
+    computer that has not enrolled yet. A timestamp further ahead of the server's clock than the
+    `agent_timestamp_max_ahead_seconds` setting is refused. The timestamp is accepted by the
+    process's ledger, then written with a conditional UPDATE, so of two requests carrying the same
+    timestamp only one passes, whichever server process they reach.
     """
     if record is None:
-        return _self_register(connection, settings, request, writes or {})
+        return _self_register(connection, settings, request, writes or {}, now)
     changes: dict[str, Any] = dict(writes or {})
     if record.agent_key:
         if not signature_matches(record.agent_key, request.body, request.signature):
             raise AuthenticationFailed("signature does not match the computer's agent key")
     else:
         _require_registration_signature(settings, request)
-        if request.method is AgentMethod.HELLO:
-            changes["agent_key"] = _new_key()
+        _require_first_hello(request)
+        changes["agent_key"] = _new_key()
+    _require_plausible_timestamp(request, now, settings.agent_timestamp_max_ahead_seconds)
     if not record.server_key and request.method is AgentMethod.HELLO:
         changes["server_key"] = _new_key()
     # The request writes its own traces below: were the flush to write its timestamp first, the
@@ -224,13 +243,17 @@ def _replay(request: AgentRequest, last: float) -> AuthenticationFailed:
 
 
 def _self_register(
-    connection: Connection, settings: Settings, request: AgentRequest, writes: dict[str, Any]
+    connection: Connection,
+    settings: Settings,
+    request: AgentRequest,
+    writes: dict[str, Any],
+    now: datetime,
 ) -> AuthenticatedAgent:
     if not settings.self_registration:
         raise AuthenticationFailed(SELF_REGISTRATION_DISABLED)
     _require_registration_signature(settings, request)
-    if request.method is not AgentMethod.HELLO:
-        raise AuthenticationFailed("unknown computer: register with oco.agent.hello first")
+    _require_first_hello(request)
+    _require_plausible_timestamp(request, now, settings.agent_timestamp_max_ahead_seconds)
     hostname = normalize_hostname(request.hostname)
     timestamp = next_server_timestamp(0.0)
     agent_key, server_key = _new_key(), _new_key()
@@ -262,6 +285,8 @@ def _self_register(
         agent_version="",  # as before this request: its news are written with it (`store_networks`)
         networks_digest="",
         uid=values["uid"],
+        newest_login=None,
+        time_zone="",
     )
     return AuthenticatedAgent(
         computer=record,
@@ -280,14 +305,32 @@ def _require_registration_signature(settings: Settings, request: AgentRequest) -
         raise AuthenticationFailed("signature does not match the agent registration key")
 
 
+def _require_first_hello(request: AgentRequest) -> None:
+    if request.method is not AgentMethod.HELLO:
+        raise AuthenticationFailed(REGISTRATION_KEY_ONLY_FOR_HELLO.format(method=request.method))
+
+
+def _require_plausible_timestamp(request: AgentRequest, now: datetime, max_ahead_seconds: float) -> None:
+    if too_far_ahead(request.timestamp, now, max_ahead_seconds):
+        raise AuthenticationFailed(
+            f"timestamp {request.timestamp} is more than {max_ahead_seconds:g} s ahead of the server's "
+            f"clock ({now.timestamp()}): set the computer's clock right"
+        )
+
+
 def _new_key() -> str:
     return secrets.token_urlsafe(KEY_BYTES)
 
 
-def wants_inventory(agent: AuthenticatedAgent, settings: Settings, now: datetime) -> bool:
-    """Ask for a full inventory when the computer is new, forced, or its inventory is old."""
+def wants_inventory(
+    agent: AuthenticatedAgent, data: dict[str, Any], settings: Settings, now: datetime
+) -> bool:
+    """Ask for a full inventory when the computer is new, forced (by an admin, or by the agent's
+    `data.force_update`: an OCO agent started with `--force`), or its inventory is old."""
     computer = agent.computer
     if agent.registered or computer.force_update or computer.inventory_updated is None:
+        return True
+    if data.get("force_update") is True:
         return True
     age = now - computer.inventory_updated
     return age > timedelta(seconds=settings.inventory_interval_seconds)
@@ -309,9 +352,9 @@ def columns_of_inventory(data: dict[str, Any], now: datetime) -> dict[str, Any]:
     networks = data.get("networks")
     if isinstance(networks, list):
         columns["networks_digest"] = _networks_digest(networks)
-    logins = data.get("logins")
-    columns["logins"] = logins if isinstance(logins, list) else []
-    columns["inventory"] = {key: value for key, value in data.items() if key not in {"networks", "logins"}}
+    columns["inventory"] = {key: value for key, value in data.items() if key not in _NOT_IN_DOCUMENT}
+    zone = data.get("time_zone", data.get("timezone"))  # ours reports its zone (maintenance windows)
+    columns["time_zone"] = str(zone)[:64] if isinstance(zone, str) else ""
     columns["inventory_updated"] = now
     columns["force_update"] = False
     return columns
@@ -350,12 +393,84 @@ def _hello_changes(record: ComputerRecord, data: dict[str, Any]) -> dict[str, An
     return changes
 
 
-_UNREGISTERED = ComputerRecord(0, "", "", "", 0.0, 0.0, False, None, "", "", "")
+_UNREGISTERED = ComputerRecord(0, "", "", "", 0.0, 0.0, False, None, "", "", "", None, "")
 _DELETE_NETWORKS = delete(ComputerNetwork).where(ComputerNetwork.computer_id == bindparam("p_computer"))
 
 
+def store_logins_and_software(
+    connection: Connection, settings: Settings, computer: ComputerRecord, data: dict[str, Any], now: datetime
+) -> None:
+    """The parts of a full inventory that add to what is stored: the logins join the history (de-duplicated,
+    capped and aged), the software replaces the computer's rows (searchable). Its other columns were
+    written by the accepting UPDATE (`columns_of_inventory`)."""
+    logins = data.get("logins")
+    stored = connection.scalar(select(Computer.logins).where(Computer.id == computer.id))
+    history = merge_logins(
+        stored or [],
+        logins if isinstance(logins, list) else [],
+        now,
+        settings.login_history_max,
+        timedelta(days=settings.login_history_days),
+    )
+    connection.execute(
+        update(Computer)
+        .where(Computer.id == computer.id)
+        .values(logins=history, newest_login=newest_login(history))
+    )
+    software = data.get("software")
+    if isinstance(software, list):
+        _store_software(connection, computer.id, software, now)
+
+
+_NOT_IN_DOCUMENT = {"networks", "logins", "software"}
+"""Inventory sections kept in rows of their own; the rest (screens, printers, partitions…) as a document."""
+
+
+def _store_software(connection: Connection, computer_id: int, reported: list[Any], now: datetime) -> None:
+    """Replace the computer's software inventory with what was reported; an entry reported before
+    (same name and version) keeps its row and when it was first seen."""
+    wanted: dict[tuple[str, str], str] = {}
+    for entry in reported:
+        if not isinstance(entry, dict):
+            continue
+        name = _text(entry.get("name"), 255).strip()
+        if name:
+            wanted.setdefault(
+                (name, _text(entry.get("version"), 255).strip()), _text(entry.get("description"), 4000)
+            )
+    rows = connection.execute(
+        select(
+            ComputerSoftware.id, ComputerSoftware.name, ComputerSoftware.version, ComputerSoftware.description
+        ).where(ComputerSoftware.computer_id == computer_id)
+    ).all()
+    gone = []
+    for row_id, name, version, description in rows:
+        if (name, version) in wanted and wanted[(name, version)] == description:
+            del wanted[(name, version)]
+        else:
+            gone.append(row_id)
+    for ids in chunks(gone):
+        connection.execute(delete(ComputerSoftware).where(ComputerSoftware.id.in_(ids)))
+    if wanted:
+        connection.execute(
+            insert(ComputerSoftware),
+            [
+                {
+                    "computer_id": computer_id,
+                    "name": name,
+                    "version": version,
+                    "version_key": version_key(version),
+                    "description": description,
+                    "first_seen": now,
+                }
+                for (name, version), description in wanted.items()
+            ],
+        )
+
+
 _NETWORK_FIELDS = ("interface", "address", "netmask", "broadcast", "mac")
-_NETWORK_LIMITS = (255, 64, 64, 64, 32)
+_NETWORK_LIMITS = tuple(NETWORK_FIELD_LIMITS[name] for name in _NETWORK_FIELDS)
+"""The request was held to these (`oco.domain.protocol`); a value that is no string is cut to them."""
 
 
 def _network_fields(networks: list[Any]) -> list[tuple[str, ...]]:
@@ -384,11 +499,7 @@ def _text(value: Any, limit: int) -> str:
     return "" if value is None else str(value)[:limit]
 
 
-LOGINS_SINCE_FORMAT = "%Y-%m-%d %H:%M:%S"
-EPOCH_TEXT = "1970-01-01 00:00:00"
-
-
 def logins_since(agent: AuthenticatedAgent) -> str:
-    """The time from which the agent should report logins: the last full inventory (UTC), or the epoch."""
-    updated = agent.computer.inventory_updated
-    return EPOCH_TEXT if updated is None else updated.strftime(LOGINS_SINCE_FORMAT)
+    """The time from which the agent should report logins: the newest stored login (UTC), as OCO-Server
+    sends it, or the epoch; the agent then reports only newer ones, which `store_logins_and_software` adds."""
+    return domain_logins_since(agent.computer.newest_login)

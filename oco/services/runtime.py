@@ -68,7 +68,7 @@ class Runtime:
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine),
-            depot=Depot(settings.depot_path),
+            depot=Depot(settings.depot_path, reserve_bytes=settings.depot_reserve_bytes),
         )
 
     @contextmanager
