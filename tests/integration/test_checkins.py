@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from oco.db.models import Computer, WolTarget
+from oco.db.models import Computer, ComputerNetwork, WolTarget
 from oco.errors import Unavailable
 from oco.services import checkins, computers, deployments, packages
 from oco.services.deployments import ContainerOptions, DeploymentRequest
@@ -275,3 +275,37 @@ def test_a_hostname_in_another_case_names_the_same_computer(rt: Runtime, client:
     assert [job["container-id"] for job in answer["software-jobs"]] == [container_id]
     with rt.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Computer)) == 1
+
+
+def interfaces(rt: Runtime, hostname: str = "pc1") -> list[tuple[str, str, str]]:
+    with rt.transaction() as session:
+        rows = session.execute(
+            select(ComputerNetwork.interface, ComputerNetwork.address, ComputerNetwork.mac)
+            .join(Computer, Computer.id == ComputerNetwork.computer_id)
+            .where(Computer.hostname == hostname)
+            .order_by(ComputerNetwork.interface)
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def test_network_rows_follow_the_latest_hello_or_inventory(rt: Runtime, client: TestClient) -> None:
+    agent = registered(rt, client)
+    eth0 = {"interface": "eth0", "addr": "10.0.0.5", "netmask": "255.0.0.0", "mac": "aa:bb:cc:00:00:01"}
+    eth1 = {"interface": "eth1", "address": "10.1.0.5", "netmask": "255.255.0.0", "mac": "aa:bb:cc:00:00:02"}
+    agent.hello(networks=[eth0], agent_version="1.2.0")
+    assert interfaces(rt) == [("eth0", "10.0.0.5", "aa:bb:cc:00:00:01")]
+    assert stored(rt).agent_version == "1.2.0"
+    agent.hello(networks=[eth0, eth1], agent_version="1.2.0")
+    assert interfaces(rt) == [
+        ("eth0", "10.0.0.5", "aa:bb:cc:00:00:01"),
+        ("eth1", "10.1.0.5", "aa:bb:cc:00:00:02"),
+    ]
+    # An inventory with the same interfaces keeps them; its other fields are stored with its timestamp.
+    assert agent.call("oco.agent.update", {"os": "Linux", "networks": [eth0, eth1], "logins": []}) == {
+        "policies": {}
+    }
+    assert len(interfaces(rt)) == 2
+    assert (stored(rt).os, stored(rt).force_update) == ("Linux", False)
+    agent.call("oco.agent.update", {"os": "Linux", "networks": [eth1]})
+    assert interfaces(rt) == [("eth1", "10.1.0.5", "aa:bb:cc:00:00:02")]
+    assert stored(rt).inventory == {"os": "Linux"}
