@@ -18,8 +18,11 @@ AGENT_VERSION = "1.1.7"
 NO_NETWORKS_DIGEST = hashlib.sha256(json.dumps([]).encode()).hexdigest()
 
 
-def seed_fleet(rt: Runtime, computers: int, finished_jobs: int = 0) -> dict[str, str]:
-    """`computers` registered computers (hostname -> agent key), each with one pending job."""
+def seed_fleet(
+    rt: Runtime, computers: int, finished_jobs: int = 0, *, pending: bool = True
+) -> dict[str, str]:
+    """`computers` registered computers (hostname -> agent key), each with one pending job unless not
+    `pending`; the server key of each is its agent key reversed (`server_key`)."""
     now = datetime.now(UTC)
     keys = {f"bench-{i:06d}": secrets.token_urlsafe(32) for i in range(computers)}
     with rt.transaction() as session:
@@ -30,14 +33,14 @@ def seed_fleet(rt: Runtime, computers: int, finished_jobs: int = 0) -> dict[str,
         done = JobContainer(
             name="finished", start_time=now - timedelta(days=2), created=now - timedelta(days=2)
         )
-        pending = JobContainer(name="pending", start_time=now - timedelta(minutes=1), created=now)
-        session.add_all([package, done, pending])
+        waiting = JobContainer(name="pending", start_time=now - timedelta(minutes=1), created=now)
+        session.add_all([package, done, waiting])
         session.flush()
         rows = [
             {
                 "hostname": name,
                 "agent_key": key,
-                "server_key": key[::-1],
+                "server_key": server_key(key),
                 "uid": name,
                 "last_seen": now,
                 # A steady fleet: its agent version and network data are known.
@@ -49,7 +52,8 @@ def seed_fleet(rt: Runtime, computers: int, finished_jobs: int = 0) -> dict[str,
         for start in range(0, len(rows), BATCH):
             session.execute(insert(Computer), rows[start : start + BATCH])
         ids = list(session.scalars(select(Computer.id).order_by(Computer.id)))
-        _jobs(session, pending.id, package.id, ids, JobState.WAITING, now)
+        if pending:
+            _jobs(session, waiting.id, package.id, ids, JobState.WAITING, now)
         for start in range(0, finished_jobs, len(ids)):
             count = min(len(ids), finished_jobs - start)
             _jobs(session, done.id, package.id, ids[:count], JobState.SUCCEEDED, now)
@@ -76,3 +80,8 @@ def _jobs(
     ]
     for start in range(0, len(rows), BATCH):
         session.execute(insert(Job), rows[start : start + BATCH])
+
+
+def server_key(agent_key: str) -> str:
+    """The server key `seed_fleet` gives the computer with this agent key."""
+    return agent_key[::-1]

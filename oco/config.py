@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         le=64,
         description="Threads reading plain check-ins from PostgreSQL or MariaDB (SQLite reads need none).",
     )
+    agent_timestamp_max_ahead_seconds: float = Field(
+        default=24 * 3600,
+        gt=0,
+        description="How far ahead of the server's clock an agent request's timestamp may be.",
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     time_zone: str = Field(default="UTC")
     session_max_age_seconds: int = Field(default=12 * 3600, ge=60)

@@ -139,6 +139,9 @@ def make_runtime(
         # Magic packets never leave loopback in tests: no broadcast, no subnet broadcasts.
         "wol_addresses": ["127.0.0.1"],
         "wol_subnet_broadcasts": False,
+        # The test clock stands still (January 2026) while agents sign with the real time: years ahead
+        # of it are allowed unless a test checks the limit itself.
+        "agent_timestamp_max_ahead_seconds": 10 * 365 * 86400.0,
         **overrides,
     }
     runtime = Runtime.from_settings(Settings(**values))  # type: ignore[arg-type]

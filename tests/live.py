@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 STARTUP_TIMEOUT_S = 120
-"""Generous: seven test suites share a loaded 2-core machine."""
+"""Generous: on a loaded 2-core machine a new interpreter can take half a minute to import the server."""
 REGISTRATION_KEY = "registration-key-for-tests"
 
 

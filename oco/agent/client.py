@@ -154,10 +154,19 @@ class AgentClient:
         return params
 
     def _learn_keys(self, offered: dict[str, str]) -> None:
+        """Keep the keys the server offers; once both are known, forget the registration key.
+
+        The server admits the registration key only for a computer's first hello, so keeping it would
+        only leave a shared secret of every computer lying in this one's configuration file.
+        """
         agent_key = self.config.agent_key or offered.get("agent_key", "")
         server_key = self.config.server_key or offered.get("server_key", "")
-        if (agent_key, server_key) != (self.config.agent_key, self.config.server_key):
-            self.config = replace(self.config, agent_key=agent_key, server_key=server_key)
+        registration_key = "" if agent_key and server_key else self.config.registration_key
+        learned = (agent_key, server_key, registration_key)
+        if learned != (self.config.agent_key, self.config.server_key, self.config.registration_key):
+            self.config = replace(
+                self.config, agent_key=agent_key, server_key=server_key, registration_key=registration_key
+            )
             save_config(self.config_path, self.config)
 
     # Timestamps -------------------------------------------------------------------------------

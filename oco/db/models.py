@@ -9,6 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     Double,
@@ -25,9 +26,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from oco.db.types import JSONText, LongText, UTCDateTime, utcnow
 from oco.domain.hostnames import hostname_key
+from oco.domain.roles import Role
 
 NAME = 255
 """Length of names and other short texts; MariaDB needs a length to index a column."""
+ROLE = 32
 
 naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -274,7 +277,7 @@ class Job(Base):
     action: Mapped[str] = mapped_column(String(16))
     sequence: Mapped[int] = mapped_column(Integer)
     state: Mapped[int] = mapped_column(Integer, default=0)
-    return_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    return_code: Mapped[int | None] = mapped_column(BigInteger, default=None)
     message: Mapped[str] = mapped_column(LongText, default="")
     download_progress: Mapped[int | None] = mapped_column(Integer, default=None)
     procedure: Mapped[str] = mapped_column(Text)
@@ -315,6 +318,8 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(NAME), unique=True)
     full_name: Mapped[str] = mapped_column(String(NAME), default="")
     password_hash: Mapped[str] = mapped_column(String(NAME))
+    role: Mapped[str] = mapped_column(String(ROLE), default=Role.ADMINISTRATOR.text)
+    """The text of an `oco.domain.roles.Role`."""
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -376,6 +381,10 @@ class AuditLog(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(NAME), default="")
+    username: Mapped[str | None] = mapped_column(String(NAME), default=None, index=True)
+    """The console user behind a console or API actor (None for the CLI, agents, housekeeping)."""
+    role: Mapped[str | None] = mapped_column(String(ROLE), default=None)
+    """That user's role when they acted."""
     action: Mapped[str] = mapped_column(String(NAME))
     object_type: Mapped[str] = mapped_column(String(64), default="")
     object_id: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -403,3 +412,8 @@ class Watermark(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+for _table in Base.metadata.tables.values():
+    # SQLite never reuses an id (a deleted container's id must not name the next one): see migration 0015.
+    _table.dialect_options["sqlite"]["autoincrement"] = True

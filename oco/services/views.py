@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
@@ -31,6 +31,7 @@ from oco.domain.dispatch import Hold
 from oco.domain.meanings import PostActionFate
 from oco.domain.planning import Plan, effective_post_action
 from oco.domain.presence import Presence, is_online, presence
+from oco.domain.roles import Permission, Role, allowed
 from oco.domain.signing import SignatureStatus, signature_status
 from oco.domain.states import (
     ContainerStatus,
@@ -99,6 +100,8 @@ HoldText = Annotated[Hold, AsText(Hold)]
 PresenceText = Annotated[Presence, AsText(Presence)]
 PostActionFateText = Annotated[PostActionFate, AsText(PostActionFate)]
 WakeOutcomeText = Annotated[WakeOutcome, AsText(WakeOutcome)]
+RoleText = Annotated[Role, AsText(Role)]
+PermissionText = Annotated[Permission, AsText(Permission)]
 
 
 T = TypeVar("T")
@@ -682,6 +685,8 @@ class ComputerPlanPublic(View):
     computer_id: int
     hostname: str
     wake: bool
+    cannot_wake: str = Field(description='why an offline computer would not be woken ("" when it would)')
+    held_back: str = Field(description='why its jobs would wait for its address ("" when they would not)')
     notes: list[str]
     jobs: list[PlannedJobPublic]
 
@@ -695,7 +700,10 @@ class PlanSummaryPublic(View):
     jobs: int
     skipped: int
     woken: int
+    cannot_wake: int
+    held_back: int
     states: dict[str, int]
+    sentence: str = Field(description="the whole plan in one sentence, as the console shows it")
 
 
 class PlanPublic(View):
@@ -715,6 +723,8 @@ def plan_view(plan: Plan, limit: int | None = None) -> PlanPublic:
                 computer_id=computer.computer_id,
                 hostname=computer.hostname,
                 wake=computer.wake,
+                cannot_wake=computer.cannot_wake,
+                held_back=computer.held_back,
                 notes=list(computer.notes),
                 jobs=[
                     PlannedJobPublic(
@@ -736,7 +746,10 @@ def plan_view(plan: Plan, limit: int | None = None) -> PlanPublic:
             jobs=len(plan.jobs),
             skipped=len(plan.skipped()),
             woken=len(plan.woken),
+            cannot_wake=len(plan.cannot_wake),
+            held_back=len(plan.held_back),
             states={state.text: count for state, count in plan.counts().items()},
+            sentence=plan.sentence(),
         ),
     )
 
@@ -750,7 +763,9 @@ class UserPublic(View):
     id: int
     username: str
     full_name: str
+    role: RoleText
     enabled: bool
+    created: datetime
     last_login: datetime | None
 
 
@@ -765,13 +780,28 @@ class TokenPublic(View):
     revoked: datetime | None
 
 
+class CallerPublic(View):
+    """Who an API token acts as: the user, their role and what it allows."""
+
+    username: str
+    role: RoleText
+    permissions: list[PermissionText]
+
+
+def caller_view(username: str, role: Role) -> CallerPublic:
+    """The read model of a token's user (`oco.domain.roles.allowed`)."""
+    return CallerPublic(username=username, role=role, permissions=list(allowed(role)))
+
+
 def user_view(user: User) -> UserPublic:
     """The read model of a console user."""
     return UserPublic(
         id=user.id,
         username=user.username,
         full_name=user.full_name,
+        role=Role(user.role),
         enabled=user.enabled,
+        created=user.created,
         last_login=user.last_login,
     )
 
@@ -850,6 +880,8 @@ class AuditEntryPublic(View):
     id: int
     at: datetime
     actor: str
+    username: str | None
+    role: RoleText | None
     action: str
     object_type: str
     object_id: int | None

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from oco.errors import InvalidInput, NotFound, OcoError, TooManyAttempts, Unauthorized
 from oco.services import dashboard, users
 from oco.web import audit, groups, inventory, jobs
+from oco.web import users as user_pages
 from oco.web.charts import outcome_chart
 from oco.web.headers import SecurityHeaders
 from oco.web.live import Parts, event_stream
@@ -24,7 +25,7 @@ from oco.web.session import (
     SESSION_COOKIE,
     CsrfFailed,
     LoginRequired,
-    Viewer,
+    Viewing,
     checked_form,
     client_of,
     login_redirect,
@@ -41,18 +42,19 @@ log = logging.getLogger("oco.console")
 LOGGED_NAME = 64
 """How much of a refused user name a log line shows."""
 NOT_FOUND = 404
+METHOD_NOT_ALLOWED = 405
 PATH_PARAMETER = "path"
 
 
 @router.get("/")
-def home(request: Request, current: Annotated[Viewer, Depends(viewer)]) -> HTMLResponse:
+def home(request: Request, current: Viewing) -> HTMLResponse:
     """The dashboard: fleet health, running deployments, the latest failures, 30 days of outcomes."""
     overview = dashboard.overview(runtime_of(request))
     return render(request, "dashboard.html", current, d=overview, outcome_chart=outcome_chart)
 
 
 @router.get("/events/dashboard")
-def dashboard_events(request: Request, current: Annotated[Viewer, Depends(viewer)]) -> Response:
+def dashboard_events(request: Request, current: Viewing) -> Response:
     """The dashboard's parts as Server-Sent Events, each when it changed."""
     runtime = runtime_of(request)
 
@@ -66,6 +68,12 @@ def dashboard_events(request: Request, current: Annotated[Viewer, Depends(viewer
 
 
 DASHBOARD_PARTS = ("fleet", "history", "running", "failures")
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico whatever the page links: the console's icon."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
 
 
 @router.get("/login")
@@ -153,6 +161,7 @@ def install_console(app: FastAPI) -> None:
     app.include_router(inventory.router)
     app.include_router(groups.router)
     app.include_router(audit.router)
+    app.include_router(user_pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.add_middleware(SecurityHeaders)
 
@@ -189,6 +198,11 @@ def install_console(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     def _http(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == METHOD_NOT_ALLOWED and request.method == "GET" and not _is_api(request):
+            # An action's address (`/jobs/1/renew`) typed or reloaded: the page the action belongs to.
+            page = _page_of(app, request.url.path)
+            if page is not None:
+                return RedirectResponse(page, status_code=303)
         if exc.status_code == NOT_FOUND:
             return error_page(
                 request, optional_viewer(request), NotFound(f"{request.url.path} does not exist")
@@ -202,3 +216,19 @@ def install_console(app: FastAPI) -> None:
             message=f"{request.method} {request.url.path}: {exc.detail}",
             back=way_back(request),
         )
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api")
+
+
+def _page_of(app: FastAPI, path: str) -> str | None:
+    """The nearest console page above `path` that answers GET (`/jobs/1` for `/jobs/1/jobs/5/delete`)."""
+    parts = path.rstrip("/").split("/")
+    while len(parts) > 1:
+        parts.pop()
+        candidate = "/".join(parts) or "/"
+        scope = {"type": "http", "path": candidate, "method": "GET"}
+        if any(route.matches(scope)[0] is Match.FULL for route in app.router.routes):
+            return candidate
+    return None

@@ -1,5 +1,6 @@
 """The admin REST API at `/api/v1` (OpenAPI at `/api/v1/openapi.json`), over the same use cases as the
-console and the CLI. Every request needs a bearer token from `oco token create`.
+console and the CLI. Every request needs a bearer token from `oco token create`; it acts with the role
+of its user, and every route declares the permission it needs (`oco.api.auth.allow`).
 
 Each route parses its input (`schemas`), calls one use case and answers with its read model
 (`oco.services.views`), which is also the route's declared response model. Refusals are `OcoError`s,
@@ -17,7 +18,7 @@ from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from oco.api.admin import computers, deployments, groups, packages
+from oco.api.admin import computers, deployments, groups, packages, users
 from oco.api.admin.schemas import ERROR_RESPONSES
 from oco.errors import NotFound, OcoError, Unauthorized, outcome
 from oco.services.runtime import Runtime
@@ -36,7 +37,7 @@ def create_api(runtime: Runtime) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     api.state.runtime = runtime
-    for module in (packages, computers, groups, deployments):
+    for module in (packages, computers, groups, deployments, users):
         api.include_router(module.router)
     api.add_exception_handler(OcoError, _refused)
     api.add_exception_handler(RequestValidationError, _invalid)

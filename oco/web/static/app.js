@@ -206,6 +206,30 @@ document.addEventListener("DOMContentLoaded", () => {
     live(container.dataset.eventsUrl, { container: showContainer, job: showJob }, poll);
   }
 
+  // Dialogs: a button opens its <dialog>; Cancel (or Escape) closes it.
+  document.querySelectorAll("button[data-open-dialog]").forEach((button) => {
+    const dialog = document.getElementById(button.dataset.openDialog);
+    button.addEventListener("click", () => dialog.showModal());
+  });
+  document.querySelectorAll("[data-close-dialog]").forEach((button) => {
+    button.addEventListener("click", () => button.closest("dialog").close());
+  });
+
+  // Deployment Assistant: the container name follows the chosen packages until the admin types one.
+  const assistantForm = document.getElementById("assistant");
+  if (assistantForm) {
+    const nameField = assistantForm.querySelector("input[name=name]");
+    let typed = nameField.value !== "" && nameField.value !== nameField.dataset.suggested;
+    nameField.addEventListener("input", () => { typed = nameField.value !== ""; });
+    const suggest = () => {
+      if (typed) return;
+      const chosen = [...assistantForm.querySelectorAll("input[data-label]:checked")].map((box) => box.dataset.label);
+      nameField.value = chosen.join(", ").slice(0, 255);
+      nameField.dataset.suggested = nameField.value;
+    };
+    assistantForm.querySelectorAll("input[data-label]").forEach((box) => box.addEventListener("change", suggest));
+  }
+
   // Dashboard: each part is replaced when it changed.
   const dashboard = document.getElementById("dashboard");
   if (dashboard) {
