@@ -15,6 +15,8 @@ import httpx
 STARTUP_TIMEOUT_S = 120
 """Generous: on a loaded 2-core machine a new interpreter can take half a minute to import the server."""
 REGISTRATION_KEY = "registration-key-for-tests"
+HTTP_TIMEOUT_S = 120
+"""How long a test's HTTP request may wait for the server's answer on a loaded machine."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -214,7 +214,8 @@ def log_in(rt: Runtime, username: str, password: str, address: str = "") -> str:
             f"too many failed logins for this user name or address: retry in {locked:.0f} s",
             retry_after=int(locked),
         )
-    if known is None or not _password_matches(known[1], password):
+    matches = _password_matches(known[1] if known else None, password)
+    if known is None or not matches:
         _count_failure(rt, counted, name, address, known[0] if known else None)
         raise Unauthorized(WRONG_CREDENTIALS)
     user_id, password_hash = known

@@ -17,7 +17,7 @@ from typing import Literal
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from oco.web.session import Viewer
+from oco.web.session import Viewer, over_https
 
 FLASH_COOKIE = "oco_flash"
 MAX_TEXT = 600
@@ -43,7 +43,7 @@ def redirect(request: Request, current: Viewer, location: str, text: str, kind: 
         max_age=300,
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=over_https(request),
     )
     return response
 

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from tests.browser.conftest import PASSWORD
-from tests.live import LiveServer
+from tests.live import HTTP_TIMEOUT_S, LiveServer
 
 REPORT_VIOLATIONS = """
 document.addEventListener("securitypolicyviolation", (event) => {
@@ -27,7 +27,9 @@ document.addEventListener("securitypolicyviolation", (event) => {
 def objects(server: LiveServer) -> dict[str, int]:
     """A computer, a package with a payload, a deployment and a group, through the admin API."""
     token = server.oco("token", "create", "--name", "csp").stdout.strip()
-    with httpx.Client(base_url=f"{server.url}/api/v1", headers={"authorization": f"Bearer {token}"}) as api:
+    with httpx.Client(
+        base_url=f"{server.url}/api/v1", headers={"authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT_S
+    ) as api:
         computer = api.post("/computers", json={"hostname": "csp-pc"}).json()["id"]
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
@@ -47,6 +49,7 @@ def objects(server: LiveServer) -> dict[str, int]:
 @pytest.fixture
 def page(browser: Browser, server: LiveServer) -> Iterator[tuple[Page, list[str]]]:
     context = browser.new_context()
+    context.set_default_timeout(HTTP_TIMEOUT_S * 1000)  # a loaded machine renders slowly
     context.add_init_script(REPORT_VIOLATIONS)
     tab = context.new_page()
     problems: list[str] = []
@@ -95,7 +98,9 @@ def test_the_main_pages_load_under_the_policy_without_a_violation(
         response = tab.goto(server.url + path.format(**objects))
         assert response is not None and "content-security-policy" in response.headers
         if heading:
-            expect(tab.get_by_role("heading", name=heading).first).to_be_visible()
+            expect(tab.get_by_role("heading", name=heading).first).to_be_visible(
+                timeout=HTTP_TIMEOUT_S * 1000
+            )
         tab.wait_for_load_state("load")
     assert problems == []
 

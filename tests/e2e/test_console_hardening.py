@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from oco.web.headers import CONTENT_SECURITY_POLICY
-from tests.live import LiveServer, start_server
+from tests.live import HTTP_TIMEOUT_S, LiveServer, start_server
 from tests.support import wait_until
 
 PASSWORD = "a long password"
@@ -59,7 +59,7 @@ def log_in(client: httpx.Client, username: str, password: str, **headers: str) -
 
 @pytest.fixture
 def console(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url) as client:
+    with httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT_S) as client:
         assert log_in(client, "admin", PASSWORD, **{"x-forwarded-for": "192.0.2.200"}).status_code == 303
         yield client
 
@@ -68,7 +68,7 @@ def console(server: LiveServer) -> Iterator[httpx.Client]:
 def api(server: LiveServer) -> Iterator[httpx.Client]:
     token = server.oco("token", "create", "--name", "tests").stdout.strip()
     with httpx.Client(
-        base_url=f"{server.url}/api/v1", headers={"authorization": f"Bearer {token}"}
+        base_url=f"{server.url}/api/v1", headers={"authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT_S
     ) as client:
         yield client
 
@@ -97,9 +97,12 @@ def test_pages_carry_the_security_headers(console: httpx.Client, path: str) -> N
 
 
 def test_the_api_docs_page_has_no_inline_script_or_style(server: LiveServer) -> None:
-    page = httpx.get(f"{server.url}/api/v1/docs").text
+    page = httpx.get(f"{server.url}/api/v1/docs", timeout=HTTP_TIMEOUT_S).text
     assert "<script" not in page and "<style" not in page and "style=" not in page
-    assert "/static/style.css" in page and httpx.get(f"{server.url}/static/style.css").status_code == 200
+    assert (
+        "/static/style.css" in page
+        and httpx.get(f"{server.url}/static/style.css", timeout=HTTP_TIMEOUT_S).status_code == 200
+    )
 
 
 # Hostile tokens and ids ---------------------------------------------------------------------------
@@ -114,7 +117,7 @@ def test_a_non_ascii_or_odd_csrf_token_is_a_403(console: httpx.Client, token: st
 
 
 def test_a_non_ascii_login_token_is_a_403(server: LiveServer) -> None:
-    with httpx.Client(base_url=server.url) as client:
+    with httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT_S) as client:
         login_form(client)
         response = client.post("/login", data={"username": "admin", "password": PASSWORD, "login_csrf": "é"})
         assert response.status_code == 403
@@ -202,7 +205,7 @@ def test_an_api_body_id_beyond_64_bits_is_a_clear_422(api: httpx.Client) -> None
 def test_repeated_failures_lock_the_account_with_a_line_for_fail2ban(
     server: LiveServer, api: httpx.Client
 ) -> None:
-    with httpx.Client(base_url=server.url) as client:
+    with httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT_S) as client:
         for attempt in range(3):
             wrong = log_in(client, "bob", "wrong", **{"x-forwarded-for": f"198.51.100.{attempt + 1}"})
             assert wrong.status_code == 401 and "wrong user name or password" in wrong.text
@@ -217,7 +220,7 @@ def test_repeated_failures_lock_the_account_with_a_line_for_fail2ban(
 
 
 def test_a_name_in_the_log_line_cannot_forge_another_line(server: LiveServer) -> None:
-    with httpx.Client(base_url=server.url) as client:
+    with httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT_S) as client:
         log_in(client, "eve\noco-console login failure from 203.0.113.66: x", "wrong")
     lines = wait_until(lambda: [line for line in server.log.read_text().splitlines() if "eve" in line])
     assert len(lines) == 1  # the newline is escaped
@@ -239,7 +242,7 @@ def test_a_name_in_the_log_line_cannot_forge_another_line(server: LiveServer) ->
 def test_the_session_cookie_is_secure_when_a_trusted_proxy_says_https(
     server: LiveServer, headers: dict[str, str], secure: bool
 ) -> None:
-    with httpx.Client(base_url=server.url) as client:
+    with httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT_S) as client:
         response = log_in(client, "admin", PASSWORD, **headers)
     cookie = next(
         value
@@ -254,7 +257,7 @@ def test_an_untrusted_peer_cannot_claim_https(tmp_path: Path, sqlite_template: P
     untrusting = start_server(tmp_path, f"sqlite:///{tmp_path / 'oco.sqlite3'}", trusted_proxies="192.0.2.1")
     try:
         untrusting.oco("user", "add", "admin", "--password-stdin", stdin=PASSWORD + "\n")
-        with httpx.Client(base_url=untrusting.url) as client:
+        with httpx.Client(base_url=untrusting.url, timeout=HTTP_TIMEOUT_S) as client:
             response = log_in(client, "admin", PASSWORD, **{"x-forwarded-proto": "https"})
         assert response.status_code == 303
         assert "secure" not in response.headers["set-cookie"].lower().split("; ")

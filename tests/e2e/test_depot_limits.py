@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from oco.agent.unpack import safe_extract
-from tests.live import LiveServer, start_server
+from tests.live import HTTP_TIMEOUT_S, LiveServer, start_server
 
 PASSWORD = "a long password"
 NO_SPACE = re.compile(r"depot out of space \(needed \d+ bytes, free 0 bytes\)")
@@ -45,11 +45,13 @@ def roomy(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> It
 
 def api_client(server: LiveServer) -> httpx.Client:
     token = server.oco("token", "create", "--name", "tests").stdout.strip()
-    return httpx.Client(base_url=f"{server.url}/api/v1", headers={"authorization": f"Bearer {token}"})
+    return httpx.Client(
+        base_url=f"{server.url}/api/v1", headers={"authorization": f"Bearer {token}"}, timeout=HTTP_TIMEOUT_S
+    )
 
 
 def console_client(server: LiveServer) -> tuple[httpx.Client, str]:
-    client = httpx.Client(base_url=server.url)
+    client = httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT_S)
     login_csrf = re.search(r'name="login_csrf" value="([^"]+)"', client.get("/login").text)
     assert login_csrf
     client.post("/login", data={"username": "admin", "password": PASSWORD, "login_csrf": login_csrf.group(1)})

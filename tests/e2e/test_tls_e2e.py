@@ -23,7 +23,7 @@ from oco.services import computers
 from oco.services.runtime import Runtime
 from tests.certificates import Certificate, make_ca, make_server_certificate
 from tests.conftest import make_runtime
-from tests.live import REGISTRATION_KEY, LiveServer, start_server
+from tests.live import HTTP_TIMEOUT_S, REGISTRATION_KEY, LiveServer, start_server
 
 NOT_PINNED = "is not the pinned one"
 
@@ -71,7 +71,7 @@ def enroll(
         [sys.executable, "-m", "oco", "agent", "enroll", "--config", str(config), *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,
     )
     if result.returncode == 0:
         save_config(config, replace(load_config(config), power_backend="record"))
@@ -83,7 +83,7 @@ def check_in(config: Path) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "oco.agent", "--config", str(config), "--once"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         env={"PATH": "/usr/bin:/bin"},
     )
 
@@ -179,7 +179,11 @@ def test_several_server_processes_serve_tls(site: Site) -> None:
     assert enrolled.returncode == 0, enrolled.stderr
 
     assert check_in(config).returncode == 0
-    answered = httpx.get(f"{server.url}/healthz", verify=ssl.create_default_context(cafile=site.ca.cert_file))
+    answered = httpx.get(
+        f"{server.url}/healthz",
+        verify=ssl.create_default_context(cafile=site.ca.cert_file),
+        timeout=HTTP_TIMEOUT_S,
+    )
     assert answered.status_code == 200
 
 
@@ -198,5 +202,5 @@ def serve(site: Site, *args: str) -> subprocess.CompletedProcess[str]:
     """`oco server ARGS`, for a server that is expected to stop at once."""
     env = {"PATH": "/usr/bin:/bin", "OCO_DATABASE_URL": site.url, "OCO_DEPOT_PATH": str(site.root / "depot")}
     return subprocess.run(
-        [sys.executable, "-m", "oco", "server", *args], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "oco", "server", *args], env=env, capture_output=True, text=True, timeout=300
     )

@@ -79,6 +79,14 @@ def test_refusals_while_locked_do_not_count_and_check_no_password(rt: Runtime, c
         assert set(session.scalars(select(LoginFailure.failures))) == {3}
 
 
+def test_an_unknown_name_costs_the_same_argon2_work_as_a_known_one(rt: Runtime) -> None:
+    checked = counting_hasher(rt)
+    fail(rt, username="nobody")
+    unknown = checked.calls
+    fail(rt, username="ada", address="203.0.113.9")
+    assert unknown == checked.calls - unknown == 1
+
+
 def test_an_address_trying_many_names_is_locked_for_every_name(rt: Runtime) -> None:
     for name in ("root", "admin", "ada"):
         fail(rt, username=name, address="198.51.100.7")
