@@ -193,6 +193,11 @@ def test_messages_come_from_the_server_and_reloads_are_safe(browser: Browser, se
 
 def test_small_things_a_newcomer_trips_over(browser: Browser, server: LiveServer) -> None:
     page = new_page(browser, server)
+    doomed = package(server, "Doomed", "0.1")
+    page.goto(f"{server.url}/packages/{doomed}")
+    page.get_by_role("button", name="Delete version").click()
+    expect(page).to_have_url(f"{server.url}/packages")
+    expect(page.get_by_role("status")).to_have_text("Deleted the package version and its payload.")
     page.goto(f"{server.url}/packages/new")
     expect(page.locator(".progress.upload")).to_be_hidden()
     for path in ("/", "/jobs", "/computers", "/packages", "/groups", "/audit", "/jobs/new"):

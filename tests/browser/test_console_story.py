@@ -65,6 +65,7 @@ def test_the_admin_story(browser: Browser, server: LiveServer, tmp_path: Path, s
     form.locator("input[name=version]").fill("1.0")
     form.locator("input[name=install_procedure]").fill("sh install.sh")
     form.locator("input[name=uninstall_procedure]").fill("sh uninstall.sh")
+    form.locator("input[name=download_for_uninstall]").check()  # uninstall.sh comes with the payload
     form.locator("input[name=payload]").set_input_files(str(payload))
     page.screenshot(path=screenshots / "02-new-package.png", full_page=True)
     page.get_by_role("button", name="Create package").click()
@@ -120,6 +121,7 @@ def test_the_admin_story(browser: Browser, server: LiveServer, tmp_path: Path, s
     page.get_by_label("Editor 1.0").check()
     page.get_by_role("button", name="Remove Assignment").click()
     expect(page.get_by_text("No packages installed.")).to_be_visible()
+    expect(page.get_by_role("status")).to_have_text("Removed 1 assignment(s); nothing was uninstalled.")
     page.screenshot(path=screenshots / "09-assignment-removed.png", full_page=True)
 
     page.get_by_role("button", name="Log out").click()
