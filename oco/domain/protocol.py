@@ -89,12 +89,15 @@ COUNTED_LISTS: Mapping[tuple[str | int, ...], int] = {
 FREE_TEXT_FIELDS: frozenset[tuple[str | int, ...]] = frozenset({("params", "data", "message")})
 """A procedure's output: any length (the body limit bounds it, the server keeps the tail), and control
 characters are replaced by U+FFFD rather than refused — a procedure may print anything, and its result
-must not be lost for it."""
+must not be lost for it. The other strings of `params.data` that are no name or network field (software,
+screens, CPU… of an inventory) get the same: a monitor's EDID or a package's description can hold
+control characters, and an OCO agent would otherwise have its whole inventory refused every time."""
 ALLOWED_CONTROLS = "\t\n\r"
 """The control characters a string other than a name may hold."""
 REPLACEMENT = "\ufffd"
 
-_NETWORKS = ("params", "data", "networks")
+_DATA = ("params", "data")
+_NETWORKS = (*_DATA, "networks")
 
 
 class _NotJson(Exception):
@@ -261,13 +264,16 @@ def _checked_text(text: str, path: tuple[str | int, ...]) -> str:
     if path in FREE_TEXT_FIELDS:
         return clean_free_text(text)
     name_limit = NAME_FIELDS.get(path)
-    limit = name_limit or _network_limit(path) or MAX_TEXT_CHARS
+    network_limit = _network_limit(path)
+    limit = name_limit or network_limit or MAX_TEXT_CHARS
     if len(text) > limit:
         raise _refusal(f"{{where}} is longer than {limit} characters", path)
     bad = (_CONTROL_IN_NAME if name_limit else _CONTROL).search(text)
-    if bad is not None:
-        raise _refusal(f"{{where}} holds the control character {_code(bad[0])}", path)
-    return text
+    if bad is None:
+        return text
+    if name_limit is None and network_limit is None and path[: len(_DATA)] == _DATA:
+        return clean_free_text(text)  # the inventory document: what the computer says, kept readable
+    raise _refusal(f"{{where}} holds the control character {_code(bad[0])}", path)
 
 
 def _network_limit(path: tuple[str | int, ...]) -> int | None:

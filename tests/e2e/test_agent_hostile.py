@@ -371,12 +371,6 @@ SHAPES: list[tuple[str, str, Any, str]] = [
         "software[0].name is longer",
     ),
     ("nul in os", UPDATE, inventory(os="Lin\x00ux"), "params.data.os holds the control character U+0000"),
-    (
-        "escape in software",
-        UPDATE,
-        inventory(software=[{"name": "\x1b[2J"}]),
-        "holds the control character U+001B",
-    ),
     ("lone surrogate", UPDATE, inventory(kernel_version="\ud800"), "holds the control character U+D800"),
     ("nul in a key", UPDATE, inventory(**{"k\x00": 1}), "a key of params.data holds the control character"),
 ]
