@@ -57,6 +57,10 @@ def container_edit(
     ip_ranges: str | None = typer.Option(None),
     notes: str | None = typer.Option(None),
     description: str | None = typer.Option(None),
+    wol: bool | None = typer.Option(None, "--wol/--no-wol", help="Wake offline computers at the start."),
+    shutdown_waked: bool | None = typer.Option(
+        None, "--shutdown-waked/--no-shutdown-waked", help="Shut woken computers down after."
+    ),
 ) -> None:
     """Change a job container's settings."""
     clear_end = end is not None and end.lower() == "none"
@@ -73,6 +77,8 @@ def container_edit(
             restart_timeout=restart_timeout,
             sequence_mode=sequence_mode,
             agent_ip_ranges=ip_ranges,
+            wol=wol,
+            shutdown_waked=shutdown_waked,
         )
         containers.edit_container(runtime(), container_id, edit, actor())
     typer.echo(f"updated job container {container_id}")

@@ -142,8 +142,9 @@ def _print_plan(plan: PlanPublic, as_json: bool) -> None:
         for job in computer.jobs:
             reason = f"  -- {job.reason}" if job.reason else ""
             typer.echo(f"  {job.sequence}. {job.action} {job.package} [{job.state.text}]{reason}")
-        for note in computer.notes:
-            typer.echo(f"  note: {note}")
+        for note in (computer.cannot_wake, computer.held_back, *computer.notes):
+            if note:
+                typer.echo(f"  note: {note}")
     if plan.windows is not None:
         typer.echo(
             f"windows: {'; '.join(plan.windows.windows)} ({plan.windows.zone.label}); "
@@ -154,30 +155,41 @@ def _print_plan(plan: PlanPublic, as_json: bool) -> None:
         more = phase.computers - len(phase.hostnames)
         listed = ", ".join(phase.hostnames) + (f" and {more} more" if more else "")
         typer.echo(f"{phase.label}: {phase.computers} computer(s): {listed}")
-    summary = plan.summary
-    typer.echo(f"{summary.jobs} job(s), {summary.skipped} skipped, {summary.woken} computer(s) to wake")
+    typer.echo(plan.summary.sentence)
 
 
 def uninstall(
-    computer: str = typer.Option(..., help="Computer (id or hostname)."),
-    package: list[int] = typer.Option(..., "--package", help="Installed package id; repeatable."),
+    computer: list[str] = typer.Option(..., "--computer", help="Computer (id or hostname); repeatable."),
+    package: list[int] = typer.Option(
+        ..., "--package", help="Installed package id; repeatable. Each is removed where it is installed."
+    ),
     name: str | None = typer.Option(None, help="Container name (default: 'Uninstall <family>')."),
-    start: str | None = typer.Option(None, help="Start (ISO 8601); default now."),
+    description: str = typer.Option("", help="Shown in the console."),
+    start: str | None = typer.Option(None, help="Start (ISO 8601; without zone: the server's); default now."),
     end: str | None = typer.Option(None, help="End (ISO 8601)."),
     priority: int = typer.Option(0, help=f"{PRIORITY_MIN}..{PRIORITY_MAX}; higher runs first."),
-    restart_timeout: int = typer.Option(DEFAULT_RESTART_TIMEOUT),
+    restart_timeout: int = typer.Option(
+        DEFAULT_RESTART_TIMEOUT, help="Minutes a logged-in user gets before restart; <0 = never."
+    ),
     sequence_mode: SequenceMode = SEQUENCE_MODE,
+    ip_ranges: str = typer.Option("", help="Agent IP ranges, e.g. '10.0.0.0/8,!10.9.0.0/16'."),
+    wol: bool = typer.Option(False, "--wol", help="Wake offline computers at the start."),
+    shutdown_waked: bool = typer.Option(False, "--shutdown-waked", help="Shut woken computers down after."),
 ) -> None:
-    """Create uninstall jobs for packages installed on a computer; prints the container id."""
+    """Create uninstall jobs for packages installed on computers; prints the container id."""
     with handled_errors():
         options = ContainerOptions(
             name=name or "",
+            description=description,
             start=parse_time(start, "--start"),
             end=parse_time(end, "--end"),
+            wol=wol,
+            shutdown_waked=shutdown_waked,
             priority=priority,
             restart_timeout=restart_timeout,
             sequence_mode=sequence_mode,
+            agent_ip_ranges=ip_ranges,
         )
-        request = UninstallRequest(options=options, computer=computer, package_ids=package)
+        request = UninstallRequest(options=options, computers=computer, package_ids=package)
         container = deployments.create_uninstall(runtime(), request, actor())
     typer.echo(container.id)

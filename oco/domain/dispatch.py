@@ -113,17 +113,45 @@ def in_window(container: ContainerWindow, now: datetime, clocks: Clocks) -> bool
 def is_eligible(
     job: CandidateJob, now: datetime, client_address: str | None, clocks: Clocks = SERVER_CLOCK
 ) -> bool:
-    """A job may run now: still pending, its container open, its rollout phase and maintenance window
-    open (a job already started finishes either way), and the IP constraint admits the client."""
+    """A job may run now: still pending, its container handing out (`hand_out_hold`), and its rollout
+    phase and maintenance window open (a job already started finishes either way)."""
     return (
         job.state in PENDING_STATES
-        and is_open(job.container, now)
+        and hand_out_hold(job.container, now, client_address) is None
         and (
             job.state is not JobState.WAITING
             or (phase_is_open(job.phase, job.container.open_phase) and in_window(job.container, now, clocks))
         )
-        and container_admits(job.container, client_address)
     )
+
+
+def hand_out_hold(container: ContainerWindow, now: datetime, client_address: str | None) -> Hold | None:
+    """Why the container hands no job to a client at `client_address` now (disabled, not started, ended,
+    outside its IP ranges); None when it hands them out. The one rule of hand-out, downloads and reports."""
+    if not container.enabled:
+        return Hold.DISABLED
+    if container.start > now:
+        return Hold.SCHEDULED
+    if container.end is not None and now >= container.end:
+        return Hold.ENDED
+    if not container_admits(container, client_address):
+        return Hold.OUTSIDE_IP_RANGES
+    return None
+
+
+def report_refusal(job: CandidateJob, now: datetime, client_address: str | None) -> Hold | None:
+    """Why a computer may not report on its `job` now; None when it may.
+
+    A computer reports only what it could have received: a waiting job only while it would be handed
+    out (`hand_out_hold`). A job it has started (downloading, executing) was handed out, so it stays
+    reportable to its end whatever its container does meanwhile — disabled, past its end, or the
+    computer moved to another network — as OCO's server accepts it: the software may be installed by
+    now, and dropping the result would leave the server believing otherwise. A report on a finished job
+    is answered but never applied (`oco.domain.outcomes`), so it is not refused here either.
+    """
+    if job.state is not JobState.WAITING:
+        return None
+    return hand_out_hold(job.container, now, client_address)
 
 
 class Hold(Vocabulary, StrEnum):
@@ -180,20 +208,21 @@ def why_waiting(
 ) -> WaitReason:
     """Why a waiting job of `container` (in rollout `phase`) has not run, judged by what the server knows
     of the computer."""
-    if not container.enabled:
-        return WaitReason(Hold.DISABLED)
-    if container.start > now:
-        return WaitReason(Hold.SCHEDULED, since=container.start)
-    if container.end is not None and now >= container.end:
-        return WaitReason(Hold.ENDED, since=container.end)
+    hold = hand_out_hold(container, now, last_address or None)
+    if hold is Hold.DISABLED:
+        return WaitReason(hold)
+    if hold is Hold.SCHEDULED:
+        return WaitReason(hold, since=container.start)
+    if hold is Hold.ENDED:
+        return WaitReason(hold, since=container.end)
     if phase is not None and container.open_phase == HALTED:
         return WaitReason(Hold.HALTED, phase=phase)
     if not phase_is_open(phase, container.open_phase):
         return WaitReason(Hold.LATER_PHASE, phase=phase)
     if not in_window(container, now, clocks):
         return WaitReason(Hold.OUTSIDE_WINDOW, opens=window_opens(container, now, clocks))
-    if last_address and not container_admits(container, last_address):
-        return WaitReason(Hold.OUTSIDE_IP_RANGES, address=last_address)
+    if hold is Hold.OUTSIDE_IP_RANGES and last_address:
+        return WaitReason(hold, address=last_address)
     if not is_online(last_seen, now, offline_seconds):
         return WaitReason(Hold.OFFLINE, since=last_seen)
     return WaitReason(Hold.NEXT_CHECK_IN, since=last_seen)

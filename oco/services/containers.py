@@ -52,6 +52,8 @@ class ContainerEdit:
     restart_timeout: int | None = None
     sequence_mode: SequenceMode | None = None
     agent_ip_ranges: str | None = None
+    wol: bool | None = None
+    shutdown_waked: bool | None = None
 
 
 def list_containers(rt: Runtime) -> list[ContainerPublic]:
@@ -180,6 +182,8 @@ def edit_container(rt: Runtime, container_id: int, edit: ContainerEdit, actor: s
         container.description = _pick(edit.description, container.description)
         container.notes = _pick(edit.notes, container.notes)
         container.enabled = _pick(edit.enabled, container.enabled)
+        container.wol = _pick(edit.wol, container.wol)
+        container.shutdown_waked = container.wol and _pick(edit.shutdown_waked, container.shutdown_waked)
         audit.record(session, actor, "container.edit", "job_container", container.id, name=container.name)
         session.flush()
         return container_view(summary_of(session, container, rt.now()))

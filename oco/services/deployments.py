@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 from oco.config import Settings
 from oco.db.models import Computer, ComputerPackage, Job, JobContainer, Package, PackageFamily, WolTarget
 from oco.domain.containers import DEFAULT_RESTART_TIMEOUT, ContainerSettings, validate_container
+from oco.domain.ipranges import parse_ip_ranges
 from oco.domain.phases import NO_ROLLOUT, RolloutRules, assign_phases, phase_label, validate_rules
 from oco.domain.planning import Plan, plan_deployment, plan_uninstall
 from oco.domain.states import JobState, SequenceMode
@@ -91,15 +92,16 @@ class DeploymentRequest:
 
 @dataclass(frozen=True, slots=True)
 class UninstallRequest:
-    """Uninstall jobs for selected assignments: by id, or as packages installed on one computer.
+    """Uninstall jobs for selected assignments: by id, or as packages installed on some computers.
 
     An empty name becomes "Uninstall <families>".
     """
 
     options: ContainerOptions
     assignment_ids: Sequence[int] = ()
-    computer: ComputerRef | None = None
+    computers: Sequence[ComputerRef] = ()
     package_ids: Sequence[int] = field(default_factory=tuple)
+    """With `computers`: the packages to uninstall from them, each from those of them that have it."""
     installed: InstalledSelection | None = None
     """And the assignments of a package on every computer that matches a filter."""
 
@@ -158,8 +160,8 @@ def create_uninstall(rt: Runtime, request: UninstallRequest, actor: str) -> Cont
     with rt.transaction() as session:
         offline = rt.settings.computer_offline_seconds
         selected_ids = selected_assignments(session, request.assignment_ids, request.installed, now, offline)
-        if request.computer is not None:
-            selected_ids += assignment_ids(session, request.computer, request.package_ids)
+        if request.computers:
+            selected_ids += assignment_ids(session, request.computers, request.package_ids)
         if not selected_ids:
             raise InvalidInput("choose at least one installed package", field="assignments")
         options = request.options
@@ -167,7 +169,13 @@ def create_uninstall(rt: Runtime, request: UninstallRequest, actor: str) -> Cont
             options = replace(options, name=_uninstall_name(session, selected_ids))
         settings = _validated(options, now, rt.settings.zone)
         selected = _selected_packages(session, selected_ids)
-        plan = plan_uninstall(target_computers(session, list(selected), now, offline), selected)
+        plan = plan_uninstall(
+            target_computers(session, list(selected), now, offline),
+            selected,
+            wol=options.wol,
+            shutdown_waked=options.wol and options.shutdown_waked,
+            ip_ranges=parse_ip_ranges(settings.agent_ip_ranges),
+        )
         container = _insert_container(session, options, settings, actor, now)
         _insert_jobs(session, container.id, plan, now)
         _start_wol(session, rt.settings, container, plan, now)
@@ -209,6 +217,7 @@ def _plan(resolved: ResolvedTargets, request: DeploymentRequest) -> Plan:
         auto_uninstall=request.auto_uninstall,
         wol=request.options.wol,
         shutdown_waked=request.options.wol and request.options.shutdown_waked,
+        ip_ranges=parse_ip_ranges(request.options.agent_ip_ranges),
     )
 
 

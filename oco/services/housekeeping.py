@@ -25,7 +25,7 @@ from oco.domain.days import day_spans
 from oco.domain.states import JOB_EXPIRED_MESSAGE, PENDING_STATES, ContainerStatus, JobState
 from oco.domain.status import purge_due
 from oco.errors import InvalidInput
-from oco.services import audit, containers, rollouts, wol
+from oco.services import audit, containers, rollouts, throttle, wol
 from oco.services.runtime import Runtime
 
 log = logging.getLogger("oco.housekeeping")
@@ -163,6 +163,7 @@ TASKS: tuple[NamedTask, ...] = (
     NamedTask("count-outcomes", count_outcomes),  # before the purge deletes what it counts
     NamedTask("purge-containers", purge_containers),
     NamedTask("refresh-statistics", refresh_statistics),
+    NamedTask("forget-login-failures", throttle.forget_login_failures),
 )
 
 

@@ -8,11 +8,12 @@ travel as their `text` (`oco.domain.states`), times as timezone-aware UTC.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
@@ -21,6 +22,7 @@ from oco.db.models import (
     Computer,
     ComputerGroup,
     ComputerPackage,
+    ComputerSoftware,
     Job,
     Package,
     PackageFamily,
@@ -31,6 +33,7 @@ from oco.domain.dispatch import Hold
 from oco.domain.meanings import PostActionFate
 from oco.domain.planning import Plan, effective_post_action
 from oco.domain.presence import Presence, is_online, presence
+from oco.domain.roles import Permission, Role, allowed
 from oco.domain.signing import SignatureStatus, signature_status
 from oco.domain.states import (
     ContainerStatus,
@@ -101,6 +104,8 @@ HoldText = Annotated[Hold, AsText(Hold)]
 PresenceText = Annotated[Presence, AsText(Presence)]
 PostActionFateText = Annotated[PostActionFate, AsText(PostActionFate)]
 WakeOutcomeText = Annotated[WakeOutcome, AsText(WakeOutcome)]
+RoleText = Annotated[Role, AsText(Role)]
+PermissionText = Annotated[Permission, AsText(Permission)]
 
 
 T = TypeVar("T")
@@ -157,6 +162,8 @@ class PackagePublic(View):
     compatible_os: str
     compatible_os_version: str
     compatible_architecture: str
+    download_for_uninstall: bool
+    """Uninstall jobs carry `download: true` (the agent fetches the payload first); off by default."""
     payload_sha256: str | None
     payload_size: int | None
     author: str
@@ -242,6 +249,7 @@ def _package_fields(package: Package) -> dict[str, Any]:
         "compatible_os": package.compatible_os,
         "compatible_os_version": package.compatible_os_version,
         "compatible_architecture": package.compatible_architecture,
+        "download_for_uninstall": package.download_for_uninstall,
         "payload_sha256": package.payload_sha256,
         "payload_size": package.payload_size,
         "author": package.author,
@@ -405,16 +413,35 @@ class ComputerInventoryPublic(ComputerPublic):
 
 
 class ComputerDetailPublic(ComputerInventoryPublic):
-    """A computer with its inventory, installed packages and jobs (newest first)."""
+    """A computer with its inventory, installed packages, jobs (newest first) and software (by name)."""
 
     jobs: list[JobPublic]
+    software: list[SoftwarePublic] = []
+
+
+class SoftwarePublic(View):
+    """One entry of a computer's software inventory, as its agent reported it."""
+
+    name: str
+    version: str
+    description: str
+    first_seen: datetime
 
 
 class ComputerPagePublic(View):
-    """A computer's page: its inventory and installed packages, and a page of its jobs (newest first)."""
+    """A computer's page: its inventory and installed packages, a page of its jobs (newest first) and
+    the first page of its software inventory (by name)."""
 
     computer: ComputerInventoryPublic
     jobs: PagePublic[JobPublic]
+    software: PagePublic[SoftwarePublic]
+
+
+class ComputerSoftwarePublic(View):
+    """A page of a computer's software inventory."""
+
+    computer: ComputerPublic
+    software: PagePublic[SoftwarePublic]
 
 
 def computer_view(computer: Computer, now: datetime, offline_seconds: int) -> ComputerPublic:
@@ -449,12 +476,17 @@ def computer_inventory_view(
 
 
 def computer_detail_view(
-    computer: Computer, jobs: list[Job], now: datetime, offline_seconds: int
+    computer: Computer,
+    jobs: list[Job],
+    now: datetime,
+    offline_seconds: int,
+    software: Sequence[ComputerSoftware] = (),
 ) -> ComputerDetailPublic:
-    """A computer (networks and assignments loaded) with its jobs (containers loaded)."""
+    """A computer (networks and assignments loaded) with its jobs (containers loaded) and software."""
     return ComputerDetailPublic(
         **_inventory_fields(computer, now, offline_seconds),
         jobs=[job_view(job, job.container.name, computer.hostname) for job in jobs],
+        software=[software_view(entry) for entry in software],
     )
 
 
@@ -736,6 +768,8 @@ class ComputerPlanPublic(View):
     computer_id: int
     hostname: str
     wake: bool
+    cannot_wake: str = Field(description='why an offline computer would not be woken ("" when it would)')
+    held_back: str = Field(description='why its jobs would wait for its address ("" when they would not)')
     notes: list[str]
     jobs: list[PlannedJobPublic]
 
@@ -749,7 +783,10 @@ class PlanSummaryPublic(View):
     jobs: int
     skipped: int
     woken: int
+    cannot_wake: int
+    held_back: int
     states: dict[str, int]
+    sentence: str = Field(description="the whole plan in one sentence, as the console shows it")
 
 
 class PlanPhasePublic(View):
@@ -790,6 +827,8 @@ def plan_view(plan: Plan, limit: int | None = None) -> PlanPublic:
                 computer_id=computer.computer_id,
                 hostname=computer.hostname,
                 wake=computer.wake,
+                cannot_wake=computer.cannot_wake,
+                held_back=computer.held_back,
                 notes=list(computer.notes),
                 jobs=[
                     PlannedJobPublic(
@@ -811,7 +850,10 @@ def plan_view(plan: Plan, limit: int | None = None) -> PlanPublic:
             jobs=len(plan.jobs),
             skipped=len(plan.skipped()),
             woken=len(plan.woken),
+            cannot_wake=len(plan.cannot_wake),
+            held_back=len(plan.held_back),
             states={state.text: count for state, count in plan.counts().items()},
+            sentence=plan.sentence(),
         ),
     )
 
@@ -825,7 +867,9 @@ class UserPublic(View):
     id: int
     username: str
     full_name: str
+    role: RoleText
     enabled: bool
+    created: datetime
     last_login: datetime | None
 
 
@@ -840,13 +884,28 @@ class TokenPublic(View):
     revoked: datetime | None
 
 
+class CallerPublic(View):
+    """Who an API token acts as: the user, their role and what it allows."""
+
+    username: str
+    role: RoleText
+    permissions: list[PermissionText]
+
+
+def caller_view(username: str, role: Role) -> CallerPublic:
+    """The read model of a token's user (`oco.domain.roles.allowed`)."""
+    return CallerPublic(username=username, role=role, permissions=list(allowed(role)))
+
+
 def user_view(user: User) -> UserPublic:
     """The read model of a console user."""
     return UserPublic(
         id=user.id,
         username=user.username,
         full_name=user.full_name,
+        role=Role(user.role),
         enabled=user.enabled,
+        created=user.created,
         last_login=user.last_login,
     )
 
@@ -925,7 +984,16 @@ class AuditEntryPublic(View):
     id: int
     at: datetime
     actor: str
+    username: str | None
+    role: RoleText | None
     action: str
     object_type: str
     object_id: int | None
     details: dict[str, Any] | None
+
+
+def software_view(entry: ComputerSoftware) -> SoftwarePublic:
+    """The read model of a software inventory entry."""
+    return SoftwarePublic(
+        name=entry.name, version=entry.version, description=entry.description, first_seen=entry.first_seen
+    )

@@ -97,6 +97,7 @@ def test_tasks_are_found_by_name() -> None:
         "count-outcomes",
         "purge-containers",
         "refresh-statistics",
+        "forget-login-failures",
     ]
     assert all(housekeeping.find_task(name).name == name for name in names)
     assert len({task.lock_key for task in housekeeping.TASKS}) == len(names)

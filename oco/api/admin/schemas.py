@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from oco.api.auth import api_actor, get_runtime
+from oco.api.auth import api_actor, api_user, get_runtime
 from oco.domain.containers import (
     DEFAULT_RESTART_TIMEOUT,
     NAME_MAX,
@@ -41,9 +41,11 @@ from oco.services.listing import PageRequest
 from oco.services.packages import PackageSpec
 from oco.services.runtime import Runtime
 from oco.services.targets import Targets
+from oco.services.users import MIN_PASSWORD_LENGTH, TokenUser, UserChanges
 from oco.services.views import (
     MAX_ID,
     PostActionText,
+    RoleText,
     SequenceModeText,
     UpgradeBehaviorText,
     WindowZoneText,
@@ -52,6 +54,7 @@ from oco.services.views import (
 Id = Annotated[int, Path(ge=1, le=MAX_ID, description="database id")]
 BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
 Actor = Annotated[str, Depends(api_actor)]
+Caller = Annotated[TokenUser, Depends(api_user)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 Priority = Annotated[int, Field(ge=PRIORITY_MIN, le=PRIORITY_MAX, description="higher runs first")]
 RestartTimeout = Annotated[
@@ -105,6 +108,7 @@ class ApiError(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ApiError, "description": "Invalid input"},
     401: {"model": ApiError, "description": "Missing or invalid token"},
+    403: {"model": ApiError, "description": "The role of the token's user does not allow this"},
     404: {"model": ApiError, "description": "Not found"},
     409: {"model": ApiError, "description": "Conflict"},
     503: {"model": ApiError, "description": "Database unavailable"},
@@ -135,6 +139,9 @@ class NewPackage(BaseModel):
     compatible_os_version: str = Field("", max_length=NAME_MAX)
     compatible_architecture: str = Field("", max_length=NAME_MAX)
     notes: str = ""
+    download_for_uninstall: bool = Field(
+        False, description="Uninstall jobs fetch the payload first (off: as OCO-Server, no download)."
+    )
 
     def spec(self) -> PackageSpec:
         """The use case's view of the fields."""
@@ -175,10 +182,22 @@ class ComputerFilter(Body):
     os: str = Field("", max_length=200)
     group_id: BodyId | None = None
     package_id: BodyId | None = None
+    software: str = Field("", max_length=255, description="Software its inventory reports (name contains).")
+    software_version: str = Field(
+        "", max_length=300, description="A version condition on that software, e.g. '< 120'."
+    )
 
     def query(self) -> ComputerQuery:
         """The filter as the use cases take it."""
-        return ComputerQuery(self.search, self.presence, self.os, self.group_id, self.package_id)
+        return ComputerQuery(
+            self.search,
+            self.presence,
+            self.os,
+            self.group_id,
+            self.package_id,
+            self.software,
+            self.software_version,
+        )
 
 
 class ComputerMembers(Body):
@@ -319,11 +338,20 @@ class NewUninstall(ContainerFields):
     """Uninstall jobs for selected assignments."""
 
     name: str = Field("", max_length=NAME_MAX, description="default: 'Uninstall <family>'")
-    assignment_ids: list[BodyId] = Field(min_length=1)
+    assignment_ids: list[BodyId] = Field([], description="assignments to uninstall, by id")
+    computer_ids: list[BodyId] = Field([], description="or: computers to uninstall `package_ids` from")
+    package_ids: list[BodyId] = Field(
+        [], description="with `computer_ids`: packages to uninstall, each from those computers that have it"
+    )
 
     def request(self) -> UninstallRequest:
         """The use case's request."""
-        return UninstallRequest(options=self.options(), assignment_ids=self.assignment_ids)
+        return UninstallRequest(
+            options=self.options(),
+            assignment_ids=self.assignment_ids,
+            computers=self.computer_ids,
+            package_ids=self.package_ids,
+        )
 
 
 class ContainerChanges(Body):
@@ -340,6 +368,8 @@ class ContainerChanges(Body):
     restart_timeout: RestartTimeout | None = None
     sequence_mode: SequenceModeText | None = None
     agent_ip_ranges: str | None = None
+    wol: bool | None = Field(None, description="send Wake-on-LAN at the start (before it has come)")
+    shutdown_waked: bool | None = None
 
     def edit(self) -> ContainerEdit:
         """The use case's edit."""
@@ -374,3 +404,31 @@ def aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class NewUser(Body):
+    """A console user to create; their API tokens will act with the same role."""
+
+    username: str = Field(min_length=1, max_length=255, pattern=r"^\S+$")
+    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=1024)
+    full_name: str = Field("", max_length=255)
+    role: RoleText
+
+
+class UserEdit(Body):
+    """What to change of a user; a field left out stays as it is. `enabled: false` ends the user's
+    console sessions and revokes their API tokens."""
+
+    full_name: str | None = Field(None, max_length=255)
+    role: RoleText | None = None
+    enabled: bool | None = None
+
+    def changes(self) -> UserChanges:
+        """The service's form of the change."""
+        return UserChanges(full_name=self.full_name, role=self.role, enabled=self.enabled)
+
+
+class NewPassword(Body):
+    """A password an administrator sets for a user; the user's console sessions end."""
+
+    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=1024)
