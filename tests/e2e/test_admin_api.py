@@ -252,3 +252,43 @@ def test_groups_members_are_added_removed_and_ordered(api: httpx.Client) -> None
     assert incomplete.status_code == 400 and "each of its packages once" in incomplete.json()["detail"]
     shorter = api.delete(f"/package-groups/{base}/members/{pkgs[2]}")
     assert [p["id"] for p in shorter.json()["packages"]] == [pkgs[0], pkgs[1]]
+
+
+def test_a_phased_rollout_with_windows_through_the_api(server: LiveServer, api: httpx.Client) -> None:
+    ids = [api.post("/computers", json={"hostname": f"api-phase-{n}"}).json()["id"] for n in range(4)]
+    package = api.post(
+        "/packages", data={"family": "ApiPhased", "version": "1", "install_procedure": "true"}
+    ).json()["id"]
+    body = {
+        "name": "API rollout",
+        "computer_ids": ids,
+        "package_ids": [package],
+        "phases": "1,all",
+        "halt_failure_rate": 10,
+        "phase_soak": "30m",
+        "windows": ["Mon-Fri 18:00-06:00", "Sat,Sun 00:00-24:00"],
+        "window_zone": "server",
+    }
+    preview = api.post("/deployments/preview", json=body).json()
+    assert [(p["label"], p["computers"]) for p in preview["phases"]] == [("phase 1", 1), ("phase 2", 3)]
+    assert preview["windows"]["zone"] == "server" and preview["windows"]["server_time_computers"] == 0
+    bad = api.post("/deployments/preview", json={**body, "phases": "50%,10%"})
+    assert bad.status_code == 400 and bad.json()["field"] == "phases"
+    bad_window = api.post("/deployments/preview", json={**body, "windows": ["Mon 18:00"]})
+    assert bad_window.status_code == 400 and bad_window.json()["field"] == "windows"
+    created = api.post("/deployments", json=body)
+    assert created.status_code == 201
+    container = created.json()["id"]
+    shown = api.get(f"/deployments/{container}").json()
+    assert shown["windows"] == ["Mon-Fri 18:00-06:00", "Sat,Sun 00:00-24:00"]
+    assert shown["window_zone"] == "server"
+    assert shown["rollout"]["phases"] == "1,100%" and shown["rollout"]["soak"] == "30m"
+    assert [p["status"] for p in shown["rollout"]["phase_list"]] == ["open", "waiting"]
+    assert api.post(f"/deployments/{container}/resume", json={}).status_code == 400  # not halted
+    halted = api.post(f"/deployments/{container}/halt").json()
+    assert halted["halted"] is True and halted["rollout"]["halted_by"] == "api:admin"
+    resumed = api.post(f"/deployments/{container}/resume", json={"reopen": True}).json()
+    assert resumed["halted"] is False
+    canceled = api.post(f"/deployments/{container}/cancel").json()
+    assert canceled["rollout"]["canceled_by"] == "api:admin"
+    assert canceled["job_counts"] == {"expired": 4}
