@@ -9,10 +9,10 @@ from pathlib import Path
 import typer
 
 from oco.agent.cli import agent_app
-from oco.cli import computers, containers, deploy, groups, packages, signing
+from oco.cli import computers, containers, deploy, groups, packages, settings, signing
 from oco.cli.common import State, handled_errors, runtime
 from oco.cli.users import token_app, user_app
-from oco.services import housekeeping, schema
+from oco.services import housekeeping, registration, schema
 
 app = typer.Typer(
     help="OCO Deploy: software deployment server, agent and admin commands.", no_args_is_help=True
@@ -32,6 +32,7 @@ app.add_typer(agent_app, name="agent")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(settings.app, name="settings")
 
 
 @app.callback()
@@ -59,15 +60,16 @@ def server(
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     rt = runtime()
-    if not rt.settings.agent_registration_key:
-        logging.getLogger("oco.server").warning(
-            "no agent registration key is set: agents cannot register (set OCO_AGENT_REGISTRATION_KEY)"
-        )
     if migrate_first:
         with handled_errors():
             schema.upgrade(rt)
+    with handled_errors():
+        key = registration.adopt_registration_key(rt)
+    host, port = host or rt.settings.host, port or rt.settings.port
+    for line in settings.connect_instructions(rt.settings, settings.server_url(rt.settings, host, port), key):
+        typer.echo(line)
     rt.close()
-    serve(host or rt.settings.host, port or rt.settings.port, workers)
+    serve(host, port, workers)
 
 
 @db_app.command("upgrade")
