@@ -62,6 +62,22 @@ def enroll_command(
     revoked_publisher: list[str] | None = typer.Option(
         None, "--revoked-publisher", help="Key id whose signatures are refused; repeatable."
     ),
+    source_address: str | None = typer.Option(
+        None, "--source-address", help="Local address to send from (default: chosen by the system)."
+    ),
+    power_backend: str | None = typer.Option(
+        None,
+        "--power-backend",
+        help="'system' (really restart/shut down) or 'record' (only write them down).",
+    ),
+    recorded_user: list[str] | None = typer.Option(
+        None,
+        "--recorded-user",
+        help="With --power-backend record: a user it reports as logged in; repeatable.",
+    ),
+    post_action_minute_seconds: float | None = typer.Option(
+        None, "--post-action-minute-seconds", help="How long a minute of the restart timeout lasts."
+    ),
 ) -> None:
     """Write the agent's configuration (mode 0600); its keys are learned at the first check-in."""
     try:
@@ -75,6 +91,10 @@ def enroll_command(
             job_timeout,
             trusted_publishers=trusted_publisher or None,
             revoked_publishers=revoked_publisher or None,
+            source_address=source_address,
+            power_backend=power_backend,
+            recorded_users=recorded_user or None,
+            post_action_minute_seconds=post_action_minute_seconds,
         )
     except AgentConfigError as exc:
         typer.echo(f"error: {exc}", err=True)

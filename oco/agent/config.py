@@ -147,16 +147,32 @@ def enroll(
     job_timeout: int = DEFAULT_JOB_TIMEOUT_S,
     trusted_publishers: list[str] | None = None,
     revoked_publishers: list[str] | None = None,
+    **options: Any,
 ) -> None:
     """Create or update the configuration at `config_path`; keys already learned and the uid are kept.
 
     `trusted_publishers`/`revoked_publishers` replace the lists when given; None keeps them as they are,
-    so enrolling again never drops a pin. Raises AgentConfigError for a bad value (nothing is written then).
+    so enrolling again never drops a pin. `options` set other settings (`source_address`,
+    `power_backend`, …); one that is None keeps its value. An existing configuration that cannot be read
+    is refused, not replaced: it holds the keys this computer learned. Raises AgentConfigError for a bad
+    value (nothing is written then).
     """
-    try:
-        current = load_config(config_path)
-    except AgentConfigError:
+    if config_path.exists():
+        try:
+            current = load_config(config_path)
+        except AgentConfigError as exc:
+            raise AgentConfigError(
+                f"{exc} — not replacing it, because it may hold the keys and uid this computer registered "
+                "with (the server would refuse a new registration); correct it, or move it away to enroll "
+                "afresh"
+            ) from None
+    else:
         current = AgentConfig(server_url=server_url, uid=str(uuid.uuid4()))
+    known = {f.name for f in fields(AgentConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise AgentConfigError(f"unknown setting {unknown[0]!r}")
+    current = replace(current, **{key: value for key, value in options.items() if value is not None})
     config = replace(
         current,
         server_url=server_url,
