@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
 
 from oco.api.admin.schemas import Actor, ComputerIds, Id, NewComputer, RuntimeDep, WakeResult
 from oco.api.auth import api_actor
 from oco.services import computers, wol
+from oco.services.computers import ComputerQuery
 from oco.services.views import ComputerDetailPublic, ComputerPublic
 
 router = APIRouter(dependencies=[Depends(api_actor)], tags=["computers"])
 
 
 @router.get("/computers")
-def list_computers(runtime: RuntimeDep) -> list[ComputerPublic]:
-    """Every computer, by hostname."""
-    return computers.list_computers(runtime)
+def list_computers(
+    runtime: RuntimeDep,
+    software: Annotated[
+        str, Query(max_length=255, description="Only computers whose inventory reports this software.")
+    ] = "",
+    software_version: Annotated[
+        str, Query(max_length=300, description="In a version like '< 120' (with `software`).")
+    ] = "",
+) -> list[ComputerPublic]:
+    """Every computer (or those whose software inventory matches), by hostname."""
+    if not software and not software_version:
+        return computers.list_computers(runtime)
+    query = ComputerQuery(software=software, software_version=software_version)
+    return list(computers.export_computers(runtime, query))
 
 
 @router.post("/computers", status_code=201)
