@@ -9,8 +9,8 @@ from pathlib import Path
 import typer
 
 from oco.agent.cli import agent_app
-from oco.cli import computers, containers, deploy, groups, packages, settings, signing
-from oco.cli.common import State, handled_errors, runtime
+from oco.cli import computers, containers, deploy, groups, imports, packages, settings, signing
+from oco.cli.common import State, fail, handled_errors, runtime
 from oco.cli.users import token_app, user_app
 from oco.services import housekeeping, registration, schema
 
@@ -30,6 +30,7 @@ app.command("deploy")(deploy.deploy)
 app.command("uninstall")(deploy.uninstall)
 app.add_typer(agent_app, name="agent")
 app.add_typer(db_app, name="db")
+app.add_typer(imports.app, name="import")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(settings.app, name="settings")
@@ -54,22 +55,33 @@ def server(
     workers: int = typer.Option(
         1, min=1, help="Server processes sharing the port (PostgreSQL or MariaDB: one per core)."
     ),
+    tls_cert: Path | None = typer.Option(
+        None, "--tls-cert", help="Serve HTTPS with this PEM certificate (chain) (default: settings)."
+    ),
+    tls_key: Path | None = typer.Option(
+        None, "--tls-key", help="The certificate's PEM private key (default: settings)."
+    ),
 ) -> None:
     """Run the server: agent API, admin API, web console, downloads and housekeeping."""
-    from oco.processes import LOG_FORMAT, serve
+    from oco.processes import LOG_FORMAT, TlsError, serve, tls_of
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     rt = runtime()
+    try:
+        tls = tls_of(tls_cert or rt.settings.tls_cert_file, tls_key or rt.settings.tls_key_file)
+    except TlsError as exc:
+        fail(str(exc))
     if migrate_first:
         with handled_errors():
             schema.upgrade(rt)
     with handled_errors():
         key = registration.adopt_registration_key(rt)
     host, port = host or rt.settings.host, port or rt.settings.port
-    for line in settings.connect_instructions(rt.settings, settings.server_url(rt.settings, host, port), key):
+    url = settings.server_url(host, port, https=tls is not None)
+    for line in settings.connect_instructions(rt.settings, url, key):
         typer.echo(line)
     rt.close()
-    serve(host, port, workers)
+    serve(host, port, workers, tls)
 
 
 @db_app.command("upgrade")

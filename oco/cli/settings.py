@@ -48,11 +48,11 @@ def _shown(value: object) -> str:
     return str(value) if value != "" else '""'
 
 
-def server_url(settings: Settings, host: str, port: int) -> str:
+def server_url(host: str, port: int, *, https: bool = False) -> str:
     """The address agents and browsers reach the server at: its listen address, or this host's name
     when it listens on every address."""
     name = socket.getfqdn() if host in ("0.0.0.0", "::", "") else host
-    return f"http://{f'[{name}]' if ':' in name else name}:{port}"
+    return f"{'https' if https else 'http'}://{f'[{name}]' if ':' in name else name}:{port}"
 
 
 def connect_instructions(settings: Settings, url: str, key: RegistrationKey) -> list[str]:

@@ -15,6 +15,7 @@ database could be answered within one flush interval, and it changes nothing but
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, case, update
@@ -23,9 +24,12 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from oco.config import Settings
 from oco.db.models import Computer
 from oco.db.types import UTCDateTime
+from oco.errors import Unavailable
 from oco.services import wol
 from oco.services.ledger import Seen
 from oco.services.runtime import Runtime
+
+log = logging.getLogger("oco.checkins")
 
 
 def _newer(column: InstrumentedAttribute[float], name: str) -> ColumnElement[Any]:
@@ -71,7 +75,13 @@ def write(session: Session, settings: Settings, entries: list[Seen]) -> None:
 
 
 def flush(runtime: Runtime) -> int:
-    """Write what the ledger holds in one transaction; returns how many computers were written."""
+    """Write what the ledger holds; returns how many computers were written.
+
+    All entries go in one transaction. If it fails, each is tried again in a transaction of its own, so
+    one entry the database refuses never holds back the others: it is logged and dropped (its computer's
+    next check-in brings fresh traces). If the database does not answer, the entries not written yet are
+    kept for the next flush and the error is raised.
+    """
     entries = runtime.checkins.drain()
     if not entries:
         return 0
@@ -79,6 +89,23 @@ def flush(runtime: Runtime) -> int:
         with runtime.transaction() as session:
             write(session, runtime.settings, entries)
     except Exception:
-        runtime.checkins.restore(entries)
-        raise
-    return len(entries)
+        log.warning("writing %d check-ins in one batch failed; writing them one by one", len(entries))
+    else:
+        return len(entries)
+    written = 0
+    for index, entry in enumerate(entries):
+        try:
+            with runtime.transaction() as session:
+                write(session, runtime.settings, [entry])
+        except Unavailable:  # the database does not answer: nothing is wrong with the entries
+            runtime.checkins.restore(entries[index:])
+            raise
+        except Exception:
+            log.exception(
+                "the check-in of computer %d could not be written and is dropped: %r",
+                entry.computer_id,
+                entry,
+            )
+        else:
+            written += 1
+    return written

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from oco.db.models import Computer, WolTarget
+from oco.errors import Unavailable
 from oco.services import checkins, computers, deployments, packages
 from oco.services.deployments import ContainerOptions, DeploymentRequest
 from oco.services.runtime import Runtime
@@ -143,23 +144,54 @@ def test_the_flush_never_moves_timestamps_backwards(rt: Runtime, client: TestCli
     assert stored(rt).last_agent_timestamp == newest
 
 
-def test_a_failed_flush_is_written_by_the_next_one(
+def test_a_flush_the_database_does_not_answer_is_written_by_the_next_one(
     rt: Runtime, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     agent = registered(rt, client)
     agent.hello()
     real_write = checkins.write
 
-    def broken(*_args: object) -> None:
-        raise RuntimeError("database gone")
+    def unavailable(*_args: object) -> None:
+        raise Unavailable("database error: connection refused")
 
-    monkeypatch.setattr(checkins, "write", broken)
-    with pytest.raises(RuntimeError):
+    monkeypatch.setattr(checkins, "write", unavailable)
+    with pytest.raises(Unavailable):
         checkins.flush(rt)
     monkeypatch.setattr(checkins, "write", real_write)
 
     assert checkins.flush(rt) == 1
     assert stored(rt).last_agent_timestamp == agent.last_timestamp
+
+
+def test_one_check_in_the_database_refuses_does_not_hold_back_the_others(
+    rt: Runtime, client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    agents = [registered(rt, client, f"pc{index}") for index in range(4)]
+    for agent in agents:
+        agent.hello()
+    bad = stored(rt, "pc2")
+    # A value the database refuses: PostgreSQL and MariaDB a uid longer than its column, SQLite (which
+    # stores any length) a computer id beyond 64 bits.
+    too_long = rt.engine.dialect.name != "sqlite"
+    rt.checkins.claim(
+        bad.id if too_long else 2**70,
+        bad.agent_key,
+        0.0,
+        0.0,
+        time.time() + 60,
+        seen=datetime.now(UTC),
+        address="192.0.2.1",
+        uid="u" * 300 if too_long else "",
+        deferred=True,
+    )
+
+    assert checkins.flush(rt) == len(agents) - 1 + (0 if too_long else 1)
+
+    for agent in agents:
+        if agent.hostname != "pc2" or not too_long:
+            assert stored(rt, agent.hostname).last_agent_timestamp == agent.last_timestamp
+    assert "could not be written and is dropped" in caplog.text
+    assert checkins.flush(rt) == 0  # dropped, not retried forever
 
 
 def test_stopping_the_application_writes_what_the_ledger_holds(rt: Runtime) -> None:

@@ -2,7 +2,7 @@
 server_setting
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-12-02 02:30:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import oco.db.types
 
 revision: str = "0009"
-down_revision: str | None = "0006"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
