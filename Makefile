@@ -25,8 +25,7 @@ install: $(RUN_STAMP)
 run: $(RUN_STAMP)
 	$(BIN)/oco db upgrade
 	$(BIN)/oco user ensure-admin
-	@echo "Console: http://127.0.0.1:8000/  (agent API: http://127.0.0.1:8000/api-agent.php)"
-	$(BIN)/oco server --no-migrate
+	$(BIN)/oco server --no-migrate  # prints the data directory, the console and how to connect a computer
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check oco tests bench

@@ -18,7 +18,8 @@ from starlette.types import Receive, Scope, Send
 from oco.api import agent as agent_api
 from oco.api.admin import create_api
 from oco.config import load_settings
-from oco.services import checkins, health, housekeeping
+from oco.errors import OcoError
+from oco.services import checkins, health, housekeeping, registration
 from oco.services.runtime import Runtime
 from oco.web import apidocs
 from oco.web.app import install_console
@@ -51,6 +52,11 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not rt.settings.agent_registration_key:
+            try:
+                registration.adopt_registration_key(rt)
+            except OcoError as exc:  # e.g. a schema not migrated yet: agents cannot register until it is
+                logging.getLogger("oco.server").warning("no agent registration key: %s", exc.message)
         loops = [asyncio.create_task(_flush_loop(rt))]
         if run_housekeeping:
             loops.append(asyncio.create_task(_housekeeping_loop(rt)))

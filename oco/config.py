@@ -1,7 +1,11 @@
 """Server settings: `OCO_*` environment variables over an optional TOML file, one object passed down.
 
-Precedence (highest first): explicit keyword arguments, environment variables, the TOML file, defaults.
-Every field is documented in docs/configuration.md.
+Precedence (highest first): explicit keyword arguments, environment variables, the TOML file given
+(`--config` or `OCO_CONFIG`), the data directory's `oco.toml`, defaults. The data directory is found the
+same way by every command — `OCO_DATA_DIR`, else `data_dir` of the given file, else the user's data
+directory (`~/.local/share/oco` on Linux) — and is absolute, so the server and every admin command use
+the same database and depot wherever they are started. Every field is documented in
+docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+import platformdirs
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -23,7 +28,43 @@ from pydantic_settings import (
 )
 
 CONFIG_ENV = "OCO_CONFIG"
-DEFAULT_DATA_DIR = Path("var")
+DATA_DIR_ENV = "OCO_DATA_DIR"
+DATA_DIR_CONFIG = "oco.toml"
+"""A settings file in the data directory, read by every command (below `--config` and the environment)."""
+
+
+def default_data_dir() -> Path:
+    """The user's data directory for OCO Deploy (`~/.local/share/oco` on Linux), absolute."""
+    return platformdirs.user_data_path("oco").absolute()
+
+
+def data_dir_of(config_file: Path | None = None) -> Path:
+    """The data directory, as every command finds it: `OCO_DATA_DIR`, else `data_dir` of the settings
+    file, else the default — made absolute (a relative one counts from the settings file's folder)."""
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV]).expanduser().absolute()
+    file = config_file or _given_config_file()
+    if file is not None and file.is_file():
+        value = _read_toml(file).get("data_dir")
+        if isinstance(value, str) and value:
+            path = Path(value).expanduser()
+            return (path if path.is_absolute() else file.parent / path).absolute()
+    return default_data_dir()
+
+
+def _given_config_file() -> Path | None:
+    value = os.environ.get(CONFIG_ENV)
+    return Path(value) if value else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {str(path)!r}: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"configuration file {str(path)!r}: {exc.strerror}") from exc
 
 
 class ConfigError(Exception):
@@ -35,11 +76,18 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="OCO_", extra="forbid", frozen=True)
 
-    database_url: str = Field(
-        default=f"sqlite:///{DEFAULT_DATA_DIR / 'oco.sqlite3'}",
-        description="SQLAlchemy URL: sqlite:///path, postgresql+psycopg://…, mysql+pymysql://…",
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the default database, the depot and the data directory's oco.toml live.",
     )
-    depot_path: Path = Field(default=DEFAULT_DATA_DIR / "depot", description="Where payloads are stored.")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL: sqlite:///path, postgresql+psycopg://…, mysql+pymysql://… "
+        "(default: SQLite in the data directory)",
+    )
+    depot_path: Path = Field(
+        default=Path(), description="Where payloads are stored (default: data_dir/depot)."
+    )
     depot_reserve_bytes: int = Field(
         default=1024**3,
         ge=0,
@@ -108,6 +156,19 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 
+    @model_validator(mode="after")
+    def _in_data_dir(self) -> Settings:
+        """Absolute paths: the data directory, and the database and depot inside it unless set."""
+        data_dir = self.data_dir.expanduser()
+        data_dir = data_dir if data_dir.is_absolute() else data_dir_of()
+        object.__setattr__(self, "data_dir", data_dir)
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{data_dir / 'oco.sqlite3'}")
+        if self.depot_path == Path():
+            object.__setattr__(self, "depot_path", data_dir / "depot")
+        object.__setattr__(self, "depot_path", self.depot_path.expanduser().absolute())
+        return self
+
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -138,10 +199,36 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get(CONFIG_ENV)
-        if config_file:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        for file in settings_files():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=file))
         return tuple(sources)
+
+
+def settings_files() -> list[Path]:
+    """The settings files in effect, highest precedence first: the one given (`--config`/`OCO_CONFIG`),
+    then the data directory's `oco.toml` when it exists."""
+    files = []
+    given = _given_config_file()
+    if given is not None:
+        files.append(given)
+    in_data_dir = data_dir_of(given) / DATA_DIR_CONFIG
+    if in_data_dir.is_file() and (given is None or in_data_dir.resolve() != given.resolve()):
+        files.append(in_data_dir)
+    return files
+
+
+def setting_sources(settings: Settings) -> dict[str, str]:
+    """Where each setting's value came from: `environment (OCO_NAME)`, `file PATH`, or `default`."""
+    files = [(file, _read_toml(file)) for file in settings_files()]
+    sources = {}
+    for name in type(settings).model_fields:
+        variable = f"OCO_{name.upper()}"
+        if variable in os.environ:
+            sources[name] = f"environment ({variable})"
+            continue
+        file = next((path for path, values in files if name in values), None)
+        sources[name] = f"file {file}" if file is not None else "default"
+    return sources
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

@@ -63,6 +63,22 @@ def enroll_command(
     revoked_publisher: list[str] | None = typer.Option(
         None, "--revoked-publisher", help="Key id whose signatures are refused; repeatable."
     ),
+    source_address: str | None = typer.Option(
+        None, "--source-address", help="Local address to send from (default: chosen by the system)."
+    ),
+    power_backend: str | None = typer.Option(
+        None,
+        "--power-backend",
+        help="'system' (really restart/shut down) or 'record' (only write them down).",
+    ),
+    recorded_user: list[str] | None = typer.Option(
+        None,
+        "--recorded-user",
+        help="With --power-backend record: a user it reports as logged in; repeatable.",
+    ),
+    post_action_minute_seconds: float | None = typer.Option(
+        None, "--post-action-minute-seconds", help="How long a minute of the restart timeout lasts."
+    ),
     ca_file: str = typer.Option(
         "", "--ca-file", help="https: PEM file of the CA the server's certificate must chain to."
     ),
@@ -87,6 +103,10 @@ def enroll_command(
             trusted_publishers=trusted_publisher or None,
             revoked_publishers=revoked_publisher or None,
             tls=tls,
+            source_address=source_address,
+            power_backend=power_backend,
+            recorded_users=recorded_user or None,
+            post_action_minute_seconds=post_action_minute_seconds,
         )
     except (AgentConfigError, TlsTrustError) as exc:
         typer.echo(f"error: {exc}", err=True)

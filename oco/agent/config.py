@@ -165,18 +165,33 @@ def enroll(
     trusted_publishers: list[str] | None = None,
     revoked_publishers: list[str] | None = None,
     tls: TlsTrust | None = None,
+    **options: Any,
 ) -> None:
     """Create or update the configuration at `config_path`; keys already learned and the uid are kept.
 
     `trusted_publishers`/`revoked_publishers` replace the lists when given; None keeps them as they are,
     so enrolling again never drops a pin. `tls` (see `oco.agent.tls.enrollment_trust`) replaces how the
-    server's certificate is trusted; None keeps it. Raises AgentConfigError for a bad value (nothing is
-    written then).
+    server's certificate is trusted; None keeps it. `options` set other settings (`source_address`,
+    `power_backend`, …); one that is None keeps its value. An existing configuration that cannot be read
+    is refused, not replaced: it holds the keys this computer learned. Raises AgentConfigError for a bad
+    value (nothing is written then).
     """
-    try:
-        current = load_config(config_path)
-    except AgentConfigError:
+    if config_path.exists():
+        try:
+            current = load_config(config_path)
+        except AgentConfigError as exc:
+            raise AgentConfigError(
+                f"{exc} — not replacing it, because it may hold the keys and uid this computer registered "
+                "with (the server would refuse a new registration); correct it, or move it away to enroll "
+                "afresh"
+            ) from None
+    else:
         current = AgentConfig(server_url=server_url, uid=str(uuid.uuid4()))
+    known = {f.name for f in fields(AgentConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise AgentConfigError(f"unknown setting {unknown[0]!r}")
+    current = replace(current, **{key: value for key, value in options.items() if value is not None})
     config = replace(
         current,
         server_url=server_url,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import platform
+import shutil
 import socket
+import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +19,17 @@ from oco import __version__
 OS_RELEASE = Path("/etc/os-release")
 CPUINFO = Path("/proc/cpuinfo")
 LOGIN_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+PACKAGE_QUERY_TIMEOUT_S = 120
+log = logging.getLogger("oco.agent")
+
+# The package managers asked for the installed software, the first one present wins: the command, and
+# how each of its lines reads (tab-separated). dpkg lists removed packages with their configuration
+# too; only "ii" (installed) counts.
+_DPKG = (
+    "dpkg-query",
+    ["-W", "-f", "${db:Status-Abbrev}\t${Package}\t${Version}\t${binary:Summary}\n"],
+)
+_RPM = ("rpm", ["-qa", "--qf", "ii \t%{NAME}\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\t%{SUMMARY}\n"])
 
 
 def networks() -> list[dict[str, str]]:
@@ -82,6 +96,45 @@ def logins() -> list[dict[str, str]]:
     ]
 
 
+def installed_software() -> list[dict[str, str]]:
+    """The packages installed on Linux, from dpkg or rpm (whichever exists): name, version, description,
+    as OCO agents report `software`. Empty where neither exists or the query fails."""
+    if platform.system() != "Linux":
+        return []
+    for command, arguments in (_DPKG, _RPM):
+        executable = shutil.which(command)
+        if executable is None:
+            continue
+        try:
+            done = subprocess.run(
+                [executable, *arguments],
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=PACKAGE_QUERY_TIMEOUT_S,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("software inventory: %s failed: %s", command, exc)
+            return []
+        if done.returncode != 0:
+            log.warning("software inventory: %s exited %d: %s", command, done.returncode, done.stderr.strip())
+            return []
+        return _package_lines(done.stdout)
+    return []
+
+
+def _package_lines(output: str) -> list[dict[str, str]]:
+    software = []
+    for line in output.splitlines():
+        status, _, rest = line.partition("\t")
+        name, _, rest = rest.partition("\t")
+        version, _, description = rest.partition("\t")
+        if status.strip() == "ii" and name:
+            software.append({"name": name, "version": version, "description": description.strip()})
+    return software
+
+
 def inventory(hostname: str) -> dict[str, Any]:
     """The `data` of `oco.agent.update`: the full inventory the server asked for with `update: 1`."""
     name, version = os_release()
@@ -96,7 +149,7 @@ def inventory(hostname: str) -> dict[str, Any]:
         "agent_version": __version__,
         "networks": networks(),
         "logins": logins(),
-        "software": [],
+        "software": installed_software(),
         "uptime": uptime_seconds(),
         "time_zone": time_zone(),
     }

@@ -9,10 +9,10 @@ from pathlib import Path
 import typer
 
 from oco.agent.cli import agent_app
-from oco.cli import computers, containers, deploy, groups, imports, packages, signing
+from oco.cli import computers, containers, deploy, groups, imports, packages, settings, signing
 from oco.cli.common import State, fail, handled_errors, runtime
 from oco.cli.users import token_app, user_app
-from oco.services import housekeeping, schema
+from oco.services import housekeeping, registration, schema
 
 app = typer.Typer(
     help="OCO Deploy: software deployment server, agent and admin commands.", no_args_is_help=True
@@ -33,6 +33,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(imports.app, name="import")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(settings.app, name="settings")
 
 
 @app.callback()
@@ -70,15 +71,17 @@ def server(
         tls = tls_of(tls_cert or rt.settings.tls_cert_file, tls_key or rt.settings.tls_key_file)
     except TlsError as exc:
         fail(str(exc))
-    if not rt.settings.agent_registration_key:
-        logging.getLogger("oco.server").warning(
-            "no agent registration key is set: agents cannot register (set OCO_AGENT_REGISTRATION_KEY)"
-        )
     if migrate_first:
         with handled_errors():
             schema.upgrade(rt)
+    with handled_errors():
+        key = registration.adopt_registration_key(rt)
+    host, port = host or rt.settings.host, port or rt.settings.port
+    url = settings.server_url(host, port, https=tls is not None)
+    for line in settings.connect_instructions(rt.settings, url, key):
+        typer.echo(line)
     rt.close()
-    serve(host or rt.settings.host, port or rt.settings.port, workers, tls)
+    serve(host, port, workers, tls)
 
 
 @db_app.command("upgrade")

@@ -322,6 +322,11 @@ def _new_key() -> str:
     return secrets.token_urlsafe(KEY_BYTES)
 
 
+def issued_key_length() -> int:
+    """The length of the agent and server keys the server issues (43)."""
+    return len(_new_key())
+
+
 def wants_inventory(
     agent: AuthenticatedAgent, data: dict[str, Any], settings: Settings, now: datetime
 ) -> bool:

@@ -193,7 +193,7 @@ def test_uninstall_jobs_download_the_payload_only_when_the_package_says_so(
     deployments.create_uninstall(
         rt,
         UninstallRequest(
-            ContainerOptions(name="remove"), computer=agent.hostname, package_ids=[plain, with_files]
+            ContainerOptions(name="remove"), computers=[agent.hostname], package_ids=[plain, with_files]
         ),
         "admin",
     )

@@ -132,3 +132,49 @@ def test_enroll_refuses_a_bad_value_and_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(AgentConfigError, match="'query_interval' must be positive"):
         enroll(path, "http://127.0.0.1:9", "reg", tmp_path / "state", query_interval=0)
     assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        'server_url = "http://127.0.0.1:9"\nagent_key = "a"\nuid = "u"\n]]garbage',
+        'server_url = "http://127.0.0.1:9"\nagent_key = "a"\nsetting_of_a_newer_agent = 1\n',
+        'agent_key = "learned"\n',
+    ],
+)
+def test_enroll_over_a_config_it_cannot_read_refuses_and_keeps_it(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(content)
+    with pytest.raises(AgentConfigError, match="not replacing it, because it may hold the keys and uid"):
+        enroll(path, "http://127.0.0.1:9", "reg", tmp_path / "state")
+    assert path.read_text() == content
+
+
+def test_enroll_takes_the_settings_that_needed_hand_edits_and_keeps_them_on_re_enrolment(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "agent.toml"
+    enroll(
+        path,
+        "http://127.0.0.1:9",
+        "reg",
+        tmp_path / "state",
+        source_address="127.0.0.5",
+        power_backend="record",
+        recorded_users=["anna"],
+        post_action_minute_seconds=0.5,
+    )
+    written = load_config(path)
+    assert (written.source_address, written.power_backend, written.recorded_users) == (
+        "127.0.0.5",
+        "record",
+        ["anna"],
+    )
+    assert written.post_action_minute_seconds == 0.5
+
+    enroll(path, "http://127.0.0.1:9", "reg", tmp_path / "state", source_address=None, power_backend=None)
+    assert load_config(path).source_address == "127.0.0.5" and load_config(path).power_backend == "record"
+
+    with pytest.raises(AgentConfigError, match="'power_backend' must be one of"):
+        enroll(path, "http://127.0.0.1:9", "reg", tmp_path / "state", power_backend="reboot-now")
+    assert load_config(path).power_backend == "record"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -46,7 +47,62 @@ def test_logins_are_the_users_logged_in_now(monkeypatch: pytest.MonkeyPatch) -> 
 def test_the_inventory_names_the_computer_as_configured() -> None:
     data = inventory.inventory("pc1")
     assert data["hostname"] == "pc1" and data["architecture"] and data["cpu"] and data["ram"] > 0
-    assert data["software"] == [] and isinstance(data["logins"], list)
+    assert isinstance(data["software"], list) and isinstance(data["logins"], list)
+
+
+def _fake_command(directory: Path, name: str, output: str, status: int = 0) -> None:
+    script = directory / name
+    script.write_text(f"#!/bin/sh\n/bin/cat <<'END'\n{output}END\nexit {status}\n")
+    script.chmod(0o755)
+
+
+def test_software_comes_from_dpkg_where_it_exists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_command(
+        tmp_path,
+        "dpkg-query",
+        "ii \tfirefox-esr\t115.5.0esr-1~deb12u1\tMozilla Firefox web browser\n"
+        "rc \told-tool\t1.0\tremoved, configuration kept\n"
+        "ii \tvim\t2:9.0.1378-2\tVi IMproved\n",
+    )
+    _fake_command(tmp_path, "rpm", "ii \tshould-not-be-asked\t1\t\n")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr("platform.system", lambda: "Linux")
+    assert inventory.installed_software() == [
+        {
+            "name": "firefox-esr",
+            "version": "115.5.0esr-1~deb12u1",
+            "description": "Mozilla Firefox web browser",
+        },
+        {"name": "vim", "version": "2:9.0.1378-2", "description": "Vi IMproved"},
+    ]
+
+
+def test_software_comes_from_rpm_without_dpkg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_command(tmp_path, "rpm", "ii \tbash\t5.2.15-3.el9\tThe GNU Bourne Again shell\n")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr("platform.system", lambda: "Linux")
+    assert inventory.installed_software() == [
+        {"name": "bash", "version": "5.2.15-3.el9", "description": "The GNU Bourne Again shell"}
+    ]
+
+
+def test_without_a_package_manager_or_when_it_fails_there_is_no_software(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr("platform.system", lambda: "Linux")
+    assert inventory.installed_software() == []
+    _fake_command(tmp_path, "rpm", "", status=1)
+    assert inventory.installed_software() == []
+
+
+def test_the_real_package_manager_of_this_machine_answers() -> None:
+    software = inventory.installed_software()
+    if not any(shutil.which(command) for command in ("dpkg-query", "rpm")):
+        assert software == []
+        return
+    assert software and all(entry["name"] and "version" in entry for entry in software)
+    assert inventory.inventory("pc")["software"] == software
 
 
 def test_the_inventory_reports_the_computers_time_zone(

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 
 from oco.api.admin.schemas import Actor, ComputerIds, Id, NewComputer, RuntimeDep, WakeResult
 from oco.api.auth import allow
 from oco.domain.roles import Permission
 from oco.services import computers, wol
+from oco.services.computers import ComputerQuery
 from oco.services.views import ComputerDetailPublic, ComputerPublic
 
 router = APIRouter(dependencies=[allow(Permission.VIEW)], tags=["computers"])
 
 
 @router.get("/computers")
-def list_computers(runtime: RuntimeDep) -> list[ComputerPublic]:
-    """Every computer, by hostname."""
-    return computers.list_computers(runtime)
+def list_computers(
+    runtime: RuntimeDep,
+    software: Annotated[
+        str, Query(max_length=255, description="Only computers whose inventory reports this software.")
+    ] = "",
+    software_version: Annotated[
+        str, Query(max_length=300, description="In a version like '< 120' (with `software`).")
+    ] = "",
+) -> list[ComputerPublic]:
+    """Every computer (or those whose software inventory matches), by hostname."""
+    if not software and not software_version:
+        return computers.list_computers(runtime)
+    query = ComputerQuery(software=software, software_version=software_version)
+    return list(computers.export_computers(runtime, query))
 
 
 @router.post("/computers", status_code=201, dependencies=[allow(Permission.EDIT_COMPUTERS)])
