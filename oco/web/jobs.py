@@ -584,6 +584,7 @@ async def rollout_action(request: Request, current: EditingContainers, container
         elif action == "cancel":
             rollouts.cancel(runtime, container_id, current.actor)
         else:
+            rollouts.container_summary(runtime, container_id)  # an unknown container is a 404 first
             raise InvalidInput(f"rollout action {action!r} must be halt, resume or cancel", field="action")
     except OcoError as exc:
         return refused(request, current, f"/jobs/{container_id}", exc)
