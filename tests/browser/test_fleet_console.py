@@ -115,7 +115,7 @@ def test_find_filter_select_all_that_match_and_deploy(
     page.get_by_label("Editor 2.0").check()
     page.locator("input[name=name]").fill("Editor for online Windows")
     page.get_by_role("button", name="Preview").click()
-    expect(page.locator("#preview")).to_contain_text("334 job(s) on 334 computer(s)")
+    expect(page.locator("#preview .sentence")).to_have_text("334 jobs to run on 334 computers.")
     page.get_by_role("button", name="Create jobs").click()
     expect(page.get_by_role("heading", name="Editor for online Windows")).to_be_visible()
     expect(page.locator("#outcome")).to_contain_text("334 waiting")
