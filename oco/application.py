@@ -1,5 +1,5 @@
 """The ASGI application of `oco server`: agent API, admin API, web console and the background loops
-(check-in flush, housekeeping), over one runtime. The composition root: it alone imports both the API
+(check-in confirmation, housekeeping), over one runtime. The composition root: it alone imports both the API
 and the console."""
 
 from __future__ import annotations
@@ -51,9 +51,9 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        loops = [asyncio.create_task(_flush_loop(rt))]
-        if run_housekeeping:
-            loops.append(asyncio.create_task(_housekeeping_loop(rt)))
+        confirmer = checkins.Confirmer(rt)
+        confirmer.start()
+        loops = [asyncio.create_task(_housekeeping_loop(rt))] if run_housekeeping else []
         yield
         for loop in loops:
             loop.cancel()
@@ -61,7 +61,7 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
                 await loop
         agent.close()
         try:
-            checkins.flush(rt)
+            confirmer.stop()
         finally:
             rt.close()
 
@@ -89,26 +89,17 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
     return app
 
 
-async def _flush_loop(runtime: Runtime) -> None:
-    """Write the check-in ledger every `checkin_flush_seconds`, off the event loop."""
-    while True:
-        await asyncio.sleep(runtime.settings.checkin_flush_seconds)
-        try:
-            await asyncio.to_thread(checkins.flush, runtime)
-        except Exception:
-            log.exception("writing the check-in ledger failed; it is retried")
-
-
 async def _housekeeping_loop(runtime: Runtime) -> None:
-    """Run the housekeeping tasks every `housekeeping_interval_seconds`, off the event loop."""
-    while True:
-        try:
-            # Expiring a Wake-on-LAN shutdown needs to know who checked in: the ledger first.
-            await asyncio.to_thread(checkins.flush, runtime)
-        except Exception:
-            log.exception("writing the check-in ledger before housekeeping failed; it is retried")
-        try:
-            await asyncio.to_thread(housekeeping.run_all, runtime)
-        except Exception:
-            log.exception("housekeeping round failed")
-        await asyncio.sleep(runtime.settings.housekeeping_interval_seconds)
+    """Run the housekeeping tasks every `housekeeping_interval_seconds`, off the event loop, while this
+    process leads housekeeping among the server processes sharing the database."""
+    leadership = housekeeping.Leadership(runtime)
+    try:
+        while True:
+            try:
+                if await asyncio.to_thread(leadership.held):
+                    await asyncio.to_thread(housekeeping.run_all, runtime)
+            except Exception:
+                log.exception("housekeeping round failed")
+            await asyncio.sleep(runtime.settings.housekeeping_interval_seconds)
+    finally:
+        leadership.release()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-STARTUP_TIMEOUT_S = 30
+STARTUP_TIMEOUT_S = 180
 REGISTRATION_KEY = "registration-key-for-tests"
 
 
@@ -63,10 +63,12 @@ def start_server(
     database_url: str,
     host: str = "127.0.0.1",
     server_args: tuple[str, ...] = (),
+    port: int | None = None,
     **settings: str,
 ) -> LiveServer:
-    """Start `oco server` (migrating first) and wait until /healthz answers."""
-    port = free_port()
+    """Start `oco server` (migrating first) on `port` (a free one by default) and wait until /healthz
+    answers."""
+    port = port or free_port()
     env = {
         **os.environ,
         "OCO_DATABASE_URL": database_url,
@@ -79,6 +81,10 @@ def start_server(
         **{f"OCO_{key.upper()}": value for key, value in settings.items()},
     }
     log = workdir / f"server-{port}.log"
+    restarts = 0
+    while log.exists():  # a server restarted on its port: its own log
+        restarts += 1
+        log = workdir / f"server-{port}-{restarts}.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "oco", "server", "--host", host, "--port", str(port), *server_args],
         env=env,

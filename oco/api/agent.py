@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 
 from oco.api.download import payload_response
 from oco.domain.protocol import SIGNATURE_HEADER_AGENT, SIGNATURE_HEADER_SERVER, AgentMethod, sign
-from oco.errors import OcoError, Unauthorized, outcome
+from oco.errors import OcoError, Unauthorized, Unavailable, outcome
 from oco.services import agent_requests
 from oco.services.agent_requests import AgentAnswer
 from oco.services.agents import AgentRequest
@@ -35,6 +35,8 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 PARSE_ERROR = -32700
 SERVER_ERROR_STATUS = 500
+CONFIRM_TIMEOUT_S = 30
+"""A check-in whose confirmation takes longer is answered with 503 (the database stalls)."""
 
 log = logging.getLogger("oco.agent_api")
 
@@ -105,6 +107,13 @@ class AgentApi:
                 loop = asyncio.get_running_loop()
                 answer = await loop.run_in_executor(self._readers, agent_requests.check_in, runtime, request)
             if answer is not None:
+                if answer.confirmed is not None:
+                    # Answered only once the database holds its timestamp (`oco.services.checkins`).
+                    try:
+                        async with asyncio.timeout(CONFIRM_TIMEOUT_S):
+                            await asyncio.wrap_future(answer.confirmed)
+                    except TimeoutError:
+                        raise Unavailable("the check-in could not be recorded in time") from None
                 return answer
         return await run_in_threadpool(agent_requests.answer, runtime, request)
 

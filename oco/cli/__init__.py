@@ -94,9 +94,11 @@ def housekeeping_command(
     The server runs the same tasks itself; this command is for cron or a separate worker.
     """
     rt = runtime()
+    leadership = housekeeping.Leadership(rt)
     while True:
-        for name, changed in housekeeping.run_all(rt).items():
-            typer.echo(f"{name}: {'skipped (locked)' if changed is None else changed}")
+        if once or leadership.held():  # kept running, it takes turns with the servers: one leads
+            for name, changed in housekeeping.run_all(rt).items():
+                typer.echo(f"{name}: {'skipped (locked)' if changed is None else changed}")
         if once:
             return
         time.sleep(rt.settings.housekeeping_interval_seconds)

@@ -10,6 +10,7 @@ refused request uses up nothing and leaves no trace.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,10 +36,16 @@ class AgentAnswer:
     params: dict[str, Any]
     timestamp: float
     server_key: str
+    confirmed: Future[None] | None = None
+    """A plain check-in's answer may be sent once this resolves: the database confirmed its timestamp
+    (it raises the refusal — a replay another process accepted, a database that does not answer)."""
 
 
 def check_in(rt: Runtime, request: AgentRequest) -> AgentAnswer | None:
-    """A steady agent's hello, answered from one read and the ledger; None when it has to write."""
+    """A steady agent's hello, answered from one read and the ledger; None when it has to write.
+
+    The answer is only valid once `confirmed` resolves (`oco.services.checkins` confirms claims in
+    batches, before they are answered)."""
     hostname = normalize_hostname(request.hostname)
     view = rt.read(lambda connection: agent_jobs.read_check_in(connection, hostname))
     now = rt.now()
@@ -46,7 +53,16 @@ def check_in(rt: Runtime, request: AgentRequest) -> AgentAnswer | None:
     if agent is None or view is None:
         return None
     with _reverted_on_failure(rt, agent):
-        return _answer(agent, _hello_params(rt, agent, request, now, view.pending))
+        params = _hello_params(rt, agent, request, now, view.pending)
+    claim = agent.claim
+    if claim is not None:
+        rt.checkins.submit(claim)
+    return AgentAnswer(
+        params=params,
+        timestamp=agent.timestamp,
+        server_key=agent.server_key,
+        confirmed=claim.confirmed if claim is not None else None,
+    )
 
 
 def answer(rt: Runtime, request: AgentRequest) -> AgentAnswer:

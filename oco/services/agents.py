@@ -98,11 +98,12 @@ class AuthenticatedAgent:
 def authenticate_check_in(
     record: ComputerRecord | None, ledger: CheckinLedger, request: AgentRequest, now: datetime
 ) -> AuthenticatedAgent | None:
-    """The fast path of a steady agent's `oco.agent.hello`: verify and accept it without writing.
+    """The fast path of a steady agent's `oco.agent.hello`: verify and claim it without writing.
 
     `record` is the computer the request names, as read by the caller. None when the request must take
     `authenticate`'s path instead: an unknown computer, keys to issue, or an agent version or network
-    data to store. The traces of the check-in go to the ledger.
+    data to store. The claim waits in the ledger for `oco.services.checkins` to confirm it in the
+    database (`claim.confirmed`), with the check-in's traces, before the request may be answered.
     """
     if record is None or not record.agent_key or not record.server_key:
         return None
@@ -157,7 +158,7 @@ def authenticate(
         ledger.revert(claim)
         raise _replay(request, record.last_agent_timestamp)
     if request.method is AgentMethod.HELLO:
-        _prove_woken(session, settings, record.id, claim, now)
+        _prove_woken(session, settings, record.id, now)
     return AuthenticatedAgent(
         computer=record,
         server_key=changes.get("server_key", record.server_key),
@@ -188,10 +189,9 @@ def _claim(
     return claim
 
 
-def _prove_woken(session: Session, settings: Settings, computer_id: int, claim: Claim, now: datetime) -> None:
-    """A hello proves a Wake-on-LAN target woke: this one, and a plain check-in whose traces it took over."""
-    seen = [now] if claim.superseded is None else [claim.superseded.seen, now]
-    wol.mark_woken(session, settings, [(computer_id, moment) for moment in seen])
+def _prove_woken(session: Session, settings: Settings, computer_id: int, now: datetime) -> None:
+    """A hello proves a Wake-on-LAN target woke."""
+    wol.mark_woken(session, settings, [(computer_id, now)])
 
 
 def _record(connection: Connection, hostname: str) -> ComputerRecord | None:

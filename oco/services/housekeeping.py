@@ -3,7 +3,8 @@
 With several server processes or replicas, each task runs in one of them at a time: on PostgreSQL and
 MariaDB it takes a named lock first (advisory lock, `GET_LOCK`), held on a connection of its own until its
 transaction has committed; the others skip that round. On SQLite the write lock taken at `BEGIN IMMEDIATE`
-serializes them, and each task reads the state only after taking it.
+serializes them, and each task reads the state only after taking it. Of several server processes, only
+the one that holds the lead (`Leadership`) runs the rounds, so a round runs once across the replicas.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, or_, select, text, update
+from sqlalchemy import Connection, Engine, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from oco.config import Settings
@@ -221,3 +222,77 @@ def task_lock(engine: Engine, task: NamedTask) -> Iterator[bool]:
             if held:
                 connection.execute(text(release), parameters)
                 connection.commit()
+
+
+LEADER_LOCK_KEY = LOCK_BASE - 1
+"""The PostgreSQL advisory lock of the process that runs the housekeeping rounds (outside the tasks' span)."""
+LEADER_LOCK_NAME = "oco-housekeeping-leader"
+_LEADER_LOCKS = {  # take it; is it still this session's?
+    "postgresql": (
+        "SELECT pg_try_advisory_lock(:key)",
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        " AND classid = 0 AND objid = :key AND objsubid = 1 AND granted",
+    ),
+    "mysql": ("SELECT GET_LOCK(:name, 0)", "SELECT IS_USED_LOCK(:name) = CONNECTION_ID()"),
+}
+
+
+class Leadership:
+    """Which of several server processes (replicas) runs the housekeeping rounds: the one holding a session
+    lock — a PostgreSQL advisory lock, a MariaDB `GET_LOCK` — on a connection it keeps open.
+
+    The database releases the lock when that connection ends, so when the leading process dies (or loses
+    its database), another one takes the lead at its next round. On SQLite every process leads: they share
+    one host and the write lock serializes the tasks.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.engine = runtime.engine
+        self._connection: Connection | None = None
+
+    def held(self) -> bool:
+        """Whether this process leads now: keeps the lock, or tries to take it."""
+        statements = _LEADER_LOCKS.get(self.engine.dialect.name)
+        if statements is None:
+            return True
+        take, check = statements
+        if self._connection is not None:
+            try:
+                still = bool(self._connection.execute(text(check), _LEADER_PARAMETERS).scalar())
+                self._connection.commit()
+            except Exception:
+                still = False
+            if still:
+                return True
+            log.warning("this server process lost the housekeeping lead (its database session ended)")
+            self._drop()
+        connection = self.engine.connect()
+        try:
+            held = bool(connection.execute(text(take), _LEADER_PARAMETERS).scalar())
+            connection.commit()
+        except Exception:
+            connection.close()
+            raise
+        if not held:
+            connection.close()
+            return False
+        self._connection = connection
+        log.info("this server process leads housekeeping")
+        return True
+
+    def release(self) -> None:
+        """Give the lead up (the process stops): another process takes it at its next round."""
+        if self._connection is not None:
+            log.info("this server process no longer leads housekeeping")
+            self._drop()
+
+    def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.invalidate()  # the session ends, and the lock with it
+            finally:
+                connection.close()
+
+
+_LEADER_PARAMETERS = {"key": LEADER_LOCK_KEY, "name": LEADER_LOCK_NAME}

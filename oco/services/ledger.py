@@ -1,16 +1,19 @@
-"""The check-in ledger: which requests this process accepted from agents, and what they left to write.
+"""The check-in ledger: which requests this process accepted from agents, and which wait for the database.
 
 A request's timestamp is accepted here, atomically, only when it is newer than both the database's and any
 this process accepted for the computer; each acceptance also fixes the strictly increasing server timestamp
-of the answer. `oco.services.checkins` writes what the ledger holds to the database in batches.
+of the answer. That makes replay protection exact inside the process, fast. Across processes and restarts
+the database decides: a plain check-in's claim is *pending* until `oco.services.checkins` has confirmed it
+in a batch (a locked read of the stored timestamps and one write for all of the batch, committed), and the
+agent is answered only then; `confirmed` resolves when it is.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import datetime
 
 TIMESTAMP_STEP = 0.001
@@ -31,33 +34,29 @@ class Seen:
     uid: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Claim:
     """An accepted request: the server timestamp to answer with, and what to restore if it fails."""
 
     entry: Seen
     previous: Seen | None
-    previous_unwritten: bool = False
-    """The previous entry was still waiting for the flush when this claim took its place."""
+    confirmed: Future[None] | None = field(default=None)
+    """A plain check-in's: resolved once the database confirmed it (an error if it refused it)."""
 
     @property
     def server_timestamp(self) -> float:
         """The `result.timestamp` to answer the accepted request with."""
         return self.entry.server_timestamp
 
-    @property
-    def superseded(self) -> Seen | None:
-        """The unwritten traces a request that writes its own took over (their Wake-on-LAN proof counts)."""
-        return self.previous if self.previous_unwritten else None
-
 
 class CheckinLedger:
-    """Thread-safe: the API's worker threads accept, the flusher drains."""
+    """Thread-safe: the API's worker threads claim, the confirming thread drains."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
         self._seen: dict[int, Seen] = {}
-        self._unwritten: set[int] = set()
+        self._pending: list[Claim] = []
 
     def claim(
         self,
@@ -74,9 +73,10 @@ class CheckinLedger:
     ) -> Claim | None:
         """Accept `timestamp` if newer than any accepted for the computer; None for a replay.
 
-        `deferred` requests leave their traces for `flush`. The others write them themselves, with a
-        conditional UPDATE that only a newer timestamp passes: the flush must never write theirs first, so
-        their computer leaves the unwritten set (their own write supersedes the earlier traces).
+        `deferred` claims (plain check-ins), once `submit`ted, wait for `drain` and the batch that
+        confirms them. The others
+        belong to requests that write their timestamp themselves, with a conditional UPDATE in their own
+        transaction.
         """
         with self._lock:
             previous = self._seen.get(computer_id)
@@ -95,13 +95,18 @@ class CheckinLedger:
                 address=address,
                 uid=uid,
             )
-            previous_unwritten = previous is not None and computer_id in self._unwritten
             self._seen[computer_id] = entry
-            if deferred:
-                self._unwritten.add(computer_id)
-            else:
-                self._unwritten.discard(computer_id)
-            return Claim(entry, previous, previous_unwritten)
+            if not deferred:
+                return Claim(entry, previous)
+            return Claim(entry, previous, Future())
+
+    def submit(self, claim: Claim) -> None:
+        """Hand a deferred claim over for confirmation (its request is ready to be answered)."""
+        assert claim.confirmed is not None, "only deferred claims are confirmed in batches"
+        with self._lock:
+            self._pending.append(claim)
+            if len(self._pending) == 1:
+                self._ready.notify()
 
     def last_agent_timestamp(self, computer_id: int, agent_key: str, stored: float) -> float:
         """The newest accepted timestamp of a computer: the database's or this process's."""
@@ -112,7 +117,8 @@ class CheckinLedger:
         return max(stored, entry.agent_timestamp)
 
     def revert(self, claim: Claim) -> None:
-        """The request failed after its claim: forget it, unless a newer request came meanwhile."""
+        """The request failed after its claim (or the database refused it): forget it, unless a newer
+        request came meanwhile."""
         with self._lock:
             computer_id = claim.entry.computer_id
             if self._seen.get(computer_id) is not claim.entry:
@@ -121,28 +127,26 @@ class CheckinLedger:
                 del self._seen[computer_id]
             else:
                 self._seen[computer_id] = claim.previous
-            if claim.previous_unwritten:
-                self._unwritten.add(computer_id)
-            else:
-                self._unwritten.discard(computer_id)
 
-    def drain(self) -> list[Seen]:
-        """The traces not written yet; they count as written from now on."""
+    def drain(self) -> list[Claim]:
+        """The claims waiting for confirmation, in the order they were made; they are the caller's now."""
         with self._lock:
-            entries = [self._seen[computer_id] for computer_id in self._unwritten]
-            self._unwritten.clear()
-        return entries
+            claims, self._pending = self._pending, []
+        return claims
 
-    def restore(self, entries: Iterable[Seen]) -> None:
-        """A flush failed: its entries are written by the next one (unless newer ones replaced them)."""
-        with self._lock:
-            for entry in entries:
-                if self._seen.get(entry.computer_id) is entry:
-                    self._unwritten.add(entry.computer_id)
+    def wait(self, timeout: float) -> bool:
+        """Block until a claim waits for confirmation (True) or `timeout` seconds passed (False)."""
+        with self._ready:
+            return self._ready.wait_for(lambda: bool(self._pending), timeout)
+
+    def wake(self) -> None:
+        """Let a thread blocked in `wait` look again (it is stopping)."""
+        with self._ready:
+            self._ready.notify_all()
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._unwritten)
+            return len(self._pending)
 
 
 def next_server_timestamp(last: float) -> float:

@@ -108,7 +108,7 @@ class Runtime:
         return self.clock()
 
     def close(self) -> None:
-        """Release the database connections (`checkins.flush` writes what the ledger holds before)."""
+        """Release the database connections (the confirming thread has ended before)."""
         self.engine.dispose()
         if self._reader.pool is not self.engine.pool:
             self._reader.dispose()

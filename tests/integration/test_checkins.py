@@ -1,11 +1,12 @@
-"""Check-ins through the agent endpoint, on every database: a steady agent's hello only reads and its
-traces are written by the ledger's flush; replay protection holds across the fast and the write path."""
+"""Check-ins through the agent endpoint, on every database: a steady agent's hello is answered from reads
+once the database confirmed its timestamp in a batch; replay protection holds across the fast and the write
+path, and across processes."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,7 +16,9 @@ from sqlalchemy import func, select
 from oco.db.models import Computer, WolTarget
 from oco.errors import Unavailable
 from oco.services import checkins, computers, deployments, packages
+from oco.services.agents import AuthenticationFailed
 from oco.services.deployments import ContainerOptions, DeploymentRequest
+from oco.services.ledger import CheckinLedger, Claim
 from oco.services.runtime import Runtime
 from oco.services.targets import Targets
 from tests.agentclient import ProtocolClient
@@ -56,38 +59,88 @@ def with_one_job(rt: Runtime, hostname: str = "pc1", **options: Any) -> int:
     return deployments.create_deployment(rt, request, "admin").id
 
 
-def test_a_steady_check_in_is_answered_from_reads_and_written_by_the_flush(
+def test_a_steady_check_in_is_answered_from_reads_once_the_database_holds_it(
     rt: Runtime, client: TestClient, clock: Clock
 ) -> None:
     agent = registered(rt, client)
     container_id = with_one_job(rt)
-    before = stored(rt)
     clock.advance(minutes=1)
 
     answer = agent.hello()
 
     assert [job["container-id"] for job in answer["software-jobs"]] == [container_id]
-    after = stored(rt)
-    assert (after.last_agent_timestamp, after.last_seen) == (before.last_agent_timestamp, before.last_seen)
-    assert checkins.flush(rt) == 1
-    flushed = stored(rt)
-    assert flushed.last_agent_timestamp == agent.last_timestamp
-    assert flushed.last_server_timestamp == agent.last_server_timestamp
-    assert flushed.last_seen == clock.current
-    assert flushed.remote_address == "testclient"
-    assert checkins.flush(rt) == 0
+    confirmed = stored(rt)  # confirmed in a batch before the answer went out
+    assert confirmed.last_agent_timestamp == agent.last_timestamp
+    assert confirmed.last_server_timestamp == agent.last_server_timestamp
+    assert confirmed.last_seen == clock.current
+    assert confirmed.remote_address == "testclient"
+    assert checkins.flush(rt) == 0  # nothing waits
 
 
-def test_a_replayed_check_in_is_refused_before_and_after_the_flush(rt: Runtime, client: TestClient) -> None:
+def test_a_replayed_check_in_is_refused_even_by_a_process_that_never_saw_it(
+    rt: Runtime, client: TestClient
+) -> None:
     agent = registered(rt, client)
     body = agent.body("oco.agent.hello", {"agent_version": "1.1.7", "networks": []})
     assert agent.send(body).status_code == 200
 
     assert agent.send(body).status_code == 401
-    checkins.flush(rt)
+    rt.checkins = CheckinLedger()  # a restarted process, or another one: only the database knows
     replayed = agent.send(body)
     assert replayed.status_code == 401
     assert "replay" in replayed.text
+
+
+def registered_offline(rt: Runtime, *hostnames: str) -> list[Computer]:
+    """Computers registered through an application stopped again: no confirming thread runs."""
+    from oco.application import create_app
+
+    with TestClient(create_app(rt, run_housekeeping=False)) as client:
+        for hostname in hostnames:
+            registered(rt, client, hostname)
+    return [stored(rt, hostname) for hostname in hostnames]
+
+
+def test_of_two_processes_claiming_one_timestamp_only_one_is_confirmed(rt: Runtime) -> None:
+    [computer] = registered_offline(rt, "pc1")
+    timestamp = computer.last_agent_timestamp + 1
+    first, second = CheckinLedger(), CheckinLedger()  # each process has its own
+    claims = [pending_claim(ledger, computer, timestamp) for ledger in (first, second)]
+
+    rt.checkins = first
+    assert checkins.flush(rt) == 1
+    rt.checkins = second
+    assert checkins.flush(rt) == 0
+
+    assert claims[0].confirmed is not None and claims[0].confirmed.result() is None
+    assert claims[1].confirmed is not None
+    assert isinstance(claims[1].confirmed.exception(), AuthenticationFailed)
+    assert second.last_agent_timestamp(computer.id, computer.agent_key, 0.0) < timestamp  # reverted
+    assert stored(rt).last_agent_timestamp == timestamp
+
+
+def pending_claim(
+    ledger: CheckinLedger,
+    computer: Computer,
+    timestamp: float,
+    *,
+    computer_id: int | None = None,
+    uid: str = "",
+) -> Claim:
+    claim = ledger.claim(
+        computer.id if computer_id is None else computer_id,
+        computer.agent_key,
+        computer.last_agent_timestamp,
+        computer.last_server_timestamp,
+        timestamp,
+        seen=datetime.now(UTC),
+        address="192.0.2.1",
+        uid=uid,
+        deferred=True,
+    )
+    assert claim is not None
+    ledger.submit(claim)
+    return claim
 
 
 def test_a_check_in_with_news_takes_the_write_path_and_stays_protected(
@@ -132,80 +185,51 @@ def test_a_failed_request_does_not_use_up_its_timestamp(rt: Runtime, client: Tes
     assert agent.send(earlier).status_code == 200
 
 
-def test_the_flush_never_moves_timestamps_backwards(rt: Runtime, client: TestClient) -> None:
-    agent = registered(rt, client)
-    agent.hello()  # deferred, not written yet
-    agent.call("oco.agent.update", {"os": "Debian", "networks": [], "logins": []})  # newer, written
-    newest = stored(rt).last_agent_timestamp
-    assert newest == agent.last_timestamp
-
-    checkins.flush(rt)
-
-    assert stored(rt).last_agent_timestamp == newest
-
-
-def test_a_flush_the_database_does_not_answer_is_written_by_the_next_one(
+def test_check_ins_the_database_does_not_confirm_are_answered_with_an_error(
     rt: Runtime, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     agent = registered(rt, client)
-    agent.hello()
-    real_write = checkins.write
 
-    def unavailable(*_args: object) -> None:
+    def unavailable(*_args: object) -> list[bool]:
         raise Unavailable("database error: connection refused")
 
-    monkeypatch.setattr(checkins, "write", unavailable)
-    with pytest.raises(Unavailable):
-        checkins.flush(rt)
-    monkeypatch.setattr(checkins, "write", real_write)
+    monkeypatch.setattr(checkins, "confirm", unavailable)
+    response = agent.send(agent.body("oco.agent.hello", {"agent_version": "1.1.7", "networks": []}))
+    assert response.status_code == 503
+    assert "connection refused" in response.json()["error"]["message"]
+    monkeypatch.undo()
 
-    assert checkins.flush(rt) == 1
+    # Nothing was used up: the agent's next hello (an older timestamp would do too) is accepted.
+    agent.last_timestamp -= 0.5
+    agent.hello()
     assert stored(rt).last_agent_timestamp == agent.last_timestamp
 
 
 def test_one_check_in_the_database_refuses_does_not_hold_back_the_others(
-    rt: Runtime, client: TestClient, caplog: pytest.LogCaptureFixture
+    rt: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
-    agents = [registered(rt, client, f"pc{index}") for index in range(4)]
-    for agent in agents:
-        agent.hello()
-    bad = stored(rt, "pc2")
+    rows = registered_offline(rt, *(f"pc{index}" for index in range(4)))
+    ledger = rt.checkins
+    timestamp = time.time() + 60
+    good = [pending_claim(ledger, row, timestamp) for row in rows if row.hostname != "pc2"]
     # A value the database refuses: PostgreSQL and MariaDB a uid longer than its column, SQLite (which
     # stores any length) a computer id beyond 64 bits.
     too_long = rt.engine.dialect.name != "sqlite"
-    rt.checkins.claim(
-        bad.id if too_long else 2**70,
-        bad.agent_key,
-        0.0,
-        0.0,
-        time.time() + 60,
-        seen=datetime.now(UTC),
-        address="192.0.2.1",
-        uid="u" * 300 if too_long else "",
-        deferred=True,
-    )
+    bad = pending_claim(ledger, rows[2], timestamp, computer_id=None if too_long else 2**70, uid="u" * 300)
 
-    assert checkins.flush(rt) == len(agents) - 1 + (0 if too_long else 1)
+    assert checkins.flush(rt) == len(good)
 
-    for agent in agents:
-        if agent.hostname != "pc2" or not too_long:
-            assert stored(rt, agent.hostname).last_agent_timestamp == agent.last_timestamp
-    assert "could not be written and is dropped" in caplog.text
-    assert checkins.flush(rt) == 0  # dropped, not retried forever
+    for claim in good:
+        assert claim.confirmed is not None and claim.confirmed.result() is None
+    for row in rows:
+        if row.hostname != "pc2":
+            assert stored(rt, row.hostname).last_agent_timestamp == timestamp
+    assert bad.confirmed is not None and isinstance(bad.confirmed.exception(), Unavailable)
+    assert stored(rt, "pc2").last_agent_timestamp < timestamp
+    assert "could not be written" in caplog.text
 
 
-def test_stopping_the_application_writes_what_the_ledger_holds(rt: Runtime) -> None:
-    from oco.application import create_app
-
-    with TestClient(create_app(rt, run_housekeeping=False)) as client:
-        agent = registered(rt, client)
-        agent.hello()
-        assert stored(rt).last_agent_timestamp < agent.last_timestamp
-
-    assert stored(rt).last_agent_timestamp == agent.last_timestamp
-
-
-def test_a_check_in_after_wake_on_lan_is_proof_written_by_the_flush(
+def test_a_check_in_after_wake_on_lan_is_proof_written_before_the_answer(
     rt: Runtime, client: TestClient, clock: Clock
 ) -> None:
     agent = registered(rt, client)
@@ -218,31 +242,8 @@ def test_a_check_in_after_wake_on_lan_is_proof_written_by_the_flush(
     clock.advance(minutes=2)
 
     agent.hello()
-    assert woken(rt, container_id) is None
-    checkins.flush(rt)
 
     assert woken(rt, container_id) == clock.current
-
-
-def test_a_hello_with_news_proves_the_wake_at_once_with_the_plain_check_in_it_follows(
-    rt: Runtime, client: TestClient, clock: Clock
-) -> None:
-    agent = registered(rt, client)
-    container_id = with_one_job(rt, wol=True)
-    computer_id = stored(rt).id
-    with rt.transaction() as session:
-        target = session.scalar(select(WolTarget).where(WolTarget.computer_id == computer_id))
-        assert target is not None
-        target.sent, target.expired = clock.current, False
-    clock.advance(minutes=2)
-    agent.hello()  # plain: its proof waits for the flush...
-    clock.advance(minutes=4)  # ...and the window (5 minutes) closes before the agent's next hello
-
-    agent.hello(agent_version="1.2.0")  # news: written at once, with the traces it took over
-
-    assert woken(rt, container_id) == clock.current - timedelta(minutes=4)
-    assert stored(rt).agent_version == "1.2.0"
-    assert checkins.flush(rt) == 0  # nothing left for the flush
 
 
 def woken(rt: Runtime, container_id: int) -> datetime | None:
@@ -261,7 +262,6 @@ def test_a_computer_deleted_and_added_again_starts_afresh(rt: Runtime, client: T
     again = registered(rt, client)  # same name, new keys, a right clock: old traces must not bind it
     again.hello()
 
-    checkins.flush(rt)
     assert stored(rt).last_agent_timestamp == again.last_timestamp
 
 

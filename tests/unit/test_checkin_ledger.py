@@ -1,10 +1,11 @@
-"""The check-in ledger: replay protection inside the process, and what a flush gets to write."""
+"""The check-in ledger: replay protection inside the process, and the claims waiting for confirmation."""
 
 from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -89,12 +90,12 @@ def test_a_reverted_claim_frees_its_timestamp() -> None:
     assert claim(ledger, 150.0) is not None
 
 
-def test_reverting_the_only_claim_leaves_nothing_to_write() -> None:
+def test_reverting_the_only_claim_frees_the_computer() -> None:
     ledger = CheckinLedger()
     failed = claim(ledger, 100.0)
     assert failed is not None
     ledger.revert(failed)
-    assert ledger.drain() == []
+    assert ledger.last_agent_timestamp(1, KEY, 0.0) == 0.0
     assert claim(ledger, 100.0) is not None
 
 
@@ -107,56 +108,47 @@ def test_a_revert_after_a_newer_claim_keeps_the_newer_one() -> None:
     assert ledger.last_agent_timestamp(1, KEY, 0.0) == 200.0
 
 
-def test_only_deferred_claims_are_drained_and_only_once() -> None:
+def test_submitted_deferred_claims_are_drained_in_order_and_only_once() -> None:
     ledger = CheckinLedger()
-    claim(ledger, 100.0, computer_id=1, deferred=True)
-    claim(ledger, 100.0, computer_id=2, deferred=False)
-    claim(ledger, 101.0, computer_id=1, deferred=True)
-    assert len(ledger) == 1
-    drained = ledger.drain()
-    assert [(entry.computer_id, entry.agent_timestamp) for entry in drained] == [(1, 101.0)]
+    first = claim(ledger, 100.0, computer_id=1, deferred=True)
+    writing = claim(ledger, 100.0, computer_id=2, deferred=False)
+    second = claim(ledger, 101.0, computer_id=1, deferred=True)
+    assert first is not None and second is not None and writing is not None
+    assert writing.confirmed is None  # it writes its timestamp itself
+    assert len(ledger) == 0  # nothing waits before its request is ready to be answered
+    ledger.submit(first)
+    ledger.submit(second)
+    assert len(ledger) == 2
+    assert ledger.drain() == [first, second]
     assert ledger.drain() == []
-    # Drained entries still protect against replays.
+    # Drained claims still protect against replays.
     assert claim(ledger, 101.0, computer_id=1) is None
 
 
-def test_the_flush_never_writes_the_timestamp_of_a_request_that_writes_its_own() -> None:
-    """Its conditional UPDATE would then match nothing and refuse it as a replay (issue: false refusal)."""
+def test_only_deferred_claims_are_submitted() -> None:
     ledger = CheckinLedger()
-    earlier = claim(ledger, 100.0, deferred=True)
-    writing = claim(ledger, 101.0, deferred=False)
-    assert writing is not None and earlier is not None
-    assert ledger.drain() == []  # its own write supersedes the earlier traces...
-    assert writing.superseded == earlier.entry  # ...and takes their Wake-on-LAN proof along
+    writing = claim(ledger, 100.0, deferred=False)
+    assert writing is not None
+    with pytest.raises(AssertionError):
+        ledger.submit(writing)
 
 
-def test_a_failed_request_that_writes_its_own_gives_the_earlier_traces_back() -> None:
+def test_wait_returns_when_a_claim_is_submitted() -> None:
     ledger = CheckinLedger()
-    earlier = claim(ledger, 100.0, deferred=True)
-    writing = claim(ledger, 101.0, deferred=False)
-    assert writing is not None and earlier is not None
-    ledger.revert(writing)
-    assert ledger.drain() == [earlier.entry]
+    assert not ledger.wait(0.01)
+    pending = claim(ledger, 100.0)
+    assert pending is not None
+    woke = threading.Event()
 
+    def waiter() -> None:
+        if ledger.wait(30):
+            woke.set()
 
-def test_a_request_that_writes_its_own_after_a_flush_supersedes_nothing() -> None:
-    ledger = CheckinLedger()
-    claim(ledger, 100.0, deferred=True)
-    ledger.drain()
-    writing = claim(ledger, 101.0, deferred=False)
-    assert writing is not None and writing.superseded is None
-    ledger.revert(writing)
-    assert ledger.drain() == []  # what it gave back was written already
-
-
-def test_restored_entries_are_drained_again_unless_replaced() -> None:
-    ledger = CheckinLedger()
-    claim(ledger, 100.0, computer_id=1)
-    claim(ledger, 100.0, computer_id=2)
-    drained = ledger.drain()
-    claim(ledger, 150.0, computer_id=2, deferred=False)  # newer, written by its own request
-    ledger.restore(drained)
-    assert [entry.computer_id for entry in ledger.drain()] == [1]
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    ledger.submit(pending)
+    thread.join()
+    assert woke.is_set()
 
 
 def test_concurrent_claims_of_one_timestamp_accept_exactly_one() -> None:
