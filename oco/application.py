@@ -12,13 +12,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from oco.api import agent as agent_api
 from oco.api.admin import create_api
 from oco.config import load_settings
-from oco.services import checkins, health, housekeeping
+from oco.services import checkins, health, housekeeping, metrics
 from oco.services.runtime import Runtime
 from oco.web import apidocs
 from oco.web.app import install_console
@@ -78,6 +78,10 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
     app.include_router(apidocs.router(admin_api))  # ahead of the mount, which takes all of /api/v1
     app.mount("/api/v1", admin_api)
     install_console(app)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_endpoint() -> Response:
+        return Response(metrics.render(rt), media_type=metrics.CONTENT_TYPE)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

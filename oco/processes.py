@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 from types import FrameType
 from typing import Any
@@ -20,6 +23,8 @@ from typing import Any
 import uvicorn
 
 APP = "oco.application:create_app"
+MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's multi-process directory (the same name as `oco.services.metrics`'s)."""
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 BACKLOG = 2048
 SHUTDOWN_TIMEOUT_S = 30
@@ -47,6 +52,7 @@ def serve(host: str, port: int, workers: int = 1) -> None:
 
 def _supervise(host: str, port: int, workers: int) -> None:
     """Start the processes, stop them all on SIGTERM/SIGINT or when one of them ends."""
+    metrics_directory = _metrics_directory()
     context = multiprocessing.get_context("spawn")
     processes = [
         context.Process(target=_serve_one, args=(host, port), name=f"oco-server-{index}")
@@ -75,8 +81,20 @@ def _supervise(host: str, port: int, workers: int) -> None:
                 process.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if metrics_directory is not None:
+            shutil.rmtree(metrics_directory, ignore_errors=True)
     if not stopping.is_set():
         raise SystemExit("a server process ended unexpectedly; all were stopped")
+
+
+def _metrics_directory() -> str | None:
+    """Where the processes write their metrics for `/metrics` to sum (prometheus-client's multi-process
+    mode): the administrator's `PROMETHEUS_MULTIPROC_DIR`, or a fresh directory removed at the end."""
+    if os.environ.get(MULTIPROCESS_DIRECTORY):
+        return None
+    directory = tempfile.mkdtemp(prefix="oco-metrics-")
+    os.environ[MULTIPROCESS_DIRECTORY] = directory  # the spawned processes inherit it
+    return directory
 
 
 def _serve_one(host: str, port: int) -> None:

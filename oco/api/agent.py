@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import math
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 from oco.api.download import payload_response
 from oco.domain.protocol import SIGNATURE_HEADER_AGENT, SIGNATURE_HEADER_SERVER, AgentMethod, sign
 from oco.errors import OcoError, Unauthorized, Unavailable, outcome
-from oco.services import agent_requests
+from oco.services import agent_requests, metrics
 from oco.services.agent_requests import AgentAnswer
 from oco.services.agents import AgentRequest
 from oco.services.runtime import Runtime
@@ -90,13 +91,31 @@ class AgentApi:
             rpc_id, agent_request = _parse(body, request, runtime.settings.trusted_proxies)
             if agent_request.method is AgentMethod.DOWNLOAD:
                 return await run_in_threadpool(_download, runtime, agent_request, request)
-            answer = await self._answer(agent_request)
+            if agent_request.method is AgentMethod.HELLO:
+                answer = await self._check_in(agent_request)
+            else:
+                answer = await self._answer(agent_request)
         except BadRequest as exc:
             request_id = exc.request_id if exc.request_id is not None else rpc_id
             return _error_response(request_id, exc.code, exc.message)
         except OcoError as exc:
             return _refusal(request, runtime.settings.trusted_proxies, rpc_id, exc)
         return _result_response(rpc_id, answer)
+
+    async def _check_in(self, request: AgentRequest) -> AgentAnswer:
+        """A hello, counted and timed for `/metrics`."""
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            answer = await self._answer(request)
+            outcome = "answered"
+            return answer
+        except Unauthorized:
+            outcome = "refused"
+            raise
+        finally:
+            metrics.CHECK_INS.labels(outcome).inc()
+            metrics.CHECK_IN_SECONDS.observe(time.perf_counter() - started)
 
     async def _answer(self, request: AgentRequest) -> AgentAnswer:
         runtime = self.runtime

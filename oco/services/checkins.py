@@ -34,7 +34,7 @@ from oco.config import Settings
 from oco.db.models import Computer
 from oco.db.types import UTCDateTime
 from oco.errors import OcoError, Unavailable
-from oco.services import wol
+from oco.services import metrics, wol
 from oco.services.agents import AuthenticationFailed
 from oco.services.ledger import Claim, Seen
 from oco.services.runtime import Runtime
@@ -125,8 +125,9 @@ def flush(runtime: Runtime) -> int:
     claims = runtime.checkins.drain()
     if not claims:
         return 0
+    metrics.CONFIRM_BATCH.observe(len(claims))
     try:
-        with runtime.transaction() as session:
+        with metrics.CONFIRM_SECONDS.time(), runtime.transaction() as session:
             outcomes = confirm(session, runtime.settings, claims)
     except Unavailable as exc:
         _fail(runtime, claims, exc)
