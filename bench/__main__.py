@@ -5,23 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import http.server
 import os
 import platform
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import psutil
 
+from bench.admin import admin
 from bench.console import console
 from bench.fleet import run_fleet
-from bench.seed import seed_fleet
+from bench.seed import seed_fleet, server_key
+from bench.writes import rollout, writes
 from oco.config import Settings
 from oco.db.migrate import upgrade
 from oco.services import computers, deployments, packages
@@ -30,9 +30,12 @@ from oco.services.targets import Targets
 from tests.live import free_port
 
 POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+MARIADB_SERVER = "mysql+pymysql://root@127.0.0.1:3306"
 BENCH_DATABASE = "oco_bench"
-"""The benchmarks' own database: never the test suite's (`test`)."""
+"""The benchmarks' own database, on PostgreSQL and on MariaDB: never the test suite's (`test`)."""
 POSTGRES = f"{POSTGRES_SERVER}/{BENCH_DATABASE}"
+MARIADB = f"{MARIADB_SERVER}/{BENCH_DATABASE}"
+DATABASES = ("sqlite", "postgres", "mariadb")
 
 
 def machine() -> str:
@@ -44,7 +47,10 @@ def machine() -> str:
 
 
 def fresh_runtime(workdir: Path, database: str) -> Runtime:
-    url = f"sqlite:///{workdir / 'bench.sqlite3'}" if database == "sqlite" else POSTGRES
+    """A runtime on an empty, migrated bench database."""
+    url = {"sqlite": f"sqlite:///{workdir / 'bench.sqlite3'}", "postgres": POSTGRES, "mariadb": MARIADB}[
+        database
+    ]
     settings = Settings(  # benchmarks never send a magic packet beyond loopback
         database_url=url,
         depot_path=workdir / "depot",
@@ -53,6 +59,8 @@ def fresh_runtime(workdir: Path, database: str) -> Runtime:
     )
     if database == "postgres":
         _create_bench_database()
+    elif database == "mariadb":
+        _recreate_mariadb_database()
     rt = Runtime.from_settings(settings)
     if database == "postgres":
         with rt.engine.begin() as connection:
@@ -73,6 +81,18 @@ def _create_bench_database() -> None:
             )
             if not exists:
                 connection.execute(text(f'CREATE DATABASE "{BENCH_DATABASE}"'))
+    finally:
+        server.dispose()
+
+
+def _recreate_mariadb_database() -> None:
+    from sqlalchemy import create_engine
+
+    server = create_engine(f"{MARIADB_SERVER}/", isolation_level="AUTOCOMMIT")
+    try:
+        with server.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{BENCH_DATABASE}`")
+            connection.exec_driver_sql(f"CREATE DATABASE `{BENCH_DATABASE}` CHARACTER SET utf8mb4")
     finally:
         server.dispose()
 
@@ -106,15 +126,17 @@ def checkin(args: argparse.Namespace) -> None:
         dict(os.environ),
         f"http://127.0.0.1:{port}/",
     )
-    keys = {f"bare-{i}": "k" for i in range(100)}
+    keys = {f"bare-{i}": "k" for i in range(100)}  # the bare endpoint signs nothing: not checked
     ceiling = asyncio.run(run_fleet(f"http://127.0.0.1:{port}", keys, args.concurrency, args.duration))
     stop(bare)
     print(ceiling.line("bare ASGI endpoint"))
-    for size in args.computers:
+    for size, phased in [
+        (n, p) for n in args.computers for p in ((False, True) if args.rollout else (False,))
+    ]:
         with tempfile.TemporaryDirectory() as tmp:
             rt = fresh_runtime(Path(tmp), args.database)
             started = time.perf_counter()
-            keys = seed_fleet(rt, size, finished_jobs=args.finished_jobs)
+            keys = seed_fleet(rt, size, finished_jobs=args.finished_jobs, phased=phased)
             seeded = time.perf_counter() - started
             env = {
                 **os.environ,
@@ -130,12 +152,25 @@ def checkin(args: argparse.Namespace) -> None:
                 env,
                 f"http://127.0.0.1:{port}/healthz",
             )
-            result = asyncio.run(run_fleet(f"http://127.0.0.1:{port}", keys, args.concurrency, args.duration))
+            server_keys = {name: server_key(key) for name, key in keys.items()}
+            with_job = set(list(keys)[: len(keys) // 10]) if phased else None
+            result = asyncio.run(
+                run_fleet(
+                    f"http://127.0.0.1:{port}",
+                    keys,
+                    args.concurrency,
+                    args.duration,
+                    server_keys=server_keys,
+                    with_job=with_job,
+                )
+            )
             stop(server)
             rt.close()
         print(
             result.line(
-                f"{size:,} computers + {args.finished_jobs:,} finished jobs (seeded in {seeded:.0f} s)"
+                f"{size:,} computers + {args.finished_jobs:,} finished jobs"
+                + (" + a phased rollout, 10 % open" if phased else "")
+                + f" (seeded in {seeded:.0f} s)"
             )
             + f" — {result.rate / ceiling.rate:.0%} of the bare endpoint"
         )
@@ -162,11 +197,6 @@ def deploy(args: argparse.Namespace) -> None:
         created = time.perf_counter() - started
         rt.close()
     print(f"preview: {previewed:.2f} s ({plan.summary.jobs:,} jobs); create: {created:.2f} s")
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *_args: object) -> None:
-        pass
 
 
 def download(args: argparse.Namespace) -> None:
@@ -201,14 +231,16 @@ def download(args: argparse.Namespace) -> None:
             env,
             f"http://127.0.0.1:{port}/healthz",
         )
+        disk = _timed_disk_read(source)
         ours, peak = _timed_agent_download(port, keys["bench-000000"], package_id, server.pid)
         stop(server)
         static = _timed_static_download(workdir)
         rt.close()
     print(
-        f"agent API: {size / ours / 2**20:,.0f} MiB/s; "
-        f"plain static file server: {size / static / 2**20:,.0f} MiB/s "
-        f"(ours is {static / ours:.0%} of it); server RSS peak {peak / 2**20:.0f} MiB"
+        f"agent API: {size / ours / 2**20:,.0f} MiB/s; static file server in its own process: "
+        f"{size / static / 2**20:,.0f} MiB/s (ours is {static / ours:.0%} of it); reading the payload "
+        f"from disk: {size / disk / 2**20:,.0f} MiB/s (ours is {disk / ours:.0%} of it); "
+        f"server RSS peak {peak / 2**20:.0f} MiB"
     )
 
 
@@ -247,42 +279,77 @@ def _timed_agent_download(port: int, key: str, package_id: int, pid: int) -> tup
     return time.perf_counter() - started, peak
 
 
-def _timed_static_download(directory: Path) -> float:
-    handler = lambda *a, **k: _Quiet(*a, directory=str(directory), **k)  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+def _timed_disk_read(path: Path) -> float:
+    """Reading the payload file in 1 MiB blocks (from the page cache, as the server reads it)."""
     started = time.perf_counter()
-    with httpx.stream(
-        "GET", f"http://127.0.0.1:{server.server_address[1]}/payload.zip", timeout=120
-    ) as response:
-        for _chunk in response.iter_bytes(2**20):
+    with path.open("rb") as handle:
+        while handle.read(2**20):
             pass
-    elapsed = time.perf_counter() - started
-    server.shutdown()
-    return elapsed
+    return time.perf_counter() - started
+
+
+def _timed_static_download(directory: Path) -> float:
+    """Python's static file server, in a process of its own (not sharing this interpreter's GIL)."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "http.server",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+        str(directory),
+    ]
+    server = start(command, dict(os.environ), f"http://127.0.0.1:{port}/")
+    try:
+        started = time.perf_counter()
+        with httpx.stream("GET", f"http://127.0.0.1:{port}/payload.zip", timeout=120) as response:
+            response.raise_for_status()
+            for _chunk in response.iter_bytes(2**20):
+                pass
+        return time.perf_counter() - started
+    finally:
+        stop(server)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
-        "what", nargs="?", default="all", choices=["checkin", "deploy", "download", "console", "all"]
+        "what",
+        nargs="?",
+        default="all",
+        choices=["checkin", "writes", "rollout", "deploy", "admin", "download", "console", "all"],
     )
-    parser.add_argument("--database", default="sqlite", choices=["sqlite", "postgres"])
+    parser.add_argument("--database", default="sqlite", choices=DATABASES)
     parser.add_argument("--computers", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--finished-jobs", type=int, default=1_000_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="server processes (oco server --workers)")
     parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument(
+        "--rollout", action="store_true", help="check-in: also each size with a phased rollout active"
+    )
     parser.add_argument("--deploy-computers", type=int, default=10_000)
     parser.add_argument("--payload-mb", type=int, default=256)
+    parser.add_argument("--write-computers", type=int, default=10_000, help="computers of `writes`")
+    parser.add_argument("--rollout-computers", type=int, default=10_000)
+    parser.add_argument("--rollout-payload-kb", type=int, default=1024)
+    parser.add_argument("--admin-rounds", type=int, default=3, help="repetitions of each admin action")
     parser.add_argument("--console-computers", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=20, help="requests per console page")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     if args.what in ("checkin", "all"):
         checkin(args)
+    if args.what in ("writes", "all"):
+        writes(args, fresh_runtime, start, stop)
+    if args.what in ("rollout", "all"):
+        rollout(args, fresh_runtime, start, stop)
     if args.what in ("deploy", "all"):
         deploy(args)
+    if args.what in ("admin", "all"):
+        admin(args, fresh_runtime, start, stop)
     if args.what in ("download", "all"):
         download(args)
     if args.what in ("console", "all"):

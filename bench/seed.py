@@ -18,8 +18,12 @@ AGENT_VERSION = "1.1.7"
 NO_NETWORKS_DIGEST = hashlib.sha256(json.dumps([]).encode()).hexdigest()
 
 
-def seed_fleet(rt: Runtime, computers: int, finished_jobs: int = 0) -> dict[str, str]:
-    """`computers` registered computers (hostname -> agent key), each with one pending job."""
+def seed_fleet(
+    rt: Runtime, computers: int, finished_jobs: int = 0, *, pending: bool = True, phased: bool = False
+) -> dict[str, str]:
+    """`computers` registered computers (hostname -> agent key), each with one pending job unless not
+    `pending`; the server key of each is its agent key reversed (`server_key`). `phased`: the pending
+    container is a rollout whose first phase (10 % of the computers) is open, the rest wait."""
     now = datetime.now(UTC)
     keys = {f"bench-{i:06d}": secrets.token_urlsafe(32) for i in range(computers)}
     with rt.transaction() as session:
@@ -30,14 +34,19 @@ def seed_fleet(rt: Runtime, computers: int, finished_jobs: int = 0) -> dict[str,
         done = JobContainer(
             name="finished", start_time=now - timedelta(days=2), created=now - timedelta(days=2)
         )
-        pending = JobContainer(name="pending", start_time=now - timedelta(minutes=1), created=now)
-        session.add_all([package, done, pending])
+        waiting = JobContainer(
+            name="pending",
+            start_time=now - timedelta(minutes=1),
+            created=now,
+            open_phase=0 if phased else None,
+        )
+        session.add_all([package, done, waiting])
         session.flush()
         rows = [
             {
                 "hostname": name,
                 "agent_key": key,
-                "server_key": key[::-1],
+                "server_key": server_key(key),
                 "uid": name,
                 "last_seen": now,
                 # A steady fleet: its agent version and network data are known.
@@ -49,7 +58,10 @@ def seed_fleet(rt: Runtime, computers: int, finished_jobs: int = 0) -> dict[str,
         for start in range(0, len(rows), BATCH):
             session.execute(insert(Computer), rows[start : start + BATCH])
         ids = list(session.scalars(select(Computer.id).order_by(Computer.id)))
-        _jobs(session, pending.id, package.id, ids, JobState.WAITING, now)
+        if pending:
+            first = len(ids) // 10 if phased else len(ids)
+            _jobs(session, waiting.id, package.id, ids[:first], JobState.WAITING, now, 0 if phased else None)
+            _jobs(session, waiting.id, package.id, ids[first:], JobState.WAITING, now, 1)
         for start in range(0, finished_jobs, len(ids)):
             count = min(len(ids), finished_jobs - start)
             _jobs(session, done.id, package.id, ids[:count], JobState.SUCCEEDED, now)
@@ -57,7 +69,13 @@ def seed_fleet(rt: Runtime, computers: int, finished_jobs: int = 0) -> dict[str,
 
 
 def _jobs(
-    session, container_id: int, package_id: int, computer_ids: list[int], state: JobState, now: datetime
+    session,
+    container_id: int,
+    package_id: int,
+    computer_ids: list[int],
+    state: JobState,
+    now: datetime,
+    phase: int | None = None,
 ) -> None:  # type: ignore[no-untyped-def]
     rows = [
         {
@@ -71,8 +89,14 @@ def _jobs(
             "procedure": "true",
             "success_codes": "0",
             "created": now,
+            "phase": phase,
         }
         for computer_id in computer_ids
     ]
     for start in range(0, len(rows), BATCH):
         session.execute(insert(Job), rows[start : start + BATCH])
+
+
+def server_key(agent_key: str) -> str:
+    """The server key `seed_fleet` gives the computer with this agent key."""
+    return agent_key[::-1]

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL: sqlite:///path, postgresql+psycopg://…, mysql+pymysql://…",
     )
     depot_path: Path = Field(default=DEFAULT_DATA_DIR / "depot", description="Where payloads are stored.")
+    depot_reserve_bytes: int = Field(
+        default=1024**3,
+        ge=0,
+        description="Free space an upload must leave on the depot's file system (else 507).",
+    )
     agent_registration_key: str = Field(
         default="",
         description="Global key new agents sign their first request with (empty: nobody registers).",
@@ -49,6 +54,8 @@ class Settings(BaseSettings):
     )
     computer_offline_seconds: int = Field(default=300, ge=1)
     inventory_interval_seconds: int = Field(default=6 * 3600, ge=0)
+    login_history_max: int = Field(default=1000, ge=1, description="Logins kept per computer (newest).")
+    login_history_days: int = Field(default=365, ge=1, description="Logins older than this are dropped.")
     wol_addresses: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["255.255.255.255"])
     wol_port: int = Field(default=9, ge=1, le=65535)
     wol_subnet_broadcasts: bool = Field(
@@ -73,11 +80,34 @@ class Settings(BaseSettings):
         le=64,
         description="Threads reading plain check-ins from PostgreSQL or MariaDB (SQLite reads need none).",
     )
+    agent_timestamp_max_ahead_seconds: float = Field(
+        default=24 * 3600,
+        gt=0,
+        description="How far ahead of the server's clock an agent request's timestamp may be.",
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    rollout_webhook_url: str = Field(
+        default="",
+        description="Where phased rollouts POST their events (phase opened, halted…) as JSON; empty: none.",
+    )
     time_zone: str = Field(default="UTC")
     session_max_age_seconds: int = Field(default=12 * 3600, ge=60)
+    login_lockout_after: int = Field(
+        default=5, ge=1, le=1000, description="The failed login (of an account or address) that locks first."
+    )
+    login_lockout_seconds: float = Field(
+        default=5.0, ge=0, le=86400, description="The first lockout; each further failure doubles it."
+    )
+    login_lockout_max_seconds: float = Field(default=900.0, ge=0, le=7 * 86400)
+    login_failures_forgotten_after_seconds: float = Field(
+        default=3600.0, gt=0, le=30 * 86400, description="A failure this long after the last starts anew."
+    )
     max_job_output_chars: int = Field(default=65536, ge=1024)
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate (chain) `oco server` serves HTTPS with."
+    )
+    tls_key_file: Path | None = Field(default=None, description="The certificate's PEM private key.")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 

@@ -5,8 +5,8 @@ bad value came from (so a form can show the message next to it). Beneath the roo
 
 - `DomainError` — a rule of the domain refused a value (`oco.domain.errors` has the specific ones);
 - `ServiceError` — a use case refused its request: `NotFound`, `Conflict`, `InvalidInput`, `Unauthorized`,
-  `Forbidden`, `Unavailable`;
-- `DepotError` — a payload could not be stored or read;
+  `Forbidden`, `Unavailable`, `TooManyAttempts`;
+- `DepotError` — a payload could not be stored or read (`DepotFull`: not enough free space);
 - `ConfigError` — a setting holds an invalid value.
 
 `outcome` reads `OUTCOMES`, the one table every entry point uses: the admin API answers with its status and
@@ -62,8 +62,20 @@ class Unavailable(ServiceError):
     """The database (or another resource the use case needs) cannot serve the request now."""
 
 
+class TooManyAttempts(ServiceError):
+    """The caller failed too often (logins): refused for `retry_after` seconds without a check."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class DepotError(OcoError):
     """A payload could not be stored or read."""
+
+
+class DepotFull(DepotError):
+    """The depot has not enough free space for a payload; nothing of it is kept."""
 
 
 class ConfigError(OcoError):
@@ -88,6 +100,8 @@ OUTCOMES: dict[type[OcoError], Outcome] = {
     Unauthorized: Outcome(401, "Not authenticated"),
     Forbidden: Outcome(403, "Not allowed"),
     Unavailable: Outcome(503, "Unavailable"),
+    TooManyAttempts: Outcome(429, "Too many attempts"),
+    DepotFull: Outcome(507, "Depot out of space"),
 }
 """Error class → outcome; a class not listed takes its nearest listed parent's (at worst the root's)."""
 

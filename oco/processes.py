@@ -14,9 +14,12 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -40,22 +43,61 @@ UVICORN_OPTIONS: dict[str, Any] = {
 log = logging.getLogger("oco.server")
 
 
-def serve(host: str, port: int, workers: int = 1) -> None:
-    """Serve until interrupted; with `workers` > 1, in that many processes."""
+class TlsError(Exception):
+    """The certificate or key given for TLS cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    """The certificate chain and private key `oco server` serves HTTPS with (PEM files)."""
+
+    cert_file: Path
+    key_file: Path
+
+    def check(self) -> None:
+        """Load the pair once, so a wrong file stops the command with one line instead of a traceback."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsError(
+                f"TLS certificate {str(self.cert_file)!r} with key {str(self.key_file)!r}: {exc}"
+            ) from None
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Uvicorn's options for this pair."""
+        return {"ssl_certfile": str(self.cert_file), "ssl_keyfile": str(self.key_file)}
+
+
+def tls_of(cert_file: Path | None, key_file: Path | None) -> Tls | None:
+    """The TLS pair from a certificate and a key file, None for neither; TlsError for only one of them."""
+    if cert_file is None and key_file is None:
+        return None
+    if cert_file is None or key_file is None:
+        raise TlsError("TLS needs both a certificate (--tls-cert) and its private key (--tls-key)")
+    tls = Tls(cert_file, key_file)
+    tls.check()
+    return tls
+
+
+def serve(host: str, port: int, workers: int = 1, tls: Tls | None = None) -> None:
+    """Serve until interrupted; with `workers` > 1, in that many processes; HTTPS with `tls`."""
+    options = {**UVICORN_OPTIONS, **(tls.options if tls else {})}
     if workers == 1:
-        uvicorn.run(APP, host=host, port=port, **UVICORN_OPTIONS)
+        uvicorn.run(APP, host=host, port=port, **options)
     elif sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT"):
-        _supervise(host, port, workers)
+        _supervise(host, port, workers, tls)
     else:
-        uvicorn.run(APP, host=host, port=port, workers=workers, **UVICORN_OPTIONS)
+        uvicorn.run(APP, host=host, port=port, workers=workers, **options)
 
 
-def _supervise(host: str, port: int, workers: int) -> None:
+def _supervise(host: str, port: int, workers: int, tls: Tls | None) -> None:
     """Start the processes, stop them all on SIGTERM/SIGINT or when one of them ends."""
     metrics_directory = _metrics_directory()
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_serve_one, args=(host, port), name=f"oco-server-{index}")
+        context.Process(target=_serve_one, args=(host, port, tls), name=f"oco-server-{index}")
         for index in range(workers)
     ]
     stopping = threading.Event()
@@ -97,7 +139,7 @@ def _metrics_directory() -> str | None:
     return directory
 
 
-def _serve_one(host: str, port: int) -> None:
+def _serve_one(host: str, port: int, tls: Tls | None) -> None:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     family, kind, protocol, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     listener = socket.socket(family, kind, protocol)
@@ -105,5 +147,5 @@ def _serve_one(host: str, port: int) -> None:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     listener.bind(address)
     listener.listen(BACKLOG)
-    config = uvicorn.Config(APP, host=host, port=port, **UVICORN_OPTIONS)
+    config = uvicorn.Config(APP, host=host, port=port, **UVICORN_OPTIONS, **(tls.options if tls else {}))
     uvicorn.Server(config).run(sockets=[listener])

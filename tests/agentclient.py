@@ -104,3 +104,33 @@ class ProtocolClient:
     def download(self, package_id: int, headers: dict[str, str] | None = None) -> httpx.Response:
         body = self.body("oco.agent.download", None, **{"package-id": package_id})
         return self.send(body, http_method="GET", **(headers or {}))
+
+    def update(self, **data: Any) -> dict[str, Any]:
+        """Send a full inventory (`oco.agent.update`), as an OCO agent does when a hello says `update: 1`."""
+        inventory = {"os": "Linux", "os_version": "12", "architecture": "x86_64", "networks": [], **data}
+        return self.call("oco.agent.update", inventory)
+
+    def run_like_oco_agent(self, jobs: list[dict[str, Any]], exit_codes: dict[int, int | None]) -> list[bool]:
+        """Run a hello's `software-jobs` as the OCO agent (1.2.0) does, returning each `job-succeeded`.
+
+        In order; a job with `download: true` is downloaded first (state 1), then reported executing (2)
+        and finished (3) with its exit code from `exit_codes` — None plays an agent error (state -1,
+        return code -9999). After an error the agent does not skip the container's other jobs, even in
+        sequence mode "abort after failed job": it runs them anyway and reports them.
+        """
+        answers = []
+        for job in jobs:
+            job_id = job["id"]
+            if job["download"]:
+                self.report(job_id, 1, None, "", **{"download-progress": 0})
+                response = self.download(job["package-id"])
+                if response.status_code != 200:
+                    answers.append(self.report(job_id, -1, -9999, f"download failed: {response.status_code}"))
+                    continue
+            self.report(job_id, 2, None, "")
+            code = exit_codes.get(job_id, 0)
+            if code is None:
+                answers.append(self.report(job_id, -1, -9999, "agent error"))
+            else:
+                answers.append(self.report(job_id, 3, code, f"exit {code}"))
+        return answers

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import Engine, inspect, text
 
 from oco.config import Settings
@@ -18,6 +19,11 @@ from oco.db.types import utcnow
 from oco.services.runtime import Runtime
 from tests.live import LiveServer, start_server
 from tests.support import WolListener, copy_sqlite_template
+
+# No timed assertions in tests, Hypothesis's per-example deadline included: on a loaded machine a pure
+# function's example can take 500 ms. Performance is measured in bench/.
+settings.register_profile("oco", deadline=None)
+settings.load_profile("oco")
 
 POSTGRES_URL = os.environ.get("OCO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("OCO_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
@@ -133,6 +139,9 @@ def make_runtime(
         # Magic packets never leave loopback in tests: no broadcast, no subnet broadcasts.
         "wol_addresses": ["127.0.0.1"],
         "wol_subnet_broadcasts": False,
+        # The test clock stands still (January 2026) while agents sign with the real time: years ahead
+        # of it are allowed unless a test checks the limit itself.
+        "agent_timestamp_max_ahead_seconds": 10 * 365 * 86400.0,
         **overrides,
     }
     runtime = Runtime.from_settings(Settings(**values))  # type: ignore[arg-type]

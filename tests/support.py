@@ -15,7 +15,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-WAIT_TIMEOUT_S = 30.0
+WAIT_TIMEOUT_S = 60.0
 """How long `wait_until` waits by default: generous, for a loaded 2-core machine."""
 WAIT_INTERVAL_S = 0.1
 SCRIPT_MODE = 0o755

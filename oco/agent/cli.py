@@ -21,6 +21,7 @@ from oco.agent.config import (
     load_config,
 )
 from oco.agent.loop import EXIT_CONFIG_ERROR, run_agent
+from oco.agent.tls import TlsTrust, TlsTrustError, enrollment_trust
 
 agent_app = typer.Typer(help="The managed-computer agent.", invoke_without_command=True)
 
@@ -62,9 +63,19 @@ def enroll_command(
     revoked_publisher: list[str] | None = typer.Option(
         None, "--revoked-publisher", help="Key id whose signatures are refused; repeatable."
     ),
+    ca_file: str = typer.Option(
+        "", "--ca-file", help="https: PEM file of the CA the server's certificate must chain to."
+    ),
+    tls_fingerprint: str = typer.Option(
+        "",
+        "--tls-fingerprint",
+        help="https: pin this SHA-256 certificate fingerprint (default: fetched and pinned at enrollment,"
+        " unless the system's CAs verify the certificate).",
+    ),
 ) -> None:
     """Write the agent's configuration (mode 0600); its keys are learned at the first check-in."""
     try:
+        tls = _tls_trust(config, server, ca_file, tls_fingerprint)
         enroll(
             config,
             server,
@@ -75,11 +86,27 @@ def enroll_command(
             job_timeout,
             trusted_publishers=trusted_publisher or None,
             revoked_publishers=revoked_publisher or None,
+            tls=tls,
         )
-    except AgentConfigError as exc:
+    except (AgentConfigError, TlsTrustError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_CONFIG_ERROR) from None
+    if tls is not None and tls.note:
+        typer.echo(tls.note)
     typer.echo(f"wrote {config}")
+
+
+def _tls_trust(config: Path, server: str, ca_file: str, fingerprint: str) -> TlsTrust | None:
+    """How the server's certificate will be trusted; None keeps an earlier enrollment's (same server,
+    nothing new given), so enrolling again never replaces a pin behind the admin's back."""
+    if not ca_file and not fingerprint:
+        try:
+            current = load_config(config)
+        except AgentConfigError:
+            current = None
+        if current is not None and current.server_url == server:
+            return None
+    return enrollment_trust(server, ca_file, fingerprint)
 
 
 publisher_app = typer.Typer(help="The package publishers this agent trusts.", no_args_is_help=True)

@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from oco.agent.config import AgentConfig, save_config, write_private
+from oco.agent.config import AgentConfig, AgentConfigError, save_config, write_private
+from oco.agent.tls import TlsTrustError, client_verify
 from oco.domain.protocol import (
     SIGNATURE_HEADER_AGENT,
     SIGNATURE_HEADER_SERVER,
@@ -55,9 +56,13 @@ class AgentClient:
         self.config_path = config_path
         self._counters = config.state_path / COUNTERS_FILE
         self._last_timestamp, self._last_server_timestamp = self._load_counters()
+        try:
+            verify = client_verify(config.tls_ca_file, config.tls_fingerprint, config.verify_tls)
+        except TlsTrustError as exc:
+            raise AgentConfigError(str(exc)) from None
         if transport is None and config.source_address:
-            transport = httpx.HTTPTransport(local_address=config.source_address, verify=config.verify_tls)
-        self.http = httpx.Client(timeout=TIMEOUT_S, transport=transport, verify=config.verify_tls)
+            transport = httpx.HTTPTransport(local_address=config.source_address, verify=verify)
+        self.http = httpx.Client(timeout=TIMEOUT_S, transport=transport, verify=verify)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -149,10 +154,19 @@ class AgentClient:
         return params
 
     def _learn_keys(self, offered: dict[str, str]) -> None:
+        """Keep the keys the server offers; once both are known, forget the registration key.
+
+        The server admits the registration key only for a computer's first hello, so keeping it would
+        only leave a shared secret of every computer lying in this one's configuration file.
+        """
         agent_key = self.config.agent_key or offered.get("agent_key", "")
         server_key = self.config.server_key or offered.get("server_key", "")
-        if (agent_key, server_key) != (self.config.agent_key, self.config.server_key):
-            self.config = replace(self.config, agent_key=agent_key, server_key=server_key)
+        registration_key = "" if agent_key and server_key else self.config.registration_key
+        learned = (agent_key, server_key, registration_key)
+        if learned != (self.config.agent_key, self.config.server_key, self.config.registration_key):
+            self.config = replace(
+                self.config, agent_key=agent_key, server_key=server_key, registration_key=registration_key
+            )
             save_config(self.config_path, self.config)
 
     # Timestamps -------------------------------------------------------------------------------

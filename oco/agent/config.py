@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from oco.agent.tls import TlsTrust, TlsTrustError, check_ca_file, normalized_fingerprint
 from oco.domain.errors import InvalidPublisherKey
 from oco.domain.signing import TrustPolicy, parse_key_id, parse_public_key, trust_policy
 
@@ -50,6 +51,11 @@ class AgentConfig:
     source_address: str = ""
     """Local address to send from (e.g. 127.0.0.2 in tests); empty: chosen by the system."""
     verify_tls: bool = True
+    """False accepts any certificate of an https:// server (tests only: pin it or give a CA file instead)."""
+    tls_ca_file: str = ""
+    """PEM file of the CA(s) an https:// server's certificate must chain to (instead of the system's)."""
+    tls_fingerprint: str = ""
+    """SHA-256 fingerprint (AB:CD:…) of the one certificate an https:// server may present (a pin)."""
     trusted_publishers: list[str] = field(default_factory=list)
     """Publisher public keys (`ed25519:…`); when any is set, only jobs signed by one of them run."""
     revoked_publishers: list[str] = field(default_factory=list)
@@ -118,6 +124,17 @@ def _check(path: Path, data: dict[str, Any]) -> None:
     if data.get("post_action_minute_seconds", 0) < 0:
         raise AgentConfigError("setting 'post_action_minute_seconds' must not be negative")
     _check_publishers(data)
+    _check_tls(data)
+
+
+def _check_tls(data: dict[str, Any]) -> None:
+    checks = (("tls_fingerprint", normalized_fingerprint), ("tls_ca_file", check_ca_file))
+    for key, check in checks:
+        if data.get(key):
+            try:
+                check(data[key])
+            except TlsTrustError as exc:
+                raise AgentConfigError(f"setting {key!r}: {exc}") from None
 
 
 def _check_publishers(data: dict[str, Any]) -> None:
@@ -147,11 +164,14 @@ def enroll(
     job_timeout: int = DEFAULT_JOB_TIMEOUT_S,
     trusted_publishers: list[str] | None = None,
     revoked_publishers: list[str] | None = None,
+    tls: TlsTrust | None = None,
 ) -> None:
     """Create or update the configuration at `config_path`; keys already learned and the uid are kept.
 
     `trusted_publishers`/`revoked_publishers` replace the lists when given; None keeps them as they are,
-    so enrolling again never drops a pin. Raises AgentConfigError for a bad value (nothing is written then).
+    so enrolling again never drops a pin. `tls` (see `oco.agent.tls.enrollment_trust`) replaces how the
+    server's certificate is trusted; None keeps it. Raises AgentConfigError for a bad value (nothing is
+    written then).
     """
     try:
         current = load_config(config_path)
@@ -168,6 +188,8 @@ def enroll(
         trusted_publishers=_stripped(trusted_publishers, current.trusted_publishers),
         revoked_publishers=_stripped(revoked_publishers, current.revoked_publishers),
     )
+    if tls is not None:
+        config = replace(config, tls_ca_file=tls.ca_file, tls_fingerprint=tls.fingerprint)
     _check(config_path, asdict(config))
     save_config(config_path, config)
 

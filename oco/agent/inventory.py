@@ -98,7 +98,32 @@ def inventory(hostname: str) -> dict[str, Any]:
         "logins": logins(),
         "software": [],
         "uptime": uptime_seconds(),
+        "time_zone": time_zone(),
     }
+
+
+LOCALTIME = Path("/etc/localtime")
+ZONEINFO_MARK = "zoneinfo/"
+
+
+def time_zone() -> str:
+    """The computer's time zone for the server's maintenance windows: its IANA name when the system says
+    (`/etc/localtime` links into the zoneinfo tree, or `TZ`), else its current UTC offset (+01:00)."""
+    import os
+
+    named = os.environ.get("TZ", "").lstrip(":")
+    if named and "/" in named and not named.startswith("/"):
+        return named
+    try:
+        target = str(LOCALTIME.resolve())
+    except OSError:
+        target = ""
+    if ZONEINFO_MARK in target:
+        return target.split(ZONEINFO_MARK, 1)[1]
+    offset = datetime.now().astimezone().utcoffset()
+    minutes = int(offset.total_seconds()) // 60 if offset is not None else 0
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def _key_values(path: Path, separator: str) -> dict[str, str]:

@@ -7,7 +7,6 @@ error mapping. The use cases live in `oco.services.agent_requests`, the rules in
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import math
@@ -21,7 +20,16 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from oco.api.download import payload_response
-from oco.domain.protocol import SIGNATURE_HEADER_AGENT, SIGNATURE_HEADER_SERVER, AgentMethod, sign
+from oco.domain import proxies
+from oco.domain.errors import InvalidAgentInput
+from oco.domain.protocol import (
+    MAX_ID,
+    SIGNATURE_HEADER_AGENT,
+    SIGNATURE_HEADER_SERVER,
+    AgentMethod,
+    load_request,
+    sign,
+)
 from oco.errors import OcoError, Unauthorized, Unavailable, outcome
 from oco.services import agent_requests, metrics
 from oco.services.agent_requests import AgentAnswer
@@ -159,9 +167,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def _parse(body: bytes, request: Request, trusted_proxies: list[str]) -> tuple[Any, AgentRequest]:
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}", PARSE_ERROR) from None
+        document = load_request(body)
+    except InvalidAgentInput as exc:
+        raise BadRequest(exc.message, PARSE_ERROR if exc.syntax else INVALID_REQUEST) from None
     if not isinstance(document, dict):
         raise BadRequest("body must be a JSON-RPC request object")
     rpc_id = document.get("id")
@@ -203,6 +211,7 @@ def _optional_text(params: dict[str, Any], key: str, rpc_id: Any) -> str:
 
 
 def _timestamp(params: dict[str, Any], rpc_id: Any) -> float:
+    # `load_request` refused integers beyond 64 bits and non-finite numbers: float() cannot overflow.
     value = params.get("timestamp")
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise BadRequest('"params.timestamp" must be a number', INVALID_PARAMS, rpc_id)
@@ -223,29 +232,7 @@ def _data(params: dict[str, Any], method: AgentMethod, rpc_id: Any) -> dict[str,
 def client_address(request: Request, trusted_proxies: list[str]) -> str:
     """The TCP peer, or the `X-Forwarded-For` client when the peer is a trusted proxy."""
     peer = request.client.host if request.client else ""
-    forwarded = request.headers.get("x-forwarded-for")
-    if not forwarded or not _is_trusted(peer, trusted_proxies):
-        return peer
-    # Walk from the nearest hop back; the first address not of a trusted proxy is the client.
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if not _is_trusted(hop, trusted_proxies):
-            return hop
-    return hops[0] if hops else peer
-
-
-def _is_trusted(address: str, proxies: list[str]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    for proxy in proxies:
-        try:
-            if ip in ipaddress.ip_network(proxy, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
+    return proxies.client_address(peer, request.headers.get("x-forwarded-for"), trusted_proxies)
 
 
 # Answers ------------------------------------------------------------------------------------------
@@ -267,11 +254,17 @@ def _result_response(rpc_id: Any, answer: AgentAnswer) -> Response:
 
 
 def _download(runtime: Runtime, request: AgentRequest, http: Request) -> Response:
-    package_id = request.data.get("package-id")
-    if isinstance(package_id, bool) or not isinstance(package_id, int | str) or not str(package_id).isdigit():
-        raise BadRequest('"params.package-id" must be a package id', INVALID_PARAMS)
-    grant = agent_requests.authorize_download(runtime, request, int(package_id))
+    grant = agent_requests.authorize_download(runtime, request, _package_id(request.data.get("package-id")))
     return payload_response(runtime.depot, grant, http.headers.get("range"))
+
+
+def _package_id(value: Any) -> int:
+    """A package id as OCO agents send it: a number, or its decimal digits as a string."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= len(str(MAX_ID)):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise BadRequest('"params.package-id" must be a package id', INVALID_PARAMS)
+    return value
 
 
 # Errors -------------------------------------------------------------------------------------------

@@ -1,13 +1,20 @@
-"""Authentication of the admin REST API: bearer tokens created with `oco token create`."""
+"""Authentication and permissions of the admin REST API: bearer tokens created with `oco token create`.
+
+A token acts as its user, with the role that user has when the token is used. Every route declares the
+permission it needs (`allow`), checked against `oco.domain.roles` before anything else of the request
+is read: a token whose role lacks it is answered 403 with a message saying what the role may not do.
+"""
 
 from __future__ import annotations
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, params
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from oco.domain.roles import Permission, require
 from oco.errors import Unauthorized
 from oco.services import users
 from oco.services.runtime import Runtime
+from oco.services.users import TokenUser
 
 bearer = HTTPBearer(auto_error=False, description="A token from `oco token create`.")
 
@@ -18,11 +25,33 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-def api_actor(
+def api_user(
     credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
     runtime: Runtime = Depends(get_runtime),
-) -> str:
-    """Who a valid bearer token acts as ("api:<user>"); Unauthorized (401) otherwise."""
+) -> TokenUser:
+    """The user a valid bearer token acts as, with their role; Unauthorized (401) otherwise."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing bearer token")
-    return users.token_actor(runtime, credentials.credentials)
+    return users.token_user(runtime, credentials.credentials)
+
+
+def api_actor(user: TokenUser = Depends(api_user)) -> str:
+    """Who acts, for the audit log ("api:<user>")."""
+    return user.actor
+
+
+class Requires:
+    """A route's permission: refuses (403) a token whose user's role lacks it."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    def __call__(self, user: TokenUser = Depends(api_user)) -> TokenUser:
+        require(user.role, self.permission, user.username)
+        return user
+
+
+def allow(permission: Permission) -> params.Depends:
+    """The dependency a route (or a router, for its reads) declares for the permission it needs."""
+    dependency: params.Depends = Depends(Requires(permission))
+    return dependency

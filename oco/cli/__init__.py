@@ -9,8 +9,8 @@ from pathlib import Path
 import typer
 
 from oco.agent.cli import agent_app
-from oco.cli import computers, containers, deploy, groups, packages, signing
-from oco.cli.common import State, handled_errors, runtime
+from oco.cli import computers, containers, deploy, groups, imports, packages, signing
+from oco.cli.common import State, fail, handled_errors, runtime
 from oco.cli.users import token_app, user_app
 from oco.services import housekeeping, schema
 
@@ -30,6 +30,7 @@ app.command("deploy")(deploy.deploy)
 app.command("uninstall")(deploy.uninstall)
 app.add_typer(agent_app, name="agent")
 app.add_typer(db_app, name="db")
+app.add_typer(imports.app, name="import")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 
@@ -53,12 +54,22 @@ def server(
     workers: int = typer.Option(
         1, min=1, help="Server processes sharing the port (PostgreSQL or MariaDB: one per core)."
     ),
+    tls_cert: Path | None = typer.Option(
+        None, "--tls-cert", help="Serve HTTPS with this PEM certificate (chain) (default: settings)."
+    ),
+    tls_key: Path | None = typer.Option(
+        None, "--tls-key", help="The certificate's PEM private key (default: settings)."
+    ),
 ) -> None:
     """Run the server: agent API, admin API, web console, downloads and housekeeping."""
-    from oco.processes import LOG_FORMAT, serve
+    from oco.processes import LOG_FORMAT, TlsError, serve, tls_of
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     rt = runtime()
+    try:
+        tls = tls_of(tls_cert or rt.settings.tls_cert_file, tls_key or rt.settings.tls_key_file)
+    except TlsError as exc:
+        fail(str(exc))
     if not rt.settings.agent_registration_key:
         logging.getLogger("oco.server").warning(
             "no agent registration key is set: agents cannot register (set OCO_AGENT_REGISTRATION_KEY)"
@@ -67,7 +78,7 @@ def server(
         with handled_errors():
             schema.upgrade(rt)
     rt.close()
-    serve(host or rt.settings.host, port or rt.settings.port, workers)
+    serve(host or rt.settings.host, port or rt.settings.port, workers, tls)
 
 
 @db_app.command("upgrade")

@@ -169,3 +169,9 @@ PRESENCE = choice(Presence, None, "Online, offline or never seen.")
 OS = typer.Option("", "--os", help="Part of the OS name.")
 IN_GROUP = typer.Option(None, "--in-group", help="Members of this computer group (id).", metavar="ID")
 WITH_PACKAGE = typer.Option(None, "--with-package", help="With this package installed (id).", metavar="ID")
+WITH_SOFTWARE = typer.Option(
+    "", "--software", help="Whose inventory reports this software (name contains).", metavar="NAME"
+)
+SOFTWARE_VERSION = typer.Option(
+    "", "--software-version", help="In a version like '< 120' (with --software).", metavar="CONDITION"
+)

@@ -10,7 +10,9 @@ from oco.cli.common import (
     OS,
     PRESENCE,
     SEARCH,
+    SOFTWARE_VERSION,
     WITH_PACKAGE,
+    WITH_SOFTWARE,
     actor,
     handled_errors,
     print_fields,
@@ -41,9 +43,11 @@ def list_(
     os: str = OS,
     in_group: int = IN_GROUP,
     with_package: int = WITH_PACKAGE,
+    software: str = WITH_SOFTWARE,
+    software_version: str = SOFTWARE_VERSION,
 ) -> None:
     """List the computers (that match the filter options), by hostname."""
-    query = ComputerQuery(search, presence, os, in_group, with_package)
+    query = ComputerQuery(search, presence, os, in_group, with_package, software, software_version)
     with handled_errors():
         rows = list(computers.export_computers(runtime(), query))
     if as_json:

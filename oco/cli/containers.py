@@ -6,8 +6,9 @@ import typer
 
 from oco.cli.common import JSON, actor, choice, handled_errors, print_fields, print_json, print_table, runtime
 from oco.cli.deploy import parse_time
+from oco.domain.phases import halt_text
 from oco.domain.states import SequenceMode
-from oco.services import containers, jobs
+from oco.services import containers, jobs, rollouts
 from oco.services.containers import ContainerEdit
 
 app = typer.Typer(help="Job containers (deployments) and their jobs.", no_args_is_help=True)
@@ -56,6 +57,10 @@ def container_edit(
     ip_ranges: str | None = typer.Option(None),
     notes: str | None = typer.Option(None),
     description: str | None = typer.Option(None),
+    wol: bool | None = typer.Option(None, "--wol/--no-wol", help="Wake offline computers at the start."),
+    shutdown_waked: bool | None = typer.Option(
+        None, "--shutdown-waked/--no-shutdown-waked", help="Shut woken computers down after."
+    ),
 ) -> None:
     """Change a job container's settings."""
     clear_end = end is not None and end.lower() == "none"
@@ -72,6 +77,8 @@ def container_edit(
             restart_timeout=restart_timeout,
             sequence_mode=sequence_mode,
             agent_ip_ranges=ip_ranges,
+            wol=wol,
+            shutdown_waked=shutdown_waked,
         )
         containers.edit_container(runtime(), container_id, edit, actor())
     typer.echo(f"updated job container {container_id}")
@@ -88,6 +95,55 @@ def container_renew(
     with handled_errors():
         target = containers.renew_failed(runtime(), container_id, actor(), into_new_container=new_container)
     typer.echo(target.id)
+
+
+@app.command("rollout")
+def container_rollout(container_id: int, as_json: bool = JSON) -> None:
+    """A phased rollout: where it stands, why it halted, each phase's counts."""
+    with handled_errors():
+        view = rollouts.container_summary(runtime(), container_id)
+    if as_json:
+        print_json(view)
+        return
+    rollout = view.rollout
+    if rollout is None:
+        typer.echo(f"job container {container_id} is not a phased rollout")
+        return
+    typer.echo(f"{view.name}: phase {rollout.current_phase} of {rollout.phase_count}")
+    if rollout.halted is not None:
+        typer.echo(f"HALTED by {rollout.halted_by}: {halt_text(rollout.halt_details)}")
+    for phase in rollout.phase_list:
+        typer.echo(
+            f"  {phase.label}: {phase.status}, {phase.computers} computer(s), "
+            f"{phase.succeeded} succeeded, {phase.failed} failed, {phase.pending} pending"
+        )
+
+
+@app.command("halt")
+def container_halt(container_id: int) -> None:
+    """Halt a phased rollout: nothing more is handed out until it is resumed."""
+    with handled_errors():
+        rollouts.halt(runtime(), container_id, actor())
+    typer.echo(f"halted the rollout of job container {container_id}")
+
+
+@app.command("resume")
+def container_resume(
+    container_id: int,
+    reopen: bool = typer.Option(False, "--reopen", help="Run the failed jobs of the halted phase again."),
+) -> None:
+    """Resume a halted rollout where it stopped."""
+    with handled_errors():
+        rollouts.resume(runtime(), container_id, actor(), reopen=reopen)
+    typer.echo(f"resumed the rollout of job container {container_id}")
+
+
+@app.command("cancel")
+def container_cancel(container_id: int) -> None:
+    """Cancel a phased rollout: its waiting jobs expire; started ones finish."""
+    with handled_errors():
+        rollouts.cancel(runtime(), container_id, actor())
+    typer.echo(f"canceled the rollout of job container {container_id}")
 
 
 @app.command("delete")

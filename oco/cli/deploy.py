@@ -8,13 +8,26 @@ import typer
 
 from oco.cli.common import JSON, actor, choice, fail, handled_errors, print_json, runtime
 from oco.domain.containers import DEFAULT_RESTART_TIMEOUT, PRIORITY_MAX, PRIORITY_MIN
+from oco.domain.phases import (
+    DEFAULT_HALT_MIN_FINISHED,
+    DEFAULT_SUCCESS_PERCENT,
+    RolloutRules,
+    parse_duration,
+    parse_phases,
+)
 from oco.domain.states import SequenceMode
+from oco.domain.windows import WindowZone, parse_windows
 from oco.services import deployments
 from oco.services.deployments import ContainerOptions, DeploymentRequest, UninstallRequest
 from oco.services.targets import Targets
 from oco.services.views import PlanPublic
 
 SEQUENCE_MODE = choice(SequenceMode, SequenceMode.IGNORE_FAILED, help="After a failed job.")
+WINDOW_ZONE = choice(
+    WindowZone,
+    WindowZone.COMPUTER,
+    help="Whose clock the windows are read on (computer: as its agent reports).",
+)
 
 
 def parse_time(value: str | None, option: str) -> datetime | None:
@@ -57,6 +70,26 @@ def deploy(
         "--auto-uninstall/--no-auto-uninstall",
         help="Uninstall a family's other installed versions first (packages set to explicit uninstall).",
     ),
+    phases: str = typer.Option(
+        "", help="Phased rollout: cumulative steps, percentages or counts ('1%,10%,50%,100%', '5,50,all')."
+    ),
+    pilot_group: str | None = typer.Option(
+        None, help="Computer group (id or name) whose targets form the first phase."
+    ),
+    phase_success: int = typer.Option(
+        DEFAULT_SUCCESS_PERCENT, help="% of a phase's jobs that must succeed before the next opens."
+    ),
+    phase_soak: str = typer.Option("", help="Wait this long after a phase met its criterion (30m, 2h)."),
+    halt_failure_rate: int | None = typer.Option(
+        None, help="Halt when more than this % of a phase's finished jobs failed."
+    ),
+    halt_min_finished: int = typer.Option(
+        DEFAULT_HALT_MIN_FINISHED, help="Finished jobs of a phase before the halt rule applies."
+    ),
+    window: list[str] = typer.Option(
+        [], "--window", help="Maintenance window, e.g. 'Mon-Fri 18:00-06:00'; repeatable."
+    ),
+    window_zone: WindowZone = WINDOW_ZONE,
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Show the jobs that would be created; write nothing."
     ),
@@ -64,6 +97,13 @@ def deploy(
 ) -> None:
     """Deploy packages to computers; prints the new container id (or the preview with --dry-run)."""
     with handled_errors():
+        rollout = RolloutRules(
+            steps=parse_phases(phases),
+            success_percent=phase_success,
+            soak_seconds=parse_duration(phase_soak, field="phase_soak"),
+            halt_failure_rate=halt_failure_rate,
+            halt_min_finished=halt_min_finished,
+        )
         options = ContainerOptions(
             name=name,
             description=description,
@@ -75,6 +115,9 @@ def deploy(
             restart_timeout=restart_timeout,
             sequence_mode=sequence_mode,
             agent_ip_ranges=ip_ranges,
+            rollout=rollout,
+            pilot_group=pilot_group,
+            windows=parse_windows(window, window_zone),
         )
         targets = Targets(
             computers=computer, computer_groups=computer_group, packages=package, package_groups=package_group
@@ -99,32 +142,54 @@ def _print_plan(plan: PlanPublic, as_json: bool) -> None:
         for job in computer.jobs:
             reason = f"  -- {job.reason}" if job.reason else ""
             typer.echo(f"  {job.sequence}. {job.action} {job.package} [{job.state.text}]{reason}")
-        for note in computer.notes:
-            typer.echo(f"  note: {note}")
-    summary = plan.summary
-    typer.echo(f"{summary.jobs} job(s), {summary.skipped} skipped, {summary.woken} computer(s) to wake")
+        for note in (computer.cannot_wake, computer.held_back, *computer.notes):
+            if note:
+                typer.echo(f"  note: {note}")
+    if plan.windows is not None:
+        typer.echo(
+            f"windows: {'; '.join(plan.windows.windows)} ({plan.windows.zone.label}); "
+            f"{plan.windows.server_time_computers} computer(s) report no time zone and read them in "
+            f"server time ({plan.windows.server_zone})"
+        )
+    for phase in plan.phases:
+        more = phase.computers - len(phase.hostnames)
+        listed = ", ".join(phase.hostnames) + (f" and {more} more" if more else "")
+        typer.echo(f"{phase.label}: {phase.computers} computer(s): {listed}")
+    typer.echo(plan.summary.sentence)
 
 
 def uninstall(
-    computer: str = typer.Option(..., help="Computer (id or hostname)."),
-    package: list[int] = typer.Option(..., "--package", help="Installed package id; repeatable."),
+    computer: list[str] = typer.Option(..., "--computer", help="Computer (id or hostname); repeatable."),
+    package: list[int] = typer.Option(
+        ..., "--package", help="Installed package id; repeatable. Each is removed where it is installed."
+    ),
     name: str | None = typer.Option(None, help="Container name (default: 'Uninstall <family>')."),
-    start: str | None = typer.Option(None, help="Start (ISO 8601); default now."),
+    description: str = typer.Option("", help="Shown in the console."),
+    start: str | None = typer.Option(None, help="Start (ISO 8601; without zone: the server's); default now."),
     end: str | None = typer.Option(None, help="End (ISO 8601)."),
     priority: int = typer.Option(0, help=f"{PRIORITY_MIN}..{PRIORITY_MAX}; higher runs first."),
-    restart_timeout: int = typer.Option(DEFAULT_RESTART_TIMEOUT),
+    restart_timeout: int = typer.Option(
+        DEFAULT_RESTART_TIMEOUT, help="Minutes a logged-in user gets before restart; <0 = never."
+    ),
     sequence_mode: SequenceMode = SEQUENCE_MODE,
+    ip_ranges: str = typer.Option("", help="Agent IP ranges, e.g. '10.0.0.0/8,!10.9.0.0/16'."),
+    wol: bool = typer.Option(False, "--wol", help="Wake offline computers at the start."),
+    shutdown_waked: bool = typer.Option(False, "--shutdown-waked", help="Shut woken computers down after."),
 ) -> None:
-    """Create uninstall jobs for packages installed on a computer; prints the container id."""
+    """Create uninstall jobs for packages installed on computers; prints the container id."""
     with handled_errors():
         options = ContainerOptions(
             name=name or "",
+            description=description,
             start=parse_time(start, "--start"),
             end=parse_time(end, "--end"),
+            wol=wol,
+            shutdown_waked=shutdown_waked,
             priority=priority,
             restart_timeout=restart_timeout,
             sequence_mode=sequence_mode,
+            agent_ip_ranges=ip_ranges,
         )
-        request = UninstallRequest(options=options, computer=computer, package_ids=package)
+        request = UninstallRequest(options=options, computers=computer, package_ids=package)
         container = deployments.create_uninstall(runtime(), request, actor())
     typer.echo(container.id)

@@ -38,6 +38,10 @@ def add(
     os_version: str = typer.Option("", help="Compatible OS versions (empty = any)."),
     arch: str = typer.Option("", "--arch", help="Compatible architecture (empty = any)."),
     notes: str = typer.Option("", help="Description shown in the console."),
+    download_for_uninstall: bool = typer.Option(
+        False,
+        help="Uninstall jobs download the payload first (for uninstall procedures that need its files).",
+    ),
     payload: Path | None = typer.Option(None, help="Zip file, other file or directory (zipped)."),
 ) -> None:
     """Create a package version; prints its id."""
@@ -56,6 +60,7 @@ def add(
             compatible_os_version=os_version,
             compatible_architecture=arch,
             notes=notes,
+            download_for_uninstall=download_for_uninstall,
         )
         if payload is not None and not payload.exists():
             raise InvalidInput(f"payload {str(payload)!r} does not exist", field="payload")

@@ -9,6 +9,7 @@ import typer
 from oco.cli.common import (
     JSON,
     actor,
+    choice,
     fail,
     handled_errors,
     print_json,
@@ -16,7 +17,9 @@ from oco.cli.common import (
     read_password_stdin,
     runtime,
 )
+from oco.domain.roles import GRANTS, Permission, Role
 from oco.services import users
+from oco.services.users import UserChanges
 
 user_app = typer.Typer(help="Console users.", no_args_is_help=True)
 token_app = typer.Typer(help="Admin API tokens.", no_args_is_help=True)
@@ -39,11 +42,56 @@ def user_add(
     name: str,
     password_stdin: bool = PASSWORD_STDIN,
     full_name: str = typer.Option("", help="Shown in the console."),
+    role: Role = choice(
+        Role, Role.ADMINISTRATOR, "What the user and their API tokens may do (`oco user roles`)."
+    ),
 ) -> None:
     """Create a console user; prints its id."""
     password = _new_password(password_stdin)
     with handled_errors():
-        typer.echo(users.add_user(runtime(), name, password, actor(), full_name).id)
+        typer.echo(users.add_user(runtime(), name, password, actor(), full_name, role).id)
+
+
+@user_app.command("role")
+def user_role(name: str, role: str = typer.Argument(..., metavar="[" + "|".join(Role.texts()) + "]")) -> None:
+    """Give a user another role (never the last active administrator's)."""
+    with handled_errors():
+        changed = users.change_user(runtime(), name, UserChanges(role=Role.from_text(role)), actor())
+    typer.echo(f"{changed.username} is now {changed.role.text}")
+
+
+@user_app.command("disable")
+def user_disable(name: str) -> None:
+    """Keep a user from logging in: their console sessions end and their API tokens are revoked."""
+    with handled_errors():
+        users.change_user(runtime(), name, UserChanges(enabled=False), actor())
+    typer.echo(f"disabled {name}: sessions ended, API tokens revoked")
+
+
+@user_app.command("enable")
+def user_enable(name: str) -> None:
+    """Let a disabled user log in again (their revoked tokens stay revoked)."""
+    with handled_errors():
+        users.change_user(runtime(), name, UserChanges(enabled=True), actor())
+    typer.echo(f"enabled {name}")
+
+
+@user_app.command("remove")
+def user_remove(name: str) -> None:
+    """Remove a user with their sessions and API tokens; the audit log keeps what they did."""
+    with handled_errors():
+        users.remove_user(runtime(), name, actor())
+    typer.echo(f"removed {name}")
+
+
+@user_app.command("roles")
+def user_roles() -> None:
+    """What each role may do."""
+    width = max(len(p.label) for p in Permission)
+    typer.echo("  ".join(["PERMISSION".ljust(width), *(r.text.upper() for r in Role)]))
+    for permission in Permission:
+        marks = [("yes" if permission in GRANTS[r] else "no").ljust(len(r.text)) for r in Role]
+        typer.echo("  ".join([permission.label.ljust(width), *marks]).rstrip())
 
 
 @user_app.command("passwd")
@@ -63,7 +111,7 @@ def user_list(as_json: bool = JSON) -> None:
     if as_json:
         print_json(rows)
     else:
-        print_table(rows, ["id", "username", "enabled", "last_login"])
+        print_table(rows, ["id", "username", "full_name", "role", "enabled", "last_login"])
 
 
 @user_app.command("ensure-admin")

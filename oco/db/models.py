@@ -9,6 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     Double,
@@ -23,11 +24,14 @@ from sqlalchemy import (
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from oco.db.types import JSONText, LongText, UTCDateTime, utcnow
+from oco.db.types import JSONText, LongText, UTCDateTime, binary_string, utcnow
 from oco.domain.hostnames import hostname_key
+from oco.domain.roles import Role
+from oco.domain.versions import VERSION_KEY_MAX
 
 NAME = 255
 """Length of names and other short texts; MariaDB needs a length to index a column."""
+ROLE = 32
 
 naming_convention = {
     "ix": "ix_%(column_0_label)s",
@@ -86,6 +90,9 @@ class Package(Base):
     signed_by: Mapped[str | None] = mapped_column(String(NAME), default=None)
     """Who stored the signature (the audit actor), and when."""
     signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    download_for_uninstall: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Uninstall jobs carry `download: true` (the agent fetches the payload first) only when set, as in
+    OCO-Server; off by default, because most uninstall procedures need no files."""
 
     family: Mapped[PackageFamily] = relationship(back_populates="packages")
 
@@ -126,10 +133,16 @@ class Computer(Base):
     inventory: Mapped[dict[str, Any] | None] = mapped_column(JSONText, default=None)
     """The rest of the last full inventory (cpu, ram, serial, model, domain, software…), shown as is."""
     logins: Mapped[list[Any] | None] = mapped_column(JSONText, default=None)
+    """The login history (newest first, de-duplicated, capped and aged: `oco.domain.logins`)."""
+    newest_login: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """The time of the newest stored login: sent as `logins-since`, so an agent reports only newer ones."""
     inventory_updated: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     networks_digest: Mapped[str] = mapped_column(String(64), default="")
     """SHA-256 of the stored network interfaces, so an unchanged check-in need not read them."""
     force_update: Mapped[bool] = mapped_column(Boolean, default=False)
+    time_zone: Mapped[str] = mapped_column(String(64), default="")
+    """The zone the agent reports in its inventory (an IANA name or a UTC offset; empty: none), which
+    maintenance windows in computer time are read on."""
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     networks: Mapped[list[ComputerNetwork]] = relationship(
@@ -137,6 +150,9 @@ class Computer(Base):
     )
     assignments: Mapped[list[ComputerPackage]] = relationship(
         back_populates="computer", cascade="all, delete-orphan"
+    )
+    software: Mapped[list[ComputerSoftware]] = relationship(
+        back_populates="computer", cascade="all, delete-orphan", passive_deletes=True
     )
 
 
@@ -152,6 +168,32 @@ class ComputerNetwork(Base):
     mac: Mapped[str] = mapped_column(String(32), default="")
 
     computer: Mapped[Computer] = relationship(back_populates="networks")
+
+
+class ComputerSoftware(Base):
+    """One entry of the software inventory an agent reported (`software` of `oco.agent.update`).
+
+    What is installed on the computer, whoever installed it — not an assignment. Replaced by each full
+    inventory; `first_seen` survives while the same name and version stay reported.
+    """
+
+    __tablename__ = "computer_software"
+    __table_args__ = (
+        Index("ix_computer_software_name_computer", "name", "computer_id"),
+        Index("ix_computer_software_computer_name", "computer_id", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    computer_id: Mapped[int] = mapped_column(ForeignKey("computer.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(NAME))
+    version: Mapped[str] = mapped_column(String(NAME), default="")
+    version_key: Mapped[str] = mapped_column(binary_string(VERSION_KEY_MAX), default="")
+    """`oco.domain.versions.version_key(version)`: compared in SQL for "version < 120"."""
+    description: Mapped[str] = mapped_column(Text, default="")
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    """When an inventory first reported this name and version on this computer."""
+
+    computer: Mapped[Computer] = relationship(back_populates="software")
 
 
 class ComputerPackage(Base):
@@ -245,6 +287,10 @@ class JobContainer(Base):
     """Minutes an agent waits for a logged-in user before a restart/shutdown; negative: never."""
     sequence_mode: Mapped[int] = mapped_column(Integer, default=0)
     agent_ip_ranges: Mapped[str] = mapped_column(Text, default="")
+    open_phase: Mapped[int | None] = mapped_column(Integer, default=None)
+    """A rollout's last open phase, which the check-in reads (None: no rollout; -1: halted)."""
+    windows: Mapped[str | None] = mapped_column(Text, default=None)
+    """Maintenance windows in their stored form (`oco.domain.windows.Windows.text`); None: always."""
 
     jobs: Mapped[list[Job]] = relationship(
         back_populates="container",
@@ -274,7 +320,7 @@ class Job(Base):
     action: Mapped[str] = mapped_column(String(16))
     sequence: Mapped[int] = mapped_column(Integer)
     state: Mapped[int] = mapped_column(Integer, default=0)
-    return_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    return_code: Mapped[int | None] = mapped_column(BigInteger, default=None)
     message: Mapped[str] = mapped_column(LongText, default="")
     download_progress: Mapped[int | None] = mapped_column(Integer, default=None)
     procedure: Mapped[str] = mapped_column(Text)
@@ -282,6 +328,8 @@ class Job(Base):
     post_action: Mapped[int] = mapped_column(Integer, default=0)
     wol_shutdown: Mapped[bool] = mapped_column(Boolean, default=False)
     """The shutdown post-action was added because the computer was woken for this container."""
+    phase: Mapped[int | None] = mapped_column(Integer, default=None)
+    """The rollout phase of the job's computer (0 first; None: no rollout)."""
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_update: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     download_started: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -291,6 +339,55 @@ class Job(Base):
     container: Mapped[JobContainer] = relationship(back_populates="jobs")
     computer: Mapped[Computer] = relationship()
     package: Mapped[Package | None] = relationship()
+
+
+class Rollout(Base):
+    """The phased rollout of a container: its rules and where it stands (`oco.domain.phases`)."""
+
+    __tablename__ = "rollout"
+
+    container_id: Mapped[int] = mapped_column(
+        ForeignKey("job_container.id", ondelete="CASCADE"), primary_key=True
+    )
+    phases: Mapped[str] = mapped_column(String(NAME), default="")
+    pilot_group_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    pilot_group: Mapped[str] = mapped_column(String(NAME), default="")
+    """The pilot group's name when the deployment was made (kept: groups are renamed and deleted)."""
+    phase_count: Mapped[int] = mapped_column(Integer, default=1)
+    success_percent: Mapped[int] = mapped_column(Integer, default=95)
+    soak_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    halt_failure_rate: Mapped[int | None] = mapped_column(Integer, default=None)
+    halt_min_finished: Mapped[int] = mapped_column(Integer, default=10)
+    current_phase: Mapped[int] = mapped_column(Integer, default=0)
+    phase_opened: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    phase_met: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When the current phase met its criterion (the soak runs from there)."""
+    counted_since: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    """Jobs finished since then count for the halt rule (the creation, or the last resume)."""
+    halted: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    halted_by: Mapped[str] = mapped_column(String(NAME), default="")
+    halt_details: Mapped[dict[str, Any] | None] = mapped_column(JSONText, default=None)
+    """The numbers that caused the halt: phase, finished, failed, rate."""
+    completed: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """When its last phase finished, or when it was canceled."""
+    canceled_by: Mapped[str] = mapped_column(String(NAME), default="")
+    """Who canceled it (empty: not canceled)."""
+
+
+class RolloutEvent(Base):
+    """Something a rollout did (phase opened, halted, resumed, canceled, completed), for its history and
+    its webhook; `delivered` is set once the webhook took it."""
+
+    __tablename__ = "rollout_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    container_id: Mapped[int] = mapped_column(Integer, index=True)
+    """A plain number: the history outlives a purged container until delivered."""
+    kind: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSONText, default=None)
+    delivered: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class WolTarget(Base):
@@ -315,6 +412,8 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(NAME), unique=True)
     full_name: Mapped[str] = mapped_column(String(NAME), default="")
     password_hash: Mapped[str] = mapped_column(String(NAME))
+    role: Mapped[str] = mapped_column(String(ROLE), default=Role.ADMINISTRATOR.text)
+    """The text of an `oco.domain.roles.Role`."""
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -333,6 +432,23 @@ class UserSession(Base):
     expires: Mapped[datetime] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
+
+
+class LoginFailure(Base):
+    """The consecutive failed console logins of one account name or client address (login throttling).
+
+    Kept in the database so that every server process sees the same counts; `subject_hash` (SHA-256 of
+    the name or address) keys it, `subject` keeps its first characters for people.
+    """
+
+    __tablename__ = "login_failure"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(NAME))
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class ApiToken(Base):
@@ -359,6 +475,10 @@ class AuditLog(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(NAME), default="")
+    username: Mapped[str | None] = mapped_column(String(NAME), default=None, index=True)
+    """The console user behind a console or API actor (None for the CLI, agents, housekeeping)."""
+    role: Mapped[str | None] = mapped_column(String(ROLE), default=None)
+    """That user's role when they acted."""
     action: Mapped[str] = mapped_column(String(NAME))
     object_type: Mapped[str] = mapped_column(String(64), default="")
     object_id: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -379,6 +499,35 @@ class DailyOutcome(Base):
     expired: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class ImportMapping(Base):
+    """A row another system's import created here: the source's id of it and ours.
+
+    Kept so that importing the same source again finds what it carried before and changes nothing.
+    """
+
+    __tablename__ = "import_mapping"
+    __table_args__ = (UniqueConstraint("source", "kind", "source_id", name="uq_import_mapping_source_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    """Which system the row came from ("oco-server")."""
+    kind: Mapped[str] = mapped_column(String(32))
+    """What it is (`oco.domain.ocoimport.ImportKind`)."""
+    source_id: Mapped[int] = mapped_column(Integer)
+    target_id: Mapped[int] = mapped_column(Integer)
+
+
+class ServerSetting(Base):
+    """A value the server chose itself and keeps (e.g. the generated agent registration key), so that every
+    process and command of one installation uses the same one."""
+
+    __tablename__ = "server_setting"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Watermark(Base):
     """How far a housekeeping task that works through time has got."""
 
@@ -386,3 +535,8 @@ class Watermark(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+for _table in Base.metadata.tables.values():
+    # SQLite never reuses an id (a deleted container's id must not name the next one): see migration 0015.
+    _table.dialect_options["sqlite"]["autoincrement"] = True

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Text
+from sqlalchemy import DateTime, Dialect, String, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator
 
@@ -57,3 +57,13 @@ class JSONText(TypeDecorator[Any]):
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+def binary_string(length: int) -> String:
+    """A VARCHAR compared byte by byte on every database (PostgreSQL's "C", MariaDB's `ascii_bin`), for
+    keys built to sort as bytes (`oco.domain.versions.version_key`); SQLite compares bytes already."""
+    return (
+        String(length)
+        .with_variant(String(length, collation="C"), "postgresql")
+        .with_variant(mysql.VARCHAR(length, charset="ascii", collation="ascii_bin"), "mysql", "mariadb")
+    )

@@ -1,7 +1,11 @@
 """Content-addressed payload store: `<root>/ab/abcdef…` named by the payload's SHA-256.
 
 Writes stream through a temporary file in the depot and are renamed into place, so a payload
-is either complete or absent. Any upload that is not a zip archive is wrapped into one.
+is either complete or absent. Any upload that is not a zip archive is wrapped into one, under a name every
+agent accepts (`oco.domain.payloads.member_name`).
+
+Before and while a payload is written, the file system must keep `reserve_bytes` free beyond it: otherwise
+the write stops with `DepotFull` ("depot out of space (needed N, free M)") and nothing of it stays.
 
 Packages refer to payloads by digest, and two packages may share one. Storing a payload until the package
 that refers to it is committed holds the depot's lock shared (`storing`); deciding that a payload is unused
@@ -11,6 +15,7 @@ it is deleted is never lost, whichever processes do it. The lock is an advisory 
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -23,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from oco.errors import DepotError
+from oco.domain.payloads import member_name
+from oco.errors import DepotError, DepotFull
 
-__all__ = ["Depot", "DepotError", "StoredPayload"]
+__all__ = ["Depot", "DepotError", "DepotFull", "StoredPayload"]
 
 CHUNK = 1024 * 1024
 LOCK_FILE = ".lock"
@@ -33,6 +39,13 @@ ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 _ZipFiller = Callable[[zipfile.ZipFile], None]
+DiskUsage = Callable[[Path], int]
+"""The free bytes of the file system holding a path."""
+
+
+def free_bytes(path: Path) -> int:
+    """The bytes an unprivileged process may still write on the file system of `path`."""
+    return shutil.disk_usage(path).free
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +57,21 @@ class StoredPayload:
 class Depot:
     """Payloads on the local file system."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, reserve_bytes: int = 0, disk_free: DiskUsage = free_bytes) -> None:
         self.root = root
+        self.reserve_bytes = reserve_bytes
+        self._disk_free = disk_free
+
+    def free(self) -> int:
+        """What payloads may still take: the file system's free bytes beyond the reserve."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return max(self._disk_free(self.root) - self.reserve_bytes, 0)
+
+    def ensure_room(self, needed: int) -> None:
+        """DepotFull unless `needed` more bytes fit beside the reserve."""
+        free = self.free()
+        if needed > free:
+            raise DepotFull(f"depot out of space (needed {needed} bytes, free {free} bytes)")
 
     def path(self, sha256: str) -> Path:
         if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
@@ -58,15 +84,22 @@ class Depot:
     def size(self, sha256: str) -> int:
         return self.path(sha256).stat().st_size
 
-    def put_stream(self, chunks: Iterable[bytes]) -> StoredPayload:
-        """Store the bytes of `chunks` as they come; returns their digest and size."""
+    def put_stream(self, chunks: Iterable[bytes], expected_size: int | None = None) -> StoredPayload:
+        """Store the bytes of `chunks` as they come; returns their digest and size.
+
+        With `expected_size`, DepotFull is raised before anything is written when it does not fit; either
+        way each chunk must fit as it comes (and a file system that fills up all the same is DepotFull).
+        """
         self.root.mkdir(parents=True, exist_ok=True)
+        if expected_size is not None:
+            self.ensure_room(expected_size)
         digest = hashlib.sha256()
         size = 0
         fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=".upload-")
         try:
-            with os.fdopen(fd, "wb") as out:
+            with _out_of_space_is_full(lambda: size), os.fdopen(fd, "wb") as out:
                 for chunk in chunks:
+                    self._room_for(chunk, size, expected_size)
                     digest.update(chunk)
                     size += len(chunk)
                     out.write(chunk)
@@ -76,6 +109,13 @@ class Depot:
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
+
+    def _room_for(self, chunk: bytes, written: int, expected_size: int | None) -> None:
+        """Each chunk must fit as it comes: the file system may fill up while a payload streams in."""
+        free = self.free()
+        if len(chunk) > free:
+            needed = max(expected_size or 0, written + len(chunk)) - written
+            raise DepotFull(f"depot out of space (needed {needed} bytes more, free {free} bytes)")
 
     def put_file(self, source: Path) -> StoredPayload:
         """Store a payload from disk: a zip as it is, a directory or any other file zipped first."""
@@ -89,10 +129,14 @@ class Depot:
         return self._put_zipped(lambda archive: archive.write(source, arcname=source.name))
 
     def put_upload(self, handle: BinaryIO, filename: str) -> StoredPayload:
-        """Store an uploaded file object; anything that is not a zip is zipped under `filename`."""
+        """Store an uploaded file object; anything that is not a zip is zipped under `filename`, reduced
+        to a plain file name every agent accepts (`oco.domain.payloads.member_name`)."""
+        size = _remaining(handle)
         if _looks_like_zip(handle):
-            return self.put_stream(_read_chunks(handle))
-        name = Path(filename).name or "payload"
+            return self.put_stream(_read_chunks(handle), size)
+        if size is not None:
+            self.ensure_room(size)  # stored deflated, so at most about this much
+        name = member_name(filename)
         return self._put_zipped(lambda archive: _zip_stream(archive, handle, name))
 
     def open(self, sha256: str) -> BinaryIO:
@@ -143,10 +187,13 @@ class Depot:
     def _put_zipped(self, fill: _ZipFiller) -> StoredPayload:
         self.root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=self.root, prefix=".zip-") as spool:
-            with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                fill(archive)
+            with _out_of_space_is_full(lambda: spool.tell()):
+                with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                    fill(archive)
+                size = spool.tell()
             spool.seek(0)
-            return self.put_stream(_read_chunks(spool))
+            # The archive is copied into place beside its spool: it must fit once more.
+            return self.put_stream(_read_chunks(spool), size)
 
     def _move_into_place(self, tmp: Path, sha256: str, size: int) -> StoredPayload:
         target = self.path(sha256)
@@ -156,6 +203,28 @@ class Depot:
         else:
             os.replace(tmp, target)
         return StoredPayload(sha256=sha256, size=size)
+
+
+@contextmanager
+def _out_of_space_is_full(written: Callable[[], int]) -> Iterator[None]:
+    """A file system that filled up under a write (ENOSPC, EDQUOT) is DepotFull, not an I/O error."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DepotFull(f"depot out of space (needed more than {written()} bytes, free 0 bytes)") from exc
+
+
+def _remaining(handle: BinaryIO) -> int | None:
+    """The bytes from the position to the end of a seekable file object, else None."""
+    try:
+        position = handle.tell()
+        end = handle.seek(0, os.SEEK_END)
+        handle.seek(position)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return end - position
 
 
 def _looks_like_zip(handle: BinaryIO) -> bool:

@@ -11,13 +11,26 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 
 from oco.domain.errors import InvalidIpRange
 from oco.domain.ipranges import IpRangeRule, admits, parse_ip_ranges
+from oco.domain.phases import HALTED, phase_is_open
 from oco.domain.presence import is_online
 from oco.domain.states import PENDING_STATES, JobState, PostAction, Vocabulary, spell
+from oco.domain.windows import (
+    Windows,
+    WindowZone,
+    next_opening,
+    opening_text,
+    reported_zone,
+    stored_windows,
+    window_clock,
+)
+from oco.domain.windows import (
+    is_open as window_is_open,
+)
 
 WIRE_POST_ACTIONS = tuple(action for action in PostAction if action is not PostAction.NONE)
 """The post-actions a job on the wire names by a key of their own: the action's text."""
@@ -37,6 +50,11 @@ class ContainerWindow:
     end: datetime | None
     enabled: bool
     ip_ranges: str | Sequence[IpRangeRule]
+    open_phase: int | None = None
+    """The last phase of a rollout that is open (`oco.domain.phases`); None without phases, HALTED when
+    halted."""
+    windows: str | None = None
+    """Maintenance windows in their stored form (`oco.domain.windows`); None: any time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +65,7 @@ class CandidateJob:
     sequence: int
     state: JobState
     container: ContainerWindow
+    phase: int | None = None
 
 
 def is_open(container: ContainerWindow, now: datetime) -> bool:
@@ -68,13 +87,71 @@ def container_admits(container: ContainerWindow, client_address: str | None) -> 
     return admits(rules, client_address)
 
 
-def is_eligible(job: CandidateJob, now: datetime, client_address: str | None) -> bool:
-    """A job may run now: still pending, its container open, and the IP constraint admits the client."""
+@dataclass(frozen=True, slots=True)
+class Clocks:
+    """The zones maintenance windows are read on: the computer's (as its agent reports it, or "") and
+    the server's."""
+
+    computer: str = ""
+    server: tzinfo = UTC
+
+    def zone_for(self, windows: Windows) -> tzinfo:
+        return window_clock(windows, reported_zone(self.computer), self.server)
+
+
+SERVER_CLOCK = Clocks()
+
+
+def in_window(container: ContainerWindow, now: datetime, clocks: Clocks) -> bool:
+    """Whether the container's maintenance windows are open now on the computer's (or server's) clock."""
+    if container.windows is None:
+        return True
+    windows = stored_windows(container.windows)
+    return windows is not None and window_is_open(windows, now, clocks.zone_for(windows))
+
+
+def is_eligible(
+    job: CandidateJob, now: datetime, client_address: str | None, clocks: Clocks = SERVER_CLOCK
+) -> bool:
+    """A job may run now: still pending, its container handing out (`hand_out_hold`), and its rollout
+    phase and maintenance window open (a job already started finishes either way)."""
     return (
         job.state in PENDING_STATES
-        and is_open(job.container, now)
-        and container_admits(job.container, client_address)
+        and hand_out_hold(job.container, now, client_address) is None
+        and (
+            job.state is not JobState.WAITING
+            or (phase_is_open(job.phase, job.container.open_phase) and in_window(job.container, now, clocks))
+        )
     )
+
+
+def hand_out_hold(container: ContainerWindow, now: datetime, client_address: str | None) -> Hold | None:
+    """Why the container hands no job to a client at `client_address` now (disabled, not started, ended,
+    outside its IP ranges); None when it hands them out. The one rule of hand-out, downloads and reports."""
+    if not container.enabled:
+        return Hold.DISABLED
+    if container.start > now:
+        return Hold.SCHEDULED
+    if container.end is not None and now >= container.end:
+        return Hold.ENDED
+    if not container_admits(container, client_address):
+        return Hold.OUTSIDE_IP_RANGES
+    return None
+
+
+def report_refusal(job: CandidateJob, now: datetime, client_address: str | None) -> Hold | None:
+    """Why a computer may not report on its `job` now; None when it may.
+
+    A computer reports only what it could have received: a waiting job only while it would be handed
+    out (`hand_out_hold`). A job it has started (downloading, executing) was handed out, so it stays
+    reportable to its end whatever its container does meanwhile — disabled, past its end, or the
+    computer moved to another network — as OCO's server accepts it: the software may be installed by
+    now, and dropping the result would leave the server believing otherwise. A report on a finished job
+    is answered but never applied (`oco.domain.outcomes`), so it is not refused here either.
+    """
+    if job.state is not JobState.WAITING:
+        return None
+    return hand_out_hold(job.container, now, client_address)
 
 
 class Hold(Vocabulary, StrEnum):
@@ -83,6 +160,9 @@ class Hold(Vocabulary, StrEnum):
     DISABLED = "disabled"
     SCHEDULED = "scheduled"
     ENDED = "ended"
+    HALTED = "halted"
+    LATER_PHASE = "later-phase"
+    OUTSIDE_WINDOW = "outside-window"
     OUTSIDE_IP_RANGES = "outside-ip-ranges"
     OFFLINE = "offline"
     NEXT_CHECK_IN = "next-check-in"
@@ -94,6 +174,9 @@ spell(
         Hold.DISABLED: ("disabled", "the container is disabled"),
         Hold.SCHEDULED: ("scheduled", "scheduled"),
         Hold.ENDED: ("ended", "the container's end has passed"),
+        Hold.HALTED: ("halted", "the rollout is halted"),
+        Hold.LATER_PHASE: ("later-phase", "waiting for its phase of the rollout to open"),
+        Hold.OUTSIDE_WINDOW: ("outside-window", "waiting for its window"),
         Hold.OUTSIDE_IP_RANGES: ("outside-ip-ranges", "outside the container's IP ranges"),
         Hold.OFFLINE: ("offline", "the computer is offline"),
         Hold.NEXT_CHECK_IN: ("next-check-in", "handed out at the computer's next check-in"),
@@ -104,11 +187,14 @@ spell(
 @dataclass(frozen=True, slots=True)
 class WaitReason:
     """Why a waiting job waits: `since` is the start (scheduled) or the last check-in (offline);
-    `address` the last known address (outside the IP ranges)."""
+    `address` the last known address (outside the IP ranges); `phase` the job's phase (later phase)."""
 
     hold: Hold
     since: datetime | None = None
     address: str | None = None
+    phase: int | None = None
+    opens: str | None = None
+    """When its maintenance window opens: "Mon 18:00 computer time"."""
 
 
 def why_waiting(
@@ -117,19 +203,43 @@ def why_waiting(
     last_address: str | None,
     now: datetime,
     offline_seconds: int,
+    phase: int | None = None,
+    clocks: Clocks = SERVER_CLOCK,
 ) -> WaitReason:
-    """Why a waiting job of `container` has not run, judged by what the server knows of the computer."""
-    if not container.enabled:
-        return WaitReason(Hold.DISABLED)
-    if container.start > now:
-        return WaitReason(Hold.SCHEDULED, since=container.start)
-    if container.end is not None and now >= container.end:
-        return WaitReason(Hold.ENDED, since=container.end)
-    if last_address and not container_admits(container, last_address):
-        return WaitReason(Hold.OUTSIDE_IP_RANGES, address=last_address)
+    """Why a waiting job of `container` (in rollout `phase`) has not run, judged by what the server knows
+    of the computer."""
+    hold = hand_out_hold(container, now, last_address or None)
+    if hold is Hold.DISABLED:
+        return WaitReason(hold)
+    if hold is Hold.SCHEDULED:
+        return WaitReason(hold, since=container.start)
+    if hold is Hold.ENDED:
+        return WaitReason(hold, since=container.end)
+    if phase is not None and container.open_phase == HALTED:
+        return WaitReason(Hold.HALTED, phase=phase)
+    if not phase_is_open(phase, container.open_phase):
+        return WaitReason(Hold.LATER_PHASE, phase=phase)
+    if not in_window(container, now, clocks):
+        return WaitReason(Hold.OUTSIDE_WINDOW, opens=window_opens(container, now, clocks))
+    if hold is Hold.OUTSIDE_IP_RANGES and last_address:
+        return WaitReason(hold, address=last_address)
     if not is_online(last_seen, now, offline_seconds):
         return WaitReason(Hold.OFFLINE, since=last_seen)
     return WaitReason(Hold.NEXT_CHECK_IN, since=last_seen)
+
+
+def window_opens(container: ContainerWindow, now: datetime, clocks: Clocks) -> str | None:
+    """When the container's window next opens for this computer, in words ("Mon 18:00 computer time";
+    server time for a computer that reports no zone)."""
+    windows = stored_windows(container.windows) if container.windows else None
+    if windows is None:
+        return None
+    zone = clocks.zone_for(windows)
+    opens = next_opening(windows, now, zone)
+    if opens is None:
+        return None
+    reading = windows.zone if reported_zone(clocks.computer) is not None else WindowZone.SERVER
+    return opening_text(opens, reading)
 
 
 def dispatch_order(job: CandidateJob) -> tuple[int, datetime, int, int, int]:
@@ -139,10 +249,10 @@ def dispatch_order(job: CandidateJob) -> tuple[int, datetime, int, int, int]:
 
 
 def jobs_to_hand_out(
-    jobs: Iterable[CandidateJob], now: datetime, client_address: str | None
+    jobs: Iterable[CandidateJob], now: datetime, client_address: str | None, clocks: Clocks = SERVER_CLOCK
 ) -> list[CandidateJob]:
     """The eligible jobs of one computer in the order its agent must run them."""
-    return sorted((job for job in jobs if is_eligible(job, now, client_address)), key=dispatch_order)
+    return sorted((job for job in jobs if is_eligible(job, now, client_address, clocks)), key=dispatch_order)
 
 
 def wire_post_action(post_action: PostAction, restart_timeout: int) -> dict[str, int | None]:

@@ -6,10 +6,11 @@ the bad value came from, so an entry point can show the message next to it.
 
 from __future__ import annotations
 
-from oco.errors import DomainError
+from oco.errors import Conflict, DomainError, Forbidden
 
 __all__ = [
     "DomainError",
+    "InvalidAgentInput",
     "InvalidChoice",
     "InvalidDeployment",
     "InvalidDeploymentIpRange",
@@ -19,7 +20,12 @@ __all__ = [
     "InvalidPublisherKey",
     "InvalidReport",
     "InvalidReturnCodes",
+    "InvalidRollout",
     "InvalidSigningKey",
+    "InvalidVersionCondition",
+    "InvalidWindow",
+    "LastAdministrator",
+    "NotPermitted",
 ]
 
 
@@ -61,3 +67,34 @@ class InvalidPublisherKey(DomainError):
 
 class InvalidSigningKey(DomainError):
     """A private signing key file is unreadable, encrypted without a passphrase, or not Ed25519."""
+
+
+class NotPermitted(DomainError, Forbidden):
+    """A role may not do this (`oco.domain.roles`): answered 403, catchable as either parent."""
+
+
+class LastAdministrator(DomainError, Conflict):
+    """A change would leave the server without an active administrator: answered 409."""
+
+
+class InvalidAgentInput(DomainError):
+    """An agent request breaks a limit of the wire format (`oco.domain.protocol`): `field` is its path.
+
+    `syntax` is True when the body is not JSON at all (JSON-RPC "parse error"), False for a value out of
+    the limits."""
+
+    def __init__(self, message: str, *, field: str | None = None, syntax: bool = False) -> None:
+        super().__init__(message, field=field)
+        self.syntax = syntax
+
+
+class InvalidVersionCondition(DomainError):
+    """A software version condition is not an operator and a version ("< 120")."""
+
+
+class InvalidRollout(InvalidDeployment):
+    """A rollout's phases, criterion, soak or halt rule is invalid."""
+
+
+class InvalidWindow(InvalidDeployment):
+    """A maintenance window is not days and times such as 'Mon-Fri 18:00-06:00'."""

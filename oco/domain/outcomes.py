@@ -5,6 +5,11 @@ a final job is never changed again (a late or repeated report is answered, not a
 brings a job back to waiting. One step back among the running states is allowed on purpose: an agent that
 crashed is handed its running job again and starts over with the download, so a downloading report after
 executing is applied. The first `download_started`/`execution_started` times are kept in any case.
+
+One final state gives way: a job the server failed on its own with -8888 ("abort after failed job") was
+never run by the server's decision, but an OCO agent does not skip the rest of a container after an
+agent error (-9999) and runs the job anyway. What the computer reports having run wins over that
+cascade: such a job accepts its owner's reports like a waiting one (and the assignment follows).
 """
 
 from __future__ import annotations
@@ -56,6 +61,12 @@ class JobFacts:
     upgrade_behavior: UpgradeBehavior
     download_started: datetime | None = None
     execution_started: datetime | None = None
+    return_code: int | None = None
+
+    @property
+    def aborted_by_cascade(self) -> bool:
+        """Failed by the server's "abort after failed job" (-8888), not by anything the agent reported."""
+        return self.state is JobState.FAILED and self.return_code == ReturnCode.ABORTED_AFTER_FAILED_JOB
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +103,9 @@ class Outcome:
     assignment: AssignmentChange = AssignmentChange.NONE
     remove_other_family_versions: bool = False
     abort_remaining: bool = False
+    reopens: bool = False
+    """The job was failed by the cascade and its owner reports it running: clear its return code and
+    finish time."""
 
     @property
     def ignored(self) -> bool:
@@ -152,14 +166,28 @@ def cap_output(text: str, limit: int = DEFAULT_OUTPUT_CAP) -> str:
 
 def apply_report(job: JobFacts, report: Report, output_cap: int = DEFAULT_OUTPUT_CAP) -> Outcome:
     """Decide what a report does to a job. A job in a final state is never changed: the report is
-    ignored and `succeeded` tells the stored result."""
-    if job.state.is_final:
+    ignored and `succeeded` tells the stored result — except a job failed only by the -8888 cascade, which
+    takes its owner's report."""
+    if job.state.is_final and not job.aborted_by_cascade:
         return _ignored(job)
     message = cap_output(report.message, output_cap)
+    reopens = job.state.is_final
     if report.state is AgentJobState.DOWNLOADING:
-        return _running(JobState.DOWNLOADING, report, message, starts_download=job.download_started is None)
+        return _running(
+            JobState.DOWNLOADING,
+            report,
+            message,
+            starts_download=job.download_started is None,
+            reopens=reopens,
+        )
     if report.state is AgentJobState.EXECUTING:
-        return _running(JobState.EXECUTING, report, message, starts_execution=job.execution_started is None)
+        return _running(
+            JobState.EXECUTING,
+            report,
+            message,
+            starts_execution=job.execution_started is None,
+            reopens=reopens,
+        )
     if report.state is AgentJobState.ERROR:
         code = report.return_code if report.return_code is not None else int(ReturnCode.AGENT_ERROR)
         return _finished(job, JobState.FAILED, code, message)
@@ -186,6 +214,7 @@ def _running(
     *,
     starts_download: bool = False,
     starts_execution: bool = False,
+    reopens: bool = False,
 ) -> Outcome:
     return Outcome(
         applied=True,
@@ -197,6 +226,7 @@ def _running(
         succeeded=False,
         starts_download=starts_download,
         starts_execution=starts_execution,
+        reopens=reopens,
     )
 
 

@@ -24,10 +24,13 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from oco.domain.errors import InvalidDeployment
+from oco.domain.ipranges import IpRangeRule, admits
 from oco.domain.states import JobAction, JobState, PostAction, UpgradeBehavior
 
 ALREADY_INSTALLED_REASON = "already installed"
 REINSTALL_REASON = "reinstall (forced)"
+SKIP_WORDS: Mapping[JobState, str] = {JobState.OS_INCOMPATIBLE: "incompatible"}
+"""How the plan's sentence names a skip where the state's label reads badly in lower case."""
 ARCHITECTURE_ALIASES: Mapping[str, str] = {"amd64": "x86_64", "x64": "x86_64", "aarch64": "arm64"}
 _ENTRY_SEPARATORS = re.compile(r"[,\n]")
 _WORD_CHARACTER = re.compile(r"\w")
@@ -59,6 +62,12 @@ class TargetComputer:
     architecture: str = ""
     online: bool = True
     installed: tuple[InstalledPackage, ...] = ()
+    seen: bool = True
+    """Whether it ever checked in (a pre-created computer has not)."""
+    mac_known: bool = True
+    """Whether its inventory names a MAC address, without which it cannot be woken."""
+    address: str = ""
+    """The address it last checked in from ("" when unknown)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,13 +109,17 @@ class PlannedJob:
 
 @dataclass(frozen=True, slots=True)
 class ComputerPlan:
-    """The jobs of one computer in sequence order; `wake` when it gets magic packets at the start."""
+    """The jobs of one computer in sequence order; `wake` when it gets magic packets at the start;
+    `cannot_wake` why an offline computer would not be woken although WOL is on; `held_back` why its
+    jobs would wait although it is online (its last address is outside the agent IP ranges)."""
 
     computer_id: int
     hostname: str
     jobs: tuple[PlannedJob, ...]
     wake: bool = False
     notes: tuple[str, ...] = ()
+    cannot_wake: str = ""
+    held_back: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +137,38 @@ class Plan:
     def woken(self) -> list[ComputerPlan]:
         """Computers that would get magic packets (offline when WOL is on)."""
         return [computer for computer in self.computers if computer.wake]
+
+    @property
+    def cannot_wake(self) -> list[ComputerPlan]:
+        """Offline computers WOL would not reach (no MAC address known)."""
+        return [computer for computer in self.computers if computer.cannot_wake]
+
+    @property
+    def held_back(self) -> list[ComputerPlan]:
+        """Computers whose last known address the agent IP ranges do not admit."""
+        return [computer for computer in self.computers if computer.held_back]
+
+    def sentence(self) -> str:
+        """The plan in one sentence: jobs, computers, what is skipped and why, who is woken or held back."""
+        skipped = self.skipped()
+        runnable, computers = len(self.jobs) - len(skipped), len(self.computers)
+        text = f"{_count(runnable, 'job')} to run on {_count(computers, 'computer')}"
+        if skipped:
+            why = Counter(job.state for job in skipped)
+            kinds = ", ".join(
+                f"{count:,} {SKIP_WORDS.get(state, state.label.lower())}"
+                for state, count in sorted(why.items(), reverse=True)
+            )
+            text += f", {_count(len(skipped), 'job')} skipped ({kinds})"
+        if self.woken:
+            text += f"; {_count(len(self.woken), 'offline computer')} will be woken"
+        if self.cannot_wake:
+            unreachable = _count(len(self.cannot_wake), "offline computer")
+            text += f"; {unreachable} cannot be woken (no MAC address known)"
+        if self.held_back:
+            held = _count(len(self.held_back), "computer")
+            text += f"; {held} will wait: last seen from outside the agent IP ranges"
+        return text + "."
 
     def counts(self) -> dict[JobState, int]:
         """How many jobs end up in each state (states without jobs are left out)."""
@@ -197,6 +242,7 @@ def plan_deployment(
     wol: bool = False,
     shutdown_waked: bool = False,
     auto_uninstall: bool = True,
+    ip_ranges: Sequence[IpRangeRule] = (),
 ) -> Plan:
     """Plan install jobs of `packages` (in order, a repeated package once) on each computer.
 
@@ -205,6 +251,7 @@ def plan_deployment(
     admin turns it off for this deployment), uninstall jobs for the family's other installed versions
     come before the install.
     With `wol`, offline computers are woken; with `shutdown_waked` too, their last job shuts them down.
+    A computer last seen from an address `ip_ranges` do not admit is marked held back.
     """
     distinct: dict[int, PackageToDeploy] = {}
     for package in packages:
@@ -213,7 +260,9 @@ def plan_deployment(
     plans = []
     for computer in computers:
         jobs, notes = _install_jobs(computer, list(distinct.values()), force, fits, auto_uninstall)
-        plans.append(_computer_plan(computer, jobs, notes, wol=wol, shutdown_waked=shutdown_waked))
+        plans.append(
+            _computer_plan(computer, jobs, notes, wol=wol, shutdown_waked=shutdown_waked, ip_ranges=ip_ranges)
+        )
     return Plan(tuple(plans))
 
 
@@ -326,12 +375,29 @@ def _computer_plan(
     *,
     wol: bool,
     shutdown_waked: bool,
+    ip_ranges: Sequence[IpRangeRule] = (),
 ) -> ComputerPlan:
-    """Apply the WOL rule to a computer's numbered jobs: only offline computers are woken and shut down."""
-    wake = wol and not computer.online
+    """Apply the WOL rule to a computer's numbered jobs: only offline computers whose MAC address is known
+    are woken and shut down; and say whether the IP ranges hold it back."""
+    wanted = wol and not computer.online
+    wake = wanted and computer.mac_known
+    cannot_wake = ""
+    if wanted and not wake:
+        cannot_wake = "cannot be woken: no MAC address known" + (
+            "" if computer.seen else " (never checked in)"
+        )
+    held_back = ""
+    if ip_ranges and computer.address and not admits(ip_ranges, computer.address):
+        held_back = f"will wait: last seen from {computer.address}, outside the agent IP ranges"
     if wake and shutdown_waked:
         jobs = mark_wol_shutdown(jobs)
-    return ComputerPlan(computer.id, computer.hostname, tuple(jobs), wake, tuple(notes))
+    return ComputerPlan(
+        computer.id, computer.hostname, tuple(jobs), wake, tuple(notes), cannot_wake, held_back
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def wol_shutdown_carrier(states: Sequence[JobState]) -> int | None:
@@ -353,6 +419,7 @@ def plan_uninstall(
     *,
     wol: bool = False,
     shutdown_waked: bool = False,
+    ip_ranges: Sequence[IpRangeRule] = (),
 ) -> Plan:
     """Uninstall jobs for selected assignments: `package_ids` maps a computer id to its packages to remove,
     in the order to remove them (a repeated id once).
@@ -363,7 +430,9 @@ def plan_uninstall(
     plans = []
     for computer in computers:
         jobs = _selected_uninstalls(computer, package_ids.get(computer.id, ()))
-        plans.append(_computer_plan(computer, jobs, wol=wol, shutdown_waked=shutdown_waked))
+        plans.append(
+            _computer_plan(computer, jobs, wol=wol, shutdown_waked=shutdown_waked, ip_ranges=ip_ranges)
+        )
     return Plan(tuple(plans))
 
 

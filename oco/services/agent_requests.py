@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
+from oco.domain.dispatch import Clocks
 from oco.domain.hostnames import normalize_hostname
 from oco.domain.protocol import AgentMethod
 from oco.errors import InvalidInput
 from oco.services import agent_jobs, agents
 from oco.services.agent_jobs import DownloadGrant, PendingJob
-from oco.services.agents import AgentRequest, AuthenticatedAgent
+from oco.services.agents import AgentRequest, AuthenticatedAgent, ComputerRecord
 from oco.services.runtime import Runtime
 
 T = TypeVar("T")
@@ -49,7 +50,13 @@ def check_in(rt: Runtime, request: AgentRequest) -> AgentAnswer | None:
     hostname = normalize_hostname(request.hostname)
     view = rt.read(lambda connection: agent_jobs.read_check_in(connection, hostname))
     now = rt.now()
-    agent = agents.authenticate_check_in(view.computer if view else None, rt.checkins, request, now)
+    agent = agents.authenticate_check_in(
+        view.computer if view else None,
+        rt.checkins,
+        request,
+        now,
+        rt.settings.agent_timestamp_max_ahead_seconds,
+    )
     if agent is None or view is None:
         return None
     with _reverted_on_failure(rt, agent):
@@ -70,43 +77,58 @@ def answer(rt: Runtime, request: AgentRequest) -> AgentAnswer:
     handler = _HANDLERS.get(request.method)
     if handler is None:
         raise InvalidInput(f"method {request.method} is not answered with a result")
-    agent, params = _authenticated(
-        rt, request, lambda session, agent, now: handler(rt, session, agent, request, now)
+    agent, params = _in_transaction(
+        rt, request, lambda connection, now, accept: handler(rt, connection, request, now, accept)
     )
     return _answer(agent, params)
 
 
 def authorize_download(rt: Runtime, request: AgentRequest, package_id: int) -> DownloadGrant:
     """Authenticate a download and grant it while the computer has an eligible job for the package."""
-    _agent, grant = _authenticated(
-        rt,
-        request,
-        lambda session, agent, now: agent_jobs.authorize_download(
-            session, agent.computer, package_id, request.client_address, now
-        ),
-    )
-    return grant
+
+    def grant(connection: Connection, now: datetime, accept: Accept) -> DownloadGrant:
+        agent = accept(agents.read_record(connection, normalize_hostname(request.hostname)), None)
+        return agent_jobs.authorize_download(
+            connection, agent.computer, package_id, request.client_address, now, rt.settings.zone
+        )
+
+    return _in_transaction(rt, request, grant)[1]
 
 
 def _answer(agent: AuthenticatedAgent, params: dict[str, Any]) -> AgentAnswer:
     return AgentAnswer(params=params, timestamp=agent.timestamp, server_key=agent.server_key)
 
 
-def _authenticated(
-    rt: Runtime, request: AgentRequest, use: Callable[[Session, AuthenticatedAgent, datetime], T]
+Accept = Callable[[ComputerRecord | None, dict[str, Any] | None], AuthenticatedAgent]
+"""Authenticate the request against the computer as read (None: unknown), writing these columns with
+its timestamp (`agents.authenticate`)."""
+
+
+def _in_transaction(
+    rt: Runtime, request: AgentRequest, use: Callable[[Connection, datetime, Accept], T]
 ) -> tuple[AuthenticatedAgent, T]:
-    """Authenticate and run `use` in one transaction: a failure leaves no trace, timestamp included."""
-    agent: AuthenticatedAgent | None = None
+    """Run `use`, which authenticates with the `Accept` it is given, in one transaction: a failure leaves
+    no trace, the ledger's claim of the timestamp included."""
+    accepted: list[AuthenticatedAgent] = []
     try:
-        with rt.transaction() as session:
+        with rt.writing() as connection:
             now = rt.now()
-            agent = agents.authenticate(session, rt.settings, rt.checkins, request, now)
-            result = use(session, agent, now)
+
+            def accept(record: ComputerRecord | None, columns: dict[str, Any] | None) -> AuthenticatedAgent:
+                agent = agents.authenticate(
+                    connection, rt.settings, rt.checkins, request, now, record, columns
+                )
+                accepted.append(agent)
+                return agent
+
+            result = use(connection, now, accept)
     except BaseException:
-        if agent is not None:
+        for agent in accepted:
             _revert(rt, agent)
         raise
-    return agent, result
+    if not accepted:
+        raise AssertionError("an agent request was answered without authentication")
+    return accepted[0], result
 
 
 @contextmanager
@@ -123,14 +145,22 @@ def _revert(rt: Runtime, agent: AuthenticatedAgent) -> None:
         rt.checkins.revert(agent.claim)
 
 
-Handler = Callable[[Runtime, Session, AuthenticatedAgent, AgentRequest, datetime], dict[str, Any]]
+Handler = Callable[[Runtime, Connection, AgentRequest, datetime, Accept], dict[str, Any]]
 
 
 def _hello(
-    rt: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest, now: datetime
+    rt: Runtime, connection: Connection, request: AgentRequest, now: datetime, accept: Accept
 ) -> dict[str, Any]:
-    agents.store_hello(session, agent, request.data)
-    pending = [] if agent.registered else agent_jobs.pending_jobs(session.connection(), agent.computer.id)
+    """A hello with something to store, or from a computer without keys: the computer, its pending jobs
+    and whether it is an awaited Wake-on-LAN target in one read; its news in the accepting UPDATE."""
+    view, awaited = agent_jobs.read_hello(connection, normalize_hostname(request.hostname))
+    record = view.computer if view is not None else None
+    columns = agents.columns_of_hello(record, request.data)
+    agent = accept(record, columns)
+    agents.store_networks(connection, agent.computer, request.data, columns)
+    if awaited:
+        agents.prove_woken(connection, rt.settings, agent, now)
+    pending = view.pending if view is not None and not agent.registered else []
     return _hello_params(rt, agent, request, now, pending)
 
 
@@ -138,8 +168,10 @@ def _hello_params(
     rt: Runtime, agent: AuthenticatedAgent, request: AgentRequest, now: datetime, pending: list[PendingJob]
 ) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "update": 1 if agents.wants_inventory(agent, rt.settings, now) else 0,
-        "software-jobs": agent_jobs.software_jobs(pending, request.client_address, now),
+        "update": 1 if agents.wants_inventory(agent, request.data, rt.settings, now) else 0,
+        "software-jobs": agent_jobs.software_jobs(
+            pending, request.client_address, now, Clocks(agent.computer.time_zone, rt.settings.zone)
+        ),
         "logins-since": agents.logins_since(agent),
         "events": [],
     }
@@ -152,16 +184,24 @@ def _hello_params(
 
 
 def _update(
-    rt: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest, now: datetime
+    rt: Runtime, connection: Connection, request: AgentRequest, now: datetime, accept: Accept
 ) -> dict[str, Any]:
-    agents.store_inventory(session, agent, request.data, now)
+    """A full inventory: its columns in the accepting UPDATE, the network interfaces if they changed, the
+    logins added to the history, the software stored in rows of its own."""
+    columns = agents.columns_of_inventory(request.data, now)
+    agent = accept(agents.read_record(connection, normalize_hostname(request.hostname)), columns)
+    agents.store_networks(connection, agent.computer, request.data, columns)
+    agents.store_logins_and_software(connection, rt.settings, agent.computer, request.data, now)
     return {"policies": {}}
 
 
 def _update_job_state(
-    rt: Runtime, session: Session, agent: AuthenticatedAgent, request: AgentRequest, now: datetime
+    rt: Runtime, connection: Connection, request: AgentRequest, now: datetime, accept: Accept
 ) -> dict[str, Any]:
-    succeeded = agent_jobs.report_job_state(session, rt.settings, agent.computer, request.data, now)
+    agent = accept(agents.read_record(connection, normalize_hostname(request.hostname)), None)
+    succeeded = agent_jobs.report_job_state(
+        connection, rt.settings, agent.computer, request.data, now, request.client_address
+    )
     return {"job-succeeded": succeeded}
 
 

@@ -1,10 +1,12 @@
 """Use cases of the agent protocol: authenticate a request, check-in, inventory (PROTOCOL.md).
 
-Each public function runs inside the caller's transaction; the API opens one per request.
+Each public function runs inside the caller's transaction (a Core connection: these are the agent endpoint's
+hot paths, no ORM objects); the API opens one per request.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -12,21 +14,28 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Update, bindparam, delete, insert, select, update
 
 from oco.config import Settings
-from oco.db.models import Computer, ComputerNetwork
+from oco.db.models import Computer, ComputerNetwork, ComputerSoftware
 from oco.db.types import UTCDateTime
 from oco.domain.hostnames import hostname_key, normalize_hostname
-from oco.domain.protocol import AgentMethod, signature_matches
+from oco.domain.logins import logins_since as domain_logins_since
+from oco.domain.logins import merge_logins, newest_login
+from oco.domain.protocol import NETWORK_FIELD_LIMITS, AgentMethod, signature_matches, too_far_ahead
+from oco.domain.versions import version_key
 from oco.errors import InvalidInput, Unauthorized
 from oco.services import wol
 from oco.services.ledger import CheckinLedger, Claim, next_server_timestamp
+from oco.services.listing import chunks
 
 KEY_BYTES = 32
 """Agent and server keys: 32 random bytes, 43 URL-safe characters."""
 SELF_REGISTRATION_DISABLED = "Client self-registration is disabled"
+REGISTRATION_KEY_ONLY_FOR_HELLO = (
+    "the agent registration key admits only the first oco.agent.hello of a computer without keys, "
+    "not {method}: say hello first and sign with the agent key it issues"
+)
 
 
 class AuthenticationFailed(Unauthorized):
@@ -62,6 +71,8 @@ class ComputerRecord:
     agent_version: str
     networks_digest: str
     uid: str
+    newest_login: datetime | None
+    time_zone: str
 
 
 RECORD_COLUMNS = tuple(getattr(Computer, name) for name in ComputerRecord.__slots__)
@@ -96,7 +107,11 @@ class AuthenticatedAgent:
 
 
 def authenticate_check_in(
-    record: ComputerRecord | None, ledger: CheckinLedger, request: AgentRequest, now: datetime
+    record: ComputerRecord | None,
+    ledger: CheckinLedger,
+    request: AgentRequest,
+    now: datetime,
+    max_ahead_seconds: float,
 ) -> AuthenticatedAgent | None:
     """The fast path of a steady agent's `oco.agent.hello`: verify and claim it without writing.
 
@@ -109,6 +124,7 @@ def authenticate_check_in(
         return None
     if not signature_matches(record.agent_key, request.body, request.signature):
         raise AuthenticationFailed("signature does not match the computer's agent key")
+    _require_plausible_timestamp(request, now, max_ahead_seconds)
     if _hello_changes(record, request.data):
         return None
     claim = _claim(ledger, record, request, now, deferred=True)
@@ -118,27 +134,38 @@ def authenticate_check_in(
 
 
 def authenticate(
-    session: Session, settings: Settings, ledger: CheckinLedger, request: AgentRequest, now: datetime
+    connection: Connection,
+    settings: Settings,
+    ledger: CheckinLedger,
+    request: AgentRequest,
+    now: datetime,
+    record: ComputerRecord | None,
+    writes: dict[str, Any] | None = None,
 ) -> AuthenticatedAgent:
     """Check signature and timestamp; register the computer on first use (trust on first use).
 
-    A request signed with the registration key is accepted only from a computer without an agent key,
-    and new keys are issued only in answer to `oco.agent.hello`. The timestamp is accepted by the
+    `record` is the computer the request names, as the caller read it in this transaction (None if
+    unknown); `writes` are computer columns the use case changes, written by the same UPDATE that accepts
+    the timestamp (`columns_of_hello`, `columns_of_inventory`).
+    The registration key admits exactly one request: the first `oco.agent.hello` of a computer without
+    keys (an unknown one, with self-registration on, or one an admin created), which issues its keys.
+    Any other method signed with it is refused, so nobody holding the registration key can act as a
+    computer that has not enrolled yet. A timestamp further ahead of the server's clock than the
+    `agent_timestamp_max_ahead_seconds` setting is refused. The timestamp is accepted by the
     process's ledger, then written with a conditional UPDATE, so of two requests carrying the same
     timestamp only one passes, whichever server process they reach.
     """
-    hostname = normalize_hostname(request.hostname)
-    record = _record(session.connection(), hostname)
     if record is None:
-        return _self_register(session, settings, request, hostname)
-    changes: dict[str, Any] = {}
+        return _self_register(connection, settings, request, writes or {}, now)
+    changes: dict[str, Any] = dict(writes or {})
     if record.agent_key:
         if not signature_matches(record.agent_key, request.body, request.signature):
             raise AuthenticationFailed("signature does not match the computer's agent key")
     else:
         _require_registration_signature(settings, request)
-        if request.method is AgentMethod.HELLO:
-            changes["agent_key"] = _new_key()
+        _require_first_hello(request)
+        changes["agent_key"] = _new_key()
+    _require_plausible_timestamp(request, now, settings.agent_timestamp_max_ahead_seconds)
     if not record.server_key and request.method is AgentMethod.HELLO:
         changes["server_key"] = _new_key()
     # The request writes its own traces below: were the flush to write its timestamp first, the
@@ -151,14 +178,12 @@ def authenticate(
         "p_now": now,
         "p_address": claim.entry.address,
         "p_uid": claim.entry.uid,
+        **{f"v_{name}": value for name, value in changes.items()},
     }
-    statement = _ACCEPT.values(**changes) if changes else _ACCEPT
-    accepted = session.connection().execute(statement, parameters)
+    accepted = connection.execute(_accept(tuple(sorted(changes))), parameters)
     if accepted.rowcount != 1:  # another server process accepted it first
         ledger.revert(claim)
         raise _replay(request, record.last_agent_timestamp)
-    if request.method is AgentMethod.HELLO:
-        _prove_woken(session, settings, record.id, now)
     return AuthenticatedAgent(
         computer=record,
         server_key=changes.get("server_key", record.server_key),
@@ -167,6 +192,14 @@ def authenticate(
         new_server_key=changes.get("server_key"),
         claim=claim,
     )
+
+
+@functools.cache
+def _accept(columns: tuple[str, ...]) -> Update:
+    """The conditional UPDATE that accepts a timestamp, also setting `columns` (bound as `v_<name>`);
+    built once for each set of columns."""
+    table = Computer.__table__
+    return _ACCEPT.values({name: bindparam(f"v_{name}", type_=table.c[name].type) for name in columns})
 
 
 def _claim(
@@ -189,12 +222,14 @@ def _claim(
     return claim
 
 
-def _prove_woken(session: Session, settings: Settings, computer_id: int, now: datetime) -> None:
-    """A hello proves a Wake-on-LAN target woke."""
-    wol.mark_woken(session, settings, [(computer_id, now)])
+def prove_woken(connection: Connection, settings: Settings, agent: AuthenticatedAgent, now: datetime) -> None:
+    """A hello proves a Wake-on-LAN target woke (a plain check-in's proof is written when it is confirmed).
+
+    Called only for a computer the caller found awaited (`wol.AWAITED_COLUMN`)."""
+    wol.mark_computer_woken(connection, settings, agent.computer.id, [now])
 
 
-def _record(connection: Connection, hostname: str) -> ComputerRecord | None:
+def read_record(connection: Connection, hostname: str) -> ComputerRecord | None:
     """The computer by its name, without regard to case (indexed)."""
     row = connection.execute(_SELECT, {"p_key": hostname_key(hostname)}).first()
     return ComputerRecord(*row) if row is not None else None
@@ -207,35 +242,57 @@ def _replay(request: AgentRequest, last: float) -> AuthenticationFailed:
 
 
 def _self_register(
-    session: Session, settings: Settings, request: AgentRequest, hostname: str
+    connection: Connection,
+    settings: Settings,
+    request: AgentRequest,
+    writes: dict[str, Any],
+    now: datetime,
 ) -> AuthenticatedAgent:
     if not settings.self_registration:
         raise AuthenticationFailed(SELF_REGISTRATION_DISABLED)
     _require_registration_signature(settings, request)
-    if request.method is not AgentMethod.HELLO:
-        raise AuthenticationFailed("unknown computer: register with oco.agent.hello first")
+    _require_first_hello(request)
+    _require_plausible_timestamp(request, now, settings.agent_timestamp_max_ahead_seconds)
+    hostname = normalize_hostname(request.hostname)
     timestamp = next_server_timestamp(0.0)
-    computer = Computer(
+    agent_key, server_key = _new_key(), _new_key()
+    values = {
+        "hostname": hostname,
+        "uid": request.uid[:255],
+        "notes": "Self-registered",
+        "agent_key": agent_key,
+        "server_key": server_key,
+        "last_agent_timestamp": request.timestamp,
+        "last_server_timestamp": timestamp,
+        "last_seen": None,
+        "remote_address": request.client_address[:64],
+        "agent_version": "",
+        "networks_digest": "",
+        **writes,
+    }
+    inserted = connection.execute(insert(Computer), values).inserted_primary_key
+    assert inserted is not None
+    record = ComputerRecord(
+        id=inserted[0],
         hostname=hostname,
-        uid=request.uid[:255],
-        notes="Self-registered",
-        agent_key=_new_key(),
-        server_key=_new_key(),
+        agent_key=agent_key,
+        server_key=server_key,
         last_agent_timestamp=request.timestamp,
         last_server_timestamp=timestamp,
-        last_seen=None,
-        remote_address=request.client_address[:64],
+        force_update=False,
+        inventory_updated=None,
+        agent_version="",  # as before this request: its news are written with it (`store_networks`)
+        networks_digest="",
+        uid=values["uid"],
+        newest_login=None,
+        time_zone="",
     )
-    session.add(computer)
-    session.flush()
-    record = _record(session.connection(), hostname)
-    assert record is not None
     return AuthenticatedAgent(
         computer=record,
-        server_key=computer.server_key,
+        server_key=server_key,
         timestamp=timestamp,
-        new_agent_key=computer.agent_key,
-        new_server_key=computer.server_key,
+        new_agent_key=agent_key,
+        new_server_key=server_key,
         registered=True,
     )
 
@@ -247,37 +304,78 @@ def _require_registration_signature(settings: Settings, request: AgentRequest) -
         raise AuthenticationFailed("signature does not match the agent registration key")
 
 
+def _require_first_hello(request: AgentRequest) -> None:
+    if request.method is not AgentMethod.HELLO:
+        raise AuthenticationFailed(REGISTRATION_KEY_ONLY_FOR_HELLO.format(method=request.method))
+
+
+def _require_plausible_timestamp(request: AgentRequest, now: datetime, max_ahead_seconds: float) -> None:
+    if too_far_ahead(request.timestamp, now, max_ahead_seconds):
+        raise AuthenticationFailed(
+            f"timestamp {request.timestamp} is more than {max_ahead_seconds:g} s ahead of the server's "
+            f"clock ({now.timestamp()}): set the computer's clock right"
+        )
+
+
 def _new_key() -> str:
     return secrets.token_urlsafe(KEY_BYTES)
 
 
-def wants_inventory(agent: AuthenticatedAgent, settings: Settings, now: datetime) -> bool:
-    """Ask for a full inventory when the computer is new, forced, or its inventory is old."""
+def wants_inventory(
+    agent: AuthenticatedAgent, data: dict[str, Any], settings: Settings, now: datetime
+) -> bool:
+    """Ask for a full inventory when the computer is new, forced (by an admin, or by the agent's
+    `data.force_update`: an OCO agent started with `--force`), or its inventory is old."""
     computer = agent.computer
     if agent.registered or computer.force_update or computer.inventory_updated is None:
+        return True
+    if data.get("force_update") is True:
         return True
     age = now - computer.inventory_updated
     return age > timedelta(seconds=settings.inventory_interval_seconds)
 
 
-def store_hello(session: Session, agent: AuthenticatedAgent, data: dict[str, Any]) -> None:
-    """Keep what a check-in tells us: agent version and network interfaces (with MACs).
+def columns_of_hello(record: ComputerRecord | None, data: dict[str, Any]) -> dict[str, Any]:
+    """The computer columns a hello changes (agent version, digest of the network data), compared by
+    value and digest: an unchanged hello changes none. `record` None: a computer not registered yet."""
+    return _hello_changes(record or _UNREGISTERED, data)
 
-    Network data is compared by digest, so an unchanged check-in reads and writes nothing more.
-    """
-    changes = _hello_changes(agent.computer, data)
-    if not changes:
+
+def columns_of_inventory(data: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The computer columns a full inventory sets: the fields we use, the rest as a document to show."""
+    columns: dict[str, Any] = {}
+    for name in ("os", "os_version", "architecture", "kernel_version", "agent_version"):
+        value = data.get(name)
+        if value is not None:
+            columns[name] = str(value)[:255]
+    networks = data.get("networks")
+    if isinstance(networks, list):
+        columns["networks_digest"] = _networks_digest(networks)
+    columns["inventory"] = {key: value for key, value in data.items() if key not in _NOT_IN_DOCUMENT}
+    zone = data.get("time_zone", data.get("timezone"))  # ours reports its zone (maintenance windows)
+    columns["time_zone"] = str(zone)[:64] if isinstance(zone, str) else ""
+    columns["inventory_updated"] = now
+    columns["force_update"] = False
+    return columns
+
+
+def store_networks(
+    connection: Connection, computer: ComputerRecord, data: dict[str, Any], columns: dict[str, Any]
+) -> None:
+    """Replace the computer's network interfaces when `columns` (of a hello or an inventory) hold a new
+    digest of them; nothing is read or written otherwise."""
+    networks = data.get("networks")
+    if "networks_digest" not in columns or not isinstance(networks, list):
         return
-    if "networks_digest" in changes:
-        computer = session.get(Computer, agent.computer.id)
-        assert computer is not None
-        computer.networks = _network_rows(data["networks"])
-    session.execute(
-        update(Computer)
-        .where(Computer.id == agent.computer.id)
-        .values(**changes)
-        .execution_options(synchronize_session=False)
-    )
+    if columns["networks_digest"] == computer.networks_digest:
+        return  # the same interfaces as stored
+    connection.execute(_DELETE_NETWORKS, {"p_computer": computer.id})
+    rows = [
+        {"computer_id": computer.id, **dict(zip(_NETWORK_FIELDS, values, strict=True))}
+        for values in _network_fields(networks)
+    ]
+    if rows:
+        connection.execute(insert(ComputerNetwork), rows)
 
 
 def _hello_changes(record: ComputerRecord, data: dict[str, Any]) -> dict[str, Any]:
@@ -294,27 +392,84 @@ def _hello_changes(record: ComputerRecord, data: dict[str, Any]) -> dict[str, An
     return changes
 
 
-def store_inventory(session: Session, agent: AuthenticatedAgent, data: dict[str, Any], now: datetime) -> None:
-    """Keep a full inventory: the fields we use in columns, the rest as a document to show."""
-    computer = session.get(Computer, agent.computer.id)
-    assert computer is not None
-    for field in ("os", "os_version", "architecture", "kernel_version", "agent_version"):
-        value = data.get(field)
-        if value is not None:
-            setattr(computer, field, str(value)[:255])
-    networks = data.get("networks")
-    if isinstance(networks, list):
-        computer.networks = _network_rows(networks)
-        computer.networks_digest = _networks_digest(networks)
+_UNREGISTERED = ComputerRecord(0, "", "", "", 0.0, 0.0, False, None, "", "", "", None, "")
+_DELETE_NETWORKS = delete(ComputerNetwork).where(ComputerNetwork.computer_id == bindparam("p_computer"))
+
+
+def store_logins_and_software(
+    connection: Connection, settings: Settings, computer: ComputerRecord, data: dict[str, Any], now: datetime
+) -> None:
+    """The parts of a full inventory that add to what is stored: the logins join the history (de-duplicated,
+    capped and aged), the software replaces the computer's rows (searchable). Its other columns were
+    written by the accepting UPDATE (`columns_of_inventory`)."""
     logins = data.get("logins")
-    computer.logins = logins if isinstance(logins, list) else []
-    computer.inventory = {key: value for key, value in data.items() if key not in {"networks", "logins"}}
-    computer.inventory_updated = now
-    computer.force_update = False
+    stored = connection.scalar(select(Computer.logins).where(Computer.id == computer.id))
+    history = merge_logins(
+        stored or [],
+        logins if isinstance(logins, list) else [],
+        now,
+        settings.login_history_max,
+        timedelta(days=settings.login_history_days),
+    )
+    connection.execute(
+        update(Computer)
+        .where(Computer.id == computer.id)
+        .values(logins=history, newest_login=newest_login(history))
+    )
+    software = data.get("software")
+    if isinstance(software, list):
+        _store_software(connection, computer.id, software, now)
+
+
+_NOT_IN_DOCUMENT = {"networks", "logins", "software"}
+"""Inventory sections kept in rows of their own; the rest (screens, printers, partitions…) as a document."""
+
+
+def _store_software(connection: Connection, computer_id: int, reported: list[Any], now: datetime) -> None:
+    """Replace the computer's software inventory with what was reported; an entry reported before
+    (same name and version) keeps its row and when it was first seen."""
+    wanted: dict[tuple[str, str], str] = {}
+    for entry in reported:
+        if not isinstance(entry, dict):
+            continue
+        name = _text(entry.get("name"), 255).strip()
+        if name:
+            wanted.setdefault(
+                (name, _text(entry.get("version"), 255).strip()), _text(entry.get("description"), 4000)
+            )
+    rows = connection.execute(
+        select(
+            ComputerSoftware.id, ComputerSoftware.name, ComputerSoftware.version, ComputerSoftware.description
+        ).where(ComputerSoftware.computer_id == computer_id)
+    ).all()
+    gone = []
+    for row_id, name, version, description in rows:
+        if (name, version) in wanted and wanted[(name, version)] == description:
+            del wanted[(name, version)]
+        else:
+            gone.append(row_id)
+    for ids in chunks(gone):
+        connection.execute(delete(ComputerSoftware).where(ComputerSoftware.id.in_(ids)))
+    if wanted:
+        connection.execute(
+            insert(ComputerSoftware),
+            [
+                {
+                    "computer_id": computer_id,
+                    "name": name,
+                    "version": version,
+                    "version_key": version_key(version),
+                    "description": description,
+                    "first_seen": now,
+                }
+                for (name, version), description in wanted.items()
+            ],
+        )
 
 
 _NETWORK_FIELDS = ("interface", "address", "netmask", "broadcast", "mac")
-_NETWORK_LIMITS = (255, 64, 64, 64, 32)
+_NETWORK_LIMITS = tuple(NETWORK_FIELD_LIMITS[name] for name in _NETWORK_FIELDS)
+"""The request was held to these (`oco.domain.protocol`); a value that is no string is cut to them."""
 
 
 def _network_fields(networks: list[Any]) -> list[tuple[str, ...]]:
@@ -335,13 +490,6 @@ def _network_fields(networks: list[Any]) -> list[tuple[str, ...]]:
     return fields
 
 
-def _network_rows(networks: list[Any]) -> list[ComputerNetwork]:
-    return [
-        ComputerNetwork(**dict(zip(_NETWORK_FIELDS, values, strict=True)))
-        for values in _network_fields(networks)
-    ]
-
-
 def _networks_digest(networks: list[Any]) -> str:
     return hashlib.sha256(json.dumps(_network_fields(networks)).encode()).hexdigest()
 
@@ -350,11 +498,7 @@ def _text(value: Any, limit: int) -> str:
     return "" if value is None else str(value)[:limit]
 
 
-LOGINS_SINCE_FORMAT = "%Y-%m-%d %H:%M:%S"
-EPOCH_TEXT = "1970-01-01 00:00:00"
-
-
 def logins_since(agent: AuthenticatedAgent) -> str:
-    """The time from which the agent should report logins: the last full inventory (UTC), or the epoch."""
-    updated = agent.computer.inventory_updated
-    return EPOCH_TEXT if updated is None else updated.strftime(LOGINS_SINCE_FORMAT)
+    """The time from which the agent should report logins: the newest stored login (UTC), as OCO-Server
+    sends it, or the epoch; the agent then reports only newer ones, which `store_logins_and_software` adds."""
+    return domain_logins_since(agent.computer.newest_login)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from oco.db.models import ComputerPackage, Package
-from oco.errors import Conflict, NotFound
+from oco.errors import Conflict, InvalidInput, NotFound
 from oco.services import audit
 from oco.services.computers import ComputerQuery, ComputerRef, find_computer, matching_computers
 from oco.services.listing import chunks
@@ -134,18 +134,41 @@ def selected_assignments(
     return list(dict.fromkeys(ids))
 
 
-def assignment_ids(session: Session, computer: ComputerRef, package_ids: Sequence[int]) -> list[int]:
-    """The assignments of these packages on one computer, in the order given; NotFound names a package
-    that is not installed there."""
-    found = find_computer(session, computer)
-    ids = []
-    for package_id in package_ids:
-        package = get_package(session, package_id)
-        assignment = _find(session, found.id, package.id)
-        if assignment is None:
-            raise NotFound(f"{package.display_name} is not assigned to {found.hostname}")
-        ids.append(assignment.id)
-    return ids
+def assignment_ids(
+    session: Session, computers: Sequence[ComputerRef], package_ids: Sequence[int]
+) -> list[int]:
+    """The assignments of these packages on these computers, computer by computer in the order given.
+
+    A computer that has some of the packages loses those it has; NotFound names a package none of the
+    computers has, or a computer that has none of the packages.
+    """
+    found = [find_computer(session, computer) for computer in dict.fromkeys(computers)]
+    packages = [get_package(session, package_id) for package_id in dict.fromkeys(package_ids)]
+    if not packages:
+        raise InvalidInput("name at least one package to uninstall", field="packages")
+    assigned = {
+        (computer_id, package_id): assignment_id
+        for chunk in chunks([computer.id for computer in found])
+        for assignment_id, computer_id, package_id in session.execute(
+            select(ComputerPackage.id, ComputerPackage.computer_id, ComputerPackage.package_id).where(
+                ComputerPackage.computer_id.in_(chunk),
+                ComputerPackage.package_id.in_([package.id for package in packages]),
+            )
+        )
+    }
+    for package in packages:
+        if not any((computer.id, package.id) in assigned for computer in found):
+            where = found[0].hostname if len(found) == 1 else f"any of the {len(found)} computers"
+            raise NotFound(f"{package.display_name} is not assigned to {where}")
+    for computer in found:
+        if not any((computer.id, package.id) in assigned for package in packages):
+            raise NotFound(f"{computer.hostname} has none of the packages to uninstall")
+    return [
+        assigned[(computer.id, package.id)]
+        for computer in found
+        for package in packages
+        if (computer.id, package.id) in assigned
+    ]
 
 
 def _find(session: Session, computer_id: int, package_id: int) -> ComputerPackage | None:

@@ -6,6 +6,7 @@ the console and the admin API pass ids.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from oco.db.models import (
     ComputerGroup,
     ComputerGroupMember,
     ComputerPackage,
+    ComputerSoftware,
     Job,
     JobContainer,
     Package,
@@ -26,7 +28,8 @@ from oco.db.models import (
 )
 from oco.domain.hostnames import hostname_key, normalize_hostname
 from oco.domain.presence import Presence, online_since
-from oco.errors import Conflict, NotFound
+from oco.domain.versions import parse_version_condition
+from oco.errors import Conflict, InvalidInput, NotFound
 from oco.services import audit
 from oco.services.listing import PageRequest, chunks, contains, distinct_words, export_batches, fetch_page
 from oco.services.runtime import Runtime
@@ -36,12 +39,15 @@ from oco.services.views import (
     ComputerListPublic,
     ComputerPagePublic,
     ComputerPublic,
+    ComputerSoftwarePublic,
     FilterChoices,
     PagePublic,
+    SoftwarePublic,
     computer_detail_view,
     computer_inventory_view,
     computer_view,
     job_view,
+    software_view,
 )
 
 ComputerRef = int | str
@@ -64,13 +70,16 @@ def add_computer(rt: Runtime, hostname: str, actor: str, notes: str = "") -> Com
 @dataclass(frozen=True, slots=True)
 class ComputerQuery:
     """Which computers a list shows: words to search for (each must match hostname, OS, address, uid or
-    agent version), online/offline/never seen, an OS, a group, a package installed."""
+    agent version), online/offline/never seen, an OS, a group, a package installed, software its
+    inventory reports (name contains `software`; version satisfies `software_version`, e.g. "< 120")."""
 
     search: str = ""
     presence: Presence | None = None
     os: str = ""
     group_id: int | None = None
     package_id: int | None = None
+    software: str = ""
+    software_version: str = ""
 
 
 COMPUTER_SORTS = (
@@ -155,7 +164,36 @@ def _matching(base: Select[Any], query: ComputerQuery, now: datetime, offline_se
     if query.package_id is not None:
         holders = select(ComputerPackage.computer_id).where(ComputerPackage.package_id == query.package_id)
         conditions.append(Computer.id.in_(holders))
+    software = _with_software(query)
+    if software is not None:
+        conditions.append(Computer.id.in_(software))
     return base.where(*conditions)
+
+
+_VERSION_COMPARISONS = {
+    "<": operator.lt,
+    "<=": operator.le,
+    "=": operator.eq,
+    "!=": operator.ne,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
+
+
+def _with_software(query: ComputerQuery) -> Select[Any] | None:
+    """The computers whose software inventory has an entry named like `query.software` (each word, case
+    ignored) in a version that satisfies `query.software_version` — compared in SQL by version key."""
+    name, condition_text = query.software.strip(), query.software_version.strip()
+    if not name:
+        if condition_text:
+            raise InvalidInput("a version condition needs a software name to apply to", field="software")
+        return None
+    conditions = [contains(ComputerSoftware.name, word) for word in distinct_words(name)]
+    if condition_text:
+        condition = parse_version_condition(condition_text, field="software_version")
+        compare = _VERSION_COMPARISONS[condition.operator]
+        conditions.append(compare(ComputerSoftware.version_key, condition.key))
+    return select(ComputerSoftware.computer_id).where(*conditions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +267,14 @@ def computer_detail(rt: Runtime, reference: ComputerRef) -> ComputerDetailPublic
             .options(selectinload(Job.container))
             .order_by(Job.id.desc())
         )
-        return computer_detail_view(computer, list(history), rt.now(), rt.settings.computer_offline_seconds)
+        software = session.scalars(
+            select(ComputerSoftware)
+            .where(ComputerSoftware.computer_id == computer.id)
+            .order_by(ComputerSoftware.name, ComputerSoftware.version_key)
+        )
+        return computer_detail_view(
+            computer, list(history), rt.now(), rt.settings.computer_offline_seconds, list(software)
+        )
 
 
 def computer_page(rt: Runtime, reference: ComputerRef, request: PageRequest) -> ComputerPagePublic:
@@ -246,7 +291,44 @@ def computer_page(rt: Runtime, reference: ComputerRef, request: PageRequest) -> 
         return ComputerPagePublic(
             computer=computer_inventory_view(computer, now, offline),
             jobs=fetched.page([job_view(job, name, computer.hostname) for job, name in fetched.rows]),
+            software=_software_page(session, computer.id, "", PageRequest(1, SOFTWARE_ON_PAGE)),
         )
+
+
+SOFTWARE_SORTS = ("name", "version", "first_seen")
+SOFTWARE_ON_PAGE = 10
+"""Software entries the computer's page shows; the rest are a page of their own."""
+
+
+def computer_software(
+    rt: Runtime, reference: ComputerRef, search: str, request: PageRequest
+) -> ComputerSoftwarePublic:
+    """A page of a computer's software inventory: entries whose name or version contains each word of
+    `search`, by name at first (by version: in version order)."""
+    now, offline = rt.now(), rt.settings.computer_offline_seconds
+    with rt.reading() as session:
+        computer = find_computer(session, reference)
+        return ComputerSoftwarePublic(
+            computer=computer_view(computer, now, offline),
+            software=_software_page(session, computer.id, search, request),
+        )
+
+
+def _software_page(
+    session: Session, computer_id: int, search: str, request: PageRequest
+) -> PagePublic[SoftwarePublic]:
+    query = select(ComputerSoftware).where(ComputerSoftware.computer_id == computer_id)
+    for word in distinct_words(search):
+        query = query.where(
+            or_(contains(ComputerSoftware.name, word), contains(ComputerSoftware.version, word))
+        )
+    order = {
+        "name": ComputerSoftware.name,
+        "version": ComputerSoftware.version_key,
+        "first_seen": ComputerSoftware.first_seen,
+    }
+    fetched = fetch_page(session, query, order, ComputerSoftware.id, request, "name")
+    return fetched.page([software_view(row[0]) for row in fetched.rows])
 
 
 def delete_computer(rt: Runtime, reference: ComputerRef, actor: str) -> str:

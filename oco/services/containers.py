@@ -13,8 +13,10 @@ from sqlalchemy.orm import Session, selectinload
 
 from oco.db.models import Job, JobContainer
 from oco.domain.containers import NAME_MAX, ContainerSettings, shown_time, validate_container
+from oco.domain.phases import HALTED
 from oco.domain.states import PENDING_STATES, ContainerStatus, JobState, SequenceMode
 from oco.domain.status import container_status, outcome_counts, progress
+from oco.domain.windows import stored_windows
 from oco.errors import InvalidInput, NotFound
 from oco.services import audit
 from oco.services.listing import PageRequest, chunks, contains, distinct_words, fetch_page
@@ -50,6 +52,8 @@ class ContainerEdit:
     restart_timeout: int | None = None
     sequence_mode: SequenceMode | None = None
     agent_ip_ranges: str | None = None
+    wol: bool | None = None
+    shutdown_waked: bool | None = None
 
 
 def list_containers(rt: Runtime) -> list[ContainerPublic]:
@@ -178,6 +182,8 @@ def edit_container(rt: Runtime, container_id: int, edit: ContainerEdit, actor: s
         container.description = _pick(edit.description, container.description)
         container.notes = _pick(edit.notes, container.notes)
         container.enabled = _pick(edit.enabled, container.enabled)
+        container.wol = _pick(edit.wol, container.wol)
+        container.shutdown_waked = container.wol and _pick(edit.shutdown_waked, container.shutdown_waked)
         audit.record(session, actor, "container.edit", "job_container", container.id, name=container.name)
         session.flush()
         return container_view(summary_of(session, container, rt.now()))
@@ -334,6 +340,13 @@ def container_view(summary: ContainerSummary) -> ContainerPublic:
     return ContainerPublic(**_container_fields(summary))
 
 
+def _windows_fields(stored: str | None) -> dict[str, Any]:
+    windows = stored_windows(stored) if stored else None
+    if windows is None:
+        return {}
+    return {"windows": [window.text for window in windows.windows], "window_zone": windows.zone}
+
+
 def _container_fields(summary: ContainerSummary) -> dict[str, Any]:
     container = summary.container
     return {
@@ -358,6 +371,8 @@ def _container_fields(summary: ContainerSummary) -> dict[str, Any]:
         "job_counts": {state.text: count for state, count in summary.counts.items()},
         "outcomes": {outcome.text: count for outcome, count in outcome_counts(summary.counts).items()},
         "last_finished": summary.last_finished,
+        "halted": container.open_phase == HALTED,
+        **_windows_fields(container.windows),
     }
 
 
@@ -403,6 +418,7 @@ def _copy_container(session: Session, source: JobContainer, actor: str, now: dat
         restart_timeout=source.restart_timeout,
         sequence_mode=source.sequence_mode,
         agent_ip_ranges=source.agent_ip_ranges,
+        windows=source.windows,
     )
     session.add(copy)
     session.flush()

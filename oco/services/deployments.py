@@ -14,15 +14,19 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from oco.config import Settings
-from oco.db.models import ComputerPackage, Job, JobContainer, Package, PackageFamily, WolTarget
+from oco.db.models import Computer, ComputerPackage, Job, JobContainer, Package, PackageFamily, WolTarget
 from oco.domain.containers import DEFAULT_RESTART_TIMEOUT, ContainerSettings, validate_container
+from oco.domain.ipranges import parse_ip_ranges
+from oco.domain.phases import NO_ROLLOUT, RolloutRules, assign_phases, phase_label, validate_rules
 from oco.domain.planning import Plan, plan_deployment, plan_uninstall
 from oco.domain.states import JobState, SequenceMode
+from oco.domain.windows import Windows, WindowZone, reported_zone
 from oco.errors import InvalidInput, NotFound
-from oco.services import audit, wol
+from oco.services import audit, rollouts, wol
 from oco.services.assignments import InstalledSelection, assignment_ids, selected_assignments
 from oco.services.computers import ComputerRef
 from oco.services.containers import container_view, summarize
+from oco.services.groups import GroupRef, find_computer_group
 from oco.services.listing import chunks
 from oco.services.runtime import Runtime
 from oco.services.targets import (
@@ -32,7 +36,13 @@ from oco.services.targets import (
     resolve_targets,
     target_computers,
 )
-from oco.services.views import ContainerPublic, PlanPublic, plan_view
+from oco.services.views import (
+    ContainerPublic,
+    PlanPhasePublic,
+    PlanPublic,
+    PlanWindowsPublic,
+    plan_view,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +60,22 @@ class ContainerOptions:
     sequence_mode: SequenceMode = SequenceMode.IGNORE_FAILED
     agent_ip_ranges: str = ""
     notes: str = ""
+    rollout: RolloutRules = NO_ROLLOUT
+    """Phases, criterion, soak and halt rule (`oco.domain.phases`); inactive by default."""
+    pilot_group: GroupRef | None = None
+    """The computer group whose targets form the rollout's first phase."""
+    windows: Windows | None = None
+    """Maintenance windows: waiting jobs are handed out only while one is open (`oco.domain.windows`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Phasing:
+    """Which phase each target computer is in, how many phases there are, the pilot group."""
+
+    rules: RolloutRules
+    phases: dict[int, int]
+    count: int
+    pilot_group: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +92,16 @@ class DeploymentRequest:
 
 @dataclass(frozen=True, slots=True)
 class UninstallRequest:
-    """Uninstall jobs for selected assignments: by id, or as packages installed on one computer.
+    """Uninstall jobs for selected assignments: by id, or as packages installed on some computers.
 
     An empty name becomes "Uninstall <families>".
     """
 
     options: ContainerOptions
     assignment_ids: Sequence[int] = ()
-    computer: ComputerRef | None = None
+    computers: Sequence[ComputerRef] = ()
     package_ids: Sequence[int] = field(default_factory=tuple)
+    """With `computers`: the packages to uninstall from them, each from those of them that have it."""
     installed: InstalledSelection | None = None
     """And the assignments of a package on every computer that matches a filter."""
 
@@ -86,7 +113,14 @@ def preview_deployment(rt: Runtime, request: DeploymentRequest, limit: int | Non
     with rt.reading() as session:
         _validated(request.options, now, rt.settings.zone)
         resolved = resolve_targets(session, request.targets, now, rt.settings.computer_offline_seconds)
-        return plan_view(_plan(resolved, request), limit)
+        plan = _plan(resolved, request)
+        phasing = _phasing(session, request.options, plan)
+        view = plan_view(plan, limit)
+        if phasing is not None:
+            view = view.model_copy(update={"phases": _phase_views(plan, phasing, limit)})
+        if request.options.windows is not None:
+            view = _with_windows(session, view, plan, request.options.windows, rt.settings.time_zone)
+        return view
 
 
 def create_deployment(rt: Runtime, request: DeploymentRequest, actor: str) -> ContainerPublic:
@@ -97,8 +131,11 @@ def create_deployment(rt: Runtime, request: DeploymentRequest, actor: str) -> Co
         settings = _validated(request.options, now, rt.settings.zone)
         resolved = resolve_targets(session, request.targets, now, rt.settings.computer_offline_seconds)
         plan = _plan(resolved, request)
+        phasing = _phasing(session, request.options, plan)
         container = _insert_container(session, request.options, settings, actor, now)
-        _insert_jobs(session, container.id, plan, now)
+        _insert_jobs(session, container.id, plan, now, phasing.phases if phasing else None)
+        if phasing is not None:
+            rollouts.start_rollout(session, container, phasing.rules, phasing.count, phasing.pilot_group, now)
         _start_wol(session, rt.settings, container, plan, now)
         audit.record(
             session,
@@ -111,6 +148,7 @@ def create_deployment(rt: Runtime, request: DeploymentRequest, actor: str) -> Co
             packages=[p.id for p in resolved.packages],
             jobs=len(plan.jobs),
             auto_uninstall=request.auto_uninstall,
+            phases=phasing.count if phasing else None,
         )
         return _created(container, plan, now)
 
@@ -122,8 +160,8 @@ def create_uninstall(rt: Runtime, request: UninstallRequest, actor: str) -> Cont
     with rt.transaction() as session:
         offline = rt.settings.computer_offline_seconds
         selected_ids = selected_assignments(session, request.assignment_ids, request.installed, now, offline)
-        if request.computer is not None:
-            selected_ids += assignment_ids(session, request.computer, request.package_ids)
+        if request.computers:
+            selected_ids += assignment_ids(session, request.computers, request.package_ids)
         if not selected_ids:
             raise InvalidInput("choose at least one installed package", field="assignments")
         options = request.options
@@ -131,7 +169,13 @@ def create_uninstall(rt: Runtime, request: UninstallRequest, actor: str) -> Cont
             options = replace(options, name=_uninstall_name(session, selected_ids))
         settings = _validated(options, now, rt.settings.zone)
         selected = _selected_packages(session, selected_ids)
-        plan = plan_uninstall(target_computers(session, list(selected), now, offline), selected)
+        plan = plan_uninstall(
+            target_computers(session, list(selected), now, offline),
+            selected,
+            wol=options.wol,
+            shutdown_waked=options.wol and options.shutdown_waked,
+            ip_ranges=parse_ip_ranges(settings.agent_ip_ranges),
+        )
         container = _insert_container(session, options, settings, actor, now)
         _insert_jobs(session, container.id, plan, now)
         _start_wol(session, rt.settings, container, plan, now)
@@ -173,6 +217,7 @@ def _plan(resolved: ResolvedTargets, request: DeploymentRequest) -> Plan:
         auto_uninstall=request.auto_uninstall,
         wol=request.options.wol,
         shutdown_waked=request.options.wol and request.options.shutdown_waked,
+        ip_ranges=parse_ip_ranges(request.options.agent_ip_ranges),
     )
 
 
@@ -237,13 +282,83 @@ def _insert_container(
         restart_timeout=validated.restart_timeout,
         sequence_mode=int(validated.sequence_mode),
         agent_ip_ranges=validated.agent_ip_ranges,
+        windows=options.windows.text if options.windows is not None else None,
     )
     session.add(container)
     session.flush()
     return container
 
 
-def _insert_jobs(session: Session, container_id: int, plan: Plan, now: datetime) -> None:
+def _phasing(session: Session, options: ContainerOptions, plan: Plan) -> _Phasing | None:
+    """The phases of a rollout over the plan's computers (None when the deployment is not one)."""
+    rules = options.rollout
+    pilot_name, pilot_members = "", set[int]()
+    if options.pilot_group is not None and str(options.pilot_group).strip():
+        group = find_computer_group(session, options.pilot_group)
+        pilot_name, pilot_members = group.name, {member.computer_id for member in group.members}
+        rules = replace(rules, pilot_group_id=group.id)
+    if not rules.active:
+        return None
+    validate_rules(rules)
+    targets = [computer.computer_id for computer in plan.computers]
+    if rules.pilot_group_id is not None and not pilot_members & set(targets):
+        raise InvalidInput(
+            f"no computer of the pilot group {pilot_name!r} is among the targets", field="pilot_group"
+        )
+    phases = assign_phases(options.name, targets, rules.steps, pilot_members)
+    return _Phasing(rules, phases, max(phases.values(), default=0) + 1, pilot_name)
+
+
+def _phase_views(plan: Plan, phasing: _Phasing, limit: int | None) -> list[PlanPhasePublic]:
+    hostnames: dict[int, list[str]] = {number: [] for number in range(phasing.count)}
+    for computer in plan.computers:
+        hostnames[phasing.phases[computer.computer_id]].append(computer.hostname)
+    pilot = phasing.rules.pilot_group_id is not None
+    return [
+        PlanPhasePublic(
+            number=number + 1,
+            label=phase_label(number, pilot),
+            computers=len(names),
+            hostnames=sorted(names)[:limit] if limit is not None else sorted(names),
+        )
+        for number, names in hostnames.items()
+    ]
+
+
+def _with_windows(
+    session: Session, view: PlanPublic, plan: Plan, windows: Windows, server_zone: str
+) -> PlanPublic:
+    """The preview with its windows, and which computers read them in server time: those whose agent
+    reports no (usable) time zone, when the windows are in computer time."""
+    ids = [computer.computer_id for computer in plan.computers]
+    zones: dict[int, str] = {}
+    for chunk in chunks(ids):
+        rows = session.execute(select(Computer.id, Computer.time_zone).where(Computer.id.in_(chunk)))
+        zones.update({computer_id: zone for computer_id, zone in rows})
+    server_time = set()
+    if windows.zone is WindowZone.COMPUTER:
+        server_time = {
+            computer_id for computer_id in ids if reported_zone(zones.get(computer_id, "")) is None
+        }
+    note = f"its window is read in server time ({server_zone}): its agent reports no time zone"
+    computers = [
+        computer.model_copy(update={"notes": [*computer.notes, note]})
+        if computer.computer_id in server_time
+        else computer
+        for computer in view.computers
+    ]
+    summary = PlanWindowsPublic(
+        windows=[window.text for window in windows.windows],
+        zone=windows.zone,
+        server_zone=server_zone,
+        server_time_computers=len(server_time),
+    )
+    return view.model_copy(update={"computers": computers, "windows": summary})
+
+
+def _insert_jobs(
+    session: Session, container_id: int, plan: Plan, now: datetime, phases: dict[int, int] | None = None
+) -> None:
     rows = [
         {
             "container_id": container_id,
@@ -260,6 +375,7 @@ def _insert_jobs(session: Session, container_id: int, plan: Plan, now: datetime)
             "wol_shutdown": job.wol_shutdown,
             "created": now,
             "execution_finished": None if job.state is JobState.WAITING else now,
+            "phase": phases[job.computer_id] if phases is not None else None,
         }
         for job in plan.jobs
     ]

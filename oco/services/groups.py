@@ -175,8 +175,9 @@ def add_computers_to_group(
         present = set(_member_ids(session, group.id))
         added = [i for i in computer_ids if i not in present]
         if added:
-            rows = [{"group_id": group.id, "computer_id": i} for i in added]
-            session.execute(insert(ComputerGroupMember), rows)
+            group_id = group.id  # read once, not once a row
+            rows = [{"group_id": group_id, "computer_id": i} for i in added]
+            session.connection().execute(insert(ComputerGroupMember), rows)
         audit.record(session, actor, "computer_group.add", "computer_group", group.id, computers=added)
         return _membership(session, group, len(added))
 

@@ -26,7 +26,7 @@ from oco.domain.days import day_spans
 from oco.domain.states import JOB_EXPIRED_MESSAGE, PENDING_STATES, ContainerStatus, JobState
 from oco.domain.status import purge_due
 from oco.errors import InvalidInput
-from oco.services import audit, containers, wol
+from oco.services import audit, containers, rollouts, throttle, wol
 from oco.services.runtime import Runtime
 
 log = logging.getLogger("oco.housekeeping")
@@ -160,9 +160,11 @@ TASKS: tuple[NamedTask, ...] = (
     NamedTask("expire-jobs", expire_jobs),
     NamedTask("send-wol", wol.send_due_packets),
     NamedTask("expire-wol-shutdown", wol.expire_wol_shutdowns),
+    NamedTask("advance-rollouts", rollouts.advance_rollouts),  # after expiry: expired jobs count
     NamedTask("count-outcomes", count_outcomes),  # before the purge deletes what it counts
     NamedTask("purge-containers", purge_containers),
     NamedTask("refresh-statistics", refresh_statistics),
+    NamedTask("forget-login-failures", throttle.forget_login_failures),
 )
 
 
@@ -195,6 +197,11 @@ def run_all(runtime: Runtime) -> dict[str, int | None]:
         except Exception:
             log.exception("housekeeping task %s failed", task.name)
             results[task.name] = None
+    try:  # outside any transaction: a slow webhook holds no lock
+        results["deliver-rollout-events"] = rollouts.deliver_events(runtime)
+    except Exception:
+        log.exception("delivering rollout events failed")
+        results["deliver-rollout-events"] = None
     return results
 
 

@@ -12,14 +12,14 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from oco.db.models import Computer, Job, JobContainer, WolTarget
-from oco.domain.dispatch import ContainerWindow, why_waiting
+from oco.domain.dispatch import Clocks, ContainerWindow, why_waiting
 from oco.domain.listing import Sort, page_window, parse_sort
 from oco.domain.meanings import meaning, post_action_fate
 from oco.domain.planning import effective_post_action
 from oco.domain.states import OUTCOME_OF, JobOutcome, JobState, PostAction
 from oco.domain.wol import wake_outcome
 from oco.errors import InvalidInput, NotFound
-from oco.services import audit
+from oco.services import audit, rollouts
 from oco.services.containers import container_view, find_container, renew_in, summary_of
 from oco.services.listing import (
     AnySelect,
@@ -86,7 +86,7 @@ def container_page(
             .limit(MOVE_TARGETS)
         )
         return ContainerPagePublic(
-            container=container_view(summary),
+            container=rollouts.with_rollout(session, container_view(summary)),
             jobs=_search_in(session, rt, container, query, request, summary.counts),
             move_targets=[Choice(id=i, name=name) for i, name in targets],
         )
@@ -103,7 +103,9 @@ def search_jobs(
 def _rows(container_id: int, query: JobQuery) -> AnySelect:
     """A container's jobs that match `query`, each with what its row shows of the computer and its wake."""
     return (
-        select(Job, Computer.hostname, Computer.last_seen, Computer.remote_address, WolTarget)
+        select(
+            Job, Computer.hostname, Computer.last_seen, Computer.remote_address, WolTarget, Computer.time_zone
+        )
         .join(Computer, Job.computer_id == Computer.id)
         .outerjoin(
             WolTarget,
@@ -149,9 +151,10 @@ def _row_views(rows: Sequence[Any], container: JobContainer | None, rt: Runtime)
     if container is None:  # deleted while its jobs were being downloaded
         return []
     window, now, offline = _window(container), rt.now(), rt.settings.computer_offline_seconds
+    zone = rt.settings.zone
     return [
-        _row(job, container, window, hostname, seen, address, target, now, offline)
-        for job, hostname, seen, address, target in rows
+        _row(job, container, window, hostname, seen, address, target, now, offline, Clocks(tz, zone))
+        for job, hostname, seen, address, target, tz in rows
     ]
 
 
@@ -350,6 +353,8 @@ def _window(container: JobContainer) -> ContainerWindow:
         end=container.end_time,
         enabled=container.enabled,
         ip_ranges=container.agent_ip_ranges,
+        open_phase=container.open_phase,
+        windows=container.windows,
     )
 
 
@@ -363,13 +368,20 @@ def _row(
     target: WolTarget | None,
     now: datetime,
     offline_seconds: int,
+    clocks: Clocks,
 ) -> JobRowPublic:
     state = JobState(job.state)
     explained = meaning(state, job.return_code, job.success_codes)
     waiting = None
     if state is JobState.WAITING:
-        reason = why_waiting(window, last_seen, address or None, now, offline_seconds)
-        waiting = WaitingPublic(hold=reason.hold, since=reason.since, address=reason.address)
+        reason = why_waiting(window, last_seen, address or None, now, offline_seconds, job.phase, clocks)
+        waiting = WaitingPublic(
+            hold=reason.hold,
+            since=reason.since,
+            address=reason.address,
+            opens=reason.opens,
+            phase=None if reason.phase is None else reason.phase + 1,
+        )
     post_action = effective_post_action(PostAction(job.post_action), job.wol_shutdown)
     return JobRowPublic(
         **job_view(job, container.name, hostname).model_dump(),

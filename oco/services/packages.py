@@ -54,6 +54,8 @@ class PackageSpec:
     compatible_os_version: str = ""
     compatible_architecture: str = ""
     notes: str = ""
+    download_for_uninstall: bool = False
+    """Uninstall jobs fetch the payload first (for uninstall procedures that need its files)."""
 
 
 def add_package(session: Session, spec: PackageSpec, payload: StoredPayload | None, actor: str) -> Package:
@@ -92,6 +94,7 @@ def add_package(session: Session, spec: PackageSpec, payload: StoredPayload | No
         compatible_os=spec.compatible_os.strip(),
         compatible_os_version=spec.compatible_os_version.strip(),
         compatible_architecture=spec.compatible_architecture.strip(),
+        download_for_uninstall=spec.download_for_uninstall,
         payload_sha256=payload.sha256 if payload else None,
         payload_size=payload.size if payload else None,
         author=actor,

@@ -1,8 +1,9 @@
 """What the use cases run against: settings, database, depot, clock. Built once per process.
 
 A use case opens exactly one unit of work on it: `transaction()` for one that writes (commit at the end,
-rollback on any error), `reading()` for one that only reads (a snapshot, no write lock, always rolled
-back), `read()` for the check-in's Core reads. Errors the database raises for something a client sent
+rollback on any error; `writing()` the same on a Core connection, for the agent endpoint's writes),
+`reading()` for one that only reads (a snapshot, no write lock, always rolled back), `read()` for the
+check-in's Core reads. Errors the database raises for something a client sent
 become `OcoError`s here, so entry points never see SQLAlchemy.
 """
 
@@ -67,7 +68,7 @@ class Runtime:
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine),
-            depot=Depot(settings.depot_path),
+            depot=Depot(settings.depot_path, reserve_bytes=settings.depot_reserve_bytes),
         )
 
     @contextmanager
@@ -75,6 +76,13 @@ class Runtime:
         """One use case that writes: commit at the end of the block, roll back if it raises."""
         with database_errors(), self._writer, transaction(self.sessions) as session:
             yield session
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """One use case that writes with Core statements only, no ORM session: the agent endpoint's write
+        paths. Commit at the end of the block, roll back if it raises; queued like `transaction()`."""
+        with database_errors(), self._writer, self.engine.begin() as connection:
+            yield connection
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

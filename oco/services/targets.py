@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
 
-from oco.db.models import Computer, ComputerPackage, Package
+from oco.db.models import Computer, ComputerNetwork, ComputerPackage, Package
 from oco.domain.planning import InstalledPackage, PackageToDeploy, TargetComputer
 from oco.domain.presence import is_online
 from oco.domain.states import PostAction, UpgradeBehavior
@@ -143,6 +143,7 @@ def target_computers(
                 Computer.os_version,
                 Computer.architecture,
                 Computer.last_seen,
+                Computer.remote_address,
             ).where(Computer.id.in_(chunk))
         )
     }
@@ -158,6 +159,15 @@ def target_computers(
         )
         for computer_id, package_id in session.execute(assignments):
             assigned.setdefault(computer_id, []).append(package_id)
+    with_mac = {
+        computer_id
+        for chunk in chunks(computer_ids)
+        for computer_id in session.scalars(
+            select(ComputerNetwork.computer_id)
+            .where(ComputerNetwork.computer_id.in_(chunk), ComputerNetwork.mac != "")
+            .distinct()
+        )
+    }
     installed = _installed_packages(session, {i for ids in assigned.values() for i in ids})
     return [
         TargetComputer(
@@ -168,6 +178,9 @@ def target_computers(
             architecture=row.architecture,
             online=is_online(row.last_seen, now, offline_seconds),
             installed=tuple(installed[i] for i in assigned.get(row.id, ())),
+            seen=row.last_seen is not None,
+            mac_known=row.id in with_mac,
+            address=row.remote_address,
         )
         for row in (rows[i] for i in computer_ids)
     ]

@@ -8,11 +8,12 @@ travel as their `text` (`oco.domain.states`), times as timezone-aware UTC.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
@@ -21,6 +22,7 @@ from oco.db.models import (
     Computer,
     ComputerGroup,
     ComputerPackage,
+    ComputerSoftware,
     Job,
     Package,
     PackageFamily,
@@ -31,6 +33,7 @@ from oco.domain.dispatch import Hold
 from oco.domain.meanings import PostActionFate
 from oco.domain.planning import Plan, effective_post_action
 from oco.domain.presence import Presence, is_online, presence
+from oco.domain.roles import Permission, Role, allowed
 from oco.domain.signing import SignatureStatus, signature_status
 from oco.domain.states import (
     ContainerStatus,
@@ -41,6 +44,7 @@ from oco.domain.states import (
     UpgradeBehavior,
     Vocabulary,
 )
+from oco.domain.windows import WindowZone
 from oco.domain.wol import WakeOutcome
 from oco.errors import OcoError
 from oco.services.signing import signed_fields
@@ -91,6 +95,7 @@ def _text(member: Vocabulary) -> str:
 
 PostActionText = Annotated[PostAction, AsText(PostAction)]
 SequenceModeText = Annotated[SequenceMode, AsText(SequenceMode)]
+WindowZoneText = Annotated[WindowZone, AsText(WindowZone)]
 UpgradeBehaviorText = Annotated[UpgradeBehavior, AsText(UpgradeBehavior)]
 SignatureStatusText = Annotated[SignatureStatus, AsText(SignatureStatus)]
 JobStateText = Annotated[JobState, AsText(JobState)]
@@ -99,6 +104,8 @@ HoldText = Annotated[Hold, AsText(Hold)]
 PresenceText = Annotated[Presence, AsText(Presence)]
 PostActionFateText = Annotated[PostActionFate, AsText(PostActionFate)]
 WakeOutcomeText = Annotated[WakeOutcome, AsText(WakeOutcome)]
+RoleText = Annotated[Role, AsText(Role)]
+PermissionText = Annotated[Permission, AsText(Permission)]
 
 
 T = TypeVar("T")
@@ -155,6 +162,8 @@ class PackagePublic(View):
     compatible_os: str
     compatible_os_version: str
     compatible_architecture: str
+    download_for_uninstall: bool
+    """Uninstall jobs carry `download: true` (the agent fetches the payload first); off by default."""
     payload_sha256: str | None
     payload_size: int | None
     author: str
@@ -240,6 +249,7 @@ def _package_fields(package: Package) -> dict[str, Any]:
         "compatible_os": package.compatible_os,
         "compatible_os_version": package.compatible_os_version,
         "compatible_architecture": package.compatible_architecture,
+        "download_for_uninstall": package.download_for_uninstall,
         "payload_sha256": package.payload_sha256,
         "payload_size": package.payload_size,
         "author": package.author,
@@ -374,6 +384,10 @@ class WaitingPublic(View):
     hold: HoldText
     since: datetime | None
     address: str | None
+    phase: int | None = None
+    """The job's rollout phase, from 1 (halted, later phase)."""
+    opens: str | None = None
+    """When its maintenance window opens (outside its window): "Mon 18:00 computer time"."""
 
 
 class JobRowPublic(JobPublic):
@@ -399,16 +413,35 @@ class ComputerInventoryPublic(ComputerPublic):
 
 
 class ComputerDetailPublic(ComputerInventoryPublic):
-    """A computer with its inventory, installed packages and jobs (newest first)."""
+    """A computer with its inventory, installed packages, jobs (newest first) and software (by name)."""
 
     jobs: list[JobPublic]
+    software: list[SoftwarePublic] = []
+
+
+class SoftwarePublic(View):
+    """One entry of a computer's software inventory, as its agent reported it."""
+
+    name: str
+    version: str
+    description: str
+    first_seen: datetime
 
 
 class ComputerPagePublic(View):
-    """A computer's page: its inventory and installed packages, and a page of its jobs (newest first)."""
+    """A computer's page: its inventory and installed packages, a page of its jobs (newest first) and
+    the first page of its software inventory (by name)."""
 
     computer: ComputerInventoryPublic
     jobs: PagePublic[JobPublic]
+    software: PagePublic[SoftwarePublic]
+
+
+class ComputerSoftwarePublic(View):
+    """A page of a computer's software inventory."""
+
+    computer: ComputerPublic
+    software: PagePublic[SoftwarePublic]
 
 
 def computer_view(computer: Computer, now: datetime, offline_seconds: int) -> ComputerPublic:
@@ -443,12 +476,17 @@ def computer_inventory_view(
 
 
 def computer_detail_view(
-    computer: Computer, jobs: list[Job], now: datetime, offline_seconds: int
+    computer: Computer,
+    jobs: list[Job],
+    now: datetime,
+    offline_seconds: int,
+    software: Sequence[ComputerSoftware] = (),
 ) -> ComputerDetailPublic:
-    """A computer (networks and assignments loaded) with its jobs (containers loaded)."""
+    """A computer (networks and assignments loaded) with its jobs (containers loaded) and software."""
     return ComputerDetailPublic(
         **_inventory_fields(computer, now, offline_seconds),
         jobs=[job_view(job, job.container.name, computer.hostname) for job in jobs],
+        software=[software_view(entry) for entry in software],
     )
 
 
@@ -613,12 +651,60 @@ class ContainerPublic(View):
     restart_timeout: int
     sequence_mode: SequenceModeText
     agent_ip_ranges: str
+    windows: list[str] = []
+    """Maintenance windows ("Mon-Fri 18:00-06:00"); empty: any time."""
+    window_zone: WindowZoneText | None = None
     status: ContainerStatusText
     progress: int
     job_counts: dict[str, int]
     outcomes: dict[str, int]
     """Jobs per part of the outcome bar (`JobOutcome`, in its order): succeeded, failed, … skipped."""
     last_finished: datetime | None
+    halted: bool = False
+    """A phased rollout of this container halted: nothing more is handed out until resumed."""
+    rollout: RolloutPublic | None = None
+    """The phased rollout, when the container is one (on a single container's answers)."""
+
+
+class RolloutPhasePublic(View):
+    """One phase of a rollout: its computers and how its jobs stand (skipped ones not counted)."""
+
+    number: int
+    label: str
+    status: str
+    """done, open, halted, waiting or canceled."""
+    computers: int
+    succeeded: int
+    failed: int
+    pending: int
+    criterion_met: bool
+
+
+class RolloutPublic(View):
+    """A phased rollout: its rules, where it stands, why it halted, and each phase."""
+
+    phases: str
+    pilot_group_id: int | None
+    pilot_group: str
+    phase_count: int
+    current_phase: int
+    """From 1."""
+    success_percent: int
+    soak: str
+    soak_seconds: int
+    halt_failure_rate: int | None
+    halt_min_finished: int
+    phase_opened: datetime | None
+    phase_met: datetime | None
+    halted: datetime | None
+    halted_by: str
+    halt_details: dict[str, Any] | None
+    """The numbers that caused the halt: phase, label, finished, failed, succeeded, pending, rate."""
+    completed: datetime | None
+    """When its last phase finished, or it was canceled."""
+    canceled_by: str
+    """Who canceled it (empty: not canceled)."""
+    phase_list: list[RolloutPhasePublic]
 
 
 class ContainerPagePublic(View):
@@ -682,6 +768,8 @@ class ComputerPlanPublic(View):
     computer_id: int
     hostname: str
     wake: bool
+    cannot_wake: str = Field(description='why an offline computer would not be woken ("" when it would)')
+    held_back: str = Field(description='why its jobs would wait for its address ("" when they would not)')
     notes: list[str]
     jobs: list[PlannedJobPublic]
 
@@ -695,15 +783,39 @@ class PlanSummaryPublic(View):
     jobs: int
     skipped: int
     woken: int
+    cannot_wake: int
+    held_back: int
     states: dict[str, int]
+    sentence: str = Field(description="the whole plan in one sentence, as the console shows it")
+
+
+class PlanPhasePublic(View):
+    """A phase of a rollout as the preview shows it: how many computers, and the first of them."""
+
+    number: int
+    label: str
+    computers: int
+    hostnames: list[str]
+
+
+class PlanWindowsPublic(View):
+    """A deployment's maintenance windows as the preview shows them: whose clock, and how many computers
+    read them in server time because their agent reports no time zone."""
+
+    windows: list[str]
+    zone: WindowZoneText
+    server_zone: str
+    server_time_computers: int
 
 
 class PlanPublic(View):
     """What a deployment would create (the preview): the summary of all of it, and the first computers
-    with their jobs (all of them unless limited)."""
+    with their jobs (all of them unless limited); for a phased rollout, its phases."""
 
     computers: list[ComputerPlanPublic]
     summary: PlanSummaryPublic
+    phases: list[PlanPhasePublic] = []
+    windows: PlanWindowsPublic | None = None
 
 
 def plan_view(plan: Plan, limit: int | None = None) -> PlanPublic:
@@ -715,6 +827,8 @@ def plan_view(plan: Plan, limit: int | None = None) -> PlanPublic:
                 computer_id=computer.computer_id,
                 hostname=computer.hostname,
                 wake=computer.wake,
+                cannot_wake=computer.cannot_wake,
+                held_back=computer.held_back,
                 notes=list(computer.notes),
                 jobs=[
                     PlannedJobPublic(
@@ -736,7 +850,10 @@ def plan_view(plan: Plan, limit: int | None = None) -> PlanPublic:
             jobs=len(plan.jobs),
             skipped=len(plan.skipped()),
             woken=len(plan.woken),
+            cannot_wake=len(plan.cannot_wake),
+            held_back=len(plan.held_back),
             states={state.text: count for state, count in plan.counts().items()},
+            sentence=plan.sentence(),
         ),
     )
 
@@ -750,7 +867,9 @@ class UserPublic(View):
     id: int
     username: str
     full_name: str
+    role: RoleText
     enabled: bool
+    created: datetime
     last_login: datetime | None
 
 
@@ -765,13 +884,28 @@ class TokenPublic(View):
     revoked: datetime | None
 
 
+class CallerPublic(View):
+    """Who an API token acts as: the user, their role and what it allows."""
+
+    username: str
+    role: RoleText
+    permissions: list[PermissionText]
+
+
+def caller_view(username: str, role: Role) -> CallerPublic:
+    """The read model of a token's user (`oco.domain.roles.allowed`)."""
+    return CallerPublic(username=username, role=role, permissions=list(allowed(role)))
+
+
 def user_view(user: User) -> UserPublic:
     """The read model of a console user."""
     return UserPublic(
         id=user.id,
         username=user.username,
         full_name=user.full_name,
+        role=Role(user.role),
         enabled=user.enabled,
+        created=user.created,
         last_login=user.last_login,
     )
 
@@ -850,7 +984,16 @@ class AuditEntryPublic(View):
     id: int
     at: datetime
     actor: str
+    username: str | None
+    role: RoleText | None
     action: str
     object_type: str
     object_id: int | None
     details: dict[str, Any] | None
+
+
+def software_view(entry: ComputerSoftware) -> SoftwarePublic:
+    """The read model of a software inventory entry."""
+    return SoftwarePublic(
+        name=entry.name, version=entry.version, description=entry.description, first_seen=entry.first_seen
+    )

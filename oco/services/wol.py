@@ -9,7 +9,7 @@ import socket
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, exists, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from oco.config import Settings
@@ -164,6 +164,33 @@ _MARK_WOKEN = (
 _AWAITED = select(WolTarget.computer_id).where(
     WolTarget.sent.is_not(None), WolTarget.woken.is_(None), WolTarget.expired.is_(False)
 )
+
+
+AWAITED = (
+    exists()
+    .where(
+        WolTarget.computer_id == Computer.id,
+        WolTarget.sent.is_not(None),
+        WolTarget.woken.is_(None),
+        WolTarget.expired.is_(False),
+    )
+    .label("wol_awaited")
+)
+"""A column of a query over computers: the computer is a Wake-on-LAN target not seen yet."""
+
+
+def mark_computer_woken(
+    connection: Connection, settings: Settings, computer_id: int, moments: Iterable[datetime]
+) -> None:
+    """One computer's check-ins (at `moments`) inside a window prove the packets worked: it keeps its
+    shutdown. For a computer the caller found awaited (`AWAITED`)."""
+    parameters = []
+    for seen in moments:
+        earliest, latest = wake_window_sent_bounds(seen, settings.wol_shutdown_expiry_seconds)
+        parameters.append(
+            {"p_computer": computer_id, "p_earliest": earliest, "p_latest": latest, "p_seen": seen}
+        )
+    connection.execute(_MARK_WOKEN, parameters)
 
 
 def mark_woken(session: Session, settings: Settings, check_ins: Iterable[tuple[int, datetime]]) -> None:

@@ -19,4 +19,6 @@ def computer_query(state: ListState, prefix: str = "") -> ComputerQuery:
         os=state.get(f"{prefix}os"),
         group_id=state.integer(f"{prefix}group"),
         package_id=state.integer(f"{prefix}package"),
+        software=state.get(f"{prefix}software"),
+        software_version=state.get(f"{prefix}software_version"),
     )

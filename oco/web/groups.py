@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from oco.errors import InvalidInput, OcoError
 from oco.services import groups
 from oco.services.computers import ComputerSelection
+from oco.web import flash
 from oco.web.filters import MATCH, computer_query
 from oco.web.inventory import computers_csv
 from oco.web.lists import ALL_MATCHING, ListState, csv_response, form_state
-from oco.web.render import ConsoleId, error_page, ids, render, status_of, text
-from oco.web.session import Viewer, checked_form, runtime_of, viewer
+from oco.web.render import ConsoleId, ids, refused, render, status_of, text
+from oco.web.session import (
+    EditingGroups,
+    Viewer,
+    Viewing,
+    checked_form,
+    runtime_of,
+)
 
 router = APIRouter(include_in_schema=False)
-CurrentViewer = Annotated[Viewer, Depends(viewer)]
+CurrentViewer = Viewing
 Kind = Literal["computer", "package"]
 
 
@@ -57,20 +64,20 @@ def computer_group_page(request: Request, current: CurrentViewer, group_id: Cons
 
 
 @router.post("/groups/{kind}")
-async def create_group(request: Request, current: CurrentViewer, kind: Kind) -> Response:
+async def create_group(request: Request, current: EditingGroups, kind: Kind) -> Response:
     """Create an empty group of either kind."""
     posted = await checked_form(request, current)
     add = groups.add_computer_group if kind == "computer" else groups.add_package_group
     try:
-        add(runtime_of(request), text(posted, "name"), current.actor)
+        added = add(runtime_of(request), text(posted, "name"), current.actor)
     except OcoError as exc:
         return _page(request, current, exc)
-    return RedirectResponse("/groups", status_code=303)
+    return flash.redirect(request, current, "/groups", f"Created the {kind} group {added.name}.")
 
 
 @router.post("/groups/{kind}/{group_id}/members")
 async def change_members(
-    request: Request, current: CurrentViewer, kind: Kind, group_id: ConsoleId
+    request: Request, current: EditingGroups, kind: Kind, group_id: ConsoleId
 ) -> Response:
     """Add the chosen members (`action=add`) or remove the checked ones (`remove`), keeping package order.
 
@@ -93,14 +100,14 @@ async def change_members(
             change_packages = groups.add_packages_to_group if adding else groups.remove_packages_from_group
             change_packages(runtime, group_id, ids(posted, "member"), current.actor)
     except OcoError as exc:
-        if kind == "computer" and back != "/groups":
-            return error_page(request, current, exc, back=back)
-        return _page(request, current, exc)
-    return RedirectResponse(back, status_code=303)
+        return refused(request, current, back, exc)
+    return flash.redirect(
+        request, current, back, "Added the chosen members." if adding else "Removed the chosen members."
+    )
 
 
 @router.post("/groups/package/{group_id}/move")
-async def move_package(request: Request, current: CurrentViewer, group_id: ConsoleId) -> Response:
+async def move_package(request: Request, current: EditingGroups, group_id: ConsoleId) -> Response:
     """Move one package of a package group a place earlier (`steps=-1`) or later (`steps=1`)."""
     await checked_form(request, current)
     chosen = request.query_params  # the buttons share the member list's form: they say which in the URL
@@ -111,17 +118,17 @@ async def move_package(request: Request, current: CurrentViewer, group_id: Conso
     try:
         groups.move_package_in_group(runtime_of(request), group_id, package_id, steps, current.actor)
     except OcoError as exc:
-        return _page(request, current, exc)
+        return refused(request, current, "/groups", exc)
     return RedirectResponse("/groups", status_code=303)
 
 
 @router.post("/groups/{kind}/{group_id}/delete")
-async def delete_group(request: Request, current: CurrentViewer, kind: Kind, group_id: ConsoleId) -> Response:
+async def delete_group(request: Request, current: EditingGroups, kind: Kind, group_id: ConsoleId) -> Response:
     """Delete a group; its members stay."""
     await checked_form(request, current)
     delete = groups.delete_computer_group if kind == "computer" else groups.delete_package_group
     try:
         delete(runtime_of(request), group_id, current.actor)
     except OcoError as exc:
-        return _page(request, current, exc)
-    return RedirectResponse("/groups", status_code=303)
+        return refused(request, current, "/groups", exc)
+    return flash.redirect(request, current, "/groups", "Deleted the group; its members stay.")

@@ -6,25 +6,52 @@ from collections.abc import Iterable
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from oco.depot import Depot, StoredPayload
+from oco.domain.roles import Permission
 from oco.domain.states import PostAction, UpgradeBehavior
 from oco.errors import InvalidInput, OcoError
 from oco.services import assignments, computers, deployments, groups, packages, wol
 from oco.services.assignments import InstalledSelection
 from oco.services.computers import ComputerQuery, ComputerSelection
-from oco.services.deployments import ContainerOptions, UninstallRequest
+from oco.services.deployments import UninstallRequest
 from oco.services.views import ComputerPublic
+from oco.web import flash
 from oco.web.filters import MATCH, computer_query
+from oco.web.jobs import AssistantForm
 from oco.web.lists import ALL_MATCHING, ListState, csv_response, form_state
-from oco.web.render import ConsoleId, error_page, ids, render, status_of, text
-from oco.web.session import CSRF_FIELD, Viewer, checked_form, runtime_of, viewer
+from oco.web.render import ConsoleId, ids, refused, render, status_of, text
+from oco.web.session import (
+    CSRF_FIELD,
+    AddingPackages,
+    DeletingPackages,
+    Deploying,
+    EditingComputers,
+    Viewer,
+    Viewing,
+    checked_form,
+    may_act,
+    runtime_of,
+)
 
 router = APIRouter(include_in_schema=False)
-CurrentViewer = Annotated[Viewer, Depends(viewer)]
+CurrentViewer = Viewing
+COMPUTER_ACTIONS = {
+    "deploy": Permission.DEPLOY,
+    "wake": Permission.DEPLOY,
+    "add_to_group": Permission.EDIT_GROUPS,
+    "delete": Permission.EDIT_COMPUTERS,
+}
+"""What each action of the computer list needs."""
+INSTALLED_ACTIONS = {
+    "deploy": Permission.DEPLOY,
+    "uninstall": Permission.DEPLOY,
+    "remove": Permission.EDIT_COMPUTERS,
+}
+"""What each action on a package's installations needs."""
 PACKAGE_FIELDS = (
     "family",
     "version",
@@ -97,7 +124,9 @@ def _computer_list(
 
 
 @router.post("/computers/actions")
-async def computer_actions(request: Request, current: CurrentViewer) -> Response:
+async def computer_actions(
+    request: Request, current: Annotated[Viewer, may_act(COMPUTER_ACTIONS)]
+) -> Response:
     """Act on the checked computers, or on all that match the list's filter: deploy, wake, add to a
     group, delete."""
     posted = await checked_form(request, current)
@@ -113,7 +142,7 @@ async def computer_actions(request: Request, current: CurrentViewer) -> Response
     )
     action = text(posted, "action")
     if not selection.references and selection.matching is None:
-        return error_page(request, current, InvalidInput("choose at least one computer"), back=back.url())
+        return flash.redirect(request, current, back.url(), "Choose at least one computer.", "error")
     if action == "deploy":
         if selection.matching is not None:
             matching = [(k, v) for k, v in carried.params if k.startswith(MATCH)]
@@ -136,12 +165,12 @@ async def computer_actions(request: Request, current: CurrentViewer) -> Response
         else:
             raise InvalidInput(f"action {action!r} must be one of deploy, wake, add_to_group, delete")
     except OcoError as exc:
-        return error_page(request, current, exc, back=back.url())
-    return RedirectResponse(back.url(notice=notice), status_code=303)
+        return refused(request, current, back.url(), exc)
+    return flash.redirect(request, current, back.url(), notice)
 
 
 @router.post("/computers")
-async def computer_add(request: Request, current: CurrentViewer) -> Response:
+async def computer_add(request: Request, current: EditingComputers) -> Response:
     """Pre-create a computer; the list again with the error if refused."""
     posted = await checked_form(request, current)
     hostname = text(posted, "hostname")
@@ -149,7 +178,9 @@ async def computer_add(request: Request, current: CurrentViewer) -> Response:
         computer = computers.add_computer(runtime_of(request), hostname, current.actor, text(posted, "notes"))
     except OcoError as exc:
         return _computer_list(request, current, ListState("/computers", ()), exc, hostname)
-    return RedirectResponse(f"/computers/{computer.id}", status_code=303)
+    return flash.redirect(
+        request, current, f"/computers/{computer.id}", f"Added computer {computer.hostname}."
+    )
 
 
 @router.get("/computers/{computer_id}")
@@ -157,39 +188,71 @@ def computer_page(request: Request, current: CurrentViewer, computer_id: Console
     """A computer: inventory, installed packages, and its jobs a page at a time."""
     state = ListState.of(request)
     page = computers.computer_page(runtime_of(request), computer_id, state.page_request())
-    return render(request, "computer.html", current, computer=page.computer, history=page.jobs, state=state)
+    return render(
+        request,
+        "computer.html",
+        current,
+        computer=page.computer,
+        history=page.jobs,
+        software=page.software,
+        state=state,
+    )
+
+
+@router.get("/computers/{computer_id}/software")
+def computer_software(request: Request, current: CurrentViewer, computer_id: ConsoleId) -> HTMLResponse:
+    """A computer's software inventory, a page at a time, searchable and sortable."""
+    state = ListState.of(request)
+    listing = computers.computer_software(
+        runtime_of(request), computer_id, state.get("q"), state.page_request()
+    )
+    return render(
+        request,
+        "computer_software.html",
+        current,
+        computer=listing.computer,
+        page=listing.software,
+        state=state,
+        sort_keys=computers.SOFTWARE_SORTS,
+    )
 
 
 @router.post("/computers/{computer_id}/delete")
-async def computer_delete(request: Request, current: CurrentViewer, computer_id: ConsoleId) -> Response:
+async def computer_delete(request: Request, current: EditingComputers, computer_id: ConsoleId) -> Response:
     """Forget the computer with its jobs and assignments."""
     await checked_form(request, current)
     computers.delete_computer(runtime_of(request), computer_id, current.actor)
-    return RedirectResponse("/computers", status_code=303)
+    return flash.redirect(
+        request, current, "/computers", "Deleted the computer with its jobs and assignments."
+    )
 
 
 @router.post("/computers/wake")
-async def computer_wake(request: Request, current: CurrentViewer) -> Response:
+async def computer_wake(request: Request, current: Deploying) -> Response:
     """Send magic packets to the checked computers."""
     posted = await checked_form(request, current)
     back = text(posted, "back", "/computers")
     try:
         sent = wol.wake_computers(runtime_of(request), ids(posted, "computer"))
     except OcoError as exc:
-        return error_page(request, current, exc, back=back)
-    return RedirectResponse(f"{back}?notice=Sent+{sent}+magic+packet(s)", status_code=303)
+        return refused(request, current, back, exc)
+    return flash.redirect(request, current, back, f"Sent {sent} magic packet(s).")
 
 
 @router.post("/assignments/remove")
-async def remove_assignments(request: Request, current: CurrentViewer) -> Response:
+async def remove_assignments(request: Request, current: EditingComputers) -> Response:
     """ "Remove Assignment": forget that the checked packages are installed, without uninstalling."""
     posted = await checked_form(request, current)
     back = text(posted, "back", "/computers")
     try:
-        assignments.remove_assignments(runtime_of(request), ids(posted, "assignment"), current.actor)
+        removed = assignments.remove_assignments(
+            runtime_of(request), ids(posted, "assignment"), current.actor
+        )
     except OcoError as exc:
-        return error_page(request, current, exc, back=back)
-    return RedirectResponse(back, status_code=303)
+        return refused(request, current, back, exc)
+    return flash.redirect(
+        request, current, back, f"Removed {removed} assignment(s); nothing was uninstalled."
+    )
 
 
 # Packages -----------------------------------------------------------------------------------------
@@ -222,7 +285,7 @@ def _package_form(
 
 
 @router.get("/packages/new")
-def package_new(request: Request, current: CurrentViewer, family: str = "") -> HTMLResponse:
+def package_new(request: Request, current: AddingPackages, family: str = "") -> HTMLResponse:
     """The form for a new package (or a new version of `family`)."""
     defaults = {
         "family": family,
@@ -236,7 +299,7 @@ def package_new(request: Request, current: CurrentViewer, family: str = "") -> H
 
 
 @router.post("/packages/new")
-async def package_create(request: Request, current: CurrentViewer) -> Response:
+async def package_create(request: Request, current: AddingPackages) -> Response:
     """Create a package with its upload; JSON answers for the upload script (`Accept: application/json`)."""
     posted = await checked_form(request, current)
     values = {key: text(posted, key) for key in posted if key not in ("payload", CSRF_FIELD)}
@@ -263,6 +326,7 @@ async def package_create(request: Request, current: CurrentViewer) -> Response:
             compatible_os_version=values.get("compatible_os_version", ""),
             compatible_architecture=values.get("compatible_architecture", ""),
             notes=values.get("notes", ""),
+            download_for_uninstall=values.get("download_for_uninstall") == "1",
         )
         store = None
         if isinstance(upload, UploadFile) and upload.filename:
@@ -319,7 +383,9 @@ def _package_page(
 
 
 @router.post("/packages/{package_id}/installed")
-async def installed_actions(request: Request, current: CurrentViewer, package_id: ConsoleId) -> Response:
+async def installed_actions(
+    request: Request, current: Annotated[Viewer, may_act(INSTALLED_ACTIONS)], package_id: ConsoleId
+) -> Response:
     """Act on the checked computers that have the package, or all of them that match the search:
     deploy (a newer version, say), uninstall, remove the assignments."""
     posted = await checked_form(request, current)
@@ -351,25 +417,26 @@ async def installed_actions(request: Request, current: CurrentViewer, package_id
                 f"/jobs/new?{urlencode([('computer', i) for i in computer_ids])}", status_code=303
             )
         if action == "uninstall":
-            uninstall = UninstallRequest(
-                ContainerOptions(name=""), assignment_ids=chosen, installed=everywhere
-            )
+            options = AssistantForm.from_form(posted).options(runtime.settings.zone)
+            uninstall = UninstallRequest(options, assignment_ids=chosen, installed=everywhere)
             container = deployments.create_uninstall(runtime, uninstall, current.actor)
             return RedirectResponse(f"/jobs/{container.id}", status_code=303)
         if action == "remove":
             removed = assignments.remove_assignments(runtime, chosen, current.actor, installed=everywhere)
-            return RedirectResponse(back.url(notice=f"Removed {removed} assignment(s)"), status_code=303)
+            return flash.redirect(
+                request, current, back.url(), f"Removed {removed} assignment(s); nothing was uninstalled."
+            )
         raise InvalidInput(f"action {action!r} must be one of deploy, uninstall, remove")
     except OcoError as exc:
-        return error_page(request, current, exc, back=back.url())
+        return refused(request, current, back.url(), exc)
 
 
 @router.post("/packages/{package_id}/delete")
-async def package_delete(request: Request, current: CurrentViewer, package_id: ConsoleId) -> Response:
+async def package_delete(request: Request, current: DeletingPackages, package_id: ConsoleId) -> Response:
     """Delete the version; its page again with the reason if it is still needed."""
     await checked_form(request, current)
     try:
         packages.remove_package(runtime_of(request), package_id, current.actor)
     except OcoError as exc:
-        return _package_page(request, current, package_id, exc)
-    return RedirectResponse("/packages", status_code=303)
+        return refused(request, current, f"/packages/{package_id}", exc)
+    return flash.redirect(request, current, "/packages", "Deleted the package version and its payload.")

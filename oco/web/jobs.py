@@ -5,31 +5,56 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import FormData
 
 from oco.domain.containers import DEFAULT_RESTART_TIMEOUT
 from oco.domain.ipranges import parse_ip_ranges
+from oco.domain.phases import (
+    DEFAULT_HALT_MIN_FINISHED,
+    DEFAULT_SUCCESS_PERCENT,
+    RolloutRules,
+    parse_duration,
+    parse_phases,
+)
 from oco.domain.states import ContainerStatus, JobOutcome, SequenceMode
+from oco.domain.windows import WindowZone, parse_windows
 from oco.errors import InvalidInput, OcoError, outcome
-from oco.services import containers, deployments, jobs, targets
+from oco.services import containers, deployments, jobs, rollouts, targets
 from oco.services.computers import ComputerQuery
 from oco.services.containers import ContainerEdit, ContainerQuery
 from oco.services.deployments import ContainerOptions, DeploymentRequest, UninstallRequest
 from oco.services.jobs import JobQuery, JobSelection
 from oco.services.targets import Targets
-from oco.services.views import ContainerPublic, JobRowPublic, PlanPublic
+from oco.services.views import ContainerPublic, JobRowPublic, PlanPublic, TargetChoices
+from oco.web import flash
 from oco.web.filters import MATCH, computer_query
 from oco.web.lists import ALL_MATCHING, ListState, csv_response, form_state
 from oco.web.live import Parts, event_stream
-from oco.web.render import ConsoleId, error_page, ids, render, state_class, status_of, text, waiting_text
-from oco.web.session import Viewer, checked_form, runtime_of, viewer
+from oco.web.render import (
+    ConsoleId,
+    ids,
+    refused,
+    render,
+    state_class,
+    status_of,
+    text,
+    waiting_text,
+)
+from oco.web.session import (
+    Deploying,
+    EditingContainers,
+    Viewer,
+    Viewing,
+    checked_form,
+    runtime_of,
+)
 
 router = APIRouter(include_in_schema=False)
-CurrentViewer = Annotated[Viewer, Depends(viewer)]
+CurrentViewer = Viewing
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 SHOWN_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -91,6 +116,14 @@ class AssistantForm:
     agent_ip_ranges: str = ""
     force: bool = False
     auto_uninstall: bool = True
+    phases: str = ""
+    pilot_group: str = ""
+    phase_success: str = str(DEFAULT_SUCCESS_PERCENT)
+    phase_soak: str = ""
+    halt_failure_rate: str = ""
+    halt_min_finished: str = str(DEFAULT_HALT_MIN_FINISHED)
+    windows: str = ""
+    window_zone: str = WindowZone.COMPUTER.text
     find: str = ""
     all_matching: bool = False
     matching: tuple[tuple[str, str], ...] = ()
@@ -133,11 +166,43 @@ class AssistantForm:
             agent_ip_ranges=text(form, "agent_ip_ranges"),
             force=form.get("force") == "on",
             auto_uninstall=form.get("auto_uninstall") == "on",
+            phases=text(form, "phases"),
+            pilot_group=text(form, "pilot_group"),
+            phase_success=text(form, "phase_success", str(DEFAULT_SUCCESS_PERCENT)),
+            phase_soak=text(form, "phase_soak"),
+            halt_failure_rate=text(form, "halt_failure_rate"),
+            halt_min_finished=text(form, "halt_min_finished", str(DEFAULT_HALT_MIN_FINISHED)),
+            windows=text(form, "windows"),
+            window_zone=text(form, "window_zone", WindowZone.COMPUTER.text),
         ).carrying(form.multi_items())
+
+    def rollout(self) -> RolloutRules:
+        """The rollout rules of the "Safe rollout" fields; InvalidInput names a field that does not parse."""
+        rate = self.halt_failure_rate.strip()
+        return RolloutRules(
+            steps=parse_phases(self.phases),
+            success_percent=parse_integer(self.phase_success, "phase_success"),
+            soak_seconds=parse_duration(self.phase_soak, field="phase_soak"),
+            halt_failure_rate=parse_integer(rate, "halt_failure_rate") if rate else None,
+            halt_min_finished=parse_integer(self.halt_min_finished, "halt_min_finished"),
+        )
 
     def request(self, zone: tzinfo) -> DeploymentRequest:
         """The use case's request; InvalidInput names a field that does not parse."""
-        options = ContainerOptions(
+        chosen = Targets(
+            computers=self.computer_ids,
+            computer_groups=self.computer_group_ids,
+            packages=self.package_ids,
+            package_groups=self.package_group_ids,
+            matching=self.computer_filter,
+        )
+        return DeploymentRequest(
+            options=self.options(zone), targets=chosen, force=self.force, auto_uninstall=self.auto_uninstall
+        )
+
+    def options(self, zone: tzinfo) -> ContainerOptions:
+        """The container's settings; InvalidInput names a field that does not parse."""
+        return ContainerOptions(
             name=self.name,
             description=self.description,
             start=parse_local(self.start, zone, "start"),
@@ -148,16 +213,11 @@ class AssistantForm:
             restart_timeout=parse_integer(self.restart_timeout, "restart_timeout"),
             sequence_mode=SequenceMode.from_text(self.sequence_mode),
             agent_ip_ranges=self.agent_ip_ranges,
-        )
-        chosen = Targets(
-            computers=self.computer_ids,
-            computer_groups=self.computer_group_ids,
-            packages=self.package_ids,
-            package_groups=self.package_group_ids,
-            matching=self.computer_filter,
-        )
-        return DeploymentRequest(
-            options=options, targets=chosen, force=self.force, auto_uninstall=self.auto_uninstall
+            rollout=self.rollout(),
+            pilot_group=int(self.pilot_group) if self.pilot_group.strip().isdigit() else None,
+            windows=parse_windows(
+                self.windows.splitlines(), WindowZone.from_text(self.window_zone, field="window_zone")
+            ),
         )
 
 
@@ -180,6 +240,16 @@ def parse_integer(value: str, name: str) -> int:
         raise InvalidInput(f"{value!r} is not a whole number", field=name) from None
 
 
+def suggested_name(choices: TargetChoices, package_ids: list[int], group_ids: list[int]) -> str:
+    """The container name the assistant proposes: the chosen packages and package groups, as OCO does."""
+    versions = {p.id: f"{f.name} {p.version}" for f in choices.families for p in f.versions}
+    groups = {g.id: g.name for g in choices.package_groups}
+    chosen = [versions[i] for i in package_ids if i in versions] + [
+        groups[i] for i in group_ids if i in groups
+    ]
+    return ", ".join(chosen)[:255]
+
+
 PREVIEW_ROWS = 200
 """Computers whose planned jobs the preview lists; the summary counts all of them."""
 
@@ -193,6 +263,8 @@ def _assistant(
     status_code: int = 200,
 ) -> HTMLResponse:
     choices = targets.target_choices(runtime_of(request), form.computer_ids, form.find, form.computer_filter)
+    if not form.name and (form.package_ids or form.package_group_ids):
+        form = replace(form, name=suggested_name(choices, form.package_ids, form.package_group_ids))
     return render(
         request,
         "assistant.html",
@@ -207,7 +279,7 @@ def _assistant(
 
 
 @router.get("/jobs/new")
-def assistant(request: Request, current: CurrentViewer) -> HTMLResponse:
+def assistant(request: Request, current: Deploying) -> HTMLResponse:
     """The assistant, preselected from the query (`computer`, `package`, … repeated)."""
     params = request.query_params
     form = AssistantForm(
@@ -221,7 +293,7 @@ def assistant(request: Request, current: CurrentViewer) -> HTMLResponse:
 
 
 @router.post("/jobs/new")
-async def assistant_submit(request: Request, current: CurrentViewer) -> Response:
+async def assistant_submit(request: Request, current: Deploying) -> Response:
     """`action=preview` shows the jobs that would be created, `action=create` creates them, `action=find`
     lists the computers that match the search to pick from."""
     posted = await checked_form(request, current)
@@ -237,7 +309,9 @@ async def assistant_submit(request: Request, current: CurrentViewer) -> Response
         container = deployments.create_deployment(runtime, deployment, current.actor)
     except OcoError as exc:
         return _assistant(request, current, form, error=exc, status_code=status_of(exc))
-    return RedirectResponse(f"/jobs/{container.id}", status_code=303)
+    return flash.redirect(
+        request, current, f"/jobs/{container.id}", f"Created the job container {container.name}."
+    )
 
 
 @router.get("/jobs/validate-ip-ranges")
@@ -251,17 +325,19 @@ def validate_ip_ranges(current: CurrentViewer, value: str = "") -> JSONResponse:
 
 
 @router.post("/jobs/uninstall")
-async def uninstall(request: Request, current: CurrentViewer) -> Response:
+async def uninstall(request: Request, current: Deploying) -> Response:
     """ "Uninstall Package" on a computer or package page: uninstall jobs for the checked assignments."""
     posted = await checked_form(request, current)
-    uninstall_request = UninstallRequest(
-        options=ContainerOptions(name=""), assignment_ids=ids(posted, "assignment")
-    )
+    runtime = runtime_of(request)
     try:
-        container = deployments.create_uninstall(runtime_of(request), uninstall_request, current.actor)
+        options = AssistantForm.from_form(posted).options(runtime.settings.zone)
+        uninstall_request = UninstallRequest(options=options, assignment_ids=ids(posted, "assignment"))
+        container = deployments.create_uninstall(runtime, uninstall_request, current.actor)
     except OcoError as exc:
-        return error_page(request, current, exc, back=text(posted, "back", "/jobs"))
-    return RedirectResponse(f"/jobs/{container.id}", status_code=303)
+        return refused(request, current, text(posted, "back", "/jobs"), exc)
+    return flash.redirect(
+        request, current, f"/jobs/{container.id}", f"Created the job container {container.name}."
+    )
 
 
 # A job container ----------------------------------------------------------------------------------
@@ -383,7 +459,7 @@ def _live_job(job: JobRowPublic, zone: tzinfo) -> dict[str, Any]:
 
 
 @router.post("/jobs/{container_id}/jobs/actions")
-async def job_actions(request: Request, current: CurrentViewer, container_id: ConsoleId) -> Response:
+async def job_actions(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
     """Act on the checked jobs, or on all that match the page's filter: renew (in place or in a new
     container), move to another container, delete."""
     posted = await checked_form(request, current)
@@ -403,17 +479,19 @@ async def job_actions(request: Request, current: CurrentViewer, container_id: Co
             target = jobs.renew_jobs(
                 runtime, container_id, selection, current.actor, into_new_container=action == "renew_new"
             )
-            return RedirectResponse(f"/jobs/{target.id}", status_code=303)
+            return flash.redirect(request, current, f"/jobs/{target.id}", "Renewed the chosen jobs.")
         if action == "move":
             target_id = carried.integer("target")
             target = jobs.move_jobs(runtime, container_id, selection, target_id, current.actor)
-            return RedirectResponse(f"/jobs/{target.id}", status_code=303)
+            return flash.redirect(
+                request, current, f"/jobs/{target.id}", f"Moved the chosen jobs to {target.name}."
+            )
         if action == "delete":
             deleted = jobs.delete_jobs(runtime, container_id, selection, current.actor)
-            return RedirectResponse(back.url(notice=f"Deleted {deleted} job(s)"), status_code=303)
+            return flash.redirect(request, current, back.url(), f"Deleted {deleted} job(s).")
         raise InvalidInput(f"action {action!r} must be one of renew, renew_new, move, delete")
     except OcoError as exc:
-        return error_page(request, current, exc, back=back.url())
+        return refused(request, current, back.url(), exc)
 
 
 def _shown(value: datetime | None, zone: tzinfo, pattern: str = SHOWN_FORMAT) -> str:
@@ -432,7 +510,7 @@ def job_output(
 
 
 @router.post("/jobs/{container_id}/edit")
-async def edit_container(request: Request, current: CurrentViewer, container_id: ConsoleId) -> Response:
+async def edit_container(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
     """Save the container's edit form; the page again with the error next to its field."""
     posted = await checked_form(request, current)
     runtime = runtime_of(request)
@@ -441,8 +519,11 @@ async def edit_container(request: Request, current: CurrentViewer, container_id:
         end = text(posted, "end")
         edit = ContainerEdit(
             name=text(posted, "name"),
-            notes=text(posted, "notes"),
+            description=text(posted, "description"),
             enabled=posted.get("enabled") == "on",
+            restart_timeout=parse_integer(text(posted, "restart_timeout", "0"), "restart_timeout"),
+            wol=posted.get("wol") == "on",
+            shutdown_waked=posted.get("shutdown_waked") == "on",
             start=parse_local(text(posted, "start"), zone, "start"),
             end=parse_local(end, zone, "end"),
             clear_end=not end.strip(),
@@ -455,20 +536,27 @@ async def edit_container(request: Request, current: CurrentViewer, container_id:
         containers.edit_container(runtime, container_id, edit, current.actor)
     except OcoError as exc:
         return _container_page(request, current, container_id, ListState(f"/jobs/{container_id}", ()), exc)
-    return RedirectResponse(f"/jobs/{container_id}", status_code=303)
+    return flash.redirect(request, current, f"/jobs/{container_id}", "Saved the container.")
 
 
 @router.post("/jobs/{container_id}/enabled")
-async def toggle_enabled(request: Request, current: CurrentViewer, container_id: ConsoleId) -> Response:
+async def toggle_enabled(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
     """Enable or disable the container (`enabled=1` or `0`)."""
     posted = await checked_form(request, current)
-    edit = ContainerEdit(enabled=posted.get("enabled") == "1")
-    containers.edit_container(runtime_of(request), container_id, edit, current.actor)
-    return RedirectResponse(f"/jobs/{container_id}", status_code=303)
+    enabled = posted.get("enabled") == "1"
+    containers.edit_container(
+        runtime_of(request), container_id, ContainerEdit(enabled=enabled), current.actor
+    )
+    done = (
+        "Enabled the container: its jobs are handed out again."
+        if enabled
+        else ("Disabled the container: no more of its jobs are handed out.")
+    )
+    return flash.redirect(request, current, f"/jobs/{container_id}", done)
 
 
 @router.post("/jobs/{container_id}/renew")
-async def renew(request: Request, current: CurrentViewer, container_id: ConsoleId) -> Response:
+async def renew(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
     """Renew the failed jobs in place (`new=0`) or in a new container (`new=1`)."""
     posted = await checked_form(request, current)
     runtime = runtime_of(request)
@@ -477,23 +565,49 @@ async def renew(request: Request, current: CurrentViewer, container_id: ConsoleI
             runtime, container_id, current.actor, into_new_container=posted.get("new") == "1"
         )
     except OcoError as exc:
-        return _container_page(request, current, container_id, ListState(f"/jobs/{container_id}", ()), exc)
-    return RedirectResponse(f"/jobs/{target.id}", status_code=303)
+        return refused(request, current, f"/jobs/{container_id}", exc)
+    return flash.redirect(request, current, f"/jobs/{target.id}", "Renewed the failed jobs.")
+
+
+@router.post("/jobs/{container_id}/rollout")
+async def rollout_action(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
+    """Halt (`action=halt`), resume (`action=resume`, `reopen=on` runs the halted phase's failed jobs
+    again) or cancel (`action=cancel`) the container's phased rollout."""
+    posted = await checked_form(request, current)
+    runtime = runtime_of(request)
+    action = posted.get("action")
+    try:
+        if action == "halt":
+            rollouts.halt(runtime, container_id, current.actor)
+        elif action == "resume":
+            rollouts.resume(runtime, container_id, current.actor, reopen=posted.get("reopen") == "on")
+        elif action == "cancel":
+            rollouts.cancel(runtime, container_id, current.actor)
+        else:
+            raise InvalidInput(f"rollout action {action!r} must be halt, resume or cancel", field="action")
+    except OcoError as exc:
+        return refused(request, current, f"/jobs/{container_id}", exc)
+    done = {
+        "halt": "Halted the rollout.",
+        "resume": "Resumed the rollout.",
+        "cancel": "Canceled the rollout.",
+    }
+    return flash.redirect(request, current, f"/jobs/{container_id}", done[str(action)])
 
 
 @router.post("/jobs/{container_id}/delete")
-async def delete(request: Request, current: CurrentViewer, container_id: ConsoleId) -> Response:
+async def delete(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
     """Delete the container and its jobs."""
     await checked_form(request, current)
     containers.delete_container(runtime_of(request), container_id, current.actor)
-    return RedirectResponse("/jobs", status_code=303)
+    return flash.redirect(request, current, "/jobs", "Deleted the job container and its jobs.")
 
 
 @router.post("/jobs/{container_id}/jobs/{job_id}/delete")
 async def delete_job(
-    request: Request, current: CurrentViewer, container_id: ConsoleId, job_id: ConsoleId
+    request: Request, current: EditingContainers, container_id: ConsoleId, job_id: ConsoleId
 ) -> Response:
     """Delete one job of the container."""
     await checked_form(request, current)
     jobs.delete_job(runtime_of(request), job_id, current.actor, container_id=container_id)
-    return RedirectResponse(f"/jobs/{container_id}", status_code=303)
+    return flash.redirect(request, current, f"/jobs/{container_id}", "Deleted the job.")

@@ -9,17 +9,21 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import Path, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.datastructures import FormData
 
-from oco.domain.containers import PRIORITY_MAX, PRIORITY_MIN
+from oco.domain.containers import DEFAULT_RESTART_TIMEOUT, PRIORITY_MAX, PRIORITY_MIN
 from oco.domain.dispatch import Hold
+from oco.domain.phases import halt_text
 from oco.domain.presence import Presence
+from oco.domain.roles import Permission, Role
 from oco.domain.states import ContainerStatus, JobOutcome, JobState, PostAction, SequenceMode, UpgradeBehavior
+from oco.domain.windows import WindowZone
 from oco.errors import OcoError, outcome
 from oco.services.views import MAX_ID, ComputerPublic, WaitingPublic
+from oco.web import flash
 from oco.web.lists import LIST_CONTEXT
 from oco.web.session import CSRF_FIELD, Viewer, runtime_of
 
@@ -39,19 +43,24 @@ _ICON_PATHS = {
     ContainerStatus.EMPTY: _CIRCLE.format(r=2.5, fill=""),
 }
 """Status icons drawn in SVG (emoji render as empty boxes without an emoji font)."""
-SECTIONS = ("/jobs", "/computers", "/packages", "/groups", "/audit")
+SECTIONS = ("/jobs", "/computers", "/packages", "/groups", "/audit", "/users")
 SHOWN = "%Y-%m-%d %H:%M"
 OK = 200
+NOT_FOUND = 404
 VOCABULARY = {
     "PostAction": PostAction,
     "SequenceMode": SequenceMode,
+    "WindowZone": WindowZone,
     "UpgradeBehavior": UpgradeBehavior,
     "JobState": JobState,
     "ContainerStatus": ContainerStatus,
     "JobOutcome": JobOutcome,
     "Presence": Presence,
+    "Role": Role,
+    "Permission": Permission,
     "PRIORITY_MIN": PRIORITY_MIN,
     "PRIORITY_MAX": PRIORITY_MAX,
+    "DEFAULT_RESTART_TIMEOUT": DEFAULT_RESTART_TIMEOUT,
 }
 """The domain's enumerations and limits, for forms and labels in templates."""
 TEMPLATES.env.globals.update(VOCABULARY, **LIST_CONTEXT)  # macros imported without context see globals
@@ -66,13 +75,18 @@ def render(
     status_code: int = 200,
     **context: Any,
 ) -> HTMLResponse:
-    """Render a page with the viewer, its CSRF token and the configured time zone."""
-    return TEMPLATES.TemplateResponse(
+    """Render a page with the viewer, its CSRF token, the configured time zone and the message a
+    redirect left for it (which it then forgets)."""
+    message = flash.pending(request, current)
+    response = TEMPLATES.TemplateResponse(
         request,
         template,
-        _context(request, current, **context),
+        _context(request, current, flash=message, **context),
         status_code=status_code,
     )
+    if message is not None:
+        flash.shown(response)
+    return response
 
 
 def render_parts(request: Request, template: str, names: Iterable[str], **context: Any) -> dict[str, str]:
@@ -100,6 +114,7 @@ def _context(request: Request, current: Viewer | None, **context: Any) -> dict[s
         "state_class": state_class,
         "presence_badge": presence_badge,
         "waiting_text": lambda waiting: waiting_text(waiting, zone),
+        "halt_text": halt_text,
         "status_icon": status_icon,
         "request": request,
         **context,
@@ -115,6 +130,10 @@ def waiting_text(waiting: WaitingPublic, zone: tzinfo) -> str:
         return f"{waiting.hold.label} (last seen from {waiting.address})"
     if waiting.hold is Hold.OFFLINE:
         return f"the computer is offline since {when}" if when else "the computer has never checked in"
+    if waiting.hold is Hold.LATER_PHASE and waiting.phase is not None:
+        return f"waiting for phase {waiting.phase} of the rollout to open"
+    if waiting.hold is Hold.OUTSIDE_WINDOW:
+        return f"waiting for its window (opens {waiting.opens})" if waiting.opens else waiting.hold.label
     if waiting.hold is Hold.ENDED:
         return f"the container ended at {when}"
     return waiting.hold.label
@@ -158,6 +177,14 @@ def error_page(
         message=error.message,
         back=back or way_back(request),
     )
+
+
+def refused(request: Request, current: Viewer, location: str, error: OcoError) -> Response:
+    """A refused action: back to `location` (a page that reloads) with the reason shown there. An id that
+    names nothing has no page to go back to: the error page, 404."""
+    if outcome(error).status == NOT_FOUND:
+        return error_page(request, current, error, back=location)
+    return flash.redirect(request, current, location, error.message, "error")
 
 
 def way_back(request: Request) -> str:

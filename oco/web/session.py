@@ -3,19 +3,27 @@
 The session cookie carries a random token (the database keeps its SHA-256); every form carries the
 session's CSRF token, checked on every POST. The login form, which has no session yet, uses a
 double-submit cookie instead.
+
+Every page and form declares the permission it needs (`may`), checked against the viewer's role by
+`oco.domain.roles` before the request is read any further: a page or a POST the role does not allow is
+answered 403, whatever the browser sent. Pages show only what `Viewer.can` allows.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Request
+from fastapi import Depends, Request, params
 from fastapi.responses import RedirectResponse
 from starlette.datastructures import FormData
 
+from oco.domain.proxies import client_address, client_used_https
+from oco.domain.roles import Permission, Role, can, require
 from oco.services import users
 from oco.services.runtime import Runtime
 
@@ -31,11 +39,16 @@ class Viewer:
     user_id: int
     username: str
     full_name: str
+    role: Role
     csrf_token: str
 
     @property
     def actor(self) -> str:
         return f"web:{self.username}"
+
+    def can(self, permission: Permission) -> bool:
+        """Whether the viewer's role allows `permission` (what a page shows)."""
+        return can(self.role, permission)
 
 
 class LoginRequired(Exception):
@@ -68,7 +81,59 @@ def optional_viewer(request: Request) -> Viewer | None:
     user = users.session_user(runtime_of(request), token)
     if user is None:
         return None
-    return Viewer(user.user_id, user.username, user.full_name, user.csrf_token)
+    return Viewer(user.user_id, user.username, user.full_name, user.role, user.csrf_token)
+
+
+class Requires:
+    """A page's or a form's permission: the viewer, if their role allows it; 403 otherwise."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    def __call__(self, request: Request) -> Viewer:
+        current = viewer(request)
+        require(current.role, self.permission)
+        return current
+
+
+def may(permission: Permission) -> params.Depends:
+    """The dependency of a route that needs `permission`: gives the viewer."""
+    dependency: params.Depends = Depends(Requires(permission))
+    return dependency
+
+
+class RequiresForAction:
+    """The permission of a form that does one of several things, by its posted `action` (an unknown
+    action needs them all, and is then refused by the route as invalid)."""
+
+    def __init__(self, actions: Mapping[str, Permission]) -> None:
+        self.actions = dict(actions)
+
+    async def __call__(self, request: Request) -> Viewer:
+        current = viewer(request)
+        form = await request.form()  # Starlette keeps it: the route reads the same form again
+        action = form.get("action")
+        needed = self.actions.get(action) if isinstance(action, str) else None
+        for permission in [needed] if needed else sorted(set(self.actions.values())):
+            require(current.role, permission)
+        return current
+
+
+def may_act(actions: Mapping[str, Permission]) -> params.Depends:
+    """The dependency of a form whose `action` field says what it does, with each action's permission."""
+    dependency: params.Depends = Depends(RequiresForAction(actions))
+    return dependency
+
+
+Viewing = Annotated[Viewer, may(Permission.VIEW)]
+Deploying = Annotated[Viewer, may(Permission.DEPLOY)]
+EditingContainers = Annotated[Viewer, may(Permission.EDIT_CONTAINERS)]
+AddingPackages = Annotated[Viewer, may(Permission.ADD_PACKAGES)]
+DeletingPackages = Annotated[Viewer, may(Permission.DELETE_PACKAGES)]
+EditingComputers = Annotated[Viewer, may(Permission.EDIT_COMPUTERS)]
+EditingGroups = Annotated[Viewer, may(Permission.EDIT_GROUPS)]
+ManagingUsers = Annotated[Viewer, may(Permission.MANAGE_USERS)]
+OwnAccount = Annotated[Viewer, may(Permission.CHANGE_OWN_PASSWORD)]
 
 
 async def checked_form(request: Request, current: Viewer) -> FormData:
@@ -78,6 +143,20 @@ async def checked_form(request: Request, current: Viewer) -> FormData:
     if not sent or not hmac.compare_digest(sent.encode(), current.csrf_token.encode()):
         raise CsrfFailed
     return form
+
+
+def client_of(request: Request) -> str:
+    """The client's address: the peer, or what a trusted proxy forwards (`X-Forwarded-For`)."""
+    peer = request.client.host if request.client else ""
+    trusted = runtime_of(request).settings.trusted_proxies
+    return client_address(peer, request.headers.get("x-forwarded-for"), trusted)
+
+
+def over_https(request: Request) -> bool:
+    """Whether the browser talks HTTPS: to us, or to a trusted proxy that says so (`X-Forwarded-Proto`)."""
+    peer = request.client.host if request.client else ""
+    trusted = runtime_of(request).settings.trusted_proxies
+    return client_used_https(request.url.scheme, peer, request.headers.get("x-forwarded-proto"), trusted)
 
 
 def login_redirect(request: Request) -> RedirectResponse:

@@ -85,7 +85,7 @@ def test_the_admin_story(browser: Browser, server: LiveServer, tmp_path: Path, s
     page.locator("#agent_ip_ranges").fill("127.0.0.0/8")
     expect(page.locator("#agent_ip_ranges-error")).to_be_hidden()
     page.get_by_role("button", name="Preview").click()
-    expect(page.locator("#preview")).to_contain_text("1 job(s) on 1 computer(s)")
+    expect(page.locator("#preview .sentence")).to_have_text("1 job to run on 1 computer.")
     page.screenshot(path=screenshots / "04-assistant-preview.png", full_page=True)
     page.get_by_role("button", name="Create jobs").click()
     expect(page.get_by_role("heading", name="Editor rollout")).to_be_visible()
@@ -105,7 +105,8 @@ def test_the_admin_story(browser: Browser, server: LiveServer, tmp_path: Path, s
     expect(page.get_by_role("heading", name="Installed Packages")).to_be_visible()
     page.screenshot(path=screenshots / "06-computer.png", full_page=True)
     page.get_by_label("Editor 1.0").check()
-    page.get_by_role("button", name="Uninstall Package").click()
+    page.get_by_role("button", name="Uninstall Package…").click()
+    page.locator("#uninstall-dialog").get_by_role("button", name="Create uninstall jobs").click()
     expect(page.get_by_role("heading", name="Uninstall Editor")).to_be_visible()
     assert agent.run().returncode == 0
     expect(page.locator("#status")).to_have_text("Succeeded", timeout=15_000)

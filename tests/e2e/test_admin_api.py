@@ -56,6 +56,11 @@ def test_the_openapi_spec_and_docs_page_are_served(server: LiveServer) -> None:
     assert "/deployments/preview" in spec["paths"]
     page = httpx.get(f"{server.url}/api/v1/docs")
     assert page.status_code == 200 and "/api/v1/deployments" in page.text
+    # Each operation names its body and answers, each schema lists its fields with their types.
+    assert 'Request body: <a href="#schema-NewDeployment">NewDeployment</a>' in page.text
+    assert 'id="schema-NewDeployment"' in page.text and "<code>computer_ids</code>" in page.text
+    assert "array of integer" in page.text and 'href="#schema-PlanSummaryPublic"' in page.text
+    assert "<style" not in page.text and "<script" not in page.text
 
 
 def test_package_upload_deploy_preview_show_edit_renew_delete(api: httpx.Client) -> None:
@@ -120,8 +125,12 @@ def test_a_large_deployment_answers_compactly_and_its_jobs_come_a_page_at_a_time
         "computers": 120,
         "jobs": 120,
         "skipped": 0,
-        "woken": 120,  # none of them was ever seen
+        "woken": 0,
+        "cannot_wake": 120,  # none of them was ever seen: no MAC address to wake them with
+        "held_back": 0,
         "states": {"waiting": 120},
+        "sentence": "120 jobs to run on 120 computers;"
+        " 120 offline computers cannot be woken (no MAC address known).",
     }
     assert len(preview["computers"]) == 100  # the first 100 unless asked for more
     assert len(api.post("/deployments/preview?limit=5", json=body).json()["computers"]) == 5

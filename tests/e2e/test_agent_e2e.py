@@ -114,6 +114,7 @@ def add_package(world: World, family: str, version: str, **changes: object) -> i
     values: dict[str, object] = {
         "install_procedure": "./install.sh",
         "uninstall_procedure": "./uninstall.sh",
+        "download_for_uninstall": True,  # the uninstall procedure is a script of the payload
     }
     values.update(changes)
     spec = packages.PackageSpec(family=family, version=version, **values)  # type: ignore[arg-type]

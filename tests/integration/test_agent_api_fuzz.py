@@ -128,11 +128,11 @@ def test_signed_requests_with_generated_data_never_fail_the_server(
     client, rt = api
     hostname = f"signed-{next(_clock)}"
 
-    def document(name: str, payload: object) -> dict[str, object]:
+    def document(name: str, payload: object, **extra: object) -> dict[str, object]:
         params = {"hostname": hostname, "uid": "u", "timestamp": float(next(_clock)), "data": payload}
-        return {"jsonrpc": "2.0", "id": 1, "method": name, "params": {**params, "package-id": package_id}}
+        return {"jsonrpc": "2.0", "id": 1, "method": name, "params": {**params, **extra}}
 
     hello = _signed(client, rt.settings.agent_registration_key, document("oco.agent.hello", {}))
     agent_key = hello.json()["result"]["params"]["agent-key"]  # type: ignore[attr-defined]
-    response = _signed(client, agent_key, document(method, data))
+    response = _signed(client, agent_key, document(method, data, **{"package-id": package_id}))
     assert response.status_code in (200, 400, 401), response.text  # type: ignore[attr-defined]

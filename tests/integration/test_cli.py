@@ -238,6 +238,51 @@ def test_uninstall_and_housekeeping_commands(oco) -> None:  # type: ignore[no-un
     assert "expire-jobs: 0" in output and "purge-containers: 0" in output
 
 
+def test_uninstall_takes_several_computers_and_packages(oco) -> None:  # type: ignore[no-untyped-def]
+    for hostname in ("pc1", "pc2", "pc3"):
+        oco("computer", "add", hostname)
+    first = oco(
+        "package", "add", "--family", "A", "--version", "1", "--install", "x", "--uninstall", "y"
+    ).strip()
+    second = oco(
+        "package", "add", "--family", "B", "--version", "1", "--install", "x", "--uninstall", "y"
+    ).strip()
+    oco("assignment", "add", "--computer", "pc1", "--package", first)
+    oco("assignment", "add", "--computer", "pc1", "--package", second)
+    oco("assignment", "add", "--computer", "pc2", "--package", second)
+    container = oco(
+        "uninstall",
+        "--computer",
+        "pc1",
+        "--computer",
+        "pc2",
+        "--package",
+        first,
+        "--package",
+        second,
+        "--priority",
+        "5",
+        "--ip-ranges",
+        "10.0.0.0/8",
+        "--restart-timeout",
+        "-1",
+    ).strip()
+    shown = json.loads(oco("container", "show", container, "--json"))
+    assert (shown["priority"], shown["agent_ip_ranges"], shown["restart_timeout"]) == (5, "10.0.0.0/8", -1)
+    assert [(j["computer"], j["package"]) for j in shown["jobs"]] == [
+        ("pc1", "A 1"),
+        ("pc1", "B 1"),
+        ("pc2", "B 1"),
+    ]
+    # A computer with none of the packages, or a package none of them has, is named and nothing made.
+    before = len(json.loads(oco("container", "list", "--json")))
+    refused = oco("uninstall", "--computer", "pc1", "--computer", "pc3", "--package", second, expect=2)
+    assert "pc3 has none of the packages to uninstall" in refused
+    refused = oco("uninstall", "--computer", "pc2", "--package", first, expect=2)
+    assert "A 1 is not assigned to pc2" in refused
+    assert len(json.loads(oco("container", "list", "--json"))) == before
+
+
 def test_user_and_token_listings_take_json(oco) -> None:  # type: ignore[no-untyped-def]
     oco("user", "add", "carol", "--password-stdin", stdin="a long password\n")
     token = oco("token", "create", "--name", "ci", "--user", "carol").strip()
@@ -331,3 +376,57 @@ def test_times_are_read_and_shown_in_the_configured_zone(sqlite_url: str, tmp_pa
     assert "2026-12-01T23:00:00+01:00" in oco("container", "list")  # to the second, with the offset
     refused = oco(*base, "--start", "2026-12-01T23:00", "--end", "2026-12-01T20:00", expect=2)
     assert "end 2026-12-01 20:00 CET must be after start 2026-12-01 23:00 CET" in refused
+
+
+def test_users_get_roles_are_disabled_enabled_and_removed(oco) -> None:  # type: ignore[no-untyped-def]
+    oco("user", "add", "root", "--password-stdin", stdin="a long password\n")
+    oco("user", "add", "ops", "--role", "operator", "--password-stdin", stdin="a long password\n")
+    refused = oco(
+        "user", "add", "x", "--role", "boss", "--password-stdin", stdin="a long password\n", expect=2
+    )
+    assert "role 'boss' must be one of administrator," in refused  # the rest wraps in the error box
+    assert [(u["username"], u["role"]) for u in json.loads(oco("user", "list", "--json"))] == [
+        ("ops", "operator"),
+        ("root", "administrator"),
+    ]
+    assert "ops is now read-only" in oco("user", "role", "ops", "read-only")
+    assert "is the last active administrator" in oco("user", "role", "root", "operator", expect=2)
+    assert "is the last active administrator" in oco("user", "disable", "root", expect=2)
+    assert "is the last active administrator" in oco("user", "remove", "root", expect=2)
+    assert "sessions ended, API tokens revoked" in oco("user", "disable", "ops")
+    assert [u["enabled"] for u in json.loads(oco("user", "list", "--json"))] == [False, True]
+    assert "enabled ops" in oco("user", "enable", "ops")
+    assert "removed ops" in oco("user", "remove", "ops")
+    assert "user 'ops' does not exist" in oco("user", "remove", "ops", expect=2)
+
+
+def test_the_roles_table_is_the_rule(oco) -> None:  # type: ignore[no-untyped-def]
+    lines = oco("user", "roles").splitlines()
+    assert lines[0].split()[-3:] == ["ADMINISTRATOR", "OPERATOR", "READ-ONLY"]
+    assert len(lines) == 1 + 9  # the header, one line per permission
+    delete = next(line for line in lines if line.startswith("delete packages"))
+    assert delete.split()[-3:] == ["yes", "no", "no"]
+    view = next(line for line in lines if line.startswith("see computers"))
+    assert view.split()[-3:] == ["yes", "yes", "yes"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--database", "sqlite:///oco.db"], "MariaDB or MySQL"),
+        (["--database", "not a url"], "not valid"),
+        (["--database", "mysql+pymysql://oco@127.0.0.1:1/oco"], "reading the OCO-Server database failed"),
+        (["--database", "mysql+pymysql://oco@127.0.0.1/oco", "--payloads", "/nonexistent"], "does not exist"),
+        (
+            ["--database", "mysql+pymysql://oco@127.0.0.1/oco", "--time-zone", "Mars/Olympus"],
+            "unknown time zone",
+        ),
+    ],
+)
+def test_import_refuses_bad_input_with_one_line_and_changes_nothing(
+    oco, args: list[str], message: str
+) -> None:  # type: ignore[no-untyped-def]
+    output = oco("import", "oco-server", *args, expect=2)
+    assert message in output
+    assert len(output.strip().splitlines()) == 1
+    assert json.loads(oco("computer", "list", "--json")) == []

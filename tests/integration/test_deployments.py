@@ -87,7 +87,7 @@ def report(rt: Runtime, computer_id: int, job_id: int, state: AgentJobState, cod
     with rt.transaction() as session:
         computer = session.get(Computer, computer_id)
         data = {"job-id": job_id, "state": int(state), "return-code": code, "message": "output"}
-        return agent_jobs.report_job_state(session, rt.settings, computer, data, rt.now())  # type: ignore[arg-type]
+        return agent_jobs.report_job_state(session, rt.settings, computer, data, rt.now(), "127.0.0.1")  # type: ignore[arg-type]
 
 
 def installed(rt: Runtime, computer_id: int) -> list[str]:

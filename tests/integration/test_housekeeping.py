@@ -94,9 +94,11 @@ def test_tasks_are_found_by_name() -> None:
         "expire-jobs",
         "send-wol",
         "expire-wol-shutdown",
+        "advance-rollouts",
         "count-outcomes",
         "purge-containers",
         "refresh-statistics",
+        "forget-login-failures",
     ]
     assert all(housekeeping.find_task(name).name == name for name in names)
     assert len({task.lock_key for task in housekeeping.TASKS}) == len(names)

@@ -125,7 +125,6 @@ def test_the_not_found_page_says_what_is_missing_and_leads_back(
         ("/computers/wake", {"computer": str(UNKNOWN)}, 404, "computer 999 does not exist"),
         ("/assignments/remove", {"assignment": str(UNKNOWN)}, 404, "[999] do not exist"),
         ("/jobs/uninstall", {"assignment": str(UNKNOWN)}, 404, "assignment 999 does not exist"),
-        ("/jobs/uninstall", {}, 400, "choose at least one installed package"),
         (
             "/jobs/new",
             {"name": "x", "computer": "1", "package": "1", "priority": "a lot"},
@@ -167,8 +166,24 @@ def test_unknown_pages_and_methods_get_an_error_page(client: TestClient) -> None
     logged_in(client)
     missing = client.get("/nowhere")
     assert missing.status_code == 404 and "Not found" in missing.text
-    reloaded = client.get("/jobs/1/renew")  # a form's address, reloaded
-    assert reloaded.status_code == 405 and "Back</a>" in reloaded.text
+    reloaded = client.get("/jobs/1/renew", follow_redirects=False)  # a form's address, typed or reloaded
+    assert reloaded.status_code == 303 and reloaded.headers["location"] == "/jobs/1"
+    assert client.get("/jobs/1/jobs/2/delete", follow_redirects=False).headers["location"] == "/jobs/1"
+    assert client.post("/jobs/1").status_code == 405  # a page's address posted to: still refused
+
+
+def test_a_refused_action_says_why_on_the_page_it_came_from(client: TestClient) -> None:
+    token = logged_in(client)
+    response = client.post(
+        "/jobs/uninstall", data={"csrf_token": token, "back": "/computers"}, follow_redirects=False
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/computers"
+    page = client.get("/computers")
+    assert '<p class="error" role="alert">choose at least one installed package</p>' in page.text
+    assert "choose at least one installed package" not in client.get("/computers").text  # shown once
+    client.cookies.set("oco_flash", "WyJlcnJvciIsICJmb3JnZWQiXQ.abc")  # ["error", "forged"], not signed
+    forged = client.get("/computers")
+    assert 'role="alert"' not in forged.text
 
 
 # The admin API --------------------------------------------------------------------------------------
@@ -192,10 +207,16 @@ def api_routes(api: TestClient) -> list[tuple[str, str]]:
 
 def body_for(method: str, path: str) -> dict[str, Any] | None:
     """A body the route would accept for an existing id."""
+    if path.startswith("/users/"):
+        return {"password": PASSWORD} if path.endswith("/password") else {"full_name": "renamed"}
     if method == "patch":
         return {"name": "renamed"}
     if path.endswith("/renew"):
         return {"new_container": False}
+    if path.endswith("/resume"):
+        return {"reopen": False}
+    if path.endswith(("/halt", "/cancel")):
+        return None
     if method in ("post", "put"):
         return {"ids": [1]}
     return None
@@ -309,6 +330,9 @@ def test_the_agent_api_answers_an_unknown_job_with_a_json_rpc_error(client: Test
         (["container", "show", "999"], "job container 999 does not exist"),
         (["container", "edit", "999", "--name", "x"], "job container 999 does not exist"),
         (["container", "renew", "999"], "job container 999 does not exist"),
+        (["container", "rollout", "999"], "job container 999 does not exist"),
+        (["container", "resume", "999"], "job container 999 does not exist"),
+        (["container", "cancel", "999"], "job container 999 does not exist"),
         (["container", "delete", "999"], "job container 999 does not exist"),
         (["container", "delete-job", "999"], "job 999 does not exist"),
         (["group", "computer", "show", "999"], "computer group 999 does not exist"),

@@ -95,6 +95,32 @@ def test_keys_from_hello_are_stored_and_used_but_never_replaced(tmp_path: Path) 
     assert load_config(tmp_path / "agent.toml").agent_key == AGENT_KEY
 
 
+def test_the_registration_key_is_forgotten_once_the_agent_has_its_own_keys(tmp_path: Path) -> None:
+    server = Server()
+    client = make_client(tmp_path, server)
+    server.params = {"update": 1, "software-jobs": [], "agent-key": AGENT_KEY, "server-key": SERVER_KEY}
+    server.signing_key = SERVER_KEY
+
+    client.call(AgentMethod.HELLO, {})
+
+    stored = load_config(tmp_path / "agent.toml")
+    assert (stored.agent_key, stored.server_key, stored.registration_key) == (AGENT_KEY, SERVER_KEY, "")
+    assert f'"{REGISTRATION_KEY}"' not in (tmp_path / "agent.toml").read_text()
+
+
+def test_an_older_configuration_with_keys_drops_its_registration_key_at_the_next_answer(
+    tmp_path: Path,
+) -> None:
+    server = Server()
+    server.signing_key = SERVER_KEY
+    client = make_client(tmp_path, server, agent_key=AGENT_KEY, server_key=SERVER_KEY)
+
+    client.call(AgentMethod.HELLO, {})
+
+    assert server.requests[0].headers[SIGNATURE_HEADER_AGENT] == sign(AGENT_KEY, server.requests[0].content)
+    assert load_config(tmp_path / "agent.toml").registration_key == ""
+
+
 def test_timestamps_strictly_increase_even_when_the_clock_stands_still_or_goes_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

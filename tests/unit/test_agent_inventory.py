@@ -47,3 +47,24 @@ def test_the_inventory_names_the_computer_as_configured() -> None:
     data = inventory.inventory("pc1")
     assert data["hostname"] == "pc1" and data["architecture"] and data["cpu"] and data["ram"] > 0
     assert data["software"] == [] and isinstance(data["logins"], list)
+
+
+def test_the_inventory_reports_the_computers_time_zone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from oco.agent import inventory as inv
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    assert inv.time_zone() == "Europe/Berlin"
+    monkeypatch.delenv("TZ")
+    zoneinfo = tmp_path / "usr/share/zoneinfo/America"
+    zoneinfo.mkdir(parents=True)
+    (zoneinfo / "New_York").write_text("")
+    link = tmp_path / "localtime"
+    link.symlink_to(zoneinfo / "New_York")
+    monkeypatch.setattr(inv, "LOCALTIME", link)
+    assert inv.time_zone() == "America/New_York"
+    monkeypatch.setattr(inv, "LOCALTIME", tmp_path / "missing")
+    offset = inv.time_zone()  # no name to be found: the current offset
+    assert len(offset) == 6 and offset[0] in "+-" and offset[3] == ":"
+    assert "time_zone" in inv.inventory("pc")

@@ -55,3 +55,11 @@ def test_bad_settings_are_named(
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "missing.toml")
+
+
+def test_every_setting_is_documented() -> None:
+    from oco.config import Settings
+
+    documented = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    missing = [name for name in Settings.model_fields if f"`{name}`" not in documented]
+    assert missing == []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from oco.depot import Depot, DepotError
+from oco.depot import Depot, DepotError, DepotFull
 from tests.support import zip_bytes
 
 
@@ -48,7 +48,7 @@ def test_an_upload_that_is_not_a_zip_is_zipped_under_its_name(tmp_path: Path) ->
     depot = Depot(tmp_path / "depot")
     stored = depot.put_upload(io.BytesIO(b"MZ installer bytes"), "C:\\setup.exe")
     with zipfile.ZipFile(depot.path(stored.sha256)) as archive:
-        assert archive.namelist() == ["setup.exe"] or archive.namelist() == ["C:\\setup.exe"]
+        assert archive.namelist() == ["setup.exe"]  # a plain name: agents refuse a drive or a path
         assert archive.read(archive.namelist()[0]) == b"MZ installer bytes"
 
 
@@ -76,3 +76,54 @@ def test_bad_digests_and_missing_payloads_are_clear_errors(tmp_path: Path) -> No
         depot.open("0" * 64)
     with pytest.raises(DepotError, match="does not exist"):
         depot.put_file(tmp_path / "nope.zip")
+
+
+# Out of space ---------------------------------------------------------------------------------------
+
+
+class Disk:
+    """A file system whose free space the test drives: `free` bytes, less what was written since."""
+
+    def __init__(self, root: Path, free: int) -> None:
+        self.root, self.free = root, free
+
+    def __call__(self, _path: Path) -> int:
+        written = sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        return max(self.free - written, 0)
+
+
+def stored_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and p.name != ".lock"]
+
+
+def test_an_upload_larger_than_the_free_space_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    depot = Depot(tmp_path, disk_free=Disk(tmp_path, 1500))
+    with pytest.raises(DepotFull, match=r"^depot out of space \(needed 2000 bytes, free 1500 bytes\)$"):
+        depot.put_upload(io.BytesIO(zip_bytes({"a": "x"})[:4] + b"\0" * 1996), "p.zip")
+    with pytest.raises(DepotFull, match=r"needed 5000 bytes, free 1500 bytes"):
+        depot.put_upload(io.BytesIO(b"MZ" + b"\0" * 4998), "setup.exe")
+    assert stored_files(tmp_path) == []
+
+
+def test_the_reserve_is_kept_free(tmp_path: Path) -> None:
+    depot = Depot(tmp_path, reserve_bytes=1000, disk_free=Disk(tmp_path, 2500))
+    assert depot.free() == 1500
+    depot.put_stream([b"x" * 1000])  # fits: 1000 of 1500
+    with pytest.raises(DepotFull, match=r"free 500 bytes"):
+        depot.put_stream([b"y" * 1000], expected_size=1000)
+
+
+def test_a_stream_that_outgrows_the_free_space_stops_and_leaves_nothing(tmp_path: Path) -> None:
+    depot = Depot(tmp_path, disk_free=Disk(tmp_path, 25_000))
+    chunks = [b"a" * 10_000, b"b" * 10_000, b"c" * 10_000]  # larger than a write buffer: on disk at once
+    with pytest.raises(DepotFull, match=r"depot out of space \(needed 10000 bytes more, free 5000 bytes\)"):
+        depot.put_stream(iter(chunks))  # no size known in advance
+    assert stored_files(tmp_path) == []
+
+
+def test_the_real_file_system_is_asked_by_default(tmp_path: Path) -> None:
+    depot = Depot(tmp_path, reserve_bytes=10**18)  # more than any disk: nothing fits
+    assert depot.free() == 0
+    with pytest.raises(DepotFull, match="free 0 bytes"):
+        depot.put_upload(io.BytesIO(b"a script"), "install.sh")
+    assert stored_files(tmp_path) == []

@@ -16,9 +16,11 @@ from oco.domain.dispatch import (
     WaitReason,
     container_admits,
     dispatch_order,
+    hand_out_hold,
     is_eligible,
     is_open,
     jobs_to_hand_out,
+    report_refusal,
     why_waiting,
     wire_post_action,
 )
@@ -258,3 +260,54 @@ def test_a_job_eligible_now_waits_only_for_the_next_check_in_or_an_offline_compu
     reason = why_waiting(container, last_seen, CLIENT, NOW, offline_seconds=300)
     eligible = is_eligible(job(1, container), NOW, CLIENT)
     assert (reason.hold in (Hold.NEXT_CHECK_IN, Hold.OFFLINE)) is eligible
+
+
+# Which reports a computer may send: only on jobs it could have received -------------------------
+
+
+@pytest.mark.parametrize(
+    ("container", "address", "hold"),
+    [
+        (window(enabled=False), CLIENT, Hold.DISABLED),
+        (window(start=NOW + timedelta(minutes=1)), CLIENT, Hold.SCHEDULED),
+        (window(end=NOW), CLIENT, Hold.ENDED),
+        (window(end=NOW - timedelta(seconds=1)), CLIENT, Hold.ENDED),
+        (window(ip_ranges="192.168.0.0/16"), CLIENT, Hold.OUTSIDE_IP_RANGES),
+        (window(ip_ranges="!10.0.0.0/8"), CLIENT, Hold.OUTSIDE_IP_RANGES),
+        (window(ip_ranges="10.0.0.0/99"), CLIENT, Hold.OUTSIDE_IP_RANGES),
+        (window(), CLIENT, None),
+        (window(end=NOW + timedelta(seconds=1), ip_ranges="10.0.0.0/8"), CLIENT, None),
+    ],
+)
+def test_a_waiting_job_is_reportable_exactly_while_it_would_be_handed_out(
+    container: ContainerWindow, address: str, hold: Hold | None
+) -> None:
+    assert report_refusal(job(1, container), NOW, address) is hold
+    assert hand_out_hold(container, NOW, address) is hold
+    assert is_eligible(job(1, container), NOW, address) is (hold is None)
+
+
+@pytest.mark.parametrize("state", [JobState.DOWNLOADING, JobState.EXECUTING])
+@pytest.mark.parametrize(
+    "container",
+    [window(enabled=False), window(end=NOW - timedelta(minutes=1)), window(ip_ranges="192.168.0.0/16")],
+)
+def test_a_started_job_stays_reportable_to_its_end(state: JobState, container: ContainerWindow) -> None:
+    assert report_refusal(job(1, container, state=state), NOW, CLIENT) is None
+    assert not is_eligible(job(1, container, state=state), NOW, CLIENT)  # but not handed out again
+
+
+@given(jobs=job_lists(), address=addresses)
+def test_every_job_handed_out_is_reportable_and_a_refused_one_says_why(
+    jobs: list[CandidateJob], address: str
+) -> None:
+    for candidate in jobs:
+        refusal = report_refusal(candidate, NOW, address)
+        if is_eligible(candidate, NOW, address):
+            assert refusal is None
+        if candidate.state is JobState.WAITING:
+            assert (refusal is None) is expected_eligible(candidate, address)
+        else:
+            assert refusal is None
+        if refusal is not None:
+            assert refusal is why_waiting(candidate.container, NOW, address, NOW, 300).hold

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from oco.domain.errors import InvalidDeployment
+from oco.domain.ipranges import parse_ip_ranges
 from oco.domain.planning import (
     InstalledPackage,
     PackageToDeploy,
@@ -457,3 +458,59 @@ def test_only_an_offline_computers_last_waiting_job_shuts_it_down(
         assert marked == [waiting[-1]]
     else:
         assert marked == []
+
+
+# What the preview says about each computer ---------------------------------------------------------
+
+
+@given(online=st.booleans(), seen=st.booleans(), mac_known=st.booleans(), wol=st.booleans())
+def test_only_an_offline_computer_with_a_known_mac_is_woken(
+    online: bool, seen: bool, mac_known: bool, wol: bool
+) -> None:
+    computer = pc(1, online=online, seen=seen, mac_known=mac_known and seen)
+    (computer_plan,) = plan_deployment([computer], [pkg(10)], wol=wol).computers
+    wanted = wol and not online
+    assert computer_plan.wake is (wanted and computer.mac_known)
+    assert bool(computer_plan.cannot_wake) is (wanted and not computer.mac_known)
+    if computer_plan.cannot_wake:
+        assert computer_plan.cannot_wake.startswith("cannot be woken: no MAC address known")
+        assert computer_plan.cannot_wake.endswith("(never checked in)") is (not seen)
+
+
+@pytest.mark.parametrize(
+    ("ranges", "address", "held"),
+    [
+        ("", "192.0.2.7", False),
+        ("10.0.0.0/8", "192.0.2.7", True),
+        ("10.0.0.0/8", "10.1.2.3", False),
+        ("!10.1.0.0/16", "10.1.2.3", True),
+        ("10.0.0.0/8", "", False),  # never checked in: nothing known to hold it back
+    ],
+)
+def test_a_computer_last_seen_outside_the_ip_ranges_is_held_back(
+    ranges: str, address: str, held: bool
+) -> None:
+    computer = pc(1, address=address)
+    (computer_plan,) = plan_deployment([computer], [pkg(10)], ip_ranges=parse_ip_ranges(ranges)).computers
+    assert bool(computer_plan.held_back) is held
+    if held:
+        assert computer_plan.held_back == f"will wait: last seen from {address}, outside the agent IP ranges"
+
+
+def test_the_plan_in_one_sentence() -> None:
+    computers = [
+        pc(1, installed(10)),
+        pc(2, os="Linux"),
+        pc(3, online=False),
+        pc(4, online=False, mac_known=False, seen=False),
+        pc(5, address="192.0.2.9"),
+    ]
+    packages = [pkg(10, compatible_os="Windows")]
+    plan = plan_deployment(computers, packages, wol=True, ip_ranges=parse_ip_ranges("10.0.0.0/8"))
+    assert plan.sentence() == (
+        "3 jobs to run on 5 computers, 2 jobs skipped (1 incompatible, 1 already installed);"
+        " 1 offline computer will be woken; 1 offline computer cannot be woken (no MAC address known);"
+        " 1 computer will wait: last seen from outside the agent IP ranges."
+    )
+    assert plan_deployment([pc(1)], [pkg(10)]).sentence() == "1 job to run on 1 computer."
+    assert plan_deployment([], [pkg(10)]).sentence() == "0 jobs to run on 0 computers."

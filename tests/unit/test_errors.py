@@ -19,11 +19,13 @@ from oco.errors import (
     OUTCOMES,
     ConfigError,
     Conflict,
+    DepotFull,
     Forbidden,
     InvalidInput,
     NotFound,
     OcoError,
     ServiceError,
+    TooManyAttempts,
     Unauthorized,
     Unavailable,
     outcome,
@@ -41,6 +43,7 @@ from oco.services.agents import AuthenticationFailed
         (AuthenticationFailed, 401),
         (Forbidden, 403),
         (Unavailable, 503),
+        (DepotFull, 507),
         (ServiceError, 400),
         (DepotError, 400),
         (ConfigError, 400),
@@ -56,6 +59,11 @@ from oco.services.agents import AuthenticationFailed
 )
 def test_every_error_has_its_status(error: type[OcoError], status: int) -> None:
     assert outcome(error("what is wrong")).status == status
+
+
+def test_too_many_attempts_is_429_and_says_when_to_retry() -> None:
+    error = TooManyAttempts("too many failed logins", retry_after=5)
+    assert (outcome(error).status, error.retry_after) == (429, 5)
 
 
 def test_a_subclass_takes_its_nearest_listed_parent() -> None:

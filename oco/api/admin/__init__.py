@@ -1,5 +1,6 @@
 """The admin REST API at `/api/v1` (OpenAPI at `/api/v1/openapi.json`), over the same use cases as the
-console and the CLI. Every request needs a bearer token from `oco token create`.
+console and the CLI. Every request needs a bearer token from `oco token create`; it acts with the role
+of its user, and every route declares the permission it needs (`oco.api.auth.allow`).
 
 Each route parses its input (`schemas`), calls one use case and answers with its read model
 (`oco.services.views`), which is also the route's declared response model. Refusals are `OcoError`s,
@@ -13,11 +14,13 @@ import re
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 
-from oco.api.admin import computers, deployments, groups, packages
+from oco.api.admin import computers, deployments, groups, packages, users
 from oco.api.admin.schemas import ERROR_RESPONSES
-from oco.errors import OcoError, Unauthorized, outcome
+from oco.errors import NotFound, OcoError, Unauthorized, outcome
 from oco.services.runtime import Runtime
 
 TITLE = "OCO Deploy admin API"
@@ -34,9 +37,10 @@ def create_api(runtime: Runtime) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     api.state.runtime = runtime
-    for module in (packages, computers, groups, deployments):
+    for module in (packages, computers, groups, deployments, users):
         api.include_router(module.router)
     api.add_exception_handler(OcoError, _refused)
+    api.add_exception_handler(RequestValidationError, _invalid)
     api.openapi = lambda: _referenced_only(FastAPI.openapi(api))  # type: ignore[method-assign]  # FastAPI's hook
     return api
 
@@ -65,3 +69,11 @@ def _refused(_request: Request, exc: Exception) -> JSONResponse:
     status = outcome(exc).status
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
     return JSONResponse({"detail": exc.message, "field": exc.field}, status_code=status, headers=headers)
+
+
+async def _invalid(request: Request, exc: Exception) -> Response:
+    """A path that names no object (an id out of range, `abc`) does not exist: 404. Other bad input: 422."""
+    assert isinstance(exc, RequestValidationError)
+    if any(error.get("loc", ("",))[0] == "path" for error in exc.errors()):
+        return _refused(request, NotFound(f"{request.url.path} does not exist"))
+    return await request_validation_exception_handler(request, exc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from oco.api.admin.schemas import (
     PREVIEW_LIMIT,
@@ -17,13 +17,15 @@ from oco.api.admin.schemas import (
     NewUninstall,
     Page,
     Renew,
+    Resume,
     RuntimeDep,
 )
-from oco.api.auth import api_actor
-from oco.services import containers, deployments, jobs
+from oco.api.auth import allow
+from oco.domain.roles import Permission
+from oco.services import containers, deployments, jobs, rollouts
 from oco.services.views import ContainerPublic, JobRowPublic, PagePublic, PlanPublic
 
-router = APIRouter(dependencies=[Depends(api_actor)], tags=["deployments"])
+router = APIRouter(dependencies=[allow(Permission.VIEW)], tags=["deployments"])
 
 
 @router.get("/deployments")
@@ -32,7 +34,7 @@ def list_deployments(runtime: RuntimeDep) -> list[ContainerPublic]:
     return containers.list_containers(runtime)
 
 
-@router.post("/deployments/preview")
+@router.post("/deployments/preview", dependencies=[allow(Permission.DEPLOY)])
 def preview_deployment(
     runtime: RuntimeDep,
     body: NewDeployment,
@@ -45,14 +47,14 @@ def preview_deployment(
     return deployments.preview_deployment(runtime, body.request(), limit)
 
 
-@router.post("/deployments", status_code=201)
+@router.post("/deployments", status_code=201, dependencies=[allow(Permission.DEPLOY)])
 def create_deployment(runtime: RuntimeDep, actor: Actor, body: NewDeployment) -> ContainerPublic:
     """Create a job container with its jobs; answers with the container and its counts per state (its
     jobs, a page at a time, from `GET /deployments/{id}/jobs`)."""
     return deployments.create_deployment(runtime, body.request(), actor)
 
 
-@router.post("/uninstall", status_code=201)
+@router.post("/uninstall", status_code=201, dependencies=[allow(Permission.DEPLOY)])
 def create_uninstall(runtime: RuntimeDep, actor: Actor, body: NewUninstall) -> ContainerPublic:
     """Uninstall jobs for selected assignments."""
     return deployments.create_uninstall(runtime, body.request(), actor)
@@ -60,8 +62,28 @@ def create_uninstall(runtime: RuntimeDep, actor: Actor, body: NewUninstall) -> C
 
 @router.get("/deployments/{container_id}")
 def show_deployment(runtime: RuntimeDep, container_id: Id) -> ContainerPublic:
-    """A job container with its status, progress and counts per state."""
-    return containers.container_summary(runtime, container_id)
+    """A job container with its status, progress and counts per state; for a phased rollout, its rules,
+    where it stands (halted, with the numbers that caused it) and each phase's counts."""
+    return rollouts.container_summary(runtime, container_id)
+
+
+@router.post("/deployments/{container_id}/halt", dependencies=[allow(Permission.EDIT_CONTAINERS)])
+def halt_rollout(runtime: RuntimeDep, actor: Actor, container_id: Id) -> ContainerPublic:
+    """Halt a phased rollout by hand: nothing more is handed out until it is resumed."""
+    return rollouts.halt(runtime, container_id, actor)
+
+
+@router.post("/deployments/{container_id}/resume", dependencies=[allow(Permission.EDIT_CONTAINERS)])
+def resume_rollout(runtime: RuntimeDep, actor: Actor, container_id: Id, body: Resume) -> ContainerPublic:
+    """Resume a halted rollout where it stopped (failures so far no longer count for the halt rule);
+    with `reopen`, the failed jobs of the halted phase run again."""
+    return rollouts.resume(runtime, container_id, actor, reopen=body.reopen)
+
+
+@router.post("/deployments/{container_id}/cancel", dependencies=[allow(Permission.EDIT_CONTAINERS)])
+def cancel_rollout(runtime: RuntimeDep, actor: Actor, container_id: Id) -> ContainerPublic:
+    """Cancel a phased rollout: its waiting jobs expire; jobs already started finish."""
+    return rollouts.cancel(runtime, container_id, actor)
 
 
 @router.get("/deployments/{container_id}/jobs")
@@ -73,7 +95,7 @@ def deployment_jobs(
     return jobs.search_jobs(runtime, container_id, query, page)
 
 
-@router.patch("/deployments/{container_id}")
+@router.patch("/deployments/{container_id}", dependencies=[allow(Permission.EDIT_CONTAINERS)])
 def edit_deployment(
     runtime: RuntimeDep, actor: Actor, container_id: Id, body: ContainerChanges
 ) -> ContainerPublic:
@@ -81,19 +103,21 @@ def edit_deployment(
     return containers.edit_container(runtime, container_id, body.edit(), actor)
 
 
-@router.post("/deployments/{container_id}/renew")
+@router.post("/deployments/{container_id}/renew", dependencies=[allow(Permission.EDIT_CONTAINERS)])
 def renew_deployment(runtime: RuntimeDep, actor: Actor, container_id: Id, body: Renew) -> ContainerPublic:
     """Run the failed jobs again, in place or in a new container; answers with that container."""
     return containers.renew_failed(runtime, container_id, actor, into_new_container=body.new_container)
 
 
-@router.delete("/deployments/{container_id}", status_code=204)
+@router.delete(
+    "/deployments/{container_id}", status_code=204, dependencies=[allow(Permission.EDIT_CONTAINERS)]
+)
 def delete_deployment(runtime: RuntimeDep, actor: Actor, container_id: Id) -> None:
     """Delete a job container and its jobs."""
     containers.delete_container(runtime, container_id, actor)
 
 
-@router.delete("/jobs/{job_id}", status_code=204)
+@router.delete("/jobs/{job_id}", status_code=204, dependencies=[allow(Permission.EDIT_CONTAINERS)])
 def delete_job(runtime: RuntimeDep, actor: Actor, job_id: Id) -> None:
     """Delete one job."""
     jobs.delete_job(runtime, job_id, actor)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 
 from oco.api.admin.schemas import Actor, Id, NewAssignment, NewPackage, RuntimeDep
-from oco.api.auth import api_actor
+from oco.api.auth import allow
+from oco.domain.roles import Permission
 from oco.services import assignments, packages
 from oco.services.views import AssignmentPublic, PackageDetailPublic, PackagePublic
 
-router = APIRouter(dependencies=[Depends(api_actor)])
+router = APIRouter(dependencies=[allow(Permission.VIEW)])
 
 
 @router.get("/packages", tags=["packages"])
@@ -20,7 +21,7 @@ def list_packages(runtime: RuntimeDep, family: str | None = None) -> list[Packag
     return packages.list_packages(runtime, family)
 
 
-@router.post("/packages", status_code=201, tags=["packages"])
+@router.post("/packages", status_code=201, tags=["packages"], dependencies=[allow(Permission.ADD_PACKAGES)])
 def create_package(
     runtime: RuntimeDep,
     actor: Actor,
@@ -39,19 +40,31 @@ def show_package(runtime: RuntimeDep, package_id: Id) -> PackageDetailPublic:
     return packages.package_detail(runtime, package_id)
 
 
-@router.delete("/packages/{package_id}", status_code=204, tags=["packages"])
+@router.delete(
+    "/packages/{package_id}",
+    status_code=204,
+    tags=["packages"],
+    dependencies=[allow(Permission.DELETE_PACKAGES)],
+)
 def delete_package(runtime: RuntimeDep, actor: Actor, package_id: Id) -> None:
     """Delete a package version installed nowhere and needed by no pending job."""
     packages.remove_package(runtime, package_id, actor)
 
 
-@router.post("/assignments", status_code=201, tags=["assignments"])
+@router.post(
+    "/assignments", status_code=201, tags=["assignments"], dependencies=[allow(Permission.EDIT_COMPUTERS)]
+)
 def add_assignment(runtime: RuntimeDep, actor: Actor, body: NewAssignment) -> AssignmentPublic:
     """Record that a package is installed on a computer."""
     return assignments.add_assignment(runtime, body.computer_id, body.package_id, actor)
 
 
-@router.delete("/assignments/{assignment_id}", status_code=204, tags=["assignments"])
+@router.delete(
+    "/assignments/{assignment_id}",
+    status_code=204,
+    tags=["assignments"],
+    dependencies=[allow(Permission.EDIT_COMPUTERS)],
+)
 def remove_assignment(runtime: RuntimeDep, actor: Actor, assignment_id: Id) -> None:
     """Remove an assignment without uninstalling anything."""
     assignments.remove_assignments(runtime, [assignment_id], actor)

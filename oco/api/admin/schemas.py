@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from oco.api.auth import api_actor, get_runtime
+from oco.api.auth import api_actor, api_user, get_runtime
 from oco.domain.containers import (
     DEFAULT_RESTART_TIMEOUT,
     NAME_MAX,
@@ -23,8 +23,16 @@ from oco.domain.containers import (
 )
 from oco.domain.hostnames import HOSTNAME_MAX
 from oco.domain.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from oco.domain.phases import (
+    DEFAULT_HALT_MIN_FINISHED,
+    DEFAULT_SUCCESS_PERCENT,
+    RolloutRules,
+    parse_duration,
+    parse_phases,
+)
 from oco.domain.presence import Presence
 from oco.domain.states import JobOutcome, PostAction, SequenceMode, UpgradeBehavior
+from oco.domain.windows import WindowZone, parse_windows
 from oco.services.computers import ComputerQuery, ComputerSelection
 from oco.services.containers import ContainerEdit
 from oco.services.deployments import ContainerOptions, DeploymentRequest, UninstallRequest
@@ -33,11 +41,20 @@ from oco.services.listing import PageRequest
 from oco.services.packages import PackageSpec
 from oco.services.runtime import Runtime
 from oco.services.targets import Targets
-from oco.services.views import MAX_ID, PostActionText, SequenceModeText, UpgradeBehaviorText
+from oco.services.users import MIN_PASSWORD_LENGTH, TokenUser, UserChanges
+from oco.services.views import (
+    MAX_ID,
+    PostActionText,
+    RoleText,
+    SequenceModeText,
+    UpgradeBehaviorText,
+    WindowZoneText,
+)
 
 Id = Annotated[int, Path(ge=1, le=MAX_ID, description="database id")]
 BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
 Actor = Annotated[str, Depends(api_actor)]
+Caller = Annotated[TokenUser, Depends(api_user)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 Priority = Annotated[int, Field(ge=PRIORITY_MIN, le=PRIORITY_MAX, description="higher runs first")]
 RestartTimeout = Annotated[
@@ -91,6 +108,7 @@ class ApiError(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ApiError, "description": "Invalid input"},
     401: {"model": ApiError, "description": "Missing or invalid token"},
+    403: {"model": ApiError, "description": "The role of the token's user does not allow this"},
     404: {"model": ApiError, "description": "Not found"},
     409: {"model": ApiError, "description": "Conflict"},
     503: {"model": ApiError, "description": "Database unavailable"},
@@ -121,6 +139,9 @@ class NewPackage(BaseModel):
     compatible_os_version: str = Field("", max_length=NAME_MAX)
     compatible_architecture: str = Field("", max_length=NAME_MAX)
     notes: str = ""
+    download_for_uninstall: bool = Field(
+        False, description="Uninstall jobs fetch the payload first (off: as OCO-Server, no download)."
+    )
 
     def spec(self) -> PackageSpec:
         """The use case's view of the fields."""
@@ -161,10 +182,22 @@ class ComputerFilter(Body):
     os: str = Field("", max_length=200)
     group_id: BodyId | None = None
     package_id: BodyId | None = None
+    software: str = Field("", max_length=255, description="Software its inventory reports (name contains).")
+    software_version: str = Field(
+        "", max_length=300, description="A version condition on that software, e.g. '< 120'."
+    )
 
     def query(self) -> ComputerQuery:
         """The filter as the use cases take it."""
-        return ComputerQuery(self.search, self.presence, self.os, self.group_id, self.package_id)
+        return ComputerQuery(
+            self.search,
+            self.presence,
+            self.os,
+            self.group_id,
+            self.package_id,
+            self.software,
+            self.software_version,
+        )
 
 
 class ComputerMembers(Body):
@@ -239,6 +272,48 @@ class NewDeployment(ContainerFields):
         description="uninstall the family's other installed versions first, for packages whose upgrade "
         'behavior is explicit_uninstall ("Automatically create uninstall jobs")',
     )
+    phases: str = Field(
+        "",
+        max_length=NAME_MAX,
+        description="phased rollout: cumulative steps, percentages or counts ('1%,10%,50%,100%', '5,50,all')",
+    )
+    pilot_group: int | str | None = Field(
+        None, description="computer group (id or name) whose targets form the rollout's first phase"
+    )
+    phase_success: int = Field(
+        DEFAULT_SUCCESS_PERCENT, ge=0, le=100, description="% of a phase's jobs that must succeed"
+    )
+    phase_soak: str = Field(
+        "", max_length=16, description="time after a phase met its criterion before the next opens (30m)"
+    )
+    halt_failure_rate: int | None = Field(
+        None, ge=0, le=100, description="halt when more than this % of a phase's finished jobs failed"
+    )
+    halt_min_finished: int = Field(
+        DEFAULT_HALT_MIN_FINISHED, ge=1, le=MAX_ID, description="finished jobs of a phase before it halts"
+    )
+
+    windows: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="maintenance windows ('Mon-Fri 18:00-06:00', 'Sat,Sun 00:00-24:00'); empty: any time",
+    )
+    window_zone: WindowZoneText = Field(
+        WindowZone.COMPUTER.text,
+        validate_default=True,
+        description="whose clock the windows are read on: computer (as its agent reports; the server's for "
+        "an agent that reports none) or server",
+    )
+
+    def rollout(self) -> RolloutRules:
+        """The rollout rules of these fields (parsed by the domain, whose errors name the field)."""
+        return RolloutRules(
+            steps=parse_phases(self.phases),
+            success_percent=self.phase_success,
+            soak_seconds=parse_duration(self.phase_soak, field="phase_soak"),
+            halt_failure_rate=self.halt_failure_rate,
+            halt_min_finished=self.halt_min_finished,
+        )
 
     def request(self) -> DeploymentRequest:
         """The use case's request."""
@@ -248,8 +323,14 @@ class NewDeployment(ContainerFields):
             packages=self.package_ids,
             package_groups=self.package_group_ids,
         )
+        options = replace(
+            self.options(),
+            rollout=self.rollout(),
+            pilot_group=self.pilot_group,
+            windows=parse_windows(self.windows, self.window_zone),
+        )
         return DeploymentRequest(
-            options=self.options(), targets=targets, force=self.force, auto_uninstall=self.auto_uninstall
+            options=options, targets=targets, force=self.force, auto_uninstall=self.auto_uninstall
         )
 
 
@@ -257,11 +338,20 @@ class NewUninstall(ContainerFields):
     """Uninstall jobs for selected assignments."""
 
     name: str = Field("", max_length=NAME_MAX, description="default: 'Uninstall <family>'")
-    assignment_ids: list[BodyId] = Field(min_length=1)
+    assignment_ids: list[BodyId] = Field([], description="assignments to uninstall, by id")
+    computer_ids: list[BodyId] = Field([], description="or: computers to uninstall `package_ids` from")
+    package_ids: list[BodyId] = Field(
+        [], description="with `computer_ids`: packages to uninstall, each from those computers that have it"
+    )
 
     def request(self) -> UninstallRequest:
         """The use case's request."""
-        return UninstallRequest(options=self.options(), assignment_ids=self.assignment_ids)
+        return UninstallRequest(
+            options=self.options(),
+            assignment_ids=self.assignment_ids,
+            computers=self.computer_ids,
+            package_ids=self.package_ids,
+        )
 
 
 class ContainerChanges(Body):
@@ -278,6 +368,8 @@ class ContainerChanges(Body):
     restart_timeout: RestartTimeout | None = None
     sequence_mode: SequenceModeText | None = None
     agent_ip_ranges: str | None = None
+    wol: bool | None = Field(None, description="send Wake-on-LAN at the start (before it has come)")
+    shutdown_waked: bool | None = None
 
     def edit(self) -> ContainerEdit:
         """The use case's edit."""
@@ -287,6 +379,12 @@ class ContainerChanges(Body):
             end=aware(self.end),
             sequence_mode=self.sequence_mode,
         )
+
+
+class Resume(Body):
+    """How to resume a halted rollout."""
+
+    reopen: bool = Field(False, description="run the failed jobs of the halted phase again")
 
 
 class Renew(Body):
@@ -306,3 +404,31 @@ def aware(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class NewUser(Body):
+    """A console user to create; their API tokens will act with the same role."""
+
+    username: str = Field(min_length=1, max_length=255, pattern=r"^\S+$")
+    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=1024)
+    full_name: str = Field("", max_length=255)
+    role: RoleText
+
+
+class UserEdit(Body):
+    """What to change of a user; a field left out stays as it is. `enabled: false` ends the user's
+    console sessions and revokes their API tokens."""
+
+    full_name: str | None = Field(None, max_length=255)
+    role: RoleText | None = None
+    enabled: bool | None = None
+
+    def changes(self) -> UserChanges:
+        """The service's form of the change."""
+        return UserChanges(full_name=self.full_name, role=self.role, enabled=self.enabled)
+
+
+class NewPassword(Body):
+    """A password an administrator sets for a user; the user's console sessions end."""
+
+    password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=1024)

@@ -117,16 +117,26 @@ document.addEventListener("DOMContentLoaded", () => {
   const renderOutcome = (holder, outcomes) => {
     if (!holder) return;
     const parts = Object.entries(outcomes).filter(([, count]) => count > 0);
-    const bar = document.createElement("div");
-    bar.className = "bar";
+    const svg = "http://www.w3.org/2000/svg";
+    const bar = document.createElementNS(svg, "svg");
+    bar.setAttribute("class", "bar");
+    bar.setAttribute("viewBox", `0 0 ${Math.max(parts.reduce((sum, [, count]) => sum + count, 0), 1)} 1`);
+    bar.setAttribute("preserveAspectRatio", "none");
+    bar.setAttribute("aria-hidden", "true");
     const legend = document.createElement("span");
     legend.className = "legend";
+    let x = 0;
     for (const [name, count] of parts) {
-      const part = document.createElement("span");
-      part.className = `part ${name}`;
-      part.style.flexGrow = count;
-      part.title = `${count} ${name}`;
+      const part = document.createElementNS(svg, "rect");
+      part.setAttribute("class", `part ${name}`);
+      part.setAttribute("x", x);
+      part.setAttribute("width", count);
+      part.setAttribute("height", 1);
+      const title = document.createElementNS(svg, "title");
+      title.textContent = `${count} ${name}`;
+      part.append(title);
       bar.append(part);
+      x += count;
       const key = document.createElement("span");
       key.className = `key ${name}`;
       key.textContent = `${count.toLocaleString()} ${name}`;
@@ -194,6 +204,30 @@ document.addEventListener("DOMContentLoaded", () => {
       } catch (error) { /* the next round tries again */ }
     };
     live(container.dataset.eventsUrl, { container: showContainer, job: showJob }, poll);
+  }
+
+  // Dialogs: a button opens its <dialog>; Cancel (or Escape) closes it.
+  document.querySelectorAll("button[data-open-dialog]").forEach((button) => {
+    const dialog = document.getElementById(button.dataset.openDialog);
+    button.addEventListener("click", () => dialog.showModal());
+  });
+  document.querySelectorAll("[data-close-dialog]").forEach((button) => {
+    button.addEventListener("click", () => button.closest("dialog").close());
+  });
+
+  // Deployment Assistant: the container name follows the chosen packages until the admin types one.
+  const assistantForm = document.getElementById("assistant");
+  if (assistantForm) {
+    const nameField = assistantForm.querySelector("input[name=name]");
+    let typed = nameField.value !== "" && nameField.value !== nameField.dataset.suggested;
+    nameField.addEventListener("input", () => { typed = nameField.value !== ""; });
+    const suggest = () => {
+      if (typed) return;
+      const chosen = [...assistantForm.querySelectorAll("input[data-label]:checked")].map((box) => box.dataset.label);
+      nameField.value = chosen.join(", ").slice(0, 255);
+      nameField.dataset.suggested = nameField.value;
+    };
+    assistantForm.querySelectorAll("input[data-label]").forEach((box) => box.addEventListener("change", suggest));
   }
 
   // Dashboard: each part is replaced when it changed.
