@@ -31,9 +31,9 @@ from oco.web.session import (
     login_redirect,
     new_login_csrf,
     optional_viewer,
-    over_https,
     runtime_of,
     safe_next,
+    set_cookie,
     viewer,
 )
 
@@ -108,7 +108,7 @@ def login(
             form.headers["retry-after"] = str(exc.retry_after)
         return form
     response = RedirectResponse(safe_next(next), status_code=303)
-    _set_cookie(request, response, SESSION_COOKIE, token, max_age=runtime.settings.session_max_age_seconds)
+    set_cookie(request, response, SESSION_COOKIE, token, max_age=runtime.settings.session_max_age_seconds)
     response.delete_cookie(LOGIN_CSRF_COOKIE)
     return response
 
@@ -139,19 +139,8 @@ def _login_form(
         error=message,
         username=username,
     )
-    _set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
+    set_cookie(request, response, LOGIN_CSRF_COOKIE, token, max_age=3600)
     return response
-
-
-def _set_cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
-    response.set_cookie(
-        name,
-        value,
-        max_age=max_age,
-        httponly=True,
-        samesite="lax",
-        secure=over_https(request),
-    )
 
 
 def install_console(app: FastAPI) -> None:

@@ -17,7 +17,7 @@ from typing import Literal
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
-from oco.web.session import Viewer, over_https
+from oco.web.session import Viewer, set_cookie
 
 FLASH_COOKIE = "oco_flash"
 MAX_TEXT = 600
@@ -37,14 +37,7 @@ def redirect(request: Request, current: Viewer, location: str, text: str, kind: 
     """A 303 to `location` that shows `text` there once."""
     response = RedirectResponse(location, status_code=303)
     payload = base64.urlsafe_b64encode(json.dumps([kind, text[:MAX_TEXT]]).encode()).decode()
-    response.set_cookie(
-        FLASH_COOKIE,
-        f"{payload}.{_signature(current, payload)}",
-        max_age=300,
-        httponly=True,
-        samesite="lax",
-        secure=over_https(request),
-    )
+    set_cookie(request, response, FLASH_COOKIE, f"{payload}.{_signature(current, payload)}", max_age=300)
     return response
 
 

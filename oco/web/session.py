@@ -19,7 +19,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, Request, params
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from oco.domain.proxies import client_address, client_used_https
@@ -150,6 +150,13 @@ def client_of(request: Request) -> str:
     peer = request.client.host if request.client else ""
     trusted = runtime_of(request).settings.trusted_proxies
     return client_address(peer, request.headers.get("x-forwarded-for"), trusted)
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
+    """A console cookie: HTTP only, same-site lax, Secure when the client spoke HTTPS (`over_https`)."""
+    response.set_cookie(
+        name, value, max_age=max_age, httponly=True, samesite="lax", secure=over_https(request)
+    )
 
 
 def over_https(request: Request) -> bool:
