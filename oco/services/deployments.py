@@ -14,6 +14,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from oco.config import Settings
+from oco.db.bulk import insert_rows
 from oco.db.models import Computer, ComputerPackage, Job, JobContainer, Package, PackageFamily, WolTarget
 from oco.domain.containers import DEFAULT_RESTART_TIMEOUT, ContainerSettings, validate_container
 from oco.domain.ipranges import parse_ip_ranges
@@ -379,8 +380,8 @@ def _insert_jobs(
         }
         for job in plan.jobs
     ]
-    if rows:  # Core executemany: tens of thousands of rows need no ORM bookkeeping
-        session.connection().execute(insert(Job), rows)
+    # Tens of thousands of rows: no ORM bookkeeping, no per-row type machinery.
+    insert_rows(session.connection(), Job, rows)
 
 
 def _start_wol(
