@@ -24,6 +24,9 @@ def insert_rows(connection: Connection, model: type[Base], rows: Sequence[Mappin
     if not rows:
         return
     table = cast(Table, model.__table__)
+    defaults = _defaults(table, frozenset(rows[0]))
+    if defaults:
+        rows = [{**defaults, **row} for row in rows]
     columns = tuple(rows[0])
     processors = _processors(connection.dialect, table, columns)
     plain = tuple(name for name in columns if name not in processors)
@@ -58,6 +61,19 @@ def _converted(rows: Sequence[Mapping[str, Any]], name: str, process: Callable[[
         except TypeError:  # not hashable
             values.append(process(value))
     return values
+
+
+def _defaults(table: Table, given: frozenset[str]) -> dict[str, Any]:
+    """The Python-side defaults of the columns not given, as an ORM or Core insert would apply them."""
+    defaults = {}
+    for column in table.columns:
+        default = column.default
+        if column.name in given or default is None:
+            continue
+        if not getattr(default, "is_scalar", False):
+            raise ValueError(f"give {table.name}.{column.name}: its default is computed for each row")
+        defaults[column.name] = getattr(default, "arg", None)
+    return defaults
 
 
 _PLACEHOLDERS: dict[str, Callable[[int, str], str]] = {

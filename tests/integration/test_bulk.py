@@ -83,6 +83,29 @@ def test_rows_are_stored_as_the_orm_stores_them(rt: Runtime) -> None:
     assert found == rows(ids[0], computer.id)
 
 
+def test_columns_left_out_get_their_defaults(rt: Runtime) -> None:
+    with rt.transaction() as session:
+        computer = Computer(hostname="pc1", uid="pc1")
+        container = JobContainer(name="x", start_time=ON_THE_SECOND, created=ON_THE_SECOND)
+        session.add_all([computer, container])
+        session.flush()
+        row = {
+            "container_id": container.id,
+            "computer_id": computer.id,
+            "package_name": "App",
+            "action": "install",
+            "sequence": 1,
+            "procedure": "true",
+            "created": ON_THE_SECOND,
+        }
+        insert_rows(session.connection(), Job, [row])
+        session.add(Job(**row))
+    with rt.reading() as session:
+        bulk, orm = session.scalars(select(Job).order_by(Job.id)).all()
+        names = [column.name for column in Job.__table__.columns if column.name != "id"]
+        assert [getattr(bulk, name) for name in names] == [getattr(orm, name) for name in names]
+
+
 def test_no_rows_insert_nothing(rt: Runtime) -> None:
     with rt.transaction() as session:
         insert_rows(session.connection(), Job, [])
