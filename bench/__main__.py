@@ -22,6 +22,7 @@ from bench.console import console
 from bench.fleet import run_fleet
 from bench.seed import seed_fleet, server_key
 from bench.writes import rollout, writes
+from oco.api.admin.schemas import PREVIEW_LIMIT
 from oco.config import Settings
 from oco.db.migrate import upgrade
 from oco.services import computers, deployments, packages
@@ -191,7 +192,7 @@ def deploy(args: argparse.Namespace) -> None:
             deployments.ContainerOptions(name="bench"), Targets(computers=computer_ids, packages=ids)
         )
         started = time.perf_counter()
-        plan = deployments.preview_deployment(rt, request)
+        plan = deployments.preview_deployment(rt, request, PREVIEW_LIMIT)  # as the API and console list it
         previewed = time.perf_counter() - started
         started = time.perf_counter()
         deployments.create_deployment(rt, request, "bench")
