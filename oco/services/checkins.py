@@ -93,6 +93,7 @@ def confirm(rt: Runtime, pending: Sequence[Unconfirmed]) -> list[Outcome]:
         return []
     try:
         with rt.writing() as connection:
+            _without_waiting_for_the_disk(connection)
             return _confirm(connection, rt.settings, pending)
     except Unavailable:
         raise
@@ -102,6 +103,7 @@ def confirm(rt: Runtime, pending: Sequence[Unconfirmed]) -> list[Outcome]:
     for one in pending:
         try:
             with rt.writing() as connection:
+                _without_waiting_for_the_disk(connection)
                 outcomes.extend(_confirm(connection, rt.settings, [one]))
         except Unavailable:
             raise
@@ -110,6 +112,18 @@ def confirm(rt: Runtime, pending: Sequence[Unconfirmed]) -> list[Outcome]:
             log.exception("the check-in of computer %d could not be written: %r", computer_id, one)
             outcomes.append(Outcome.FAILED)
     return outcomes
+
+
+def _without_waiting_for_the_disk(connection: Connection) -> None:
+    """PostgreSQL: commit the batch without waiting for its WAL to reach the disk.
+
+    What the confirmation guards against — a second server process, a server restarted after a crash —
+    sees the commit at once either way; only a crash of the database server itself within a fraction of
+    a second could lose the batch (last seen, timestamps), and with it the refusal of a replay of those
+    very requests. Waiting for the disk on every batch cost more than the rest of the batch.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 def _confirm(connection: Connection, settings: Settings, pending: Sequence[Unconfirmed]) -> list[Outcome]:
