@@ -60,6 +60,7 @@ from oco.domain.states import (
 from oco.errors import Forbidden, InvalidInput, NotFound
 from oco.services import rollouts, wol
 from oco.services.agents import RECORD_COLUMNS, AuthenticationFailed, ComputerRecord
+from oco.services.listing import chunks
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +188,32 @@ def read_hello(connection: Connection, hostname: str) -> tuple[CheckInView | Non
     return (_view(connection, rows), bool(rows[0][-1])) if rows else (None, False)
 
 
+# Several hellos at once: the computers' key as a last column, to tell their rows apart.
+_HELLOS = _check_in_query(Computer.hostname_key.in_(bindparam("p_keys", expanding=True))).add_columns(
+    wol.AWAITED, Computer.hostname_key
+)
+
+
+def read_hellos(connection: Connection, hostnames: Sequence[str]) -> dict[str, tuple[CheckInView, bool]]:
+    """`read_hello` for several computers in one query: by hostname key, the computers that exist."""
+    rows_of: dict[str, list[Any]] = {}
+    for part in chunks(sorted({hostname_key(hostname) for hostname in hostnames})):
+        for row in connection.execute(_HELLOS, {"p_keys": list(part)}):
+            rows_of.setdefault(row[-1], []).append(row)
+    pending_of = {
+        key: [_pending_job(row[_RECORD_WIDTH:]) for row in rows if row[_RECORD_WIDTH] is not None]
+        for key, rows in rows_of.items()
+    }
+    signatures = _signatures(connection, [job for jobs in pending_of.values() for job in jobs])
+    return {
+        key: (
+            CheckInView(ComputerRecord(*rows[0][:_RECORD_WIDTH]), _with(signatures, pending_of[key])),
+            bool(rows[0][-2]),
+        )
+        for key, rows in rows_of.items()
+    }
+
+
 def _view(connection: Connection, rows: Sequence[Any]) -> CheckInView:
     pending = [_pending_job(row[_RECORD_WIDTH:]) for row in rows if row[_RECORD_WIDTH] is not None]
     return CheckInView(ComputerRecord(*rows[0][:_RECORD_WIDTH]), _signed(connection, pending))
@@ -230,14 +257,26 @@ def _pending_job(row: Sequence[Any]) -> PendingJob:
 
 def _signed(connection: Connection, pending: list[PendingJob]) -> list[PendingJob]:
     """The jobs with the publisher signatures of their signed packages, as the wire carries them."""
+    return _with(_signatures(connection, pending), pending)
+
+
+def _signatures(connection: Connection, pending: list[PendingJob]) -> dict[int, dict[str, Any] | None]:
+    """The wire signatures of the signed packages of `pending`, by package id (read only if there are)."""
     signed = {job.package_id for job in pending if job.signature is not None and job.package_id}
     if not signed:
-        return pending
-    signatures = {
+        return {}
+    return {
         row[0]: _wire_signature(row) for row in connection.execute(_SIGNED, {"p_packages": sorted(signed)})
     }
+
+
+def _with(signatures: dict[int, dict[str, Any] | None], pending: list[PendingJob]) -> list[PendingJob]:
+    if not signatures:
+        return pending
     return [
-        replace(job, signature=signatures.get(job.package_id)) if job.package_id in signed else job
+        replace(job, signature=signatures.get(job.package_id))
+        if job.signature is not None and job.package_id
+        else job
         for job in pending
     ]
 

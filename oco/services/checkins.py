@@ -3,7 +3,7 @@
 A steady agent's check-in (`oco.agent.hello` with nothing new to store) is answered from reads: its
 signature is verified, its timestamp claimed in the process's ledger (`oco.services.ledger`), its jobs
 read. Before the answer goes out, the claim is confirmed here together with every other claim waiting at
-that moment (a group commit, `oco.api.agent.Confirmations`): one transaction reads the claimed computers'
+that moment (a group commit, `oco.api.agent.CheckIns`): one transaction reads the claimed computers'
 stored timestamps, locked, in id order; keeps the claims whose timestamp is newer; writes their traces —
 the accepted agent timestamp, the server timestamp sent, last seen, remote address, uid, a Wake-on-LAN
 target proved woken — with one batched UPDATE; and commits. Only then are those requests answered.
