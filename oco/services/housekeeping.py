@@ -5,13 +5,14 @@ MariaDB it takes a named lock first (advisory lock, `GET_LOCK`), held on a conne
 transaction has committed; the others skip that round. On SQLite the write lock taken at `BEGIN IMMEDIATE`
 serializes them, and each task reads the state only after taking it.
 
-Of several server processes on PostgreSQL or MariaDB, only the one that holds the lead (`Leadership`, a
-session lock on a connection it keeps open) runs the rounds, so a round runs once across the replicas;
-when that process dies, the database ends its session and another one leads from its next round.
+Of several server processes, only the one that holds the lead (`Leadership`: a session lock on a
+connection it keeps open, a file lock on SQLite) runs the rounds, so a round runs once across the
+replicas; when that process dies, its lock goes with it and another one leads from its next round.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import time
 import zlib
@@ -19,6 +20,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO
 
 from sqlalchemy import Connection, Engine, func, or_, select, text, update
 from sqlalchemy.orm import Session
@@ -265,16 +268,20 @@ class Leadership:
     lock — a PostgreSQL advisory lock, a MariaDB `GET_LOCK` — on a connection it keeps open.
 
     The database releases the lock when that connection ends, so when the leading process dies (or loses
-    its database), another one takes the lead at its next round. On SQLite every process leads: they share
-    one host, and the write lock taken at `BEGIN IMMEDIATE` serializes the tasks.
+    its database), another one takes the lead at its next round. On SQLite, whose processes share one
+    host, the lock is a file lock (`flock`) on `<database file>-housekeeping.lock`, which the kernel
+    releases when the process ends; an in-memory database has one process, which leads.
     """
 
     def __init__(self, runtime: Runtime) -> None:
         self.engine = runtime.engine
         self._connection: Connection | None = None
+        self._lock_file: IO[bytes] | None = None
 
     def held(self) -> bool:
         """Whether this process leads now: it keeps the lock it holds, or tries to take it."""
+        if self.engine.dialect.name == "sqlite":
+            return self._file_lock_held()
         statements = _LEADER_LOCKS.get(self.engine.dialect.name)
         if statements is None:
             return True
@@ -300,10 +307,26 @@ class Leadership:
 
     def release(self) -> None:
         """Give the lead up (the process stops): another process takes it at its next round."""
-        if self._connection is not None:
+        if self._connection is not None or self._lock_file is not None:
             log.info("this server process no longer leads housekeeping")
             self._drop()
             metrics.observe_housekeeping(leads=False, ran=False)
+
+    def _file_lock_held(self) -> bool:
+        if self._lock_file is not None:
+            return True
+        database = self.engine.url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return True
+        lock_file = Path(database + "-housekeeping.lock").open("ab")  # noqa: SIM115  # kept open: the lock
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock_file.close()
+            return False
+        self._lock_file = lock_file
+        log.info("this server process leads housekeeping")
+        return True
 
     def _still_held(self, check: str) -> bool:
         assert self._connection is not None
@@ -315,6 +338,9 @@ class Leadership:
         return still
 
     def _drop(self) -> None:
+        lock_file, self._lock_file = self._lock_file, None
+        if lock_file is not None:
+            lock_file.close()  # the file lock goes with it
         connection, self._connection = self._connection, None
         if connection is not None:
             try:
