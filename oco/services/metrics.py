@@ -74,12 +74,12 @@ _AGENT_SECONDS = Histogram(
     buckets=_SECONDS,
 )
 _FLUSH_SECONDS = Histogram(
-    "oco_checkin_flush_duration_seconds",
-    "Time one write of the check-in ledger (last seen, timestamps of plain check-ins) takes.",
+    "oco_checkin_batch_duration_seconds",
+    "Time one batch of plain check-ins takes to be written to the database (locked read, update, commit).",
     buckets=_SECONDS,
 )
 _FLUSH_SIZE = Histogram(
-    "oco_checkin_flush_size", "Computers written by one write of the check-in ledger.", buckets=_SIZES
+    "oco_checkin_batch_size", "Plain check-ins written to the database by one batch.", buckets=_SIZES
 )
 _DOWNLOADS_IN_FLIGHT = Gauge(
     "oco_downloads_in_flight", "Payload downloads being sent now.", multiprocess_mode="livesum"
@@ -99,7 +99,7 @@ def observe_agent_request(outcome: AgentOutcome, seconds: float) -> None:
 
 
 def observe_flush(seconds: float, size: int) -> None:
-    """Count one write of the check-in ledger: how long it took, how many computers it wrote."""
+    """Count one batch of plain check-ins written to the database: how long it took, how many it held."""
     _FLUSH_SECONDS.observe(seconds)
     _FLUSH_SIZE.observe(size)
 
