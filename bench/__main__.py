@@ -1,4 +1,4 @@
-"""`make bench` / `python -m bench [checkin|deploy|download|all] …`: measure, print, no assertions."""
+"""`make bench` / `python -m bench [checkin|deploy|download|scaleout|all] …`: measure and print."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import psutil
 from bench.admin import admin
 from bench.console import console
 from bench.fleet import run_fleet
+from bench.scaleout import DEFAULT_CASES, scaleout
 from bench.seed import seed_fleet, server_key
 from bench.writes import rollout, writes
 from oco.api.admin.schemas import PREVIEW_LIMIT
@@ -321,7 +322,7 @@ def main() -> None:
         "what",
         nargs="?",
         default="all",
-        choices=["checkin", "writes", "rollout", "deploy", "admin", "download", "console", "all"],
+        choices=["checkin", "writes", "rollout", "deploy", "admin", "download", "console", "scaleout", "all"],
     )
     parser.add_argument("--database", default="sqlite", choices=DATABASES)
     parser.add_argument("--computers", type=int, nargs="+", default=[1_000, 10_000, 100_000])
@@ -340,6 +341,10 @@ def main() -> None:
     parser.add_argument("--admin-rounds", type=int, default=3, help="repetitions of each admin action")
     parser.add_argument("--console-computers", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=20, help="requests per console page")
+    parser.add_argument(
+        "--cases", nargs="+", default=list(DEFAULT_CASES), help="scaleout: DATABASE:PROCESSES each"
+    )
+    parser.add_argument("--profile", type=Path, help="scaleout: a directory for py-spy profiles")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     if args.what in ("checkin", "all"):
@@ -356,6 +361,8 @@ def main() -> None:
         download(args)
     if args.what in ("console", "all"):
         console(args, fresh_runtime, start, stop)
+    if args.what == "scaleout":  # not in "all": `checkin` measures the same, one case at a time
+        scaleout(args, fresh_runtime, start, stop)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from pydantic_settings import (
 CONFIG_ENV = "OCO_CONFIG"
 DATA_DIR_ENV = "OCO_DATA_DIR"
 DATA_DIR_CONFIG = "oco.toml"
+MIN_METRICS_TOKEN = 16
 """A settings file in the data directory, read by every command (below `--config` and the environment)."""
 
 
@@ -134,6 +135,10 @@ class Settings(BaseSettings):
         description="How far ahead of the server's clock an agent request's timestamp may be.",
     )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    metrics_token: str = Field(
+        default="",
+        description="A bearer token that may read /metrics (give it to Prometheus); empty: only API tokens.",
+    )
     rollout_webhook_url: str = Field(
         default="",
         description="Where phased rollouts POST their events (phase opened, halted…) as JSON; empty: none.",
@@ -179,6 +184,13 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if value and len(value) < MIN_METRICS_TOKEN:
+            raise ValueError(f"must be empty or at least {MIN_METRICS_TOKEN} characters (a random secret)")
         return value
 
     @field_validator("wol_addresses", "trusted_proxies", mode="before")
