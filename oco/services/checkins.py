@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ from oco.config import Settings
 from oco.db.models import Computer
 from oco.db.types import UTCDateTime
 from oco.errors import Unavailable
-from oco.services import wol
+from oco.services import metrics, wol
 from oco.services.ledger import Claim, Seen
 from oco.services.listing import chunks
 from oco.services.runtime import Runtime
@@ -91,10 +92,13 @@ def confirm(rt: Runtime, pending: Sequence[Unconfirmed]) -> list[Outcome]:
     for each, in order. Raises `Unavailable` when the database does not answer."""
     if not pending:
         return []
+    started = time.perf_counter()
     try:
         with rt.writing() as connection:
             _without_waiting_for_the_disk(connection)
-            return _confirm(connection, rt.settings, pending)
+            outcomes = _confirm(connection, rt.settings, pending)
+        metrics.observe_flush(time.perf_counter() - started, len(pending))
+        return outcomes
     except Unavailable:
         raise
     except Exception:

@@ -81,6 +81,9 @@ def test_metrics_count_agent_requests_their_latency_and_jobs_by_state(
     assert grew(after, "oco_agent_request_duration_seconds_count") == 4
     assert grew(after, "oco_agent_request_duration_seconds_bucket", le="+Inf") == 4
     assert 0 < grew(after, "oco_agent_request_duration_seconds_sum") < 4 * 60
+    # The two plain check-ins answered were confirmed in batches of their own (one came at a time).
+    assert grew(after, "oco_checkin_batch_size_count") == 2
+    assert grew(after, "oco_checkin_batch_size_sum") == 2
     assert after[key("oco_jobs", state="waiting")] == 1
     assert after[key("oco_jobs", state="succeeded")] == 0
     assert after[key("oco_downloads_in_flight")] == 0
