@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session, selectinload
 
 from oco.db.models import Job, JobContainer
 from oco.domain.containers import NAME_MAX, ContainerSettings, shown_time, validate_container
-from oco.domain.phases import HALTED
+from oco.domain.phases import HALTED, duration_text
 from oco.domain.states import PENDING_STATES, ContainerStatus, JobState, SequenceMode
 from oco.domain.status import container_status, outcome_counts, progress
 from oco.domain.windows import stored_windows
 from oco.errors import InvalidInput, NotFound
-from oco.services import audit
+from oco.services import attempts, audit
 from oco.services.listing import PageRequest, chunks, contains, distinct_words, fetch_page
 from oco.services.runtime import Runtime
 from oco.services.views import ContainerDetailPublic, ContainerPublic, PagePublic, job_view
@@ -373,6 +373,9 @@ def _container_fields(summary: ContainerSummary) -> dict[str, Any]:
         "last_finished": summary.last_finished,
         "halted": container.open_phase == HALTED,
         **_windows_fields(container.windows),
+        "retries": container.retries,
+        "retry_delay": duration_text(container.retry_delay_seconds) if container.retries else "",
+        "retry_delay_seconds": container.retry_delay_seconds,
     }
 
 
@@ -383,7 +386,9 @@ def _detail(session: Session, container_id: int, now: datetime) -> ContainerDeta
     summary = summarize(container, counts, max(finished, default=None), now)
     return ContainerDetailPublic(
         **_container_fields(summary),
-        jobs=[job_view(job, container.name, job.computer.hostname) for job in container.jobs],
+        jobs=attempts.with_history(
+            session, [job_view(job, container.name, job.computer.hostname) for job in container.jobs]
+        ),
     )
 
 
@@ -419,6 +424,8 @@ def _copy_container(session: Session, source: JobContainer, actor: str, now: dat
         sequence_mode=source.sequence_mode,
         agent_ip_ranges=source.agent_ip_ranges,
         windows=source.windows,
+        retries=source.retries,
+        retry_delay_seconds=source.retry_delay_seconds,
     )
     session.add(copy)
     session.flush()
@@ -431,4 +438,5 @@ def _reset(job: Job, now: datetime) -> None:
     job.message = ""
     job.download_progress = None
     job.download_started = job.execution_started = job.execution_finished = None
+    job.attempt, job.not_before = 1, None  # a renewed job gets the container's retries again
     job.last_update = now

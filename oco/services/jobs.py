@@ -12,14 +12,14 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from oco.db.models import Computer, Job, JobContainer, WolTarget
-from oco.domain.dispatch import Clocks, ContainerWindow, why_waiting
+from oco.domain.dispatch import Clocks, ContainerWindow, RetryWait, why_waiting
 from oco.domain.listing import Sort, page_window, parse_sort
 from oco.domain.meanings import meaning, post_action_fate
 from oco.domain.planning import effective_post_action
 from oco.domain.states import OUTCOME_OF, JobOutcome, JobState, PostAction
 from oco.domain.wol import wake_outcome
 from oco.errors import InvalidInput, NotFound
-from oco.services import audit, rollouts
+from oco.services import attempts, audit, rollouts
 from oco.services.containers import container_view, find_container, renew_in, summary_of
 from oco.services.listing import (
     AnySelect,
@@ -144,7 +144,7 @@ def _search_in(
         if query.search.strip():
             counted = counted.join(Computer, Job.computer_id == Computer.id)
         fetched = fetch_page(session, rows, order, Job.id, request, "attention", counted)
-    return fetched.page(_row_views(fetched.rows, container, rt))
+    return fetched.page(attempts.with_history(session, _row_views(fetched.rows, container, rt)))
 
 
 def _row_views(rows: Sequence[Any], container: JobContainer | None, rt: Runtime) -> list[JobRowPublic]:
@@ -374,13 +374,20 @@ def _row(
     explained = meaning(state, job.return_code, job.success_codes)
     waiting = None
     if state is JobState.WAITING:
-        reason = why_waiting(window, last_seen, address or None, now, offline_seconds, job.phase, clocks)
+        retry = None
+        if job.not_before is not None and job.attempt > 1:
+            retry = RetryWait(job.attempt, container.retries, job.not_before)
+        reason = why_waiting(
+            window, last_seen, address or None, now, offline_seconds, job.phase, clocks, retry
+        )
         waiting = WaitingPublic(
             hold=reason.hold,
             since=reason.since,
             address=reason.address,
             opens=reason.opens,
             phase=None if reason.phase is None else reason.phase + 1,
+            retry=None if reason.retry is None else reason.retry.attempt - 1,
+            retries=None if reason.retry is None else reason.retry.retries,
         )
     post_action = effective_post_action(PostAction(job.post_action), job.wol_shutdown)
     return JobRowPublic(

@@ -314,6 +314,8 @@ def _reopen(session: Session, container: JobContainer, phase: int, now: datetime
             download_started=None,
             execution_started=None,
             execution_finished=None,
+            attempt=1,
+            not_before=None,
             last_update=now,
         )
     )

@@ -18,6 +18,7 @@ from oco.domain.containers import DEFAULT_RESTART_TIMEOUT, PRIORITY_MAX, PRIORIT
 from oco.domain.dispatch import Hold
 from oco.domain.phases import halt_text
 from oco.domain.presence import Presence
+from oco.domain.retries import retry_text
 from oco.domain.roles import Permission, Role
 from oco.domain.states import ContainerStatus, JobOutcome, JobState, PostAction, SequenceMode, UpgradeBehavior
 from oco.domain.windows import WindowZone
@@ -136,6 +137,8 @@ def waiting_text(waiting: WaitingPublic, zone: tzinfo) -> str:
         return f"waiting for its window (opens {waiting.opens})" if waiting.opens else waiting.hold.label
     if waiting.hold is Hold.ENDED:
         return f"the container ended at {when}"
+    if waiting.hold is Hold.RETRY and waiting.retry is not None:
+        return retry_text(waiting.retry + 1, waiting.retries or waiting.retry, when)
     return waiting.hold.label
 
 
