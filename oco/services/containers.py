@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, TypeVar
 
@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session, selectinload
 
 from oco.db.models import Job, JobContainer
 from oco.domain.containers import NAME_MAX, ContainerSettings, shown_time, validate_container
-from oco.domain.phases import HALTED, duration_text
+from oco.domain.phases import HALTED, RolloutEdit, duration_text
+from oco.domain.retries import RetryPolicy, validate_policy
 from oco.domain.states import PENDING_STATES, ContainerStatus, JobState, SequenceMode
 from oco.domain.status import container_status, outcome_counts, progress
-from oco.domain.windows import stored_windows
+from oco.domain.windows import Windows, WindowZone, stored_windows
 from oco.errors import InvalidInput, NotFound
 from oco.services import attempts, audit
 from oco.services.listing import PageRequest, chunks, contains, distinct_words, fetch_page
@@ -54,6 +55,15 @@ class ContainerEdit:
     agent_ip_ranges: str | None = None
     wol: bool | None = None
     shutdown_waked: bool | None = None
+    retries: int | None = None
+    retry_delay_seconds: int | None = None
+    rollout: RolloutEdit = field(default_factory=RolloutEdit)
+    """Changes to the phases plan (`rollouts.replan`)."""
+    windows: Windows | None = None
+    """New maintenance windows (with their zone); `clear_windows` removes them."""
+    clear_windows: bool = False
+    window_zone: WindowZone | None = None
+    """Read the windows on another clock (without new windows: the current ones)."""
 
 
 def list_containers(rt: Runtime) -> list[ContainerPublic]:
@@ -156,9 +166,22 @@ def container_detail(rt: Runtime, container_id: int) -> ContainerDetailPublic:
 
 
 def edit_container(rt: Runtime, container_id: int, edit: ContainerEdit, actor: str) -> ContainerPublic:
-    """Change a container's settings, validated together as at creation; answers with the container."""
+    """Change a container's settings, validated together as at creation; answers with the container (and
+    its rollout). New phases or windows apply to the jobs still waiting; started ones finish."""
+    from oco.services import rollouts  # rollouts builds on this module's read models
+
+    now = rt.now()
     with rt.transaction() as session:
         container = _get(session, container_id)
+        policy = validate_policy(
+            RetryPolicy(
+                _pick(edit.retries, container.retries),
+                _pick(edit.retry_delay_seconds, container.retry_delay_seconds),
+            )
+        )
+        windows = _edited_windows(container.windows, edit)
+        changes = _changed(container, policy, windows)
+        changes |= rollouts.replan(session, container, edit.rollout, now)
         end = None if edit.clear_end else (edit.end if edit.end is not None else container.end_time)
         validated = validate_container(
             ContainerSettings(
@@ -184,9 +207,40 @@ def edit_container(rt: Runtime, container_id: int, edit: ContainerEdit, actor: s
         container.enabled = _pick(edit.enabled, container.enabled)
         container.wol = _pick(edit.wol, container.wol)
         container.shutdown_waked = container.wol and _pick(edit.shutdown_waked, container.shutdown_waked)
-        audit.record(session, actor, "container.edit", "job_container", container.id, name=container.name)
+        container.retries, container.retry_delay_seconds = policy.retries, policy.delay_seconds
+        container.windows = windows
+        audit.record(
+            session, actor, "container.edit", "job_container", container.id, name=container.name, **changes
+        )
         session.flush()
-        return container_view(summary_of(session, container, rt.now()))
+        return rollouts.with_rollout(session, container_view(summary_of(session, container, now)))
+
+
+def _edited_windows(stored: str | None, edit: ContainerEdit) -> str | None:
+    """The stored form of the container's windows after the edit."""
+    if edit.clear_windows:
+        return None
+    windows = edit.windows if edit.windows is not None else (stored_windows(stored) if stored else None)
+    if windows is None:
+        return stored
+    if edit.window_zone is not None:
+        windows = Windows(windows.windows, edit.window_zone)
+    return windows.text
+
+
+def _changed(container: JobContainer, policy: RetryPolicy, windows: str | None) -> dict[str, Any]:
+    """The retries and windows an edit changes, as [before, after] for the audit entry."""
+    changes: dict[str, Any] = {}
+    if policy.retries != container.retries:
+        changes["retries"] = [container.retries, policy.retries]
+    if policy.delay_seconds != container.retry_delay_seconds:
+        changes["retry_delay"] = [
+            duration_text(container.retry_delay_seconds),
+            duration_text(policy.delay_seconds),
+        ]
+    if windows != container.windows:
+        changes["windows"] = [container.windows, windows]
+    return changes
 
 
 def renew_failed(
