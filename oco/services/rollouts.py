@@ -262,6 +262,11 @@ def replan(session: Session, container: JobContainer, edit: RolloutEdit, now: da
         )
     before = _plan_of(rollout)
     current = _rules(rollout) if rollout is not None else RolloutRules()
+    current_with_steps = replace(
+        current,
+        steps=_steps(rollout),
+        pilot_group_id=rollout.pilot_group_id if rollout is not None else None,
+    )
     rules = replace(
         current,
         steps=edit.steps if edit.steps is not None else _steps(rollout),
@@ -272,7 +277,7 @@ def replan(session: Session, container: JobContainer, edit: RolloutEdit, now: da
         halt_min_finished=_or(edit.halt_min_finished, current.halt_min_finished),
     )
     validate_rules(rules)
-    if rollout is None and not rules.active:
+    if (rollout is None and not rules.active) or (rollout is not None and rules == current_with_steps):
         return {}
     count = _reassign(session, container, rollout, rules.steps)
     if rollout is None:

@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 
 from oco.domain.containers import DEFAULT_RESTART_TIMEOUT, PRIORITY_MAX, PRIORITY_MIN
 from oco.domain.dispatch import Hold
-from oco.domain.phases import halt_text
+from oco.domain.phases import DEFAULT_HALT_MIN_FINISHED, DEFAULT_SUCCESS_PERCENT, halt_text
 from oco.domain.presence import Presence
 from oco.domain.retries import retry_text
 from oco.domain.roles import Permission, Role
@@ -62,6 +62,8 @@ VOCABULARY = {
     "PRIORITY_MIN": PRIORITY_MIN,
     "PRIORITY_MAX": PRIORITY_MAX,
     "DEFAULT_RESTART_TIMEOUT": DEFAULT_RESTART_TIMEOUT,
+    "DEFAULT_SUCCESS_PERCENT": DEFAULT_SUCCESS_PERCENT,
+    "DEFAULT_HALT_MIN_FINISHED": DEFAULT_HALT_MIN_FINISHED,
 }
 """The domain's enumerations and limits, for forms and labels in templates."""
 TEMPLATES.env.globals.update(VOCABULARY, **LIST_CONTEXT)  # macros imported without context see globals
