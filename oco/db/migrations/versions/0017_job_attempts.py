@@ -21,13 +21,17 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+_KEEP_IDS = {"sqlite_autoincrement": True}
+"""A batch operation that rebuilds a table on SQLite keeps its ids never reused (0015)."""
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("job_container", schema=None) as batch_op:
+    with op.batch_alter_table("job_container", schema=None, table_kwargs=_KEEP_IDS) as batch_op:
         batch_op.add_column(sa.Column("retries", sa.Integer(), nullable=False, server_default="0"))
         batch_op.add_column(
             sa.Column("retry_delay_seconds", sa.Integer(), nullable=False, server_default="0")
         )
-    with op.batch_alter_table("job", schema=None) as batch_op:
+    with op.batch_alter_table("job", schema=None, table_kwargs=_KEEP_IDS) as batch_op:
         batch_op.add_column(sa.Column("attempt", sa.Integer(), nullable=False, server_default="1"))
         batch_op.add_column(sa.Column("not_before", oco.db.types.UTCDateTime(), nullable=True))
     op.create_table(
@@ -46,17 +50,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_job_attempt")),
         sqlite_autoincrement=True,
     )
-    with op.batch_alter_table("job_attempt", schema=None) as batch_op:
+    with op.batch_alter_table("job_attempt", schema=None, table_kwargs=_KEEP_IDS) as batch_op:
         batch_op.create_index(batch_op.f("ix_job_attempt_job_id"), ["job_id"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("job_attempt", schema=None) as batch_op:
+    with op.batch_alter_table("job_attempt", schema=None, table_kwargs=_KEEP_IDS) as batch_op:
         batch_op.drop_index(batch_op.f("ix_job_attempt_job_id"))
     op.drop_table("job_attempt")
-    with op.batch_alter_table("job", schema=None) as batch_op:
+    with op.batch_alter_table("job", schema=None, table_kwargs=_KEEP_IDS) as batch_op:
         batch_op.drop_column("not_before")
         batch_op.drop_column("attempt")
-    with op.batch_alter_table("job_container", schema=None) as batch_op:
+    with op.batch_alter_table("job_container", schema=None, table_kwargs=_KEEP_IDS) as batch_op:
         batch_op.drop_column("retry_delay_seconds")
         batch_op.drop_column("retries")
