@@ -55,9 +55,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("job_attempt", schema=None, table_kwargs=_KEEP_IDS) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_job_attempt_job_id"))
-    op.drop_table("job_attempt")
+    op.drop_table("job_attempt")  # with its index (MariaDB refuses to drop one a foreign key needs)
     with op.batch_alter_table("job", schema=None, table_kwargs=_KEEP_IDS) as batch_op:
         batch_op.drop_column("not_before")
         batch_op.drop_column("attempt")
