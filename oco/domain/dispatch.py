@@ -173,6 +173,7 @@ class Hold(Vocabulary, StrEnum):
     OUTSIDE_WINDOW = "outside-window"
     OUTSIDE_IP_RANGES = "outside-ip-ranges"
     RETRY = "retry"
+    BEHIND_RETRY = "behind-retry"
     OFFLINE = "offline"
     NEXT_CHECK_IN = "next-check-in"
 
@@ -188,6 +189,7 @@ spell(
         Hold.OUTSIDE_WINDOW: ("outside-window", "waiting for its window"),
         Hold.OUTSIDE_IP_RANGES: ("outside-ip-ranges", "outside the container's IP ranges"),
         Hold.RETRY: ("retry", "waiting for its retry"),
+        Hold.BEHIND_RETRY: ("behind-retry", "waiting for an earlier job of the container to be retried"),
         Hold.OFFLINE: ("offline", "the computer is offline"),
         Hold.NEXT_CHECK_IN: ("next-check-in", "handed out at the computer's next check-in"),
     },
@@ -227,9 +229,11 @@ def why_waiting(
     phase: int | None = None,
     clocks: Clocks = SERVER_CLOCK,
     retry: RetryWait | None = None,
+    behind_retry: datetime | None = None,
 ) -> WaitReason:
-    """Why a waiting job of `container` (in rollout `phase`, waiting for `retry` when it was retried) has
-    not run, judged by what the server knows of the computer."""
+    """Why a waiting job of `container` (in rollout `phase`, waiting for `retry` when it was retried, or
+    behind an earlier job of the computer retried at `behind_retry`) has not run, judged by what the
+    server knows of the computer."""
     hold = hand_out_hold(container, now, last_address or None)
     if hold is Hold.DISABLED:
         return WaitReason(hold)
@@ -243,6 +247,8 @@ def why_waiting(
         return WaitReason(Hold.LATER_PHASE, phase=phase)
     if retry is not None and now < retry.at:
         return WaitReason(Hold.RETRY, since=retry.at, retry=retry)
+    if behind_retry is not None and now < behind_retry:
+        return WaitReason(Hold.BEHIND_RETRY, since=behind_retry)
     if not in_window(container, now, clocks):
         return WaitReason(Hold.OUTSIDE_WINDOW, opens=window_opens(container, now, clocks))
     if hold is Hold.OUTSIDE_IP_RANGES and last_address:

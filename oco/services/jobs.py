@@ -25,6 +25,7 @@ from oco.services.listing import (
     AnySelect,
     Fetched,
     PageRequest,
+    chunks,
     contains,
     distinct_words,
     export_batches,
@@ -144,18 +145,62 @@ def _search_in(
         if query.search.strip():
             counted = counted.join(Computer, Job.computer_id == Computer.id)
         fetched = fetch_page(session, rows, order, Job.id, request, "attention", counted)
-    return fetched.page(attempts.with_history(session, _row_views(fetched.rows, container, rt)))
+    return fetched.page(attempts.with_history(session, _row_views(session, fetched.rows, container, rt)))
 
 
-def _row_views(rows: Sequence[Any], container: JobContainer | None, rt: Runtime) -> list[JobRowPublic]:
+def _row_views(
+    session: Session, rows: Sequence[Any], container: JobContainer | None, rt: Runtime
+) -> list[JobRowPublic]:
     if container is None:  # deleted while its jobs were being downloaded
         return []
     window, now, offline = _window(container), rt.now(), rt.settings.computer_offline_seconds
     zone = rt.settings.zone
+    barriers = _retry_barriers(session, container, rows, now)
     return [
-        _row(job, container, window, hostname, seen, address, target, now, offline, Clocks(tz, zone))
+        _row(
+            job,
+            container,
+            window,
+            hostname,
+            seen,
+            address,
+            target,
+            now,
+            offline,
+            Clocks(tz, zone),
+            _behind(barriers, job),
+        )
         for job, hostname, seen, address, target, tz in rows
     ]
+
+
+def _retry_barriers(
+    session: Session, container: JobContainer, rows: Sequence[Any], now: datetime
+) -> dict[int, tuple[int, datetime]]:
+    """Computer id → the sequence and time of its first job of the container waiting for its retry, for
+    the computers of these rows that have waiting jobs (read by the (computer, state) index)."""
+    computers = sorted({row[0].computer_id for row in rows if row[0].state == int(JobState.WAITING)})
+    if container.retries == 0 and not any(row[0].attempt > 1 for row in rows):
+        return {}
+    barriers: dict[int, tuple[int, datetime]] = {}
+    for chunk in chunks(computers):
+        held = session.execute(
+            select(Job.computer_id, Job.sequence, Job.not_before).where(
+                Job.computer_id.in_(chunk),
+                Job.state == int(JobState.WAITING),
+                Job.container_id == container.id,
+                Job.not_before > now,
+            )
+        )
+        for computer_id, sequence, at in held:
+            if at is not None and (computer_id not in barriers or sequence < barriers[computer_id][0]):
+                barriers[computer_id] = (sequence, at)
+    return barriers
+
+
+def _behind(barriers: Mapping[int, tuple[int, datetime]], job: Job) -> datetime | None:
+    barrier = barriers.get(job.computer_id)
+    return barrier[1] if barrier is not None and job.sequence > barrier[0] else None
 
 
 def _counts(session: Session, container: JobContainer, query: JobQuery) -> dict[JobState, int]:
@@ -206,7 +251,7 @@ def export_jobs(rt: Runtime, container_id: int, query: JobQuery) -> Iterator[Job
             rt,
             _rows(container_id, query).where(Job.state == int(state)),
             (Job.id,),
-            lambda session, rows: _row_views(rows, session.get(JobContainer, container_id), rt),
+            lambda session, rows: _row_views(session, rows, session.get(JobContainer, container_id), rt),
         )
         for state in ATTENTION_ORDER
     )
@@ -369,16 +414,17 @@ def _row(
     now: datetime,
     offline_seconds: int,
     clocks: Clocks,
+    behind_retry: datetime | None = None,
 ) -> JobRowPublic:
     state = JobState(job.state)
     explained = meaning(state, job.return_code, job.success_codes)
     waiting = None
     if state is JobState.WAITING:
         retry = None
-        if job.not_before is not None and job.attempt > 1:
-            retry = RetryWait(job.attempt, container.retries, job.not_before)
+        if job.not_before is not None and job.attempt > 1:  # retries lowered meanwhile: this one was due
+            retry = RetryWait(job.attempt, max(container.retries, job.attempt - 1), job.not_before)
         reason = why_waiting(
-            window, last_seen, address or None, now, offline_seconds, job.phase, clocks, retry
+            window, last_seen, address or None, now, offline_seconds, job.phase, clocks, retry, behind_retry
         )
         waiting = WaitingPublic(
             hold=reason.hold,

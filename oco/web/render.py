@@ -139,6 +139,8 @@ def waiting_text(waiting: WaitingPublic, zone: tzinfo) -> str:
         return f"waiting for its window (opens {waiting.opens})" if waiting.opens else waiting.hold.label
     if waiting.hold is Hold.ENDED:
         return f"the container ended at {when}"
+    if waiting.hold is Hold.BEHIND_RETRY:
+        return f"waiting for an earlier job of the container, retried at {when}"
     if waiting.hold is Hold.RETRY and waiting.retry is not None:
         return retry_text(waiting.retry + 1, waiting.retries or waiting.retry, when)
     return waiting.hold.label

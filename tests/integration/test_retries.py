@@ -105,8 +105,14 @@ def test_the_cascade_waits_for_the_last_attempt_and_later_jobs_wait_behind_the_r
     assert _handed_out(rt, pc) == [runtime_job.id, app_job.id]
 
     _error(rt, pc, runtime_job.id)
-    states = {job.id: job.state for job in _jobs(rt, container)}
-    assert states == {runtime_job.id: JobState.WAITING, app_job.id: JobState.WAITING}  # no -8888 yet
+    rows = {job.id: job for job in _jobs(rt, container)}
+    assert {i: job.state for i, job in rows.items()} == {
+        runtime_job.id: JobState.WAITING,
+        app_job.id: JobState.WAITING,
+    }  # no -8888 yet
+    behind = rows[app_job.id].waiting
+    assert behind is not None and behind.hold is Hold.BEHIND_RETRY
+    assert behind.since == clock.current + timedelta(minutes=5)
     assert _handed_out(rt, pc) == []  # the app waits behind the retried runtime
     clock.advance(minutes=5)
     assert _handed_out(rt, pc) == [runtime_job.id, app_job.id]

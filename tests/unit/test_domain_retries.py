@@ -179,3 +179,10 @@ def test_why_waiting_names_the_retry_and_its_time() -> None:
     assert reason.hold is Hold.RETRY and reason.since == at and reason.retry == RetryWait(3, 3, at)
     after = why_waiting(_container(), at, "10.0.0.1", at, 300, retry=RetryWait(3, 3, at))
     assert after.hold is Hold.NEXT_CHECK_IN
+
+
+def test_why_waiting_names_an_earlier_job_of_the_container_being_retried() -> None:
+    at = NOW + timedelta(minutes=10)
+    reason = why_waiting(_container(), NOW, "10.0.0.1", NOW, 300, behind_retry=at)
+    assert reason.hold is Hold.BEHIND_RETRY and reason.since == at
+    assert why_waiting(_container(), at, "10.0.0.1", at, 300, behind_retry=at).hold is Hold.NEXT_CHECK_IN
