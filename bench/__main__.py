@@ -31,8 +31,9 @@ from tests.live import free_port
 
 POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 MARIADB_SERVER = "mysql+pymysql://root@127.0.0.1:3306"
-BENCH_DATABASE = "oco_bench"
-"""The benchmarks' own database, on PostgreSQL and on MariaDB: never the test suite's (`test`)."""
+BENCH_DATABASE = os.environ.get("OCO_BENCH_DATABASE", "oco_bench")
+"""The benchmarks' own database, on PostgreSQL and on MariaDB: never the test suite's (`test`); another
+name for benchmarks run side by side."""
 POSTGRES = f"{POSTGRES_SERVER}/{BENCH_DATABASE}"
 MARIADB = f"{MARIADB_SERVER}/{BENCH_DATABASE}"
 DATABASES = ("sqlite", "postgres", "mariadb")

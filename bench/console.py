@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import insert, select, update
 
-from bench.seed import seed_fleet
+from bench.seed import analyze, seed_fleet
 from oco.db.models import (
     AuditLog,
     Computer,
@@ -74,7 +74,9 @@ def seed_site(rt, computers: int, finished_jobs: int) -> dict[str, int]:  # type
         ]
         for start in range(0, len(entries), BATCH):
             session.execute(insert(AuditLog), entries[start : start + BATCH])
-        return {"finished": finished, "package": package, "group": group.id, "computer": computer_ids[0]}
+        ids = {"finished": finished, "package": package, "group": group.id, "computer": computer_ids[0]}
+    analyze(rt)
+    return ids
 
 
 def pages(ids: dict[str, int]) -> list[str]:

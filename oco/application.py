@@ -1,5 +1,5 @@
 """The ASGI application of `oco server`: agent API, admin API, web console and the background loops
-(check-in flush, housekeeping), over one runtime. The composition root: it alone imports both the API
+(housekeeping), over one runtime. The composition root: it alone imports both the API
 and the console."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from oco.api import agent as agent_api
 from oco.api.admin import create_api
 from oco.config import load_settings
 from oco.errors import OcoError
-from oco.services import checkins, health, housekeeping, registration
+from oco.services import health, housekeeping, registration
 from oco.services.runtime import Runtime
 from oco.web import apidocs
 from oco.web.app import install_console
@@ -57,19 +57,14 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
                 registration.adopt_registration_key(rt)
             except OcoError as exc:  # e.g. a schema not migrated yet: agents cannot register until it is
                 logging.getLogger("oco.server").warning("no agent registration key: %s", exc.message)
-        loops = [asyncio.create_task(_flush_loop(rt))]
-        if run_housekeeping:
-            loops.append(asyncio.create_task(_housekeeping_loop(rt)))
+        loops = [asyncio.create_task(_housekeeping_loop(rt))] if run_housekeeping else []
         yield
         for loop in loops:
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
         agent.close()
-        try:
-            checkins.flush(rt)
-        finally:
-            rt.close()
+        rt.close()
 
     app = OcoServer(
         agent,
@@ -95,24 +90,9 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
     return app
 
 
-async def _flush_loop(runtime: Runtime) -> None:
-    """Write the check-in ledger every `checkin_flush_seconds`, off the event loop."""
-    while True:
-        await asyncio.sleep(runtime.settings.checkin_flush_seconds)
-        try:
-            await asyncio.to_thread(checkins.flush, runtime)
-        except Exception:
-            log.exception("writing the check-in ledger failed; it is retried")
-
-
 async def _housekeeping_loop(runtime: Runtime) -> None:
     """Run the housekeeping tasks every `housekeeping_interval_seconds`, off the event loop."""
     while True:
-        try:
-            # Expiring a Wake-on-LAN shutdown needs to know who checked in: the ledger first.
-            await asyncio.to_thread(checkins.flush, runtime)
-        except Exception:
-            log.exception("writing the check-in ledger before housekeeping failed; it is retried")
         try:
             await asyncio.to_thread(housekeeping.run_all, runtime)
         except Exception:

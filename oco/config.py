@@ -117,7 +117,10 @@ class Settings(BaseSettings):
         default=1.0,
         gt=0,
         le=60,
-        description="How often a server writes the last-seen traces of plain check-ins, batched.",
+        description=(
+            "No longer used: plain check-ins are confirmed in the database in batches as they come "
+            "(docs/architecture.md). Still accepted, so settings that set it keep loading."
+        ),
     )
     checkin_threads: int = Field(
         default=4,

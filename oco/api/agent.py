@@ -29,10 +29,10 @@ from oco.domain.protocol import (
     load_request,
     sign,
 )
-from oco.errors import OcoError, Unauthorized, outcome
-from oco.services import agent_requests
+from oco.errors import OcoError, Unauthorized, Unavailable, outcome
+from oco.services import agent_requests, checkins
 from oco.services.agent_requests import AgentAnswer
-from oco.services.agents import AgentRequest
+from oco.services.agents import AgentRequest, AuthenticationFailed
 from oco.services.runtime import Runtime
 
 PATHS = ("/api-agent.php", "/api/agent")
@@ -43,6 +43,8 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 PARSE_ERROR = -32700
 SERVER_ERROR_STATUS = 500
+CONFIRM_TIMEOUT_S = 30
+"""A check-in whose confirmation takes longer is answered with 503 (the database stalls)."""
 
 log = logging.getLogger("oco.agent_api")
 
@@ -73,6 +75,7 @@ class AgentApi:
         self._readers = ThreadPoolExecutor(
             runtime.settings.checkin_threads, thread_name_prefix="oco-check-in"
         )
+        self.confirmations = Confirmations(runtime, None if self.reads_inline else self._readers)
 
     def close(self) -> None:
         self._readers.shutdown(wait=True)
@@ -113,8 +116,72 @@ class AgentApi:
                 loop = asyncio.get_running_loop()
                 answer = await loop.run_in_executor(self._readers, agent_requests.check_in, runtime, request)
             if answer is not None:
+                await self.confirmations.confirm(answer)
                 return answer
         return await run_in_threadpool(agent_requests.answer, runtime, request)
+
+
+class Confirmations:
+    """Plain check-ins wait here until the database confirmed their claims (`checkins.confirm`), in
+    batches: while one batch is written, the claims that arrive wait for the next, so a batch holds what
+    came meanwhile — many check-ins share one transaction and nobody waits for a timer.
+
+    With SQLite the batch is written on the event loop, like the check-in's read (local, short, and the
+    process's only writer queue); with a network database in one of the check-in threads.
+    """
+
+    def __init__(self, runtime: Runtime, executor: ThreadPoolExecutor | None) -> None:
+        self.runtime = runtime
+        self._executor = executor
+        self._waiting: list[tuple[AgentAnswer, asyncio.Future[checkins.Outcome]]] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    async def confirm(self, answer: AgentAnswer) -> None:
+        """Return once the answer's claim is confirmed; raise the refusal if it is not."""
+        if answer.unconfirmed is None:
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[checkins.Outcome] = loop.create_future()
+        self._waiting.append((answer, future))
+        if self._writing is None:
+            self._writing = loop.create_task(self._write())
+        try:
+            async with asyncio.timeout(CONFIRM_TIMEOUT_S):
+                outcome = await asyncio.shield(future)
+        except TimeoutError:
+            raise Unavailable("the check-in could not be recorded in time; send it again") from None
+        if outcome is checkins.Outcome.REPLAYED:
+            raise AuthenticationFailed(
+                f"timestamp {answer.unconfirmed.claim.entry.agent_timestamp} is not newer than the last "
+                "one accepted: replayed request"
+            )
+        if outcome is checkins.Outcome.FAILED:
+            raise Unavailable("the check-in could not be recorded; send it again")
+
+    async def _write(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                pending = [answer.unconfirmed for answer, _ in batch if answer.unconfirmed is not None]
+                try:
+                    if self._executor is None:
+                        outcomes = checkins.confirm(self.runtime, pending)
+                    else:
+                        outcomes = await loop.run_in_executor(
+                            self._executor, checkins.confirm, self.runtime, pending
+                        )
+                except Exception as exc:  # the database does not answer: nobody is answered
+                    if not isinstance(exc, OcoError):
+                        log.exception("confirming %d check-ins failed", len(batch))
+                    outcomes = [checkins.Outcome.FAILED] * len(batch)
+                for (answer, future), outcome in zip(batch, outcomes, strict=True):
+                    if outcome is not checkins.Outcome.CONFIRMED:
+                        agent_requests.revert_check_in(self.runtime, answer)
+                    if not future.done():
+                        future.set_result(outcome)
+        finally:
+            self._writing = None
 
 
 # Request parsing ----------------------------------------------------------------------------------

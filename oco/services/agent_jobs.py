@@ -178,19 +178,13 @@ _CHECK_IN = _check_in_query(Computer.hostname_key == bindparam("p_key"))
 _RECORD_WIDTH = len(RECORD_COLUMNS)
 
 
-# A hello that writes also learns whether the computer is an awaited Wake-on-LAN target (a last column).
+# A hello also learns whether the computer is an awaited Wake-on-LAN target (a last column).
 _HELLO = _CHECK_IN.add_columns(wol.AWAITED)
 
 
-def read_check_in(connection: Connection, hostname: str) -> CheckInView | None:
-    """The computer named `hostname` (without regard to case) and its pending jobs; one indexed query."""
-    rows = connection.execute(_CHECK_IN, {"p_key": hostname_key(hostname)}).all()
-    return _view(connection, rows) if rows else None
-
-
 def read_hello(connection: Connection, hostname: str) -> tuple[CheckInView | None, bool]:
-    """`read_check_in` for a hello that writes, in its transaction; and whether the computer is an
-    awaited Wake-on-LAN target (its hello proves the packets worked)."""
+    """The computer named `hostname` (without regard to case) and its pending jobs, and whether it is an
+    awaited Wake-on-LAN target (its hello proves the packets worked); one indexed query."""
     rows = connection.execute(_HELLO, {"p_key": hostname_key(hostname)}).all()
     return (_view(connection, rows), bool(rows[0][-1])) if rows else (None, False)
 

@@ -1,9 +1,10 @@
 """The use cases of the agent endpoint: answer one authenticated request (PROTOCOL.md).
 
-`check_in` answers a steady agent's hello from reads alone (see `oco.services.checkins`), or says it
-cannot; `answer` runs any other call — and a hello with something to store — in one transaction with its
-authentication; `authorize_download` decides a payload download the same way. Each claims the request's
-timestamp in the process's check-in ledger first; if the use case then fails, the claim is reverted, so a
+`check_in` answers a steady agent's hello from reads alone, or says it cannot; its answer may go out
+once `checkins.confirm` confirmed its claim (`AgentAnswer.unconfirmed`). `answer` runs any other call —
+and a hello with something to store — in one transaction with its authentication; `authorize_download`
+decides a payload download the same way. Each claims the request's timestamp in the process's check-in
+ledger first; if the use case then fails, the claim is reverted, so a
 refused request uses up nothing and leaves no trace.
 """
 
@@ -24,6 +25,7 @@ from oco.errors import InvalidInput
 from oco.services import agent_jobs, agents
 from oco.services.agent_jobs import DownloadGrant, PendingJob
 from oco.services.agents import AgentRequest, AuthenticatedAgent, ComputerRecord
+from oco.services.checkins import Unconfirmed
 from oco.services.runtime import Runtime
 
 T = TypeVar("T")
@@ -36,12 +38,15 @@ class AgentAnswer:
     params: dict[str, Any]
     timestamp: float
     server_key: str
+    unconfirmed: Unconfirmed | None = None
+    """A plain check-in's claim: the answer may be sent once `checkins.confirm` confirmed it (and the
+    claim reverted, `revert_check_in`, if it did not)."""
 
 
 def check_in(rt: Runtime, request: AgentRequest) -> AgentAnswer | None:
     """A steady agent's hello, answered from one read and the ledger; None when it has to write."""
     hostname = normalize_hostname(request.hostname)
-    view = rt.read(lambda connection: agent_jobs.read_check_in(connection, hostname))
+    view, awaited = rt.read(lambda connection: agent_jobs.read_hello(connection, hostname))
     now = rt.now()
     agent = agents.authenticate_check_in(
         view.computer if view else None,
@@ -50,10 +55,17 @@ def check_in(rt: Runtime, request: AgentRequest) -> AgentAnswer | None:
         now,
         rt.settings.agent_timestamp_max_ahead_seconds,
     )
-    if agent is None or view is None:
+    if agent is None or view is None or agent.claim is None:
         return None
     with _reverted_on_failure(rt, agent):
-        return _answer(agent, _hello_params(rt, agent, request, now, view.pending))
+        params = _hello_params(rt, agent, request, now, view.pending)
+    return AgentAnswer(params, agent.timestamp, agent.server_key, Unconfirmed(agent.claim, awaited))
+
+
+def revert_check_in(rt: Runtime, answer: AgentAnswer) -> None:
+    """The check-in's claim was not confirmed (or its answer could not be sent): forget it."""
+    if answer.unconfirmed is not None:
+        rt.checkins.revert(answer.unconfirmed.claim)
 
 
 def answer(rt: Runtime, request: AgentRequest) -> AgentAnswer:

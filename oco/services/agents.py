@@ -113,11 +113,13 @@ def authenticate_check_in(
     now: datetime,
     max_ahead_seconds: float,
 ) -> AuthenticatedAgent | None:
-    """The fast path of a steady agent's `oco.agent.hello`: verify and accept it without writing.
+    """The fast path of a steady agent's `oco.agent.hello`: verify it and claim its timestamp in the
+    ledger, without writing.
 
     `record` is the computer the request names, as read by the caller. None when the request must take
     `authenticate`'s path instead: an unknown computer, keys to issue, or an agent version or network
-    data to store. The traces of the check-in go to the ledger.
+    data to store. The claim is not the last word: the request is answered only once
+    `oco.services.checkins.confirm` confirmed it in the database, with the check-in's traces.
     """
     if record is None or not record.agent_key or not record.server_key:
         return None
@@ -126,7 +128,7 @@ def authenticate_check_in(
     _require_plausible_timestamp(request, now, max_ahead_seconds)
     if _hello_changes(record, request.data):
         return None
-    claim = _claim(ledger, record, request, now, deferred=True)
+    claim = _claim(ledger, record, request, now)
     return AuthenticatedAgent(
         computer=record, server_key=record.server_key, timestamp=claim.server_timestamp, claim=claim
     )
@@ -167,9 +169,7 @@ def authenticate(
     _require_plausible_timestamp(request, now, settings.agent_timestamp_max_ahead_seconds)
     if not record.server_key and request.method is AgentMethod.HELLO:
         changes["server_key"] = _new_key()
-    # The request writes its own traces below: were the flush to write its timestamp first, the
-    # conditional UPDATE would take the request for a replay.
-    claim = _claim(ledger, record, request, now, deferred=False)
+    claim = _claim(ledger, record, request, now)
     parameters = {
         "p_id": record.id,
         "p_timestamp": request.timestamp,
@@ -201,9 +201,7 @@ def _accept(columns: tuple[str, ...]) -> Update:
     return _ACCEPT.values({name: bindparam(f"v_{name}", type_=table.c[name].type) for name in columns})
 
 
-def _claim(
-    ledger: CheckinLedger, record: ComputerRecord, request: AgentRequest, now: datetime, *, deferred: bool
-) -> Claim:
+def _claim(ledger: CheckinLedger, record: ComputerRecord, request: AgentRequest, now: datetime) -> Claim:
     claim = ledger.claim(
         record.id,
         record.agent_key,
@@ -213,7 +211,6 @@ def _claim(
         seen=now,
         address=request.client_address[:64],
         uid=request.uid[:255] or record.uid,
-        deferred=deferred,
     )
     if claim is None:
         last = ledger.last_agent_timestamp(record.id, record.agent_key, record.last_agent_timestamp)
@@ -222,12 +219,9 @@ def _claim(
 
 
 def prove_woken(connection: Connection, settings: Settings, agent: AuthenticatedAgent, now: datetime) -> None:
-    """A hello proves a Wake-on-LAN target woke: this one, and a plain check-in whose traces it took over.
-
-    Called only for a computer the caller found awaited (`wol.AWAITED_COLUMN`)."""
-    claim = agent.claim
-    seen = [now] if claim is None or claim.superseded is None else [claim.superseded.seen, now]
-    wol.mark_computer_woken(connection, settings, agent.computer.id, seen)
+    """A hello proves a Wake-on-LAN target woke. Called only for a computer the caller found awaited
+    (`wol.AWAITED`)."""
+    wol.mark_computer_woken(connection, settings, agent.computer.id, [now])
 
 
 def read_record(connection: Connection, hostname: str) -> ComputerRecord | None:

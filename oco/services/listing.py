@@ -66,17 +66,19 @@ def fetch_page(
     request: PageRequest,
     default_sort: str,
     counted: AnySelect | None = None,
+    total: int | None = None,
 ) -> Fetched[Any]:
     """Count the rows of `query`, then read the page `request` asks for, sorted by one of `order`'s keys.
 
     `query` selects the rows (entities or columns); `order` names the columns a list can be sorted by;
     `counted`, when given, selects as many rows as `query` without the joins that only add columns (a
-    million jobs are counted from an index, not joined to their computers to be counted).
+    million jobs are counted from an index, not joined to their computers to be counted); `total`, when
+    the caller counted them already.
     Raises InvalidChoice for a sort key the list does not have.
     """
     sort = parse_sort(request.sort, list(order), default_sort)
-    counting = (query if counted is None else counted).order_by(None).subquery()
-    total = session.scalar(select(func.count()).select_from(counting)) or 0
+    if total is None:
+        total = count(session, query if counted is None else counted)
     window = page_window(request.page, request.page_size, total)
     column = order[sort.key]
     direction = column.desc() if sort.descending else column.asc()
@@ -90,6 +92,11 @@ def fetch_page(
     )
     rows = list(session.execute(ordered.offset(window.offset).limit(window.size)))
     return Fetched(rows=rows, window=window, sort=sort)
+
+
+def count(session: Session, query: AnySelect) -> int:
+    """How many rows `query` selects."""
+    return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
 
 
 def _nullable(column: Column) -> bool:

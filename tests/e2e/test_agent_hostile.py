@@ -79,7 +79,6 @@ def world(
         url,
         self_registration="true",
         housekeeping_interval_seconds="3600",
-        checkin_flush_seconds="0.1",
     )
     rt = make_runtime(url, workdir)
     yield World(server, rt, request.param)

@@ -1,11 +1,13 @@
-"""Check-ins through the agent endpoint, on every database: a steady agent's hello only reads and its
-traces are written by the ledger's flush; replay protection holds across the fast and the write path."""
+"""Check-ins through the agent endpoint, on every database: a steady agent's hello is answered from reads
+once a batch confirmed its timestamp in the database, with its traces; replay protection holds across the
+fast and the write path, and across processes sharing the database."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from oco.db.models import Computer, ComputerNetwork, WolTarget
 from oco.errors import Unavailable
 from oco.services import checkins, computers, deployments, packages
 from oco.services.deployments import ContainerOptions, DeploymentRequest
+from oco.services.ledger import CheckinLedger
 from oco.services.runtime import Runtime
 from oco.services.targets import Targets
 from tests.agentclient import ProtocolClient
@@ -56,35 +59,28 @@ def with_one_job(rt: Runtime, hostname: str = "pc1", **options: Any) -> int:
     return deployments.create_deployment(rt, request, "admin").id
 
 
-def test_a_steady_check_in_is_answered_from_reads_and_written_by_the_flush(
+def test_a_steady_check_in_is_answered_once_its_traces_are_in_the_database(
     rt: Runtime, client: TestClient, clock: Clock
 ) -> None:
     agent = registered(rt, client)
     container_id = with_one_job(rt)
-    before = stored(rt)
     clock.advance(minutes=1)
 
     answer = agent.hello()
 
     assert [job["container-id"] for job in answer["software-jobs"]] == [container_id]
-    after = stored(rt)
-    assert (after.last_agent_timestamp, after.last_seen) == (before.last_agent_timestamp, before.last_seen)
-    assert checkins.flush(rt) == 1
-    flushed = stored(rt)
-    assert flushed.last_agent_timestamp == agent.last_timestamp
-    assert flushed.last_server_timestamp == agent.last_server_timestamp
-    assert flushed.last_seen == clock.current
-    assert flushed.remote_address == "testclient"
-    assert checkins.flush(rt) == 0
+    confirmed = stored(rt)
+    assert confirmed.last_agent_timestamp == agent.last_timestamp
+    assert confirmed.last_server_timestamp == agent.last_server_timestamp
+    assert confirmed.last_seen == clock.current
+    assert confirmed.remote_address == "testclient"
 
 
-def test_a_replayed_check_in_is_refused_before_and_after_the_flush(rt: Runtime, client: TestClient) -> None:
+def test_a_replayed_check_in_is_refused(rt: Runtime, client: TestClient) -> None:
     agent = registered(rt, client)
     body = agent.body("oco.agent.hello", {"agent_version": "1.1.7", "networks": []})
     assert agent.send(body).status_code == 200
 
-    assert agent.send(body).status_code == 401
-    checkins.flush(rt)
     replayed = agent.send(body)
     assert replayed.status_code == 401
     assert "replay" in replayed.text
@@ -100,7 +96,7 @@ def test_a_check_in_with_news_takes_the_write_path_and_stays_protected(
     assert agent.send(body).status_code == 200
 
     computer = stored(rt)
-    assert computer.agent_version == "1.2.0"  # written at once, not at the flush
+    assert computer.agent_version == "1.2.0"  # written at once
     assert computer.last_agent_timestamp == agent.last_timestamp
     # The same body again has nothing new: it would take the fast path, which knows it.
     assert agent.send(body).status_code == 401
@@ -114,7 +110,6 @@ def test_server_timestamps_increase_across_both_paths(rt: Runtime, client: TestC
         agent.hello(agent_version=f"1.1.{8 + round_}")  # news: write path
         agent.hello()
     # ProtocolClient asserts every answer's timestamp exceeds the previous one.
-    checkins.flush(rt)
     assert stored(rt).last_server_timestamp == agent.last_server_timestamp
 
 
@@ -132,34 +127,66 @@ def test_a_failed_request_does_not_use_up_its_timestamp(rt: Runtime, client: Tes
     assert agent.send(earlier).status_code == 200
 
 
-def test_the_flush_never_moves_timestamps_backwards(rt: Runtime, client: TestClient) -> None:
+def plain_claim(
+    rt: Runtime, ledger: CheckinLedger, hostname: str, timestamp: float, **traces: Any
+) -> checkins.Unconfirmed:
+    """A plain check-in's claim as a server process with `ledger` makes it (another process: its own)."""
+    computer = stored(rt, hostname)
+    claim = ledger.claim(
+        computer.id,
+        computer.agent_key or "",
+        computer.last_agent_timestamp,
+        computer.last_server_timestamp,
+        timestamp,
+        seen=traces.get("seen", datetime.now(UTC)),
+        address=traces.get("address", "192.0.2.1"),
+        uid=traces.get("uid", ""),
+    )
+    assert claim is not None
+    return checkins.Unconfirmed(claim, awaited=False)
+
+
+def test_a_claim_another_process_confirmed_first_is_refused(rt: Runtime, client: TestClient) -> None:
+    """Two server processes handed the same request: the database confirms one of them."""
     agent = registered(rt, client)
-    agent.hello()  # deferred, not written yet
+    timestamp = time.time() + 5
+    first = plain_claim(rt, CheckinLedger(), "pc1", timestamp)
+    second = plain_claim(rt, CheckinLedger(), "pc1", timestamp)  # the other process's ledger knows nothing
+
+    assert checkins.confirm(rt, [first]) == [checkins.Outcome.CONFIRMED]
+    assert checkins.confirm(rt, [second]) == [checkins.Outcome.REPLAYED]
+    assert stored(rt).last_agent_timestamp == timestamp
+    assert agent.last_timestamp < timestamp
+
+
+def test_a_confirmation_never_moves_timestamps_backwards(rt: Runtime, client: TestClient) -> None:
+    agent = registered(rt, client)
+    older = plain_claim(rt, CheckinLedger(), "pc1", agent.last_timestamp + 1)
+    agent.last_timestamp += 2
     agent.call("oco.agent.update", {"os": "Debian", "networks": [], "logins": []})  # newer, written
     newest = stored(rt).last_agent_timestamp
-    assert newest == agent.last_timestamp
 
-    checkins.flush(rt)
-
+    assert checkins.confirm(rt, [older]) == [checkins.Outcome.REPLAYED]
     assert stored(rt).last_agent_timestamp == newest
 
 
-def test_a_flush_the_database_does_not_answer_is_written_by_the_next_one(
+def test_a_check_in_the_database_cannot_confirm_is_answered_with_an_error_and_uses_up_nothing(
     rt: Runtime, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     agent = registered(rt, client)
-    agent.hello()
-    real_write = checkins.write
+    body = agent.body("oco.agent.hello", {"agent_version": "1.1.7", "networks": []})
+    real_confirm = checkins._confirm
 
     def unavailable(*_args: object) -> None:
         raise Unavailable("database error: connection refused")
 
-    monkeypatch.setattr(checkins, "write", unavailable)
-    with pytest.raises(Unavailable):
-        checkins.flush(rt)
-    monkeypatch.setattr(checkins, "write", real_write)
+    monkeypatch.setattr(checkins, "_confirm", unavailable)
+    refused = agent.send(body)
+    assert refused.status_code == 503
+    assert "replay" not in refused.text
+    monkeypatch.setattr(checkins, "_confirm", real_confirm)
 
-    assert checkins.flush(rt) == 1
+    assert agent.send(body).status_code == 200  # the claim was given back: the same request passes now
     assert stored(rt).last_agent_timestamp == agent.last_timestamp
 
 
@@ -167,47 +194,30 @@ def test_one_check_in_the_database_refuses_does_not_hold_back_the_others(
     rt: Runtime, client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     agents = [registered(rt, client, f"pc{index}") for index in range(4)]
-    for agent in agents:
-        agent.hello()
-    bad = stored(rt, "pc2")
+    ledger = CheckinLedger()
+    timestamp = time.time() + 5
+    pending = [plain_claim(rt, ledger, agent.hostname, timestamp) for agent in agents]
     # A value the database refuses: PostgreSQL and MariaDB a uid longer than its column, SQLite (which
     # stores any length) a computer id beyond 64 bits.
-    too_long = rt.engine.dialect.name != "sqlite"
-    rt.checkins.claim(
-        bad.id if too_long else 2**70,
-        bad.agent_key,
-        0.0,
-        0.0,
-        time.time() + 60,
-        seen=datetime.now(UTC),
-        address="192.0.2.1",
-        uid="u" * 300 if too_long else "",
-        deferred=True,
-    )
+    bad = pending[2].claim
+    if rt.engine.dialect.name == "sqlite":
+        entry = dataclasses.replace(bad.entry, computer_id=2**70)
+    else:
+        entry = dataclasses.replace(bad.entry, uid="u" * 300)
+    pending[2] = checkins.Unconfirmed(dataclasses.replace(bad, entry=entry), awaited=False)
 
-    assert checkins.flush(rt) == len(agents) - 1 + (0 if too_long else 1)
+    outcomes = checkins.confirm(rt, pending)
 
+    confirmed = checkins.Outcome.CONFIRMED
+    assert outcomes == [confirmed, confirmed, checkins.Outcome.FAILED, confirmed]
     for agent in agents:
-        if agent.hostname != "pc2" or not too_long:
-            assert stored(rt, agent.hostname).last_agent_timestamp == agent.last_timestamp
-    assert "could not be written and is dropped" in caplog.text
-    assert checkins.flush(rt) == 0  # dropped, not retried forever
+        if agent.hostname != "pc2":
+            assert stored(rt, agent.hostname).last_agent_timestamp == timestamp
+    assert stored(rt, "pc2").last_agent_timestamp < timestamp
+    assert "could not be written" in caplog.text
 
 
-def test_stopping_the_application_writes_what_the_ledger_holds(rt: Runtime) -> None:
-    from oco.application import create_app
-
-    with TestClient(create_app(rt, run_housekeeping=False)) as client:
-        agent = registered(rt, client)
-        agent.hello()
-        assert stored(rt).last_agent_timestamp < agent.last_timestamp
-
-    assert stored(rt).last_agent_timestamp == agent.last_timestamp
-
-
-def test_a_check_in_after_wake_on_lan_is_proof_written_by_the_flush(
-    rt: Runtime, client: TestClient, clock: Clock
-) -> None:
+def test_a_check_in_after_wake_on_lan_is_proof_at_once(rt: Runtime, client: TestClient, clock: Clock) -> None:
     agent = registered(rt, client)
     container_id = with_one_job(rt, wol=True)
     computer_id = stored(rt).id
@@ -218,15 +228,11 @@ def test_a_check_in_after_wake_on_lan_is_proof_written_by_the_flush(
     clock.advance(minutes=2)
 
     agent.hello()
-    assert woken(rt, container_id) is None
-    checkins.flush(rt)
 
     assert woken(rt, container_id) == clock.current
 
 
-def test_a_hello_with_news_proves_the_wake_at_once_with_the_plain_check_in_it_follows(
-    rt: Runtime, client: TestClient, clock: Clock
-) -> None:
+def test_a_hello_with_news_proves_the_wake_too(rt: Runtime, client: TestClient, clock: Clock) -> None:
     agent = registered(rt, client)
     container_id = with_one_job(rt, wol=True)
     computer_id = stored(rt).id
@@ -235,14 +241,11 @@ def test_a_hello_with_news_proves_the_wake_at_once_with_the_plain_check_in_it_fo
         assert target is not None
         target.sent, target.expired = clock.current, False
     clock.advance(minutes=2)
-    agent.hello()  # plain: its proof waits for the flush...
-    clock.advance(minutes=4)  # ...and the window (5 minutes) closes before the agent's next hello
 
-    agent.hello(agent_version="1.2.0")  # news: written at once, with the traces it took over
+    agent.hello(agent_version="1.2.0")
 
-    assert woken(rt, container_id) == clock.current - timedelta(minutes=4)
+    assert woken(rt, container_id) == clock.current
     assert stored(rt).agent_version == "1.2.0"
-    assert checkins.flush(rt) == 0  # nothing left for the flush
 
 
 def woken(rt: Runtime, container_id: int) -> datetime | None:
@@ -261,7 +264,6 @@ def test_a_computer_deleted_and_added_again_starts_afresh(rt: Runtime, client: T
     again = registered(rt, client)  # same name, new keys, a right clock: old traces must not bind it
     again.hello()
 
-    checkins.flush(rt)
     assert stored(rt).last_agent_timestamp == again.last_timestamp
 
 

@@ -1,4 +1,4 @@
-"""The check-in ledger: replay protection inside the process, and what a flush gets to write."""
+"""The check-in ledger: replay protection inside the process, before the database confirms."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ def claim(
     key: str = KEY,
     stored: float = 0.0,
     stored_server: float = 0.0,
-    deferred: bool = True,
 ) -> Claim | None:
     return ledger.claim(
         computer_id,
@@ -33,7 +32,6 @@ def claim(
         seen=SEEN,
         address="127.0.0.1",
         uid="uid",
-        deferred=deferred,
     )
 
 
@@ -89,12 +87,12 @@ def test_a_reverted_claim_frees_its_timestamp() -> None:
     assert claim(ledger, 150.0) is not None
 
 
-def test_reverting_the_only_claim_leaves_nothing_to_write() -> None:
+def test_reverting_the_only_claim_forgets_the_computer() -> None:
     ledger = CheckinLedger()
     failed = claim(ledger, 100.0)
     assert failed is not None
     ledger.revert(failed)
-    assert ledger.drain() == []
+    assert ledger.last_agent_timestamp(1, KEY, 7.0) == 7.0
     assert claim(ledger, 100.0) is not None
 
 
@@ -105,58 +103,6 @@ def test_a_revert_after_a_newer_claim_keeps_the_newer_one() -> None:
     assert older is not None and newer is not None
     ledger.revert(older)
     assert ledger.last_agent_timestamp(1, KEY, 0.0) == 200.0
-
-
-def test_only_deferred_claims_are_drained_and_only_once() -> None:
-    ledger = CheckinLedger()
-    claim(ledger, 100.0, computer_id=1, deferred=True)
-    claim(ledger, 100.0, computer_id=2, deferred=False)
-    claim(ledger, 101.0, computer_id=1, deferred=True)
-    assert len(ledger) == 1
-    drained = ledger.drain()
-    assert [(entry.computer_id, entry.agent_timestamp) for entry in drained] == [(1, 101.0)]
-    assert ledger.drain() == []
-    # Drained entries still protect against replays.
-    assert claim(ledger, 101.0, computer_id=1) is None
-
-
-def test_the_flush_never_writes_the_timestamp_of_a_request_that_writes_its_own() -> None:
-    """Its conditional UPDATE would then match nothing and refuse it as a replay (issue: false refusal)."""
-    ledger = CheckinLedger()
-    earlier = claim(ledger, 100.0, deferred=True)
-    writing = claim(ledger, 101.0, deferred=False)
-    assert writing is not None and earlier is not None
-    assert ledger.drain() == []  # its own write supersedes the earlier traces...
-    assert writing.superseded == earlier.entry  # ...and takes their Wake-on-LAN proof along
-
-
-def test_a_failed_request_that_writes_its_own_gives_the_earlier_traces_back() -> None:
-    ledger = CheckinLedger()
-    earlier = claim(ledger, 100.0, deferred=True)
-    writing = claim(ledger, 101.0, deferred=False)
-    assert writing is not None and earlier is not None
-    ledger.revert(writing)
-    assert ledger.drain() == [earlier.entry]
-
-
-def test_a_request_that_writes_its_own_after_a_flush_supersedes_nothing() -> None:
-    ledger = CheckinLedger()
-    claim(ledger, 100.0, deferred=True)
-    ledger.drain()
-    writing = claim(ledger, 101.0, deferred=False)
-    assert writing is not None and writing.superseded is None
-    ledger.revert(writing)
-    assert ledger.drain() == []  # what it gave back was written already
-
-
-def test_restored_entries_are_drained_again_unless_replaced() -> None:
-    ledger = CheckinLedger()
-    claim(ledger, 100.0, computer_id=1)
-    claim(ledger, 100.0, computer_id=2)
-    drained = ledger.drain()
-    claim(ledger, 150.0, computer_id=2, deferred=False)  # newer, written by its own request
-    ledger.restore(drained)
-    assert [entry.computer_id for entry in ledger.drain()] == [1]
 
 
 def test_concurrent_claims_of_one_timestamp_accept_exactly_one() -> None:
@@ -180,21 +126,20 @@ def test_concurrent_claims_of_one_timestamp_accept_exactly_one() -> None:
     st.lists(
         st.tuples(
             st.floats(min_value=0, max_value=1e9, allow_nan=False),
-            st.booleans(),  # deferred
-            st.booleans(),  # the request fails afterwards and is reverted
+            st.booleans(),  # the request fails afterwards (or the database refuses it) and is reverted
         ),
         max_size=60,
     ),
     st.floats(min_value=0, max_value=1e9, allow_nan=False),
 )
 def test_accepted_timestamps_and_answers_only_ever_increase(
-    requests: list[tuple[float, bool, bool]], stored: float
+    requests: list[tuple[float, bool]], stored: float
 ) -> None:
     ledger = CheckinLedger()
     accepted: list[float] = []
     answered: list[float] = []
-    for timestamp, deferred, fails in requests:
-        result = claim(ledger, timestamp, stored=stored, deferred=deferred)
+    for timestamp, fails in requests:
+        result = claim(ledger, timestamp, stored=stored)
         newest = max([stored, *accepted])
         assert (result is not None) == (timestamp > newest)
         if result is None:
