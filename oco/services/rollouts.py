@@ -11,7 +11,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import func, or_, select, update
@@ -47,6 +47,7 @@ from oco.services.listing import chunks
 from oco.services.runtime import Runtime
 from oco.services.views import ContainerPublic, RolloutPhasePublic, RolloutPublic
 
+_T = TypeVar("_T")
 log = logging.getLogger("oco.rollouts")
 ACTOR = "housekeeping"
 CANCELED_MESSAGE = "canceled with the rollout"
@@ -273,7 +274,9 @@ def replan(session: Session, container: JobContainer, edit: RolloutEdit, now: da
         pilot_group_id=rollout.pilot_group_id if rollout is not None else None,
         success_percent=_or(edit.success_percent, current.success_percent),
         soak_seconds=_or(edit.soak_seconds, current.soak_seconds),
-        halt_failure_rate=None if edit.clear_halt else _or(edit.halt_failure_rate, current.halt_failure_rate),
+        halt_failure_rate=None
+        if edit.clear_halt
+        else (edit.halt_failure_rate if edit.halt_failure_rate is not None else current.halt_failure_rate),
         halt_min_finished=_or(edit.halt_min_finished, current.halt_min_finished),
     )
     validate_rules(rules)
@@ -298,7 +301,7 @@ def replan(session: Session, container: JobContainer, edit: RolloutEdit, now: da
     return {key: [before.get(key), value] for key, value in after.items() if before.get(key) != value}
 
 
-def _or(new: int | None, current: int | None) -> Any:
+def _or(new: _T | None, current: _T) -> _T:
     return current if new is None else new
 
 
