@@ -103,6 +103,7 @@ def container_edit(
         help="New maintenance windows ('Mon-Fri 18:00-06:00'); repeatable; 'none' removes them.",
     ),
     window_zone: WindowZone | None = choice(WindowZone, None, help="Whose clock the windows are read on."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what the edit would do; save nothing."),
 ) -> None:
     """Change a job container's settings, its retries, phases plan and maintenance windows."""
     clear_end = end is not None and end.lower() == "none"
@@ -142,8 +143,8 @@ def container_edit(
             clear_windows=clear_windows,
             window_zone=window_zone,
         )
-        view = containers.edit_container(runtime(), container_id, edit, actor())
-    typer.echo(f"updated job container {container_id}")
+        view = containers.edit_container(runtime(), container_id, edit, actor(), dry_run=dry_run)
+    typer.echo(f"{'would update' if dry_run else 'updated'} job container {container_id}")
     _print_plan(view)
 
 

@@ -165,55 +165,81 @@ def container_detail(rt: Runtime, container_id: int) -> ContainerDetailPublic:
         return _detail(session, container_id, rt.now())
 
 
-def edit_container(rt: Runtime, container_id: int, edit: ContainerEdit, actor: str) -> ContainerPublic:
+class _Preview(Exception):
+    """Ends a preview's transaction (rolled back) with the view it computed."""
+
+    def __init__(self, view: ContainerPublic) -> None:
+        super().__init__("preview")
+        self.view = view
+
+
+def edit_container(
+    rt: Runtime, container_id: int, edit: ContainerEdit, actor: str, *, dry_run: bool = False
+) -> ContainerPublic:
     """Change a container's settings, validated together as at creation; answers with the container (and
-    its rollout). New phases or windows apply to the jobs still waiting; started ones finish."""
+    its rollout). New phases or windows apply to the jobs still waiting; started ones finish.
+
+    With `dry_run`, the edit is made and rolled back: the answer is what it would do (its phases and
+    their computers), nothing is saved or audited."""
+    try:
+        with rt.transaction() as session:
+            view = _edit(session, rt, container_id, edit, actor)
+            if dry_run:
+                raise _Preview(view)
+            return view
+    except _Preview as preview:
+        return preview.view
+
+
+def _edit(
+    session: Session, rt: Runtime, container_id: int, edit: ContainerEdit, actor: str
+) -> ContainerPublic:
+    """The edit in the caller's transaction."""
     from oco.services import rollouts  # rollouts builds on this module's read models
 
     now = rt.now()
-    with rt.transaction() as session:
-        container = _get(session, container_id)
-        policy = validate_policy(
-            RetryPolicy(
-                _pick(edit.retries, container.retries),
-                _pick(edit.retry_delay_seconds, container.retry_delay_seconds),
-            )
+    container = _get(session, container_id)
+    policy = validate_policy(
+        RetryPolicy(
+            _pick(edit.retries, container.retries),
+            _pick(edit.retry_delay_seconds, container.retry_delay_seconds),
         )
-        windows = _edited_windows(container.windows, edit)
-        changes = _changed(container, policy, windows)
-        changes |= rollouts.replan(session, container, edit.rollout, now)
-        end = None if edit.clear_end else (edit.end if edit.end is not None else container.end_time)
-        validated = validate_container(
-            ContainerSettings(
-                name=_pick(edit.name, container.name),
-                start=_pick(edit.start, container.start_time),
-                end=end,
-                priority=_pick(edit.priority, container.priority),
-                restart_timeout=_pick(edit.restart_timeout, container.restart_timeout),
-                sequence_mode=SequenceMode(_pick(edit.sequence_mode, container.sequence_mode)),
-                agent_ip_ranges=_pick(edit.agent_ip_ranges, container.agent_ip_ranges),
-            ),
-            rt.settings.zone,
-        )
-        container.name = validated.name
-        container.start_time = validated.start
-        container.end_time = validated.end
-        container.priority = validated.priority
-        container.restart_timeout = validated.restart_timeout
-        container.sequence_mode = int(validated.sequence_mode)
-        container.agent_ip_ranges = validated.agent_ip_ranges
-        container.description = _pick(edit.description, container.description)
-        container.notes = _pick(edit.notes, container.notes)
-        container.enabled = _pick(edit.enabled, container.enabled)
-        container.wol = _pick(edit.wol, container.wol)
-        container.shutdown_waked = container.wol and _pick(edit.shutdown_waked, container.shutdown_waked)
-        container.retries, container.retry_delay_seconds = policy.retries, policy.delay_seconds
-        container.windows = windows
-        audit.record(
-            session, actor, "container.edit", "job_container", container.id, name=container.name, **changes
-        )
-        session.flush()
-        return rollouts.with_rollout(session, container_view(summary_of(session, container, now)))
+    )
+    windows = _edited_windows(container.windows, edit)
+    changes = _changed(container, policy, windows)
+    changes |= rollouts.replan(session, container, edit.rollout, now)
+    end = None if edit.clear_end else (edit.end if edit.end is not None else container.end_time)
+    validated = validate_container(
+        ContainerSettings(
+            name=_pick(edit.name, container.name),
+            start=_pick(edit.start, container.start_time),
+            end=end,
+            priority=_pick(edit.priority, container.priority),
+            restart_timeout=_pick(edit.restart_timeout, container.restart_timeout),
+            sequence_mode=SequenceMode(_pick(edit.sequence_mode, container.sequence_mode)),
+            agent_ip_ranges=_pick(edit.agent_ip_ranges, container.agent_ip_ranges),
+        ),
+        rt.settings.zone,
+    )
+    container.name = validated.name
+    container.start_time = validated.start
+    container.end_time = validated.end
+    container.priority = validated.priority
+    container.restart_timeout = validated.restart_timeout
+    container.sequence_mode = int(validated.sequence_mode)
+    container.agent_ip_ranges = validated.agent_ip_ranges
+    container.description = _pick(edit.description, container.description)
+    container.notes = _pick(edit.notes, container.notes)
+    container.enabled = _pick(edit.enabled, container.enabled)
+    container.wol = _pick(edit.wol, container.wol)
+    container.shutdown_waked = container.wol and _pick(edit.shutdown_waked, container.shutdown_waked)
+    container.retries, container.retry_delay_seconds = policy.retries, policy.delay_seconds
+    container.windows = windows
+    audit.record(
+        session, actor, "container.edit", "job_container", container.id, name=container.name, **changes
+    )
+    session.flush()
+    return rollouts.with_rollout(session, container_view(summary_of(session, container, now)))
 
 
 def _edited_windows(stored: str | None, edit: ContainerEdit) -> str | None:

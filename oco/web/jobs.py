@@ -411,12 +411,19 @@ JOB_CSV = (
 
 
 def _container_page(
-    request: Request, current: Viewer, container_id: int, state: ListState, error: OcoError | None = None
+    request: Request,
+    current: Viewer,
+    container_id: int,
+    state: ListState,
+    error: OcoError | None = None,
+    preview: ContainerPublic | None = None,
 ) -> HTMLResponse:
+    """The container's page; with `preview`, its settings and phases as an edit not yet saved would
+    leave them (the jobs as they are)."""
     runtime = runtime_of(request)
     page = jobs.container_page(runtime, container_id, job_query(state), state.page_request())
     zone = runtime.settings.zone
-    container = page.container
+    container = preview or page.container
     return render(
         request,
         "container.html",
@@ -432,6 +439,7 @@ def _container_page(
         end_local=_shown(container.end, zone, LOCAL_FORMAT),
         error=error.message if error else "",
         error_field=(error.field if error else None) or "",
+        previewing=preview is not None,
     )
 
 
@@ -575,9 +583,14 @@ async def edit_container(request: Request, current: EditingContainers, container
                 windows=windows,
                 clear_windows=windows is None,
             )
-        containers.edit_container(runtime, container_id, edit, current.actor)
+        preview = posted.get("action") == "preview"
+        edited = containers.edit_container(runtime, container_id, edit, current.actor, dry_run=preview)
     except OcoError as exc:
         return _container_page(request, current, container_id, ListState(f"/jobs/{container_id}", ()), exc)
+    if preview:  # the page as the edit would leave it, its form holding the edit: Save makes it so
+        return _container_page(
+            request, current, container_id, ListState(f"/jobs/{container_id}", ()), preview=edited
+        )
     return flash.redirect(request, current, f"/jobs/{container_id}", "Saved the container.")
 
 

@@ -1,6 +1,6 @@
 """Retries and a container's plan in the console, in a real browser: a real agent's command that could
-not start is waiting for its retry with its failed attempt shown; the edit form then changes the
-container's retries, phases plan and windows, and the page shows their effect."""
+not start is waiting for its retry with its failed attempt shown; the edit form then previews and saves
+the container's retries, phases plan and windows, and the page shows their effect."""
 
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ def test_a_retried_job_and_the_edit_form_of_its_plan(
     page.locator("#edit").get_by_role("button", name="Save").click()
     expect(page.get_by_role("alert").first).to_contain_text("phases must grow")
     page.locator("#edit input[name=phases]").fill("1,all")
+    page.locator("#edit").get_by_role("button", name="Preview").click()
+    expect(page.locator("#edit-preview")).to_contain_text("nothing is saved yet")
+    expect(page.locator("#rollout")).to_contain_text("Phase 1 of 2 open")
     page.locator("#edit input[name=halt_failure_rate]").fill("50")
     page.locator("#edit textarea[name=windows]").fill("daily 00:00-24:00")
     page.locator("#edit input[name=retries]").fill("1")
@@ -55,4 +58,5 @@ def test_a_retried_job_and_the_edit_form_of_its_plan(
     expect(page.locator("#rollout")).to_contain_text("halts above 50 % failed")
     expect(page.locator("#windows")).to_have_text("windows daily 00:00-24:00 (computer time)")
     expect(page.locator("#retries")).to_have_text("retries 1, 1h apart (-9999 only)")
+    expect(page.locator("#edit-preview")).to_have_count(0)
     page.screenshot(path=screenshots / "plan-edited.png", full_page=True)

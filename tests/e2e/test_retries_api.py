@@ -31,6 +31,9 @@ def test_retries_phases_and_windows_through_the_api(api: httpx.Client) -> None: 
     jobs = api.get(f"/deployments/{container}/jobs").json()["items"]
     assert {(job["attempt"], len(job["attempts"])) for job in jobs} == {(1, 0)}
 
+    dry = api.patch(f"/deployments/{container}", json={"phases": "1,all", "dry_run": True}).json()
+    assert [p["computers"] for p in dry["rollout"]["phase_list"]] == [1, 3]
+    assert api.get(f"/deployments/{container}").json()["rollout"] is None  # nothing saved
     edited = api.patch(
         f"/deployments/{container}",
         json={"retries": 1, "retry_delay": "90s", "phases": "1,all", "halt_failure_rate": 20,

@@ -47,6 +47,9 @@ def test_bad_retries_exit_2_with_a_clear_message(oco, args: list[str], message: 
 
 def test_container_edit_changes_retries_phases_and_windows(oco) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     container = _container(oco, "--phases", "1,all")
+    previewed = oco("container", "edit", container, "--phases", "50%", "--dry-run")
+    assert "would update job container" in previewed and "phases: 50%, now in phase 1" in previewed
+    assert json.loads(oco("container", "rollout", container, "--json"))["rollout"]["phases"] == "1,100%"
     printed = oco(
         "container", "edit", container, "--retries", "2", "--retry-delay", "5m",
         "--phases", "50%", "--halt-failure-rate", "25", "--window", "Mon-Fri 18:00-06:00",

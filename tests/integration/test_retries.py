@@ -207,12 +207,14 @@ def test_a_new_phases_plan_moves_only_the_waiting_jobs(rt: Runtime, clock: Clock
     report(rt, first[0].computer_id, first[0].id, AgentJobState.EXECUTING, None)
     report(rt, first[1].computer_id, first[1].id, AgentJobState.FINISHED, 0)
 
-    edited = containers.edit_container(
-        rt,
-        container,
-        ContainerEdit(rollout=RolloutEdit(steps=parse_phases("10%,20%"), halt_failure_rate=30)),
-        "admin",
-    )
+    plan = ContainerEdit(rollout=RolloutEdit(steps=parse_phases("10%,20%"), halt_failure_rate=30))
+    previewed = containers.edit_container(rt, container, plan, "admin", dry_run=True)
+    assert previewed.rollout is not None and previewed.rollout.phase_count == 3
+    unchanged = rollouts.container_summary(rt, container).rollout
+    assert unchanged is not None and unchanged.phases == "50%"
+    with rt.reading() as session:
+        assert session.scalars(select(AuditLog).where(AuditLog.action == "container.edit")).all() == []
+    edited = containers.edit_container(rt, container, plan, "admin")
     assert edited.rollout is not None
     assert edited.rollout.phases == "10%,20%" and edited.rollout.phase_count == 3
     assert edited.rollout.halt_failure_rate == 30 and edited.rollout.current_phase == 1

@@ -86,6 +86,10 @@ def test_the_edit_form_changes_retries_phases_and_windows(console: tuple[TestCli
     token = login(client)
     _pcs, container = _setup(rt, RetryPolicy())
     form = {**EDIT, "csrf_token": token}
+    previewed = client.post(f"/jobs/{container}/edit", data={**form, "phases": "1,all", "action": "preview"})
+    assert previewed.status_code == 200 and "Preview of your edit — nothing is saved yet" in previewed.text
+    assert "Phase 1 of 2 open" in previewed.text and 'name="phases" value="1,100%"' in previewed.text
+    assert 'id="rollout"' not in client.get(f"/jobs/{container}").text  # nothing saved
     saved = client.post(
         f"/jobs/{container}/edit",
         data={**form, "phases": "1,all", "halt_failure_rate": "50", "windows": "daily 00:00-24:00"},

@@ -395,6 +395,7 @@ class ContainerChanges(Body):
         None, max_length=20, description="new maintenance windows; an empty list removes them"
     )
     window_zone: WindowZoneText | None = None
+    dry_run: bool = Field(False, description="answer what the edit would do (its phases), save nothing")
 
     def edit(self) -> ContainerEdit:
         """The use case's edit."""
