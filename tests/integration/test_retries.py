@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from oco.db.models import AuditLog, Job
+from oco.db.models import AuditLog, Job, JobAttempt
 from oco.domain.dispatch import Hold
 from oco.domain.errors import InvalidRetries, InvalidRollout, InvalidWindow
 from oco.domain.phases import RolloutEdit, RolloutRules, parse_phases
@@ -19,7 +19,7 @@ from oco.domain.retries import RetryPolicy
 from oco.domain.states import AgentJobState, JobState, ReturnCode, SequenceMode
 from oco.domain.windows import WindowZone, parse_windows
 from oco.errors import InvalidInput
-from oco.services import containers, deployments, rollouts
+from oco.services import containers, deployments, jobs, rollouts
 from oco.services.containers import ContainerEdit
 from oco.services.deployments import ContainerOptions, DeploymentRequest
 from oco.services.runtime import Runtime
@@ -251,3 +251,17 @@ def test_phases_make_a_plain_container_a_rollout_and_a_canceled_one_cannot_chang
         containers.edit_container(
             rt, container, ContainerEdit(rollout=RolloutEdit(steps=parse_phases("50%"))), "admin"
         )
+
+
+def test_deleting_a_container_or_a_job_takes_its_attempts_along(rt: Runtime, clock: Clock) -> None:
+    pc1, pc2 = add_computers(rt, "pc1", "pc2")
+    container = _deploy(rt, [pc1, pc2], [add_package(rt)], retry=RetryPolicy(1, 0))
+    first, second = _jobs(rt, container)
+    _error(rt, first.computer_id, first.id)
+    _error(rt, second.computer_id, second.id)
+    jobs.delete_job(rt, first.id, "admin")
+    with rt.reading() as session:
+        assert session.scalars(select(JobAttempt.job_id)).all() == [second.id]
+    containers.delete_container(rt, container, "admin")
+    with rt.reading() as session:
+        assert session.scalars(select(JobAttempt.id)).all() == []
