@@ -289,7 +289,10 @@ def jobs_to_hand_out(
             job
             for job in jobs
             if is_eligible(job, now, client_address, clocks)
-            and job.sequence < behind.get(job.container.id, job.sequence + 1)
+            and (
+                job.state is not JobState.WAITING
+                or job.sequence < behind.get(job.container.id, job.sequence + 1)
+            )
         ),
         key=dispatch_order,
     )
@@ -297,7 +300,8 @@ def jobs_to_hand_out(
 
 def _retry_barriers(jobs: Sequence[CandidateJob], now: datetime) -> dict[int, int]:
     """Container id → the sequence of the computer's first job there that waits for its retry: its later
-    jobs wait behind it, so the container's order holds (an uninstall retried before the install runs)."""
+    waiting jobs wait behind it, so the container's order holds (an uninstall retried before the install
+    runs); a later job already started is handed out again and finishes, as always."""
     barriers: dict[int, int] = {}
     for job in jobs:
         if job.waits_for_retry(now):

@@ -148,6 +148,8 @@ def test_a_job_waiting_for_its_retry_is_handed_out_only_from_its_time_and_holds_
     ]
     assert [job.id for job in jobs_to_hand_out(jobs, NOW, "10.0.0.1")] == [4]
     assert [job.id for job in jobs_to_hand_out(jobs, at, "10.0.0.1")] == [2, 3, 4]
+    started = [*jobs[:2], CandidateJob(3, 3, JobState.EXECUTING, _container()), jobs[3]]
+    assert [job.id for job in jobs_to_hand_out(started, NOW, "10.0.0.1")] == [3, 4]  # it finishes
 
 
 @given(
