@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from oco.config import Settings
-from oco.db.models import Computer, ComputerPackage, Job, JobContainer, Package
+from oco.db.models import Computer, ComputerPackage, Job, JobAttempt, JobContainer, Package
 from oco.db.types import UTCDateTime
 from oco.domain.dispatch import (
     SERVER_CLOCK,
@@ -43,9 +43,10 @@ from oco.domain.dispatch import (
     wire_post_action,
 )
 from oco.domain.hostnames import hostname_key
-from oco.domain.outcomes import AssignmentChange, JobFacts, Outcome, apply_report, parse_report
+from oco.domain.outcomes import AssignmentChange, JobFacts, Outcome, apply_report, parse_report, retried
 from oco.domain.planning import effective_post_action
 from oco.domain.protocol import MAX_ID
+from oco.domain.retries import RetryPolicy, excerpt
 from oco.domain.signing import WIRE_SIGNATURE, SignedFields, wire_signature
 from oco.domain.states import (
     ABORTED_AFTER_FAILED_JOB_MESSAGE,
@@ -137,6 +138,7 @@ _JOB_COLUMNS = (
     JobContainer.open_phase,
     JobContainer.windows,
     Package.download_for_uninstall,
+    Job.not_before,
 )
 """What a check-in reads of each pending job: few columns (each costs on every check-in); the signed
 fields of a signed package are read by `_signed` only when one of the jobs has a signature."""
@@ -239,7 +241,7 @@ def _pending_job(row: Sequence[Any]) -> PendingJob:
         windows=row[22],
     )
     return PendingJob(
-        candidate=CandidateJob(row[0], row[1], JobState(row[2]), window, row[20]),
+        candidate=CandidateJob(row[0], row[1], JobState(row[2]), window, row[20], row[24]),
         package_id=row[3],
         procedure=row[4],
         post_action=PostAction(row[5]),
@@ -356,6 +358,9 @@ _REPORTED = (
         JobContainer.end_time,
         JobContainer.enabled,
         JobContainer.agent_ip_ranges,
+        Job.attempt,
+        JobContainer.retries,
+        JobContainer.retry_delay_seconds,
     )
     .join(JobContainer, Job.container_id == JobContainer.id)
     .outerjoin(Package, Job.package_id == Package.id)
@@ -415,13 +420,17 @@ def report_job_state(
             download_started=row.download_started,
             execution_started=row.execution_started,
             return_code=row.return_code,
+            attempt=row.attempt,
+            retry=RetryPolicy(row.retries, row.retry_delay_seconds),
         ),
     )
     hold = report_refusal(_candidate(job_id, row), now, client_address)
     if hold is not None:
         raise Forbidden(f"job {job_id} is not handed out to {computer.hostname!r} now: {hold.label}")
-    outcome = apply_report(job.facts, report, settings.max_job_output_chars)
-    if outcome.applied:
+    outcome = retried(job.facts, apply_report(job.facts, report, settings.max_job_output_chars), now)
+    if outcome.retry_at is not None:
+        _retry(connection, job, outcome, outcome.retry_at, now)
+    elif outcome.applied:
         _apply(connection, job, outcome, now)
     return outcome.succeeded
 
@@ -464,6 +473,36 @@ def _apply(connection: Connection, job: _ReportedJob, outcome: Outcome, now: dat
         with Session(bind=connection) as session:  # joins this transaction; the rollout rules use the ORM
             rollouts.check_halt(session, job.container_id, job.phase, now)
             session.flush()
+
+
+def _retry(connection: Connection, job: _ReportedJob, outcome: Outcome, at: datetime, now: datetime) -> None:
+    """Keep the failed attempt in the job's history and set the job waiting for its next attempt at `at`.
+    Nothing else happens: no assignment change, no cascade, no halt check (the failure is not final)."""
+    facts = job.facts
+    connection.execute(
+        insert(JobAttempt).values(
+            job_id=job.id,
+            attempt=facts.attempt,
+            state=int(JobState.FAILED),
+            return_code=outcome.return_code,
+            message=excerpt(outcome.message),
+            started=facts.download_started or facts.execution_started,
+            finished=now,
+        )
+    )
+    changes: dict[str, Any] = {
+        "state": int(JobState.WAITING),
+        "attempt": facts.attempt + 1,
+        "not_before": at,
+        "return_code": None,
+        "message": "",
+        "download_progress": None,
+        "download_started": None,
+        "execution_started": None,
+        "execution_finished": None,
+        "last_update": now,
+    }
+    connection.execute(_job_update(tuple(sorted(changes))), {"p_id": job.id, **changes})
 
 
 @functools.cache

@@ -20,6 +20,7 @@ from oco.domain.containers import DEFAULT_RESTART_TIMEOUT, ContainerSettings, va
 from oco.domain.ipranges import parse_ip_ranges
 from oco.domain.phases import NO_ROLLOUT, RolloutRules, assign_phases, phase_label, validate_rules
 from oco.domain.planning import Plan, plan_deployment, plan_uninstall
+from oco.domain.retries import NO_RETRIES, RetryPolicy, policy_text, validate_policy
 from oco.domain.states import JobState, SequenceMode
 from oco.domain.windows import Windows, WindowZone, reported_zone
 from oco.errors import InvalidInput, NotFound
@@ -67,6 +68,8 @@ class ContainerOptions:
     """The computer group whose targets form the rollout's first phase."""
     windows: Windows | None = None
     """Maintenance windows: waiting jobs are handed out only while one is open (`oco.domain.windows`)."""
+    retry: RetryPolicy = NO_RETRIES
+    """Retries of jobs the agent could not run (-9999), `oco.domain.retries`; none by default."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,8 @@ def preview_deployment(rt: Runtime, request: DeploymentRequest, limit: int | Non
             view = view.model_copy(update={"phases": _phase_views(plan, phasing, limit)})
         if request.options.windows is not None:
             view = _with_windows(session, view, plan, request.options.windows, rt.settings.time_zone)
+        if request.options.retry.active:
+            view = view.model_copy(update={"retries": policy_text(request.options.retry)})
         return view
 
 
@@ -190,6 +195,7 @@ def create_uninstall(rt: Runtime, request: UninstallRequest, actor: str) -> Cont
 
 
 def _validated(options: ContainerOptions, now: datetime, zone: tzinfo) -> ContainerSettings:
+    validate_policy(options.retry)
     return validate_container(
         ContainerSettings(
             name=options.name,
@@ -284,6 +290,8 @@ def _insert_container(
         sequence_mode=int(validated.sequence_mode),
         agent_ip_ranges=validated.agent_ip_ranges,
         windows=options.windows.text if options.windows is not None else None,
+        retries=options.retry.retries,
+        retry_delay_seconds=options.retry.delay_seconds,
     )
     session.add(container)
     session.flush()

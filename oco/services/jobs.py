@@ -12,19 +12,20 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from oco.db.models import Computer, Job, JobContainer, WolTarget
-from oco.domain.dispatch import Clocks, ContainerWindow, why_waiting
+from oco.domain.dispatch import Clocks, ContainerWindow, RetryWait, why_waiting
 from oco.domain.listing import Sort, page_window, parse_sort
 from oco.domain.meanings import meaning, post_action_fate
 from oco.domain.planning import effective_post_action
 from oco.domain.states import OUTCOME_OF, JobOutcome, JobState, PostAction
 from oco.domain.wol import wake_outcome
 from oco.errors import InvalidInput, NotFound
-from oco.services import audit, rollouts
+from oco.services import attempts, audit, rollouts
 from oco.services.containers import container_view, find_container, renew_in, summary_of
 from oco.services.listing import (
     AnySelect,
     Fetched,
     PageRequest,
+    chunks,
     contains,
     count,
     distinct_words,
@@ -156,18 +157,62 @@ def _search_in(
                 # as for one of a million, where it is right).
                 order["computer"] = Computer.hostname.concat("")
         fetched = fetch_page(session, rows, order, Job.id, request, "attention", counted, total)
-    return fetched.page(_row_views(fetched.rows, container, rt))
+    return fetched.page(attempts.with_history(session, _row_views(session, fetched.rows, container, rt)))
 
 
-def _row_views(rows: Sequence[Any], container: JobContainer | None, rt: Runtime) -> list[JobRowPublic]:
+def _row_views(
+    session: Session, rows: Sequence[Any], container: JobContainer | None, rt: Runtime
+) -> list[JobRowPublic]:
     if container is None:  # deleted while its jobs were being downloaded
         return []
     window, now, offline = _window(container), rt.now(), rt.settings.computer_offline_seconds
     zone = rt.settings.zone
+    barriers = _retry_barriers(session, container, rows, now)
     return [
-        _row(job, container, window, hostname, seen, address, target, now, offline, Clocks(tz, zone))
+        _row(
+            job,
+            container,
+            window,
+            hostname,
+            seen,
+            address,
+            target,
+            now,
+            offline,
+            Clocks(tz, zone),
+            _behind(barriers, job),
+        )
         for job, hostname, seen, address, target, tz in rows
     ]
+
+
+def _retry_barriers(
+    session: Session, container: JobContainer, rows: Sequence[Any], now: datetime
+) -> dict[int, tuple[int, datetime]]:
+    """Computer id → the sequence and time of its first job of the container waiting for its retry, for
+    the computers of these rows that have waiting jobs (read by the (computer, state) index)."""
+    computers = sorted({row[0].computer_id for row in rows if row[0].state == int(JobState.WAITING)})
+    if container.retries == 0 and not any(row[0].attempt > 1 for row in rows):
+        return {}
+    barriers: dict[int, tuple[int, datetime]] = {}
+    for chunk in chunks(computers):
+        held = session.execute(
+            select(Job.computer_id, Job.sequence, Job.not_before).where(
+                Job.computer_id.in_(chunk),
+                Job.state == int(JobState.WAITING),
+                Job.container_id == container.id,
+                Job.not_before > now,
+            )
+        )
+        for computer_id, sequence, at in held:
+            if at is not None and (computer_id not in barriers or sequence < barriers[computer_id][0]):
+                barriers[computer_id] = (sequence, at)
+    return barriers
+
+
+def _behind(barriers: Mapping[int, tuple[int, datetime]], job: Job) -> datetime | None:
+    barrier = barriers.get(job.computer_id)
+    return barrier[1] if barrier is not None and job.sequence > barrier[0] else None
 
 
 def _counts(session: Session, container: JobContainer, query: JobQuery) -> dict[JobState, int]:
@@ -218,7 +263,7 @@ def export_jobs(rt: Runtime, container_id: int, query: JobQuery) -> Iterator[Job
             rt,
             _rows(container_id, query).where(Job.state == int(state)),
             (Job.id,),
-            lambda session, rows: _row_views(rows, session.get(JobContainer, container_id), rt),
+            lambda session, rows: _row_views(session, rows, session.get(JobContainer, container_id), rt),
         )
         for state in ATTENTION_ORDER
     )
@@ -381,18 +426,26 @@ def _row(
     now: datetime,
     offline_seconds: int,
     clocks: Clocks,
+    behind_retry: datetime | None = None,
 ) -> JobRowPublic:
     state = JobState(job.state)
     explained = meaning(state, job.return_code, job.success_codes)
     waiting = None
     if state is JobState.WAITING:
-        reason = why_waiting(window, last_seen, address or None, now, offline_seconds, job.phase, clocks)
+        retry = None
+        if job.not_before is not None and job.attempt > 1:  # retries lowered meanwhile: this one was due
+            retry = RetryWait(job.attempt, max(container.retries, job.attempt - 1), job.not_before)
+        reason = why_waiting(
+            window, last_seen, address or None, now, offline_seconds, job.phase, clocks, retry, behind_retry
+        )
         waiting = WaitingPublic(
             hold=reason.hold,
             since=reason.since,
             address=reason.address,
             opens=reason.opens,
             phase=None if reason.phase is None else reason.phase + 1,
+            retry=None if reason.retry is None else reason.retry.attempt - 1,
+            retries=None if reason.retry is None else reason.retry.retries,
         )
     post_action = effective_post_action(PostAction(job.post_action), job.wol_shutdown)
     return JobRowPublic(
