@@ -81,7 +81,8 @@ def make_reader(engine: Engine) -> Engine:
     `SQLITE_READ_TIMEOUT_S` on the rare lock a WAL reader can meet (the check-in reads on the event loop,
     which must not wait 30 s); an in-memory database shares its one pool instead. Network databases: a pool
     of autocommit connections not pinged before use (each ping and each BEGIN is a round trip); see
-    `Runtime.read` for the retry that replaces the ping.
+    `Runtime.read` for the retry that replaces the ping. On PostgreSQL they also serve the single-statement
+    writes of `Runtime.at_once`.
     """
     if engine.dialect.name == "sqlite":
         if engine.url.database in (None, "", ":memory:"):
@@ -94,6 +95,11 @@ def make_reader(engine: Engine) -> Engine:
     kwargs: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
     if engine.dialect.name == "mysql":
         kwargs["pool_recycle"] = 3600
+    if engine.dialect.name == "postgresql":
+        # Its only writes are the check-ins' confirmations (`Runtime.at_once`): seen by every other
+        # session at once, lost only if the database server itself crashes within a fraction of a
+        # second (docs/architecture.md).
+        kwargs["connect_args"] = {"options": "-c synchronous_commit=off"}
     return create_engine(engine.url, **kwargs)
 
 

@@ -25,9 +25,10 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, bindparam, case, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, case, select, text, update
 from sqlalchemy.orm import InstrumentedAttribute
 
 from oco.config import Settings
@@ -94,21 +95,18 @@ def confirm(rt: Runtime, pending: Sequence[Unconfirmed]) -> list[Outcome]:
         return []
     started = time.perf_counter()
     try:
-        with rt.writing() as connection:
-            _without_waiting_for_the_disk(connection)
-            outcomes = _confirm(connection, rt.settings, pending)
-        metrics.observe_flush(time.perf_counter() - started, len(pending))
-        return outcomes
+        outcomes = _confirm(rt, pending)
     except Unavailable:
         raise
     except Exception:
         log.warning("confirming %d check-ins in one batch failed; confirming them one by one", len(pending))
+    else:
+        metrics.observe_flush(time.perf_counter() - started, len(pending))
+        return outcomes
     outcomes = []
     for one in pending:
         try:
-            with rt.writing() as connection:
-                _without_waiting_for_the_disk(connection)
-                outcomes.extend(_confirm(connection, rt.settings, [one]))
+            outcomes.extend(_confirm(rt, [one]))
         except Unavailable:
             raise
         except Exception:
@@ -118,24 +116,35 @@ def confirm(rt: Runtime, pending: Sequence[Unconfirmed]) -> list[Outcome]:
     return outcomes
 
 
-def _without_waiting_for_the_disk(connection: Connection) -> None:
-    """PostgreSQL: commit the batch without waiting for its WAL to reach the disk.
-
-    What the confirmation guards against — a second server process, a server restarted after a crash —
-    sees the commit at once either way; only a crash of the database server itself within a fraction of
-    a second could lose the batch (last seen, timestamps), and with it the refusal of a replay of those
-    very requests. Waiting for the disk on every batch cost more than the rest of the batch.
-    """
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
+def _confirm(rt: Runtime, pending: Sequence[Unconfirmed]) -> list[Outcome]:
+    """One transaction: on PostgreSQL a single statement, elsewhere a locked read and a batched UPDATE."""
+    if rt.engine.dialect.name == "postgresql":
+        return rt.at_once(lambda connection: _confirm_in_one_statement(connection, rt.settings, pending))
+    with rt.writing() as connection:
+        return _confirm_locked(connection, rt.settings, pending)
 
 
-def _confirm(connection: Connection, settings: Settings, pending: Sequence[Unconfirmed]) -> list[Outcome]:
+def _confirm_locked(
+    connection: Connection, settings: Settings, pending: Sequence[Unconfirmed]
+) -> list[Outcome]:
     ids = sorted({one.claim.entry.computer_id for one in pending})
     stored: dict[int, tuple[str, float]] = {}
     for part in chunks(ids):
         for row in connection.execute(_STORED, {"p_ids": list(part)}):
             stored[row.id] = (row.agent_key, row.last_agent_timestamp)
+    return _decided(connection, settings, pending, stored, write=True)
+
+
+def _decided(
+    connection: Connection,
+    settings: Settings,
+    pending: Sequence[Unconfirmed],
+    stored: dict[int, tuple[str, float]],
+    *,
+    write: bool,
+) -> list[Outcome]:
+    """Each claim against its computer's stored key and timestamp; the newest accepted one of each
+    computer written (`write`), the awaited Wake-on-LAN targets proved woken."""
     outcomes: list[Outcome] = []
     newest: dict[int, Seen] = {}
     woken: list[tuple[int, Seen]] = []
@@ -151,11 +160,77 @@ def _confirm(connection: Connection, settings: Settings, pending: Sequence[Uncon
                 woken.append((entry.computer_id, entry))
         else:
             outcomes.append(Outcome.REPLAYED)
-    if newest:
+    if write and newest:
         connection.execute(_TOUCH, [_parameters(newest[computer_id]) for computer_id in sorted(newest)])
     for computer_id, entry in woken:
         wol.mark_computer_woken(connection, settings, computer_id, [entry.seen])
     return outcomes
+
+
+# PostgreSQL: lock, decide and write in one statement (one round trip, atomic on its own). The batch's
+# newest claim of each computer comes as arrays; `locked` takes the rows whose stored timestamp is older,
+# in id order (two processes' batches never deadlock), re-checked once locked; `touched` writes them; the
+# answer is each locked computer with its timestamp as stored before, against which every claim of the
+# batch is decided.
+_CONFIRM_POSTGRESQL = text(
+    """
+    WITH claimed AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS bigint[]), CAST(:keys AS text[]), CAST(:timestamps AS float8[]),
+            CAST(:server_timestamps AS float8[]), CAST(:seen AS timestamp[]), CAST(:addresses AS text[]),
+            CAST(:uids AS text[])
+        ) AS claimed(id, agent_key, agent_timestamp, server_timestamp, seen, address, uid)
+    ),
+    locked AS (
+        SELECT computer.id, computer.agent_key, computer.last_agent_timestamp AS stored
+        FROM computer JOIN claimed ON claimed.id = computer.id
+        WHERE computer.agent_key = claimed.agent_key
+          AND computer.last_agent_timestamp < claimed.agent_timestamp
+        ORDER BY computer.id
+        FOR UPDATE OF computer
+    ),
+    touched AS (
+        UPDATE computer SET
+            last_agent_timestamp = claimed.agent_timestamp,
+            last_server_timestamp = GREATEST(computer.last_server_timestamp, claimed.server_timestamp),
+            last_seen = claimed.seen,
+            remote_address = claimed.address,
+            uid = claimed.uid
+        FROM claimed, locked
+        WHERE computer.id = claimed.id AND computer.id = locked.id
+        RETURNING computer.id
+    )
+    SELECT locked.id, locked.agent_key, locked.stored FROM locked
+    """
+)
+
+
+def _confirm_in_one_statement(
+    connection: Connection, settings: Settings, pending: Sequence[Unconfirmed]
+) -> list[Outcome]:
+    newest: dict[int, Seen] = {}
+    for one in pending:
+        entry = one.claim.entry
+        current = newest.get(entry.computer_id)
+        if current is None or current.agent_timestamp < entry.agent_timestamp:
+            newest[entry.computer_id] = entry
+    entries = [newest[computer_id] for computer_id in sorted(newest)]
+    rows = connection.execute(
+        _CONFIRM_POSTGRESQL,
+        {
+            "ids": [entry.computer_id for entry in entries],
+            "keys": [entry.agent_key for entry in entries],
+            "timestamps": [entry.agent_timestamp for entry in entries],
+            "server_timestamps": [entry.server_timestamp for entry in entries],
+            "seen": [entry.seen.astimezone(UTC).replace(tzinfo=None) for entry in entries],
+            "addresses": [entry.address for entry in entries],
+            "uids": [entry.uid for entry in entries],
+        },
+    )
+    stored = {row.id: (row.agent_key, row.stored) for row in rows}
+    # A computer not locked is one whose stored timestamp is as new as its newest claim (or whose key
+    # changed): every claim of it is refused.
+    return _decided(connection, settings, pending, stored, write=False)
 
 
 def _parameters(entry: Seen) -> dict[str, Any]:

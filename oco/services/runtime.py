@@ -106,6 +106,14 @@ class Runtime:
                         raise
         raise AssertionError("unreachable")
 
+    def at_once(self, statement: Callable[[Connection], T]) -> T:
+        """Run a use case that writes with one statement, atomic on its own: on an autocommit connection
+        of the readers' pool (PostgreSQL: without waiting for the disk), no BEGIN and COMMIT round trips,
+        not queued behind the process's other writers, and not retried — a dropped connection leaves its
+        outcome unknown. For network databases (SQLite's writers share one lock: `writing`)."""
+        with database_errors(), self._reader.connect() as connection:
+            return statement(connection)
+
     @property
     def reads_are_local(self) -> bool:
         """SQLite: reads are local and never wait for a writer (WAL), so waiting for one costs nothing."""
@@ -116,7 +124,7 @@ class Runtime:
         return self.clock()
 
     def close(self) -> None:
-        """Release the database connections (`checkins.flush` writes what the ledger holds before)."""
+        """Release the database connections."""
         self.engine.dispose()
         if self._reader.pool is not self.engine.pool:
             self._reader.dispose()
