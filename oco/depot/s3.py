@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -163,7 +164,7 @@ def _store_errors(what: str) -> Iterator[None]:
         if str(exc.response.get("Error", {}).get("Code")) in NOT_FOUND:
             raise DepotError(f"{what} is missing from the depot") from exc
         raise _unavailable(what, exc) from exc
-    except BotoCoreError as exc:
+    except (BotoCoreError, Boto3Error) as exc:  # S3UploadFailedError wraps a refused part or PutObject
         raise _unavailable(what, exc) from exc
 
 
