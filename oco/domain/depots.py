@@ -40,7 +40,10 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 
     ValueError names what is wrong with the URL.
     """
-    parts = urlsplit(url.strip())
+    text = url.strip()
+    if any(ord(c) < 0x20 or c in "\\\x7f" for c in text):  # urlsplit would drop tabs and newlines
+        raise ValueError(f"depot URL {url!r}: control character or backslash")
+    parts = urlsplit(text)
     if parts.scheme != S3_SCHEME:
         raise ValueError(f"depot URL {url!r}: expected s3://bucket/prefix")
     bucket = parts.netloc
@@ -50,8 +53,8 @@ def parse_s3_url(url: str) -> tuple[str, str]:
             "lower-case letters, digits, dots and hyphens"
         )
     prefix = parts.path.strip("/")
-    if "//" in prefix or any(ord(c) < 0x20 or c == "\\" for c in prefix):
-        raise ValueError(f"depot URL {url!r}: empty segment or control character in the key prefix")
+    if "//" in prefix:
+        raise ValueError(f"depot URL {url!r}: empty segment in the key prefix")
     return bucket, f"{prefix}/" if prefix else ""
 
 
