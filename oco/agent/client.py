@@ -54,6 +54,10 @@ class ServerUnreachable(Exception):
     """No answer from the server (network, DNS, refused connection, 5xx)."""
 
 
+class StoreUnreachable(ServerUnreachable):
+    """The object store a download was redirected to did not serve it (down, or the URL expired)."""
+
+
 class AgentClient:
     """Talks to `<server>/api-agent.php`; keeps keys in the config file and timestamps in the state dir."""
 
@@ -113,13 +117,16 @@ class AgentClient:
         if response.status_code in REDIRECTS and response.headers.get("location"):
             location = self._redirect_target(response, what)
             store = self._store_client()
-            response = self._send(store, store.build_request("GET", location, headers=ranged), what)
+            try:
+                response = self._send(store, store.build_request("GET", location, headers=ranged), what)
+            except ServerUnreachable as exc:
+                raise StoreUnreachable(f"{exc} (the object store {location.host})") from exc
             if response.status_code not in (HTTPStatus.OK, HTTPStatus.PARTIAL_CONTENT):
                 _drain(response, what)
                 if response.status_code == HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE:
                     raise ServerRefused(response.status_code, f"{what}: the object store refused the range")
                 # An expired URL (403) or a store that is down: the next try asks the server anew.
-                raise ServerUnreachable(f"{what}: the object store answered {response.status_code}")
+                raise StoreUnreachable(f"{what}: the object store answered {response.status_code}")
         if response.status_code not in (HTTPStatus.OK, HTTPStatus.PARTIAL_CONTENT):
             _drain(response, what)
             _raise_for_status(response, what)
