@@ -127,3 +127,27 @@ def test_the_real_file_system_is_asked_by_default(tmp_path: Path) -> None:
     with pytest.raises(DepotFull, match="free 0 bytes"):
         depot.put_upload(io.BytesIO(b"a script"), "install.sh")
     assert stored_files(tmp_path) == []
+
+
+def test_the_settings_pick_the_directory_unless_an_object_store_is_named(tmp_path: Path) -> None:
+    from oco.config import Settings
+    from oco.services.runtime import depot_of
+
+    depot = depot_of(Settings(data_dir=tmp_path, depot_reserve_bytes=5))
+    assert isinstance(depot, DirectoryDepot)
+    assert (depot.root, depot.reserve_bytes) == (tmp_path / "depot", 5)
+    assert depot.signed_url("0" * 64, 60, "1.zip") is None  # a directory cannot sign: downloads stream
+
+
+def test_an_object_store_without_its_client_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from oco.config import ConfigError, Settings
+    from oco.services.runtime import depot_of
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # as if the s3 extra were not installed
+    monkeypatch.delitem(sys.modules, "oco.depot.s3", raising=False)
+    with pytest.raises(ConfigError, match=r"pip install 'oco-deploy\[s3\]'"):
+        depot_of(Settings(data_dir=tmp_path, depot_url="s3://oco-payloads/site"))
