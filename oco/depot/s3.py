@@ -10,7 +10,7 @@ with `GetObject` (`Range`) as they are sent on, or go straight from the store by
 (`signed_url`) that is valid for a few minutes.
 
 The lock of `storing`/`removing` is the spool directory's file lock: it holds for the processes of one
-machine (or of every machine whose spool directory is one shared directory).
+machine; replicas on several machines also meet in the database's lock (`oco.services.payloadlock`).
 """
 
 from __future__ import annotations

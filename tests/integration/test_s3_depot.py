@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ import pytest
 from tests.s3server import CREDENTIALS, S3Server, need_moto, start_s3_server
 
 need_moto()
+
+from sqlalchemy import create_engine, text  # noqa: E402
 
 from oco.depot import DepotError, DepotFull, open_depot  # noqa: E402
 from oco.depot.s3 import S3Depot  # noqa: E402
@@ -237,3 +240,88 @@ def test_a_package_refused_after_its_payload_was_stored_leaves_no_object(
     with pytest.raises(Exception, match="install procedure must not be empty"):
         packages.create_package(s3_rt, spec, lambda d: d.put_stream([b"orphan"]), "admin")
     assert keys(s3, bucket) == []
+
+
+@pytest.fixture(params=["postgres", "mysql"])
+def server_database_url(request: pytest.FixtureRequest) -> str:
+    """A migrated, empty PostgreSQL or MariaDB database: what replicas on several machines share."""
+    from tests.conftest import empty_tables
+
+    engine = request.getfixturevalue(f"{request.param}_engine")
+    empty_tables(engine)
+    return str(engine.url.render_as_string(hide_password=False))
+
+
+def _waiting_for_the_depot_lock(url: str) -> bool:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            if engine.dialect.name == "postgresql":
+                query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            else:
+                query = (
+                    "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT GET_LOCK%'"
+                )
+            return bool(connection.execute(text(query)).scalar())
+    finally:
+        engine.dispose()
+
+
+def test_a_replica_deleting_waits_for_another_replica_storing_the_same_payload(
+    s3: S3Server, bucket: str, server_database_url: str, tmp_path: Path
+) -> None:
+    """Two replicas on one bucket with spools (and file locks) of their own: replica B deletes the last
+    package using a payload while replica A stores it again for a new package. B's deletion must wait
+    for A's package to commit, then see the payload in use and keep it."""
+    settings = {"depot_url": f"s3://{bucket}/oco", "depot_s3_endpoint_url": s3.url}
+    rt_a = make_runtime(server_database_url, tmp_path / "a", **settings)
+    rt_b = make_runtime(server_database_url, tmp_path / "b", **settings)
+    payload = zip_bytes({"install.sh": "echo shared"})
+    digest = hashlib.sha256(payload).hexdigest()
+    old = packages.create_package(
+        rt_b,
+        packages.PackageSpec(family="Shared", version="1", install_procedure="./install.sh"),
+        lambda d: d.put_upload(io.BytesIO(payload), "p.zip"),
+        "admin",
+    )
+    stored, proceed, errors = threading.Event(), threading.Event(), []
+
+    def store_and_hold(store: object) -> packages.StoredPayload:
+        result = store.put_upload(io.BytesIO(payload), "p.zip")  # type: ignore[attr-defined]
+        stored.set()
+        assert proceed.wait(120)
+        return result
+
+    def replica_a() -> None:
+        try:
+            spec = packages.PackageSpec(family="Shared", version="2", install_procedure="./install.sh")
+            packages.create_package(rt_a, spec, store_and_hold, "admin")
+        except Exception as exc:  # reported by the main thread
+            errors.append(exc)
+
+    def replica_b() -> None:
+        try:
+            packages.remove_package(rt_b, old.id, "admin")
+        except Exception as exc:
+            errors.append(exc)
+
+    a = threading.Thread(target=replica_a)
+    a.start()
+    try:
+        assert stored.wait(120)
+        b = threading.Thread(target=replica_b)
+        b.start()
+        deadline = time.monotonic() + 120
+        while not _waiting_for_the_depot_lock(server_database_url) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _waiting_for_the_depot_lock(server_database_url)  # B waits for A's lock
+        assert b.is_alive()
+    finally:
+        proceed.set()
+        a.join(120)
+    b.join(120)
+    assert errors == []
+    assert [p.version for p in packages.list_packages(rt_a, "Shared")] == ["2"]
+    assert keys(s3, bucket) == [f"oco/{digest[:2]}/{digest}"]  # still there for version 2
+    rt_a.close()
+    rt_b.close()
