@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 NOT_FOUND = ("404", "NoSuchKey", "NotFound")
-UNLIMITED = 2**63 - 1
-"""What `free` reports without a quota: an object store has no free space to speak of."""
 PAYLOAD_TYPE = "application/zip"
 
 
