@@ -16,6 +16,7 @@ import os
 import shutil
 import zipfile
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,10 +59,11 @@ class Site:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("s3-site")
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, ExitStack() as started:  # stopped even if setup fails
         for name, value in CREDENTIALS.items():
             patch.setenv(name, value)  # the servers and admin commands inherit them
         s3 = start_s3_server(root / "s3")
+        started.callback(s3.stop)
         s3.create_bucket(BUCKET)
         shutil.copy(sqlite_template, root / "oco.sqlite3")
         url = f"sqlite:///{root / 'oco.sqlite3'}"
@@ -75,17 +77,14 @@ def site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
         (root / "a").mkdir()
         (root / "b").mkdir()
         redirecting = start_server(root / "a", url, depot_redirect="ours", **depot)
+        started.callback(redirecting.stop)
         streaming = start_server(root / "b", url, depot_redirect="never", **depot)
+        started.callback(streaming.stop)
         rt = make_runtime(
             url, root, depot_url=depot["depot_url"], depot_s3_endpoint_url=s3.url, depot_path=root / "spool"
         )
-        try:
-            yield Site(s3, redirecting, streaming, rt, root, depot)
-        finally:
-            redirecting.stop()
-            streaming.stop()
-            rt.close()
-            s3.stop()
+        started.callback(rt.close)
+        yield Site(s3, redirecting, streaming, rt, root, depot)
 
 
 _counter = iter(range(1, 10_000))

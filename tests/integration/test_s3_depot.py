@@ -40,8 +40,10 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         for name, value in CREDENTIALS.items():
             patch.setenv(name, value)
         server = start_s3_server(tmp_path_factory.mktemp("s3"))
-        yield server
-        server.stop()
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture
