@@ -243,3 +243,10 @@ def test_the_api_stores_uploads_in_the_bucket_and_deleting_removes_them(site: Si
     assert not packages.list_packages(site.rt, "Uploaded")
     listing = site.s3.client().list_objects_v2(Bucket=BUCKET, Prefix=f"{PREFIX}/{digest[:2]}/{digest}")
     assert listing.get("KeyCount", 0) == 0
+
+
+def test_each_server_says_at_start_where_the_payloads_are_and_how_they_reach_agents(site: Site) -> None:
+    where = f"Depot: s3://{BUCKET}/{PREFIX} at {site.s3.url}"
+    ours = "(downloads of OCO Deploy agents redirected to signed URLs, streamed to OCO agents)"
+    assert f"{where} {ours}" in site.redirecting.log.read_text()
+    assert f"{where} (downloads streamed by the server)" in site.streaming.log.read_text()
