@@ -15,6 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.s3server import CREDENTIALS, S3Server, need_moto, start_s3_server
 
@@ -22,7 +24,7 @@ need_moto()
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from oco.depot import DepotError, DepotFull, open_depot  # noqa: E402
+from oco.depot import DepotError, DepotFull, DirectoryDepot, open_depot  # noqa: E402
 from oco.depot.s3 import S3Depot  # noqa: E402
 from oco.errors import DepotUnavailable  # noqa: E402
 from oco.services import packages  # noqa: E402
@@ -99,6 +101,21 @@ def test_ranges_are_read_with_get_object_range(s3: S3Server, bucket: str, tmp_pa
     assert b"".join(store.iter_range(digest, 0, 0)) == data[:1]
     ranges = [r["headers"].get("Range") for r in s3.gets_of(store.key(digest))]
     assert ranges[-3:] == ["bytes=1000-1999", "bytes=25000-", "bytes=0-0"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(min_size=1, max_size=3000), st.tuples(st.integers(0, 3000), st.integers(0, 3000)))
+def test_both_depots_answer_every_range_alike(
+    s3: S3Server, bucket: str, tmp_path: Path, data: bytes, bounds: tuple[int, int]
+) -> None:
+    start, end = min(bounds[0], len(data) - 1), min(max(bounds), len(data) - 1)
+    start = min(start, end)
+    stores = [depot(s3, bucket, tmp_path / "spool"), DirectoryDepot(tmp_path / "directory")]
+    for store in stores:
+        digest = store.put_stream([data]).sha256
+        assert b"".join(store.iter_range(digest, start, end)) == data[start : end + 1]
+        assert b"".join(store.iter_range(digest, start)) == data[start:]
+        assert store.size(digest) == len(data)
 
 
 def test_storing_the_same_bytes_twice_keeps_one_object(s3: S3Server, bucket: str, tmp_path: Path) -> None:
