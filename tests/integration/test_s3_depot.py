@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from oco.depot import DepotError, DepotFull, DirectoryDepot, open_depot  # noqa: E402
 from oco.depot.s3 import S3Depot  # noqa: E402
 from oco.errors import DepotUnavailable  # noqa: E402
-from oco.services import packages  # noqa: E402
+from oco.services import packages, payloadlock  # noqa: E402
 from oco.services.runtime import Runtime  # noqa: E402
 from tests.conftest import make_runtime  # noqa: E402
 from tests.support import zip_bytes  # noqa: E402
@@ -272,16 +272,21 @@ def server_database_url(request: pytest.FixtureRequest) -> str:
 
 
 def _waiting_for_the_depot_lock(url: str) -> bool:
+    """Whether a connection of this database waits for the depot's lock (not another test's lock)."""
     engine = create_engine(url)
+    if engine.dialect.name == "postgresql":
+        query = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = 0 "
+            "AND objid = :key AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+    else:
+        query = (
+            "SELECT count(*) FROM information_schema.processlist "
+            "WHERE db = DATABASE() AND info LIKE 'SELECT GET_LOCK%'"
+        )
     try:
         with engine.connect() as connection:
-            if engine.dialect.name == "postgresql":
-                query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            else:
-                query = (
-                    "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT GET_LOCK%'"
-                )
-            return bool(connection.execute(text(query)).scalar())
+            return bool(connection.execute(text(query), {"key": payloadlock.LOCK_KEY}).scalar())
     finally:
         engine.dispose()
 
