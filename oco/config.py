@@ -27,6 +27,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from oco.domain.depots import DepotRedirect, parse_s3_url
+
 CONFIG_ENV = "OCO_CONFIG"
 DATA_DIR_ENV = "OCO_DATA_DIR"
 DATA_DIR_CONFIG = "oco.toml"
@@ -92,7 +94,28 @@ class Settings(BaseSettings):
     depot_reserve_bytes: int = Field(
         default=1024**3,
         ge=0,
-        description="Free space an upload must leave on the depot's file system (else 507).",
+        description="Free space an upload must leave on the file system it is written to: the depot "
+        "directory, or an object-store depot's spool (else 507).",
+    )
+    depot_url: str = Field(
+        default="",
+        description="s3://bucket/prefix: payloads in an S3-compatible object store (the `s3` extra); "
+        "empty: in depot_path.",
+    )
+    depot_s3_endpoint_url: str = Field(
+        default="", description="The object store's URL (MinIO, Ceph…); empty: AWS S3."
+    )
+    depot_s3_region: str = Field(default="", description="The bucket's region; empty: AWS's own lookup.")
+    depot_max_bytes: int = Field(
+        default=0, ge=0, description="What an object-store depot may hold in all (else 507); 0: no limit."
+    )
+    depot_redirect: DepotRedirect = Field(
+        default=DepotRedirect.NEVER,
+        description="Answer agents' downloads from an object-store depot with a redirect to a signed URL: "
+        "never (the server streams), ours (agents that ask for it: OCO Deploy's), always (OCO agents too).",
+    )
+    depot_url_ttl_seconds: int = Field(
+        default=300, ge=10, le=7 * 86400, description="How long a download's signed URL is valid."
     )
     agent_registration_key: str = Field(
         default="",
@@ -176,6 +199,13 @@ class Settings(BaseSettings):
             object.__setattr__(self, "depot_path", data_dir / "depot")
         object.__setattr__(self, "depot_path", self.depot_path.expanduser().absolute())
         return self
+
+    @field_validator("depot_url")
+    @classmethod
+    def _object_store_url(cls, value: str) -> str:
+        if value.strip():
+            parse_s3_url(value)
+        return value.strip()
 
     @field_validator("time_zone")
     @classmethod

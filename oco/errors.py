@@ -6,7 +6,8 @@ bad value came from (so a form can show the message next to it). Beneath the roo
 - `DomainError` — a rule of the domain refused a value (`oco.domain.errors` has the specific ones);
 - `ServiceError` — a use case refused its request: `NotFound`, `Conflict`, `InvalidInput`, `Unauthorized`,
   `Forbidden`, `Unavailable`, `TooManyAttempts`;
-- `DepotError` — a payload could not be stored or read (`DepotFull`: not enough free space);
+- `DepotError` — a payload could not be stored or read (`DepotFull`: not enough free space;
+  `DepotUnavailable`: the object store cannot be reached);
 - `ConfigError` — a setting holds an invalid value.
 
 `outcome` reads `OUTCOMES`, the one table every entry point uses: the admin API answers with its status and
@@ -78,6 +79,10 @@ class DepotFull(DepotError):
     """The depot has not enough free space for a payload; nothing of it is kept."""
 
 
+class DepotUnavailable(DepotError):
+    """The depot's object store cannot be reached or refused the request (not the payload's fault)."""
+
+
 class ConfigError(OcoError):
     """The configuration file or an environment variable holds an invalid value."""
 
@@ -102,6 +107,7 @@ OUTCOMES: dict[type[OcoError], Outcome] = {
     Unavailable: Outcome(503, "Unavailable"),
     TooManyAttempts: Outcome(429, "Too many attempts"),
     DepotFull: Outcome(507, "Depot out of space"),
+    DepotUnavailable: Outcome(503, "Depot unavailable"),
 }
 """Error class → outcome; a class not listed takes its nearest listed parent's (at worst the root's)."""
 

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 
 from oco.agent.config import AgentConfig, AgentConfigError, save_config, write_private
-from oco.agent.tls import TlsTrustError, client_verify
+from oco.agent.tls import TlsTrustError, client_verify, store_verify
 from oco.domain.protocol import (
+    FOLLOWS_REDIRECT_HEADER,
     SIGNATURE_HEADER_AGENT,
     SIGNATURE_HEADER_SERVER,
     AgentMethod,
@@ -28,6 +29,13 @@ COUNTERS_FILE = "protocol.json"
 JSONRPC_VERSION = "2.0"
 RPC_ID = 1
 KEY_FIELDS = (("agent-key", "agent_key"), ("server-key", "server_key"))
+REDIRECTS = (
+    HTTPStatus.MOVED_PERMANENTLY,
+    HTTPStatus.FOUND,
+    HTTPStatus.SEE_OTHER,
+    HTTPStatus.TEMPORARY_REDIRECT,
+    HTTPStatus.PERMANENT_REDIRECT,
+)
 
 
 class ProtocolError(Exception):
@@ -46,6 +54,10 @@ class ServerUnreachable(Exception):
     """No answer from the server (network, DNS, refused connection, 5xx)."""
 
 
+class StoreUnreachable(ServerUnreachable):
+    """The object store a download was redirected to did not serve it (down, or the URL expired)."""
+
+
 class AgentClient:
     """Talks to `<server>/api-agent.php`; keeps keys in the config file and timestamps in the state dir."""
 
@@ -60,13 +72,17 @@ class AgentClient:
             verify = client_verify(config.tls_ca_file, config.tls_fingerprint, config.verify_tls)
         except TlsTrustError as exc:
             raise AgentConfigError(str(exc)) from None
+        self._given_transport = transport
         if transport is None and config.source_address:
             transport = httpx.HTTPTransport(local_address=config.source_address, verify=verify)
         self.http = httpx.Client(timeout=TIMEOUT_S, transport=transport, verify=verify)
+        self._store: httpx.Client | None = None
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
         self.http.close()
+        if self._store is not None:
+            self._store.close()
 
     # Requests ---------------------------------------------------------------------------------
 
@@ -86,27 +102,68 @@ class AgentClient:
     def open_download(self, package_id: int, offset: int = 0) -> httpx.Response:
         """Start a payload download (GET with a JSON body, as OCO agents do), from byte `offset` on.
 
-        The caller reads the returned streaming response and closes it.
+        A server with an object-store depot may answer with a redirect to a signed URL of the store: it is
+        followed (once) with a plain GET and the same `Range`. The caller reads the returned streaming
+        response and closes it.
         """
         body = self.body(AgentMethod.DOWNLOAD, {"package-id": package_id})
-        headers = self.headers(body)
-        if offset:
-            headers["range"] = f"bytes={offset}-"
-        request = self.http.build_request("GET", self.config.endpoint, content=body, headers=headers)
-        try:
-            response = self.http.send(request, stream=True)
-        except httpx.TransportError as exc:
-            raise ServerUnreachable(f"download of package {package_id}: {exc}") from exc
-        if response.status_code not in (HTTPStatus.OK, HTTPStatus.PARTIAL_CONTENT):
+        headers = {**self.headers(body), FOLLOWS_REDIRECT_HEADER: "1"}
+        ranged = {"range": f"bytes={offset}-"} if offset else {}
+        request = self.http.build_request(
+            "GET", self.config.endpoint, content=body, headers={**headers, **ranged}
+        )
+        what = f"download of package {package_id}"
+        response = self._send(self.http, request, what)
+        if response.status_code in REDIRECTS and response.headers.get("location"):
+            location = self._redirect_target(response, what)
+            store = self._store_client()
             try:
-                response.read()
-            except httpx.TransportError as exc:
-                raise ServerUnreachable(f"download of package {package_id}: {exc}") from exc
-            finally:
-                response.close()
-            _raise_for_status(response, f"download of package {package_id}")
-            raise ProtocolError(f"download of package {package_id}: unexpected status {response.status_code}")
+                response = self._send(store, store.build_request("GET", location, headers=ranged), what)
+            except ServerUnreachable as exc:
+                raise StoreUnreachable(f"{exc} (the object store {location.host})") from exc
+            if response.status_code not in (HTTPStatus.OK, HTTPStatus.PARTIAL_CONTENT):
+                _drain(response, what)
+                if response.status_code == HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE:
+                    raise ServerRefused(response.status_code, f"{what}: the object store refused the range")
+                # An expired URL (403) or a store that is down: the next try asks the server anew.
+                raise StoreUnreachable(f"{what}: the object store answered {response.status_code}")
+        if response.status_code not in (HTTPStatus.OK, HTTPStatus.PARTIAL_CONTENT):
+            _drain(response, what)
+            _raise_for_status(response, what)
+            raise ProtocolError(f"{what}: unexpected status {response.status_code}")
         return response
+
+    def _send(self, client: httpx.Client, request: httpx.Request, what: str) -> httpx.Response:
+        try:
+            return client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"{what}: {exc}") from exc
+
+    def _redirect_target(self, response: httpx.Response, what: str) -> httpx.URL:
+        """Where a redirect points (only http and https); the redirect response is closed."""
+        try:
+            location = response.url.join(response.headers["location"])
+        except httpx.InvalidURL as exc:
+            raise ProtocolError(f"{what}: the redirect's location is not a URL: {exc}") from None
+        finally:
+            response.close()
+        if location.scheme not in ("http", "https"):
+            raise ProtocolError(f"{what}: redirected to a {location.scheme or 'relative'} URL")
+        return location
+
+    def _store_client(self) -> httpx.Client:
+        """The client of redirected downloads: an object store is trusted like any https site (the
+        system's CAs, plus the agent's CA file); what it sends is checked against the signed job."""
+        if self._store is None:
+            try:
+                verify = store_verify(self.config.tls_ca_file, self.config.verify_tls)
+            except TlsTrustError as exc:
+                raise AgentConfigError(str(exc)) from None
+            transport = self._given_transport
+            if transport is None and self.config.source_address:
+                transport = httpx.HTTPTransport(local_address=self.config.source_address, verify=verify)
+            self._store = httpx.Client(timeout=TIMEOUT_S, transport=transport, verify=verify)
+        return self._store
 
     def body(self, method: AgentMethod, params: dict[str, Any]) -> bytes:
         """The exact JSON-RPC body of a call, with a fresh, strictly increasing timestamp."""
@@ -197,6 +254,16 @@ def _offered_keys(params: dict[str, Any]) -> dict[str, str]:
         for wire, attribute in KEY_FIELDS
         if isinstance(value := params.get(wire), str) and value
     }
+
+
+def _drain(response: httpx.Response, what: str) -> None:
+    """Read and close a response that is not the payload (its text may explain why)."""
+    try:
+        response.read()
+    except httpx.TransportError as exc:
+        raise ServerUnreachable(f"{what}: {exc}") from exc
+    finally:
+        response.close()
 
 
 def _raise_for_status(response: httpx.Response, what: str = "server") -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from oco.agent.client import AgentClient, ServerRefused
+from oco.agent.client import AgentClient, ServerRefused, StoreUnreachable
 from oco.agent.trust import JobRefused
 from oco.domain.dispatch import PayloadDigest
 from oco.domain.protocol import SHA256_HEADER
@@ -129,6 +129,8 @@ def _fetch(
 ) -> None:
     try:
         response = client.open_download(package_id, offset)
+    except StoreUnreachable as exc:  # the server answered; the next try gets a fresh signed URL
+        raise DownloadInterrupted(str(exc)) from None
     except ServerRefused as exc:
         if exc.status_code != HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE:
             raise DownloadError(str(exc)) from None

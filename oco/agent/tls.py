@@ -97,6 +97,23 @@ def client_verify(ca_file: str, fingerprint: str, verify: bool) -> ssl.SSLContex
     return verify
 
 
+def store_verify(ca_file: str, verify: bool) -> ssl.SSLContext | bool:
+    """What the agent verifies an object store with when the server redirects a download there: the
+    system's CAs and the CA file, if any (a pin is the server's certificate, not the store's).
+
+    The payload itself needs no trust in the store: it is checked against the server-signed job.
+    """
+    if not verify:
+        return False
+    context = ssl.create_default_context()
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsTrustError(f"CA file {ca_file!r} cannot be used: {exc}") from None
+    return context
+
+
 def check_ca_file(ca_file: str) -> None:
     """TlsTrustError unless `ca_file` holds at least one usable CA certificate (PEM)."""
     client_verify(ca_file, "", True)

@@ -20,8 +20,10 @@ from starlette.types import Receive, Scope, Send
 
 from oco.api.download import payload_response
 from oco.domain import proxies
+from oco.domain.depots import redirects
 from oco.domain.errors import InvalidAgentInput
 from oco.domain.protocol import (
+    FOLLOWS_REDIRECT_HEADER,
     MAX_ID,
     SIGNATURE_HEADER_AGENT,
     SIGNATURE_HEADER_SERVER,
@@ -283,7 +285,10 @@ def _result_response(rpc_id: Any, answer: AgentAnswer) -> Response:
 
 def _download(runtime: Runtime, request: AgentRequest, http: Request) -> Response:
     grant = agent_requests.authorize_download(runtime, request, _package_id(request.data.get("package-id")))
-    return payload_response(runtime.depot, grant, http.headers.get("range"))
+    settings = runtime.settings
+    follows = http.headers.get(FOLLOWS_REDIRECT_HEADER, "").strip() == "1"
+    ttl = settings.depot_url_ttl_seconds if redirects(settings.depot_redirect, follows) else None
+    return payload_response(runtime.depot, grant, http.headers.get("range"), ttl)
 
 
 def _package_id(value: Any) -> int:

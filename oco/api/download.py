@@ -1,11 +1,13 @@
-"""Payload responses: whole or one byte range (206), streamed from the depot with its SHA-256."""
+"""Payload responses: whole or one byte range (206), streamed from the depot with its SHA-256, or a
+redirect (302) to a short-lived signed URL of an object-store depot, when the settings say so
+(`depot_redirect`, domain/depots.py)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from oco.depot import Depot
 from oco.domain.protocol import SHA256_HEADER
@@ -40,14 +42,29 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def payload_response(depot: Depot, payload: DownloadGrant, range_header: str | None) -> Response:
-    """Stream a payload, honouring one `Range`, with the digest in an ETag and `x-oco-payload-sha256`."""
+def payload_response(
+    depot: Depot,
+    payload: DownloadGrant,
+    range_header: str | None,
+    redirect_ttl: int | None = None,
+) -> Response:
+    """Stream a payload, honouring one `Range`, with the digest in an ETag and `x-oco-payload-sha256`.
+
+    With `redirect_ttl`, a depot that can sign URLs is asked for one valid that many seconds instead, and
+    the answer is a 302 to it (a 302, not a 307: an OCO agent then sends no request body to the store).
+    """
+    filename = f"{payload.package_id}.zip"
     headers = {
         "Accept-Ranges": "bytes",
         "ETag": f'"{payload.sha256}"',
         SHA256_HEADER: payload.sha256,
-        "Content-Disposition": f'attachment; filename="{payload.package_id}.zip"',
+        "Content-Disposition": f'attachment; filename="{filename}"',
     }
+    if redirect_ttl is not None:
+        url = depot.signed_url(payload.sha256, redirect_ttl, filename)
+        if url is not None:
+            headers["Cache-Control"] = "no-store"
+            return RedirectResponse(url, status_code=302, headers=headers)
     try:
         selected = byte_range(range_header, payload.size)
     except ValueError:

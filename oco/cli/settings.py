@@ -9,6 +9,7 @@ import typer
 
 from oco.cli.common import JSON, print_json, runtime
 from oco.config import Settings, setting_sources
+from oco.domain.depots import DepotRedirect
 from oco.errors import OcoError
 from oco.services import registration
 from oco.services.registration import RegistrationKey
@@ -55,12 +56,28 @@ def server_url(host: str, port: int, *, https: bool = False) -> str:
     return f"{'https' if https else 'http'}://{f'[{name}]' if ':' in name else name}:{port}"
 
 
+_DOWNLOADS = {
+    DepotRedirect.NEVER: "downloads streamed by the server",
+    DepotRedirect.OURS: "downloads of OCO Deploy agents redirected to signed URLs, streamed to OCO agents",
+    DepotRedirect.ALWAYS: "downloads redirected to signed URLs",
+}
+
+
+def depot_description(settings: Settings) -> str:
+    """Where the payloads are, and how downloads reach the agents."""
+    if not settings.depot_url:
+        return str(settings.depot_path)
+    store = settings.depot_s3_endpoint_url or "AWS S3"
+    return f"{settings.depot_url} at {store} ({_DOWNLOADS[settings.depot_redirect]})"
+
+
 def connect_instructions(settings: Settings, url: str, key: RegistrationKey) -> list[str]:
     """The lines `oco server` prints at start: data directory, console, and the two ways to connect
     a computer (our agent's enroll command, an OCO agent's ini)."""
     lines = [
         f"Data directory: {settings.data_dir}",
         f"Database: {settings.database_url}",
+        f"Depot: {depot_description(settings)}",
         f"Console: {url}/   (agent API: {url}/api-agent.php)",
         "Connect a computer:",
         f"  - with the OCO Deploy agent:  oco agent enroll --server {url} --registration-key {key.value}",

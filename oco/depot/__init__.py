@@ -1,249 +1,48 @@
-"""Content-addressed payload store: `<root>/ab/abcdef…` named by the payload's SHA-256.
+"""The depot: content-addressed payload stores behind one small interface (`Depot`).
 
-Writes stream through a temporary file in the depot and are renamed into place, so a payload
-is either complete or absent. Any upload that is not a zip archive is wrapped into one, under a name every
-agent accepts (`oco.domain.payloads.member_name`).
-
-Before and while a payload is written, the file system must keep `reserve_bytes` free beyond it: otherwise
-the write stops with `DepotFull` ("depot out of space (needed N, free M)") and nothing of it stays.
-
-Packages refer to payloads by digest, and two packages may share one. Storing a payload until the package
-that refers to it is committed holds the depot's lock shared (`storing`); deciding that a payload is unused
-and deleting it holds it exclusively (`removing`). So a payload uploaded again while the last package using
-it is deleted is never lost, whichever processes do it. The lock is an advisory file lock (`.lock`).
+A payload is named by its SHA-256 and is either complete or absent. `DirectoryDepot` keeps payloads on a
+file system (local, or a directory shared by replicas); `S3Depot` (`oco.depot.s3`, the `s3` extra) keeps
+them in an S3-compatible object store and can answer downloads with short-lived signed URLs.
+`open_depot` builds the one the settings name.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import hashlib
-import os
-import shutil
-import tempfile
-import zipfile
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-from oco.domain.payloads import member_name
+from oco.depot.base import CHUNK, Depot, StoredPayload
+from oco.depot.directory import DirectoryDepot
+from oco.domain.depots import parse_s3_url
 from oco.errors import DepotError, DepotFull
 
-__all__ = ["Depot", "DepotError", "DepotFull", "StoredPayload"]
-
-CHUNK = 1024 * 1024
-LOCK_FILE = ".lock"
-ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+__all__ = ["CHUNK", "Depot", "DepotError", "DepotFull", "DirectoryDepot", "StoredPayload", "open_depot"]
 
 
-_ZipFiller = Callable[[zipfile.ZipFile], None]
-DiskUsage = Callable[[Path], int]
-"""The free bytes of the file system holding a path."""
+def open_depot(
+    url: str,
+    path: Path,
+    reserve_bytes: int = 0,
+    *,
+    spool_dir: Path | None = None,
+    s3_endpoint_url: str = "",
+    s3_region: str = "",
+    max_bytes: int = 0,
+) -> Depot:
+    """The depot at `url` (`s3://bucket/prefix`), or the directory `path` when `url` is empty.
 
+    An S3 depot spools each upload in `spool_dir` (a local directory) while hashing it.
+    """
+    if not url:
+        return DirectoryDepot(path, reserve_bytes=reserve_bytes)
+    from oco.depot.s3 import S3Depot
 
-def free_bytes(path: Path) -> int:
-    """The bytes an unprivileged process may still write on the file system of `path`."""
-    return shutil.disk_usage(path).free
-
-
-@dataclass(frozen=True, slots=True)
-class StoredPayload:
-    sha256: str
-    size: int
-
-
-class Depot:
-    """Payloads on the local file system."""
-
-    def __init__(self, root: Path, reserve_bytes: int = 0, disk_free: DiskUsage = free_bytes) -> None:
-        self.root = root
-        self.reserve_bytes = reserve_bytes
-        self._disk_free = disk_free
-
-    def free(self) -> int:
-        """What payloads may still take: the file system's free bytes beyond the reserve."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        return max(self._disk_free(self.root) - self.reserve_bytes, 0)
-
-    def ensure_room(self, needed: int) -> None:
-        """DepotFull unless `needed` more bytes fit beside the reserve."""
-        free = self.free()
-        if needed > free:
-            raise DepotFull(f"depot out of space (needed {needed} bytes, free {free} bytes)")
-
-    def path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
-            raise DepotError(f"not a SHA-256 digest: {sha256!r}")
-        return self.root / sha256[:2] / sha256
-
-    def exists(self, sha256: str) -> bool:
-        return self.path(sha256).is_file()
-
-    def size(self, sha256: str) -> int:
-        return self.path(sha256).stat().st_size
-
-    def put_stream(self, chunks: Iterable[bytes], expected_size: int | None = None) -> StoredPayload:
-        """Store the bytes of `chunks` as they come; returns their digest and size.
-
-        With `expected_size`, DepotFull is raised before anything is written when it does not fit; either
-        way each chunk must fit as it comes (and a file system that fills up all the same is DepotFull).
-        """
-        self.root.mkdir(parents=True, exist_ok=True)
-        if expected_size is not None:
-            self.ensure_room(expected_size)
-        digest = hashlib.sha256()
-        size = 0
-        fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=".upload-")
-        try:
-            with _out_of_space_is_full(lambda: size), os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    self._room_for(chunk, size, expected_size)
-                    digest.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            return self._move_into_place(Path(tmp_name), digest.hexdigest(), size)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-
-    def _room_for(self, chunk: bytes, written: int, expected_size: int | None) -> None:
-        """Each chunk must fit as it comes: the file system may fill up while a payload streams in."""
-        free = self.free()
-        if len(chunk) > free:
-            needed = max(expected_size or 0, written + len(chunk)) - written
-            raise DepotFull(f"depot out of space (needed {needed} bytes more, free {free} bytes)")
-
-    def put_file(self, source: Path) -> StoredPayload:
-        """Store a payload from disk: a zip as it is, a directory or any other file zipped first."""
-        if source.is_dir():
-            return self._put_zipped(lambda archive: _zip_directory(archive, source))
-        if not source.is_file():
-            raise DepotError(f"payload {str(source)!r} does not exist")
-        with source.open("rb") as handle:
-            if _looks_like_zip(handle):
-                return self.put_stream(_read_chunks(handle))
-        return self._put_zipped(lambda archive: archive.write(source, arcname=source.name))
-
-    def put_upload(self, handle: BinaryIO, filename: str) -> StoredPayload:
-        """Store an uploaded file object; anything that is not a zip is zipped under `filename`, reduced
-        to a plain file name every agent accepts (`oco.domain.payloads.member_name`)."""
-        size = _remaining(handle)
-        if _looks_like_zip(handle):
-            return self.put_stream(_read_chunks(handle), size)
-        if size is not None:
-            self.ensure_room(size)  # stored deflated, so at most about this much
-        name = member_name(filename)
-        return self._put_zipped(lambda archive: _zip_stream(archive, handle, name))
-
-    def open(self, sha256: str) -> BinaryIO:
-        try:
-            return self.path(sha256).open("rb")
-        except FileNotFoundError as exc:
-            raise DepotError(f"payload {sha256} is missing from the depot") from exc
-
-    def iter_range(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-        """Yield the bytes [start, end] (inclusive, like HTTP ranges) without loading them all."""
-        with self.open(sha256) as handle:
-            handle.seek(start)
-            remaining = None if end is None else end - start + 1
-            while remaining is None or remaining > 0:
-                chunk = handle.read(CHUNK if remaining is None else min(CHUNK, remaining))
-                if not chunk:
-                    return
-                if remaining is not None:
-                    remaining -= len(chunk)
-                yield chunk
-
-    def delete(self, sha256: str) -> None:
-        """Remove a payload; callers check first, inside `removing`, that no package refers to it."""
-        self.path(sha256).unlink(missing_ok=True)
-
-    @contextmanager
-    def storing(self) -> Iterator[None]:
-        """Hold from storing a payload until the package referring to it is committed (shared)."""
-        with self._locked(fcntl.LOCK_SH):
-            yield
-
-    @contextmanager
-    def removing(self) -> Iterator[None]:
-        """Hold while deciding that a payload is unused and deleting it (exclusive: waits for `storing`)."""
-        with self._locked(fcntl.LOCK_EX):
-            yield
-
-    @contextmanager
-    def _locked(self, mode: int) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / LOCK_FILE).open("a") as lock:
-            fcntl.flock(lock, mode)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def _put_zipped(self, fill: _ZipFiller) -> StoredPayload:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=self.root, prefix=".zip-") as spool:
-            with _out_of_space_is_full(lambda: spool.tell()):
-                with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                    fill(archive)
-                size = spool.tell()
-            spool.seek(0)
-            # The archive is copied into place beside its spool: it must fit once more.
-            return self.put_stream(_read_chunks(spool), size)
-
-    def _move_into_place(self, tmp: Path, sha256: str, size: int) -> StoredPayload:
-        target = self.path(sha256)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            tmp.unlink()
-        else:
-            os.replace(tmp, target)
-        return StoredPayload(sha256=sha256, size=size)
-
-
-@contextmanager
-def _out_of_space_is_full(written: Callable[[], int]) -> Iterator[None]:
-    """A file system that filled up under a write (ENOSPC, EDQUOT) is DepotFull, not an I/O error."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        raise DepotFull(f"depot out of space (needed more than {written()} bytes, free 0 bytes)") from exc
-
-
-def _remaining(handle: BinaryIO) -> int | None:
-    """The bytes from the position to the end of a seekable file object, else None."""
-    try:
-        position = handle.tell()
-        end = handle.seek(0, os.SEEK_END)
-        handle.seek(position)
-    except (OSError, ValueError, AttributeError):
-        return None
-    return end - position
-
-
-def _looks_like_zip(handle: BinaryIO) -> bool:
-    position = handle.tell()
-    magic = handle.read(4)
-    handle.seek(position)
-    return magic in ZIP_MAGIC
-
-
-def _read_chunks(handle: BinaryIO) -> Iterator[bytes]:
-    while chunk := handle.read(CHUNK):
-        yield chunk
-
-
-def _zip_directory(archive: zipfile.ZipFile, directory: Path) -> None:
-    for path in sorted(directory.rglob("*")):
-        archive.write(path, arcname=path.relative_to(directory).as_posix())
-
-
-def _zip_stream(archive: zipfile.ZipFile, handle: BinaryIO, name: str) -> None:
-    with archive.open(name, "w", force_zip64=True) as member:
-        shutil.copyfileobj(handle, member, CHUNK)
+    bucket, prefix = parse_s3_url(url)
+    return S3Depot(
+        bucket,
+        prefix,
+        spool_dir=spool_dir or path,
+        endpoint_url=s3_endpoint_url,
+        region=s3_region,
+        reserve_bytes=reserve_bytes,
+        max_bytes=max_bytes,
+    )

@@ -22,6 +22,8 @@ from oco.domain.errors import InvalidAgentInput
 SIGNATURE_HEADER_AGENT = "x-oco-agent-signature"
 SIGNATURE_HEADER_SERVER = "x-oco-server-signature"
 SHA256_HEADER = "x-oco-payload-sha256"
+FOLLOWS_REDIRECT_HEADER = "x-oco-follows-redirect"
+"""Sent by OCO Deploy's agent with a download: it follows a redirect to a signed URL (domain/depots.py)."""
 
 
 class AgentMethod(StrEnum):

@@ -16,7 +16,7 @@ from oco.domain.returncodes import format_codes, parse_codes
 from oco.domain.signing import SigningKey
 from oco.domain.states import PENDING_STATES, PostAction, UpgradeBehavior
 from oco.errors import Conflict, InvalidInput, NotFound
-from oco.services import audit
+from oco.services import audit, payloadlock
 from oco.services.listing import AnySelect, PageRequest, contains, distinct_words, export_batches, fetch_page
 from oco.services.runtime import Runtime
 from oco.services.signing import signed_fields
@@ -316,7 +316,7 @@ def create_package(
     """
     payload: StoredPayload | None = None
     try:
-        with runtime.depot.storing():
+        with payloadlock.storing(runtime):
             payload = store_payload(runtime.depot) if store_payload else None
             with runtime.transaction() as session:
                 return package_view(add_package(session, spec, payload, actor))
@@ -335,8 +335,8 @@ def remove_package(runtime: Runtime, package_id: int, actor: str) -> None:
 
 
 def remove_unused_payload(runtime: Runtime, sha256: str) -> None:
-    """Delete a payload from the depot unless a package refers to it, or is about to (see `Depot`)."""
-    with runtime.depot.removing():
+    """Delete a payload from the depot unless a package refers to it, or is about to (`payloadlock`)."""
+    with payloadlock.removing(runtime):
         with runtime.transaction() as session:
             unused = not payload_in_use(session, sha256)
         if unused:

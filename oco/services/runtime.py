@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from oco.config import Settings
+from oco.config import ConfigError, Settings
 from oco.db.engine import (
     make_engine,
     make_reader,
@@ -30,7 +30,7 @@ from oco.db.engine import (
     transaction,
 )
 from oco.db.types import utcnow
-from oco.depot import Depot
+from oco.depot import Depot, open_depot
 from oco.errors import Conflict, InvalidInput, Unavailable
 from oco.services.ledger import CheckinLedger
 
@@ -68,7 +68,7 @@ class Runtime:
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine),
-            depot=Depot(settings.depot_path, reserve_bytes=settings.depot_reserve_bytes),
+            depot=depot_of(settings),
         )
 
     @contextmanager
@@ -149,3 +149,23 @@ def database_errors() -> Iterator[None]:
 
 def _first_line(exc: DBAPIError) -> str:
     return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+
+
+def depot_of(settings: Settings) -> Depot:
+    """The depot the settings name: the object store of `depot_url`, else the directory `depot_path`.
+
+    An object-store depot spools uploads in `depot_path` (its lock file lives there too).
+    """
+    try:
+        return open_depot(
+            settings.depot_url,
+            settings.depot_path,
+            settings.depot_reserve_bytes,
+            s3_endpoint_url=settings.depot_s3_endpoint_url,
+            s3_region=settings.depot_s3_region,
+            max_bytes=settings.depot_max_bytes,
+        )
+    except ImportError as exc:
+        raise ConfigError(
+            f"depot_url {settings.depot_url!r} needs the S3 client: pip install 'oco-deploy[s3]' ({exc})"
+        ) from exc

@@ -10,12 +10,13 @@ import hashlib
 import http.server
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from oco.agent.client import AgentClient
+from oco.agent.client import AgentClient, ProtocolError
 from oco.agent.config import AgentConfig
 from oco.agent.downloader import (
     ChecksumMismatch,
@@ -44,14 +45,24 @@ class Depot:
     honour_range: bool = True
     status: int = 0  # answer this status instead of the payload
     length_header: bool = True  # without it the body ends when the connection closes
+    redirect_to: str = ""  # answer a 302 to this URL instead (an object-store depot's signed URL)
     ranges: list[str | None] = field(default_factory=list)
+    requests: list[dict[str, str]] = field(default_factory=list)
+    """The headers of each request, and its body as `_body`."""
 
 
 def make_handler(depot: Depot) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
+            sent = self.rfile.read(int(self.headers.get("content-length", 0)))
             depot.ranges.append(self.headers.get("range"))
+            depot.requests.append({**{k.lower(): v for k, v in self.headers.items()}, "_body": sent.decode()})
+            if depot.redirect_to:
+                self.send_response(302)
+                self.send_header("location", depot.redirect_to)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
             if depot.status:
                 self.send_response(depot.status)
                 self.send_header("content-length", "0")
@@ -97,23 +108,47 @@ def depot() -> Depot:
     return Depot()
 
 
-@pytest.fixture
-def client(tmp_path: Path, depot: Depot) -> Iterator[AgentClient]:
+@contextmanager
+def serving(depot: Depot) -> Iterator[str]:
+    """The test server answering as `depot` says, on 127.0.0.1; yields its URL."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(depot))
     thread = threading.Thread(target=server.serve_forever, args=(SERVER_POLL_S,), daemon=True)
     thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def store() -> Iterator[tuple[Depot, str]]:
+    """An object store a download may be redirected to: the same kind of server, its own behaviour."""
+    behaviour = Depot(announce="none")
+    with serving(behaviour) as url:
+        yield behaviour, f"{url}/bucket/7f/payload?X-Amz-Signature=abc"
+
+
+@pytest.fixture
+def client(tmp_path: Path, depot: Depot) -> Iterator[AgentClient]:
+    with serving(depot) as url, _agent_client(tmp_path, url) as agent_client:
+        yield agent_client
+
+
+@contextmanager
+def _agent_client(tmp_path: Path, url: str) -> Iterator[AgentClient]:
     config = AgentConfig(
-        server_url=f"http://127.0.0.1:{server.server_address[1]}",
+        server_url=url,
         registration_key="k",
         state_dir=str(tmp_path / "state"),
         hostname="pc1",
         uid="u",
     )
     agent_client = AgentClient(config, tmp_path / "agent.toml")
-    yield agent_client
-    agent_client.close()
-    server.shutdown()
-    server.server_close()
+    try:
+        yield agent_client
+    finally:
+        agent_client.close()
 
 
 def fetch(client: AgentClient, package_id: int, directory: Path, *args: object, **kwargs: object) -> Path:
@@ -292,3 +327,66 @@ def test_pruning_keeps_the_wanted_packages_and_foreign_files(tmp_path: Path) -> 
 
 def test_pruning_a_missing_directory_does_nothing(tmp_path: Path) -> None:
     assert prune_downloads(tmp_path / "absent", wanted=set()) == []
+
+
+def test_a_redirect_to_the_object_store_is_followed_with_the_range_and_no_body(
+    client: AgentClient, depot: Depot, store: tuple[Depot, str], tmp_path: Path
+) -> None:
+    behaviour, url = store
+    depot.redirect_to = url
+    behaviour.cuts = 1
+    with pytest.raises(DownloadInterrupted, match="interrupted after"):
+        fetch(client, 7, tmp_path / "dl", lambda _p: None, attempts=1)
+    kept = (tmp_path / "dl" / "7.part").stat().st_size
+
+    done = fetch(client, 7, tmp_path / "dl", lambda _p: None)
+
+    assert done.read_bytes() == PAYLOAD
+    assert [r.get("x-oco-follows-redirect") for r in depot.requests] == ["1", "1"]
+    assert depot.ranges == [None, f"bytes={kept}-"]
+    assert behaviour.ranges == [None, f"bytes={kept}-"]
+    for request in behaviour.requests:  # the store gets neither the JSON body nor the agent's signature
+        assert request["_body"] == "" and "x-oco-agent-signature" not in request
+
+
+def test_an_expired_signed_url_is_retried_through_the_server(
+    client: AgentClient, depot: Depot, store: tuple[Depot, str], tmp_path: Path
+) -> None:
+    behaviour, url = store
+    depot.redirect_to = url
+    behaviour.status = 403
+    with pytest.raises(DownloadInterrupted, match="object store answered 403"):
+        fetch(client, 7, tmp_path / "dl", lambda _p: None, retry_pause_s=0)
+    assert len(depot.requests) == 3  # every try asked the server for a new URL
+
+    behaviour.status = 0
+    assert fetch(client, 7, tmp_path / "dl", lambda _p: None).read_bytes() == PAYLOAD
+
+
+def test_a_store_that_does_not_answer_is_an_interrupted_download(
+    client: AgentClient, depot: Depot, tmp_path: Path
+) -> None:
+    depot.redirect_to = "http://127.0.0.1:9/bucket/payload"  # discard port: nothing listens
+    with pytest.raises(DownloadInterrupted, match=r"the object store 127\.0\.0\.1"):
+        fetch(client, 7, tmp_path / "dl", lambda _p: None, attempts=1)
+
+
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://127.0.0.1/payload"])
+def test_a_redirect_elsewhere_than_http_is_refused(
+    client: AgentClient, depot: Depot, tmp_path: Path, location: str
+) -> None:
+    depot.redirect_to = location
+    with pytest.raises(ProtocolError, match="redirected to a"):
+        fetch(client, 7, tmp_path / "dl", lambda _p: None)
+    assert not (tmp_path / "dl" / "7.zip").exists()
+
+
+def test_the_store_redirecting_again_is_not_followed(
+    client: AgentClient, depot: Depot, store: tuple[Depot, str], tmp_path: Path
+) -> None:
+    behaviour, url = store
+    depot.redirect_to = url
+    behaviour.redirect_to = url
+    with pytest.raises(DownloadInterrupted, match="the object store answered 302"):
+        fetch(client, 7, tmp_path / "dl", lambda _p: None, retry_pause_s=0)
+    assert len(behaviour.requests) == 3  # once per try, never a second hop

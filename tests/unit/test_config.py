@@ -40,6 +40,9 @@ def test_the_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.
         ('no_such_setting = "x"', "no_such_setting"),
         ("purge_failed_job_containers_after = -1", "purge_failed_job_containers_after"),
         ("this is not toml", "configuration file"),
+        ('depot_url = "https://bucket/prefix"', "depot_url.*expected s3://bucket/prefix"),
+        ('depot_redirect = "sometimes"', "depot_redirect"),
+        ("depot_url_ttl_seconds = 1", "depot_url_ttl_seconds"),
     ],
 )
 def test_bad_settings_are_named(
@@ -50,6 +53,18 @@ def test_bad_settings_are_named(
     config.write_text(text + "\n")
     with pytest.raises(ConfigError, match=message):
         load_settings(config)
+
+
+def test_an_object_store_depot_is_configured_by_its_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OCO_CONFIG", raising=False)
+    monkeypatch.setenv("OCO_DEPOT_URL", "s3://oco-payloads/site-a")
+    monkeypatch.setenv("OCO_DEPOT_REDIRECT", "ours")
+    settings = load_settings(data_dir=tmp_path)
+    assert settings.depot_url == "s3://oco-payloads/site-a"
+    assert settings.depot_redirect == "ours" and settings.depot_url_ttl_seconds == 300
+    assert settings.depot_max_bytes == 0 and settings.depot_path == tmp_path / "depot"
 
 
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oco.agent.unpack import safe_extract
-from oco.depot import Depot
+from oco.depot import DirectoryDepot
 from oco.domain.payloads import FALLBACK_NAME, MAX_NAME_BYTES, member_name
 
 
@@ -53,7 +53,7 @@ def test_whatever_the_name_the_agent_unpacks_the_payload(
     name = member_name(sent)
     assert name and name not in (".", "..") and "/" not in name and "\\" not in name
     work = tmp_path_factory.mktemp("upload")
-    depot = Depot(work / "depot")
+    depot = DirectoryDepot(work / "depot")
     stored = depot.put_upload(io.BytesIO(b"installer bytes"), sent)
 
     extracted = safe_extract(depot.path(stored.sha256), work / "job")

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from oco.domain.ocoimport import ImportReport
 from oco.errors import InvalidInput
-from oco.services import audit
+from oco.services import audit, payloadlock
 from oco.services.ocoimport.computers import ComputerImport
 from oco.services.ocoimport.context import OcoImportRequest, Progress
 from oco.services.ocoimport.deployments import DeploymentImport
@@ -54,7 +54,7 @@ def import_oco_server(
     stored: list[str] = []
     with open_source(request.database_url) as source:
         try:
-            with rt.depot.storing():
+            with payloadlock.storing(rt):
                 payloads = store_payloads(rt, source, request, stored, progress)
                 try:
                     with rt.transaction() as session:
