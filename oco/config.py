@@ -28,6 +28,7 @@ from pydantic_settings import (
 )
 
 from oco.domain.depots import DepotRedirect, parse_s3_url
+from oco.errors import ConfigError
 
 CONFIG_ENV = "OCO_CONFIG"
 DATA_DIR_ENV = "OCO_DATA_DIR"
@@ -68,10 +69,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"configuration file {str(path)!r}: {exc}") from exc
     except OSError as exc:
         raise ConfigError(f"configuration file {str(path)!r}: {exc.strerror}") from exc
-
-
-class ConfigError(Exception):
-    """The configuration file or an environment variable holds an invalid value."""
 
 
 class Settings(BaseSettings):

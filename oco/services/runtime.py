@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from oco.config import ConfigError, Settings
+from oco.config import Settings
 from oco.db.engine import (
     make_engine,
     make_reader,
@@ -31,7 +31,7 @@ from oco.db.engine import (
 )
 from oco.db.types import utcnow
 from oco.depot import Depot, open_depot
-from oco.errors import Conflict, InvalidInput, Unavailable
+from oco.errors import ConfigError, Conflict, InvalidInput, Unavailable
 from oco.services.ledger import CheckinLedger
 
 Clock = Callable[[], datetime]

@@ -430,3 +430,15 @@ def test_import_refuses_bad_input_with_one_line_and_changes_nothing(
     assert message in output
     assert len(output.strip().splitlines()) == 1
     assert json.loads(oco("computer", "list", "--json")) == []
+
+
+def test_a_bad_setting_is_one_line_and_exit_status_2(sqlite_url: str, tmp_path: Path) -> None:
+    env = {
+        "OCO_DATABASE_URL": sqlite_url,
+        "OCO_DEPOT_PATH": str(tmp_path / "depot"),
+        "OCO_HOUSEKEEPING_INTERVAL_SECONDS": "every minute",
+    }
+    result = CliRunner().invoke(app, ["computer", "list"], env=env)
+    assert result.exit_code == 2
+    assert "housekeeping_interval_seconds" in result.output
+    assert "Traceback" not in result.output
