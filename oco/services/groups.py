@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
-from sqlalchemy import ColumnElement, Select, delete, func, insert, select
+from sqlalchemy import ColumnElement, Select, delete, func, select
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.interfaces import ORMOption
 
+from oco.db.bulk import insert_rows
 from oco.db.models import (
     ComputerGroup,
     ComputerGroupMember,
@@ -30,7 +31,16 @@ from oco.services.computers import (
     selected_ids,
     shown_reference,
 )
-from oco.services.listing import Column, PageRequest, chunks, contains, distinct_words, fetch_page
+from oco.services.listing import (
+    UNCACHED,
+    Column,
+    PageRequest,
+    chunks,
+    contains,
+    distinct_words,
+    fetch_page,
+    ids_in,
+)
 from oco.services.packages import all_families, resolve_package_ids
 from oco.services.runtime import Runtime
 from oco.services.views import (
@@ -177,7 +187,7 @@ def add_computers_to_group(
         if added:
             group_id = group.id  # read once, not once a row
             rows = [{"group_id": group_id, "computer_id": i} for i in added]
-            session.connection().execute(insert(ComputerGroupMember), rows)
+            insert_rows(session.connection(), ComputerGroupMember, rows)
         audit.record(session, actor, "computer_group.add", "computer_group", group.id, computers=added)
         return _membership(session, group, len(added))
 
@@ -197,8 +207,9 @@ def remove_computers_from_group(
         for chunk in chunks(removed):
             session.execute(
                 delete(ComputerGroupMember).where(
-                    ComputerGroupMember.group_id == group.id, ComputerGroupMember.computer_id.in_(chunk)
-                )
+                    ComputerGroupMember.group_id == group.id, ids_in(ComputerGroupMember.computer_id, chunk)
+                ),
+                execution_options=UNCACHED,
             )
         audit.record(
             session, actor, "computer_group.remove", "computer_group", group.id, computers=sorted(removed)
