@@ -14,13 +14,13 @@ from oco.agent.config import (
     DEFAULT_INTERVAL_S,
     DEFAULT_JOB_TIMEOUT_S,
     DEFAULT_STATE_DIR,
+    EXIT_CONFIG_ERROR,
     AgentConfig,
     AgentConfigError,
     change_publishers,
     enroll,
     load_config,
 )
-from oco.agent.loop import EXIT_CONFIG_ERROR, run_agent
 from oco.agent.tls import TlsTrust, TlsTrustError, enrollment_trust
 
 agent_app = typer.Typer(help="The managed-computer agent.", invoke_without_command=True)
@@ -35,6 +35,8 @@ def run(
     """Run the agent: poll the server, run jobs, report (until SIGTERM, or once with --once)."""
     if ctx.invoked_subcommand is not None:
         return
+    from oco.agent.loop import run_agent  # not for `oco --help` and the admin commands: httpx and more
+
     status = run_agent(config, once)
     if status:
         raise typer.Exit(status)

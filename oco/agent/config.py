@@ -15,6 +15,9 @@ from oco.agent.tls import TlsTrust, TlsTrustError, check_ca_file, normalized_fin
 from oco.domain.errors import InvalidPublisherKey
 from oco.domain.signing import TrustPolicy, parse_key_id, parse_public_key, trust_policy
 
+EXIT_CONFIG_ERROR = 2
+"""The agent's exit status for a configuration it cannot use."""
+
 DEFAULT_CONFIG_PATH = Path("/etc/oco-agent.toml")
 DEFAULT_STATE_DIR = "/var/lib/oco-agent"
 DEFAULT_INTERVAL_S = 60

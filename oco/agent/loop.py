@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from oco.agent.client import AgentClient, ProtocolError, ServerUnreachable
-from oco.agent.config import AgentConfig, AgentConfigError, load_config
+from oco.agent.config import EXIT_CONFIG_ERROR, AgentConfig, AgentConfigError, load_config
 from oco.agent.downloader import DOWNLOADS_DIR, DownloadAbandoned, prune_downloads
 from oco.agent.inventory import hello_data, inventory
 from oco.agent.jobs import JobExecutor, JobOrder
@@ -40,7 +40,7 @@ JITTER = 0.1
 BACKOFF_CAP_S = 900
 MAX_DOUBLINGS = 10
 STATE_DIR_MODE = 0o700
-EXIT_OK, EXIT_CHECK_IN_FAILED, EXIT_CONFIG_ERROR = 0, 1, 2
+EXIT_OK, EXIT_CHECK_IN_FAILED = 0, 1
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
