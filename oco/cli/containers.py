@@ -61,6 +61,9 @@ def container_edit(
     shutdown_waked: bool | None = typer.Option(
         None, "--shutdown-waked/--no-shutdown-waked", help="Shut woken computers down after."
     ),
+    max_downloads: int | None = typer.Option(
+        None, help="At most this many computers download a payload at once; 0 removes the limit."
+    ),
 ) -> None:
     """Change a job container's settings."""
     clear_end = end is not None and end.lower() == "none"
@@ -79,6 +82,7 @@ def container_edit(
             agent_ip_ranges=ip_ranges,
             wol=wol,
             shutdown_waked=shutdown_waked,
+            max_downloads=max_downloads,
         )
         containers.edit_container(runtime(), container_id, edit, actor())
     typer.echo(f"updated job container {container_id}")

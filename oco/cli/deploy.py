@@ -15,6 +15,7 @@ from oco.domain.phases import (
     parse_duration,
     parse_phases,
 )
+from oco.domain.slots import parse_max_downloads
 from oco.domain.states import SequenceMode
 from oco.domain.windows import WindowZone, parse_windows
 from oco.services import deployments
@@ -90,6 +91,9 @@ def deploy(
         [], "--window", help="Maintenance window, e.g. 'Mon-Fri 18:00-06:00'; repeatable."
     ),
     window_zone: WindowZone = WINDOW_ZONE,
+    max_downloads: int | None = typer.Option(
+        None, help="At most this many computers download a payload at once (others wait for a slot)."
+    ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Show the jobs that would be created; write nothing."
     ),
@@ -118,6 +122,7 @@ def deploy(
             rollout=rollout,
             pilot_group=pilot_group,
             windows=parse_windows(window, window_zone),
+            max_downloads=parse_max_downloads(max_downloads, "--max-downloads"),
         )
         targets = Targets(
             computers=computer, computer_groups=computer_group, packages=package, package_groups=package_group
@@ -155,6 +160,8 @@ def _print_plan(plan: PlanPublic, as_json: bool) -> None:
         more = phase.computers - len(phase.hostnames)
         listed = ", ".join(phase.hostnames) + (f" and {more} more" if more else "")
         typer.echo(f"{phase.label}: {phase.computers} computer(s): {listed}")
+    if plan.downloads is not None:
+        typer.echo(f"downloads: {plan.downloads.sentence}")
     typer.echo(plan.summary.sentence)
 
 

@@ -297,3 +297,28 @@ def network_of(scope: str) -> Network | None:
     if not scope.startswith(NETWORK_PREFIX):
         return None
     return ipaddress.ip_network(scope.removeprefix(NETWORK_PREFIX))
+
+
+def preview_sentence(
+    max_downloads: int | None, server_limit: int | None, downloading: int
+) -> tuple[int, str]:
+    """How many of the `downloading` computers (those with a payload to fetch) download at once under
+    the deployment's and the server's limits, and the preview's sentence saying so."""
+    limits = [limit for limit in (max_downloads, server_limit) if limit]
+    at_once = min([downloading, *limits])
+    if not limits:
+        return at_once, f"{_computers(downloading)} with a payload to download fetch it at once (no limit)."
+    if downloading <= at_once:
+        return at_once, (
+            f"{_computers(downloading)} with a payload to download: all fetch it at once "
+            f"(limit {min(limits)})."
+        )
+    source = "this deployment's limit" if max_downloads == min(limits) else "the server's limit"
+    return at_once, (
+        f"At most {at_once} of the {downloading:,} computers with a payload to download fetch it at once "
+        f"({source}); the others wait for a download slot and get their jobs at a later check-in."
+    )
+
+
+def _computers(count: int) -> str:
+    return f"{count:,} computer{'' if count == 1 else 's'}"

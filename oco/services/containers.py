@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from oco.db.models import Job, JobContainer
 from oco.domain.containers import NAME_MAX, ContainerSettings, shown_time, validate_container
 from oco.domain.phases import HALTED
+from oco.domain.slots import parse_max_downloads
 from oco.domain.states import PENDING_STATES, ContainerStatus, JobState, SequenceMode
 from oco.domain.status import container_status, outcome_counts, progress
 from oco.domain.windows import stored_windows
@@ -54,6 +55,8 @@ class ContainerEdit:
     agent_ip_ranges: str | None = None
     wol: bool | None = None
     shutdown_waked: bool | None = None
+    max_downloads: int | None = None
+    """At most this many of its computers download at once; 0 removes the limit."""
 
 
 def list_containers(rt: Runtime) -> list[ContainerPublic]:
@@ -184,6 +187,8 @@ def edit_container(rt: Runtime, container_id: int, edit: ContainerEdit, actor: s
         container.enabled = _pick(edit.enabled, container.enabled)
         container.wol = _pick(edit.wol, container.wol)
         container.shutdown_waked = container.wol and _pick(edit.shutdown_waked, container.shutdown_waked)
+        if edit.max_downloads is not None:
+            container.max_downloads = parse_max_downloads(edit.max_downloads)
         audit.record(session, actor, "container.edit", "job_container", container.id, name=container.name)
         session.flush()
         return container_view(summary_of(session, container, rt.now()))
@@ -366,6 +371,7 @@ def _container_fields(summary: ContainerSummary) -> dict[str, Any]:
         "restart_timeout": container.restart_timeout,
         "sequence_mode": SequenceMode(container.sequence_mode),
         "agent_ip_ranges": container.agent_ip_ranges,
+        "max_downloads": container.max_downloads,
         "status": summary.status,
         "progress": summary.progress,
         "job_counts": {state.text: count for state, count in summary.counts.items()},
@@ -419,6 +425,7 @@ def _copy_container(session: Session, source: JobContainer, actor: str, now: dat
         sequence_mode=source.sequence_mode,
         agent_ip_ranges=source.agent_ip_ranges,
         windows=source.windows,
+        max_downloads=source.max_downloads,
     )
     session.add(copy)
     session.flush()

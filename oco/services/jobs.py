@@ -11,15 +11,16 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from oco.db.models import Computer, Job, JobContainer, WolTarget
+from oco.db.models import Computer, Job, JobContainer, Package, WolTarget
 from oco.domain.dispatch import Clocks, ContainerWindow, why_waiting
 from oco.domain.listing import Sort, page_window, parse_sort
 from oco.domain.meanings import meaning, post_action_fate
 from oco.domain.planning import effective_post_action
-from oco.domain.states import OUTCOME_OF, JobOutcome, JobState, PostAction
+from oco.domain.slots import Decision, Limit, Limits, limits_for, may_download
+from oco.domain.states import OUTCOME_OF, JobAction, JobOutcome, JobState, PostAction
 from oco.domain.wol import wake_outcome
 from oco.errors import InvalidInput, NotFound
-from oco.services import audit, rollouts
+from oco.services import audit, rollouts, slots
 from oco.services.containers import container_view, find_container, renew_in, summary_of
 from oco.services.listing import (
     AnySelect,
@@ -156,18 +157,70 @@ def _search_in(
                 # as for one of a million, where it is right).
                 order["computer"] = Computer.hostname.concat("")
         fetched = fetch_page(session, rows, order, Job.id, request, "attention", counted, total)
-    return fetched.page(_row_views(fetched.rows, container, rt))
+    return fetched.page(_row_views(session, fetched.rows, container, rt))
 
 
-def _row_views(rows: Sequence[Any], container: JobContainer | None, rt: Runtime) -> list[JobRowPublic]:
+def _row_views(
+    session: Session, rows: Sequence[Any], container: JobContainer | None, rt: Runtime
+) -> list[JobRowPublic]:
     if container is None:  # deleted while its jobs were being downloaded
         return []
     window, now, offline = _window(container), rt.now(), rt.settings.computer_offline_seconds
     zone = rt.settings.zone
+    downloads = _download_decisions(session, rows, container, rt.settings.download_limits, now)
     return [
-        _row(job, container, window, hostname, seen, address, target, now, offline, Clocks(tz, zone))
+        _row(
+            job,
+            container,
+            window,
+            hostname,
+            seen,
+            address,
+            target,
+            now,
+            offline,
+            Clocks(tz, zone),
+            downloads.get(job.id),
+        )
         for job, hostname, seen, address, target, tz in rows
     ]
+
+
+def _download_decisions(
+    session: Session, rows: Sequence[Any], container: JobContainer, limits: Limits, now: datetime
+) -> dict[int, Decision]:
+    """What the download slots say of the page's waiting jobs with a payload, when limits apply: one
+    query for their packages, one for the places of the scopes concerned."""
+    if not (container.max_downloads or limits.any):
+        return {}
+    waiting = [
+        (row[0], row[3]) for row in rows if row[0].state == int(JobState.WAITING) and row[0].package_id
+    ]
+    if not waiting:
+        return {}
+    packages = {
+        row[0]: (row[1] is not None, bool(row[2]))
+        for row in session.execute(
+            select(Package.id, Package.payload_sha256, Package.download_for_uninstall).where(
+                Package.id.in_({job.package_id for job, _ in waiting})
+            )
+        )
+    }
+    of_job: dict[int, tuple[Limit, ...]] = {}
+    for job, address in waiting:
+        payload, for_uninstall = packages.get(job.package_id, (False, False))
+        if payload and (job.action != JobAction.UNINSTALL or for_uninstall):
+            of_job[job.id] = limits_for(container.id, container.max_downloads, limits, address or None)
+    scopes = {limit for found in of_job.values() for limit in found}
+    if not scopes:
+        return {}
+    occupancy = {
+        found.limit: found for found in slots.read_occupancy(session.connection(), list(scopes), now)
+    }
+    return {
+        job_id: may_download(job_id, JobState.WAITING, True, [occupancy[limit] for limit in found], now)
+        for job_id, found in of_job.items()
+    }
 
 
 def _counts(session: Session, container: JobContainer, query: JobQuery) -> dict[JobState, int]:
@@ -218,7 +271,7 @@ def export_jobs(rt: Runtime, container_id: int, query: JobQuery) -> Iterator[Job
             rt,
             _rows(container_id, query).where(Job.state == int(state)),
             (Job.id,),
-            lambda session, rows: _row_views(rows, session.get(JobContainer, container_id), rt),
+            lambda session, rows: _row_views(session, rows, session.get(JobContainer, container_id), rt),
         )
         for state in ATTENTION_ORDER
     )
@@ -381,17 +434,21 @@ def _row(
     now: datetime,
     offline_seconds: int,
     clocks: Clocks,
+    download: Decision | None = None,
 ) -> JobRowPublic:
     state = JobState(job.state)
     explained = meaning(state, job.return_code, job.success_codes)
     waiting = None
     if state is JobState.WAITING:
-        reason = why_waiting(window, last_seen, address or None, now, offline_seconds, job.phase, clocks)
+        reason = why_waiting(
+            window, last_seen, address or None, now, offline_seconds, job.phase, clocks, download
+        )
         waiting = WaitingPublic(
             hold=reason.hold,
             since=reason.since,
             address=reason.address,
             opens=reason.opens,
+            slots=reason.slots,
             phase=None if reason.phase is None else reason.phase + 1,
         )
     post_action = effective_post_action(PostAction(job.post_action), job.wol_shutdown)

@@ -20,6 +20,7 @@ from oco.domain.phases import (
     parse_duration,
     parse_phases,
 )
+from oco.domain.slots import parse_max_downloads
 from oco.domain.states import ContainerStatus, JobOutcome, SequenceMode
 from oco.domain.windows import WindowZone, parse_windows
 from oco.errors import InvalidInput, OcoError, outcome
@@ -124,6 +125,7 @@ class AssistantForm:
     halt_min_finished: str = str(DEFAULT_HALT_MIN_FINISHED)
     windows: str = ""
     window_zone: str = WindowZone.COMPUTER.text
+    max_downloads: str = ""
     find: str = ""
     all_matching: bool = False
     matching: tuple[tuple[str, str], ...] = ()
@@ -174,6 +176,7 @@ class AssistantForm:
             halt_min_finished=text(form, "halt_min_finished", str(DEFAULT_HALT_MIN_FINISHED)),
             windows=text(form, "windows"),
             window_zone=text(form, "window_zone", WindowZone.COMPUTER.text),
+            max_downloads=text(form, "max_downloads"),
         ).carrying(form.multi_items())
 
     def rollout(self) -> RolloutRules:
@@ -218,6 +221,7 @@ class AssistantForm:
             windows=parse_windows(
                 self.windows.splitlines(), WindowZone.from_text(self.window_zone, field="window_zone")
             ),
+            max_downloads=parse_max_downloads(self.max_downloads),
         )
 
 
@@ -532,6 +536,7 @@ async def edit_container(request: Request, current: EditingContainers, container
                 text(posted, "sequence_mode", SequenceMode.IGNORE_FAILED.text)
             ),
             agent_ip_ranges=text(posted, "agent_ip_ranges"),
+            max_downloads=parse_max_downloads(text(posted, "max_downloads")) or 0,
         )
         containers.edit_container(runtime, container_id, edit, current.actor)
     except OcoError as exc:

@@ -31,6 +31,7 @@ from oco.domain.phases import (
     parse_phases,
 )
 from oco.domain.presence import Presence
+from oco.domain.slots import MAX_DOWNLOADS_MAX
 from oco.domain.states import JobOutcome, PostAction, SequenceMode, UpgradeBehavior
 from oco.domain.windows import WindowZone, parse_windows
 from oco.services.computers import ComputerQuery, ComputerSelection
@@ -304,6 +305,13 @@ class NewDeployment(ContainerFields):
         description="whose clock the windows are read on: computer (as its agent reports; the server's for "
         "an agent that reports none) or server",
     )
+    max_downloads: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_DOWNLOADS_MAX,
+        description="at most this many computers download a payload at once; the others wait for a slot "
+        "(0 or none: no limit)",
+    )
 
     def rollout(self) -> RolloutRules:
         """The rollout rules of these fields (parsed by the domain, whose errors name the field)."""
@@ -328,6 +336,7 @@ class NewDeployment(ContainerFields):
             rollout=self.rollout(),
             pilot_group=self.pilot_group,
             windows=parse_windows(self.windows, self.window_zone),
+            max_downloads=self.max_downloads or None,
         )
         return DeploymentRequest(
             options=options, targets=targets, force=self.force, auto_uninstall=self.auto_uninstall
@@ -370,6 +379,9 @@ class ContainerChanges(Body):
     agent_ip_ranges: str | None = None
     wol: bool | None = Field(None, description="send Wake-on-LAN at the start (before it has come)")
     shutdown_waked: bool | None = None
+    max_downloads: int | None = Field(
+        None, ge=0, le=MAX_DOWNLOADS_MAX, description="download limit of the container; 0 removes it"
+    )
 
     def edit(self) -> ContainerEdit:
         """The use case's edit."""
