@@ -21,7 +21,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import TypeVar
 
-from oco.domain.errors import InvalidDownloadLimit
+from oco.domain.errors import InvalidDownloadLimit, InvalidIpRange
 from oco.domain.ipranges import Network, client_ip, parse_ip_ranges
 from oco.domain.states import JobState
 
@@ -94,7 +94,10 @@ def parse_network_limits(
             raise InvalidDownloadLimit(
                 f"network limit {text!r}: write NETWORK=COUNT (10.1.0.0/16=5)", field=field_name
             )
-        rules = parse_ip_ranges(network_text.strip())
+        try:
+            rules = parse_ip_ranges(network_text.strip())
+        except InvalidIpRange as exc:
+            raise InvalidDownloadLimit(f"network limit {text!r}: {exc}", field=field_name) from None
         if len(rules) != 1 or rules[0].negated:
             raise InvalidDownloadLimit(f"network limit {text!r}: one network before '='", field=field_name)
         count = parse_max_downloads(count_text.strip(), field_name)

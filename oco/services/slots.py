@@ -90,10 +90,20 @@ _VALUES = {
 def _insert_if_absent(dialect: str) -> Insert:
     """INSERT of a new place that does nothing (rowcount 0) when the place exists already."""
     if dialect == "postgresql":
-        return postgresql.insert(DownloadSlot).values(_VALUES).on_conflict_do_nothing()
+        statement = postgresql.insert(DownloadSlot).values(_VALUES).on_conflict_do_nothing()
+        return statement.returning(DownloadSlot.number)
     if dialect == "sqlite":
-        return sqlite.insert(DownloadSlot).values(_VALUES).on_conflict_do_nothing()
+        statement = sqlite.insert(DownloadSlot).values(_VALUES).on_conflict_do_nothing()
+        return statement.returning(DownloadSlot.number)
     return insert(DownloadSlot).values(_VALUES).prefix_with("IGNORE")
+
+
+def _inserted(connection: Connection, statement: Insert, values: dict[str, Any]) -> bool:
+    """Whether the INSERT of a new place wrote it (RETURNING where the driver's rowcount says -1)."""
+    result = connection.execute(statement, values)
+    if result.returns_rows:
+        return result.first() is not None
+    return result.rowcount == 1
 
 
 _INSERTS = {name: _insert_if_absent(name) for name in ("postgresql", "sqlite", "mysql", "mariadb")}
@@ -139,7 +149,7 @@ def take(
                 "p_computer": computer_id,
                 "p_expires": expires,
             }
-            if number not in stored and connection.execute(statement, values).rowcount == 1:
+            if number not in stored and _inserted(connection, statement, values):
                 place = number
                 break
             if connection.execute(_TAKE_FREE, {**values, "p_now": now}).rowcount == 1:
