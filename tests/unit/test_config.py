@@ -39,6 +39,9 @@ def test_the_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.
         ("wol_port = 70000", "wol_port"),
         ('no_such_setting = "x"', "no_such_setting"),
         ("purge_failed_job_containers_after = -1", "purge_failed_job_containers_after"),
+        ('download_network_limits = "10.1.0.0/16=x"', "download_network_limits"),
+        ('download_network_limits = ["10.1.0.0/16"]', "NETWORK=COUNT"),
+        ("max_concurrent_downloads = -1", "max_concurrent_downloads"),
         ("this is not toml", "configuration file"),
     ],
 )

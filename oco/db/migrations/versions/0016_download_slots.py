@@ -39,7 +39,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_download_slot_job_id", table_name="download_slot")
-    op.drop_table("download_slot")
-    with op.batch_alter_table("job_container") as batch:
+    op.drop_table("download_slot")  # with its index (MariaDB refuses to drop the foreign key's alone)
+    # SQLite drops a column by rebuilding the table: keep its AUTOINCREMENT (migration 0015).
+    with op.batch_alter_table("job_container", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.drop_column("max_downloads")
