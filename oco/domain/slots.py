@@ -133,6 +133,14 @@ def limits_for(
     by scope (the order slots are taken in, so two takers never wait on each other in a circle)."""
     if max_downloads is None and not limits.any:
         return ()
+    # The check-in asks on every hello of a waiting computer: cached (the address only matters to networks).
+    return _limits_for(container_id, max_downloads, limits, address if limits.networks else None)
+
+
+@lru_cache(maxsize=4096)
+def _limits_for(
+    container_id: int, max_downloads: int | None, limits: Limits, address: str | None
+) -> tuple[Limit, ...]:
     found = []
     if max_downloads:
         found.append(Limit(container_scope(container_id), max_downloads))
@@ -182,13 +190,22 @@ class Occupancy:
     slots: tuple[Slot, ...] = ()
     holders: Mapping[int, datetime] = field(default_factory=dict)
     """The jobs holding a place and when it runs out, as read."""
+    first_expiry: datetime | None = None
+    """The earliest time a holder's place runs out: until then all of them hold (the check-in's case)."""
 
     @classmethod
     def of(cls, limit: Limit, slots: Sequence[Slot], now: datetime) -> Occupancy:
-        holders = {slot.job_id: slot.expires for slot in slots if slot.held(now)}
-        return cls(limit, tuple(slots), holders)  # type: ignore[arg-type]
+        holders: dict[int, datetime] = {
+            slot.job_id: slot.expires
+            for slot in slots
+            if slot.held(now) and slot.job_id is not None and slot.expires is not None
+        }
+        first = min(holders.values()) if holders else None
+        return cls(limit, tuple(slots), holders, first)
 
     def in_use(self, now: datetime) -> int:
+        if self.first_expiry is None or now < self.first_expiry:
+            return len(self.holders)
         return sum(1 for expires in self.holders.values() if now < expires)
 
     def holds(self, job_id: int, now: datetime) -> bool:

@@ -90,11 +90,11 @@ _VALUES = {
 def _insert_if_absent(dialect: str) -> Insert:
     """INSERT of a new place that does nothing (rowcount 0) when the place exists already."""
     if dialect == "postgresql":
-        statement = postgresql.insert(DownloadSlot).values(_VALUES).on_conflict_do_nothing()
-        return statement.returning(DownloadSlot.number)
+        upsert = postgresql.insert(DownloadSlot).values(_VALUES).on_conflict_do_nothing()
+        return upsert.returning(DownloadSlot.number)
     if dialect == "sqlite":
-        statement = sqlite.insert(DownloadSlot).values(_VALUES).on_conflict_do_nothing()
-        return statement.returning(DownloadSlot.number)
+        ignore = sqlite.insert(DownloadSlot).values(_VALUES).on_conflict_do_nothing()
+        return ignore.returning(DownloadSlot.number)
     return insert(DownloadSlot).values(_VALUES).prefix_with("IGNORE")
 
 
