@@ -203,6 +203,14 @@ class Occupancy:
         first = min(holders.values()) if holders else None
         return cls(limit, tuple(slots), holders, first)
 
+    def with_holder(self, job_id: int, expires: datetime) -> Occupancy:
+        """The occupancy once the job holds a place until `expires` (it took one, or held one)."""
+        if job_id in self.holders:
+            return self
+        holders = {**self.holders, job_id: expires}
+        first = expires if self.first_expiry is None else min(self.first_expiry, expires)
+        return Occupancy(self.limit, self.slots, holders, first)
+
     def in_use(self, now: datetime) -> int:
         if self.first_expiry is None or now < self.first_expiry:
             return len(self.holders)

@@ -290,12 +290,12 @@ class SlotToTake(Exception):
 @dataclass(frozen=True, slots=True)
 class SlotGate:
     """How a hello answer judges jobs with a payload under download limits (`oco.domain.slots`): the
-    server-wide limits, the places as known (`occupancy`), and how a place is taken — None on the
-    read-only check-in, which then raises `SlotToTake` for the write path to take it."""
+    server-wide limits, the places as known (`occupancy`), and how a place is taken (`take`: False when
+    it could not be; the read-only check-in raises `SlotToTake` instead, for the write path to take it)."""
 
     limits: Limits
     occupancy: Callable[[Sequence[Limit]], list[Occupancy]]
-    take: Callable[[int, Sequence[Limit]], bool] | None = None
+    take: Callable[[int, Sequence[Limit]], bool]
 
     def applies(self, jobs: Sequence[PendingJob]) -> bool:
         """Whether any limit can concern these jobs: else the answer costs nothing more."""
@@ -318,8 +318,6 @@ class SlotGate:
             return may_download(job.candidate.id, state, True, self.occupancy(limits), now)
 
         def take(job: PendingJob) -> bool:
-            if self.take is None:
-                raise SlotToTake
             return self.take(job.candidate.id, limits_of(job))
 
         return hand_out(jobs, decide, take)

@@ -166,7 +166,8 @@ def _hello(
 
 def _known_slots(rt: Runtime) -> SlotGate:
     """Download slots as the read-only check-in judges them: from what this process read lately (read
-    again when older than `slots.REFRESH_SECONDS`); a slot to take sends the hello to the write path."""
+    again when older than `slots.REFRESH_SECONDS`); a slot to take sends the hello to the write path —
+    as many hellos at a time as there are free slots, the others wait for a later check-in."""
 
     def occupancy(limits: Sequence[Limit]) -> list[Occupancy]:
         known = rt.download_slots.known(limits)
@@ -176,17 +177,22 @@ def _known_slots(rt: Runtime) -> SlotGate:
             rt.download_slots.note(known)
         return known
 
-    return SlotGate(rt.settings.download_limits, occupancy)
+    def take(job_id: int, limits: Sequence[Limit]) -> bool:
+        if not rt.download_slots.reserve(limits, rt.now()):
+            return False
+        raise agent_jobs.SlotToTake
+
+    return SlotGate(rt.settings.download_limits, occupancy, take)
 
 
 def _taking_slots(rt: Runtime, connection: Connection, agent: AuthenticatedAgent, now: datetime) -> SlotGate:
     """Download slots as a hello that writes judges them: read in its transaction, taken there."""
 
     def take(job_id: int, limits: Sequence[Limit]) -> bool:
-        taken = slots.take(
+        taken, seen = slots.take(
             connection, job_id, agent.computer.id, limits, now, rt.settings.download_slot_timeout_seconds
         )
-        rt.download_slots.forget(limits)
+        rt.download_slots.note(seen)  # what this transaction saw and did: fresher than the board
         return taken
 
     return SlotGate(

@@ -127,13 +127,15 @@ def take(
     limits: Sequence[Limit],
     now: datetime,
     timeout_seconds: int,
-) -> bool:
+) -> tuple[bool, list[Occupancy]]:
     """Take a place of every limit for the job, in the caller's transaction, scopes in sorted order; a
-    place the job already holds counts. False (and nothing kept) when a limit has no free place."""
+    place the job already holds counts. False (and nothing kept) when a limit has no free place. Also
+    the occupancies as this transaction read them, with the job's places if it took them."""
     expires = now + timedelta(seconds=timeout_seconds)
     taken: list[tuple[str, int]] = []
     statement = _INSERTS.get(connection.dialect.name, _INSERTS["mysql"])
-    for occupancy in read_occupancy(connection, sorted(limits, key=lambda limit: limit.scope), now):
+    seen = read_occupancy(connection, sorted(limits, key=lambda limit: limit.scope), now)
+    for occupancy in seen:
         if occupancy.holds(job_id, now):
             continue
         scope = occupancy.limit.scope
@@ -158,9 +160,9 @@ def take(
         if place is None:
             for scope_taken, number in taken:
                 connection.execute(_GIVE_BACK, {"p_scope": scope_taken, "p_number": number, "p_job": job_id})
-            return False
+            return False, seen
         taken.append((scope, place))
-    return True
+    return True, [occupancy.with_holder(job_id, expires) for occupancy in seen]
 
 
 _HELD = (
@@ -188,10 +190,12 @@ def in_use(connection: Connection, scopes: Sequence[str], now: datetime) -> dict
     return counts
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Reading:
     at: float
     occupancy: Occupancy
+    reserved: int = 0
+    """Check-ins this process sent to the write path for a place since the reading."""
 
 
 class SlotBoard:
@@ -224,6 +228,23 @@ class SlotBoard:
         with self._lock:
             for occupancy in occupancies:
                 self._readings[occupancy.limit.scope] = _Reading(moment, occupancy)
+
+    def reserve(self, limits: Sequence[Limit], now: datetime) -> bool:
+        """Whether a check-in may go to the write path for places of these limits: only while fewer have
+        gone since the last reading than there were free places (so one freed place does not send every
+        waiting computer's check-in to the write path at once). A reading replaced or run out starts
+        afresh."""
+        with self._lock:
+            readings = [self._readings.get(limit.scope) for limit in limits]
+            if any(
+                reading is None or reading.occupancy.in_use(now) + reading.reserved >= limit.limit
+                for reading, limit in zip(readings, limits, strict=True)
+            ):
+                return False
+            for reading in readings:
+                assert reading is not None
+                reading.reserved += 1
+        return True
 
     def forget(self, limits: Sequence[Limit]) -> None:
         """A place of these scopes was taken here (or lost to another process): read them again."""

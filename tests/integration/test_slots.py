@@ -208,7 +208,7 @@ def test_two_server_processes_taking_slots_at_once_never_exceed_the_limit(
         try:
             for job_id in mine:
                 with runtime.writing() as connection:
-                    got = slots.take(connection, job_id, job_id, [limit], runtime.now(), 1800)
+                    got, _seen = slots.take(connection, job_id, job_id, [limit], runtime.now(), 1800)
                 if got:
                     with lock:
                         won.append(job_id)
