@@ -336,6 +336,8 @@ def main() -> None:
     parser.add_argument("--slots-computers", type=int, default=10_000, help="computers of `slots`")
     parser.add_argument("--max-downloads", type=int, default=50, help="the limit of `slots`")
     parser.add_argument("--slots-payload-kb", type=int, default=64)
+    parser.add_argument("--churn-seconds", type=float, default=30, help="how long `slots` churns")
+    parser.add_argument("--download-seconds", type=float, default=1.0, help="a download's time in `slots`")
     parser.add_argument("--payload-mb", type=int, default=256)
     parser.add_argument("--write-computers", type=int, default=10_000, help="computers of `writes`")
     parser.add_argument("--rollout-computers", type=int, default=10_000)

@@ -6,9 +6,10 @@ limit and once with `--max-downloads M`, then:
 - steady check-ins: every computer checks in round-robin (`bench.fleet.run_fleet`), nobody reports, so
   with the limit M computers are handed the job (their hellos take the slots) and all the others are
   answered without it — the check-in throughput of the two runs compares the cost of the slots;
-- churn: simulated agents work through the deployment one request per turn, round-robin: hello; if handed
-  the job, at its next turns report downloading and download the payload (checked against the signed
-  digest), report executing, report the result. "Active downloads" are the agents between the hello answer
+- churn: simulated agents work through the deployment one request per turn: a waiting agent checks in
+  round-robin; one handed the job goes on by itself — reports downloading and downloads the payload
+  (checked against the signed digest), takes `--download-seconds` as if its line were slow, reports
+  executing, reports the result. "Active downloads" are the agents between the hello answer
   that handed them the job and the executing report they send: an interval inside the server's slot
   (taken before that answer, released by that report), so the peak is a lower bound of what the server
   held and must never pass M. A sampler reads the held slots from the database beside it.
@@ -55,11 +56,28 @@ class _Peak:
 
 
 async def _churn(
-    url: str, fleet: list[SimAgent], concurrency: int, duration: float, digest: str, peak: _Peak
+    url: str,
+    fleet: list[SimAgent],
+    concurrency: int,
+    duration: float,
+    digest: str,
+    peak: _Peak,
+    download_seconds: float,
 ) -> tuple[Record, int]:
-    """Agents take turns, one request each, until all finished or `duration` passed; the finished count."""
+    """Agents take turns, one request each, until all finished or `duration` passed; the finished count.
+
+    A waiting agent checks in again after every other waiting agent did (round-robin). An agent handed
+    the job goes on by itself, as a real one does: it reports downloading and downloads, spends
+    `download_seconds` as if the payload took that long on its line, reports executing, reports the
+    result — each step as soon as it is due, before any waiting agent's next check-in.
+    """
+    import heapq
+    import itertools
+
     record = Record()
-    queue: deque[tuple[SimAgent, int]] = deque((agent, 0) for agent in fleet)
+    waiting: deque[SimAgent] = deque(fleet)
+    due: list[tuple[float, int, SimAgent, int]] = []
+    order = itertools.count()
     finished = 0
     deadline = time.perf_counter() + duration
 
@@ -93,18 +111,29 @@ async def _churn(
     async def worker() -> None:
         nonlocal finished
         session = Session(url, record)
-        while queue and time.perf_counter() < deadline:
-            agent, step = queue.popleft()
+        while (waiting or due) and time.perf_counter() < deadline:
+            now = time.perf_counter()
+            if due and due[0][0] <= now:
+                _, _, agent, step = heapq.heappop(due)
+            elif waiting:
+                agent, step = waiting.popleft(), 0
+            else:
+                await asyncio.sleep(min(due[0][0] - now, 0.05))
+                continue
             try:
                 step = await turn(session, agent, step)
             except Wrong as exc:
                 record.error(str(exc).split(":", 1)[0], str(exc))
+                step = 0 if step == 0 else step + 1  # a failed step goes on as the agent would
             except (KeyError, TypeError, ValueError) as exc:
                 record.error("malformed", repr(exc))
             if step == 4:
                 finished += 1
+            elif step == 0:
+                waiting.append(agent)
             else:
-                queue.append((agent, step))
+                pause = download_seconds if step == 2 else 0.0
+                heapq.heappush(due, (time.perf_counter() + pause, next(order), agent, step))
         session.connection.close()
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -127,11 +156,14 @@ def slots_bench(args: argparse.Namespace, fresh_runtime: Any, start: Any, stop: 
     size, cap = args.slots_computers, args.max_downloads
     print(
         f"# download slots: {size:,} computers, a {args.slots_payload_kb} KB payload ({args.database}, "
-        f"{args.workers} server process(es), concurrency {args.concurrency}, {args.duration} s each)"
+        f"{args.workers} server process(es), concurrency {args.concurrency}, steady {args.duration} s, "
+        f"churn {args.churn_seconds} s with {args.download_seconds} s per download)"
     )
     steady: dict[str, float] = {}
-    for max_downloads in (None, cap):
+    for max_downloads, holding in ((None, False), (size, True), (cap, False)):
         label = f"--max-downloads {max_downloads}" if max_downloads else "no limit"
+        if holding:
+            label += ", every computer holding its slot"
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
             rt = fresh_runtime(workdir, args.database)
@@ -150,6 +182,8 @@ def slots_bench(args: argparse.Namespace, fresh_runtime: Any, start: Any, stop: 
                 Targets(list(keys), packages=[package_id]),
             )
             container_id = deployments.create_deployment(rt, request, "bench").id
+            if holding:
+                _hold_every_slot(rt, container_id)
             env = {
                 **os.environ,
                 "OCO_DATABASE_URL": rt.settings.database_url,
@@ -191,16 +225,19 @@ def slots_bench(args: argparse.Namespace, fresh_runtime: Any, start: Any, stop: 
                     fleet_result.line(f"{label}, steady check-ins")
                     + f"; {len(handed):,} computers handed the job"
                 )
-                fleet = [SimAgent(name, key, server_key(key)) for name, key in keys.items()]
+                # With every slot held the answers are those without a limit: only the check's cost
+                # differs, and there is nothing to churn.
+                fleet = [] if holding else [SimAgent(n, k, server_key(k)) for n, k in keys.items()]
                 peak = _Peak()
                 record, finished = asyncio.run(
                     _churn(
                         url,
                         fleet,
                         args.concurrency,
-                        args.duration,
+                        args.churn_seconds,
                         hashlib.sha256(payload).hexdigest(),
                         peak,
+                        args.download_seconds,
                     )
                 )
             finally:
@@ -215,6 +252,8 @@ def slots_bench(args: argparse.Namespace, fresh_runtime: Any, start: Any, stop: 
                     .where(JobContainer.id == container_id, Job.state == int(JobState.SUCCEEDED))
                 )
             rt.close()
+        if holding:
+            continue
         held = f", at most {peaks['held']} slots held (database, every 50 ms)" if "held" in peaks else ""
         print(
             f"{label}, churn: {finished:,} jobs finished in {record.elapsed:.0f} s ({succeeded:,} stored "
@@ -222,9 +261,38 @@ def slots_bench(args: argparse.Namespace, fresh_runtime: Any, start: Any, stop: 
         )
         print(record.line("  hellos", "hello", "check-ins"))
         print(record.line("  all requests"))
-    limited, unlimited = steady.get(f"--max-downloads {cap}"), steady.get("no limit")
-    if limited and unlimited:
-        print(f"steady check-ins with the limit: {limited / unlimited:.1%} of those without")
+    unlimited = steady.get("no limit")
+    for label, rate in steady.items():
+        if unlimited and label != "no limit":
+            print(f"steady check-ins, {label}: {rate / unlimited:.1%} of those without a limit")
+
+
+def _hold_every_slot(rt: Any, container_id: int) -> None:
+    """Every job of the container holding a slot for a day: each check-in then checks its slot and is
+    handed its job, so the answers are the same as without a limit."""
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from oco.db.models import DownloadSlot
+
+    expires = rt.now() + timedelta(days=1)
+    with rt.transaction() as session:
+        rows = session.execute(
+            select(Job.id, Job.computer_id).where(Job.container_id == container_id).order_by(Job.id)
+        ).all()
+        values = [
+            {
+                "scope": container_scope(container_id),
+                "number": number,
+                "job_id": job_id,
+                "computer_id": computer_id,
+                "expires": expires,
+            }
+            for number, (job_id, computer_id) in enumerate(rows)
+        ]
+        for start in range(0, len(values), 1000):
+            session.execute(insert(DownloadSlot), values[start : start + 1000])
 
 
 def _python() -> str:

@@ -131,10 +131,15 @@ def limits_for(
 ) -> tuple[Limit, ...]:
     """The limits a download of a job of the container by a client at `address` counts against, sorted
     by scope (the order slots are taken in, so two takers never wait on each other in a circle)."""
-    if max_downloads is None and not limits.any:
-        return ()
+    if not limits.server and not limits.networks:
+        return _container_limit(container_id, max_downloads) if max_downloads else ()
     # The check-in asks on every hello of a waiting computer: cached (the address only matters to networks).
     return _limits_for(container_id, max_downloads, limits, address if limits.networks else None)
+
+
+@lru_cache(maxsize=4096)
+def _container_limit(container_id: int, max_downloads: int) -> tuple[Limit, ...]:
+    return (Limit(container_scope(container_id), max_downloads),)
 
 
 @lru_cache(maxsize=4096)
@@ -254,6 +259,12 @@ class Decision:
         return self.verdict is not Verdict.FULL
 
 
+NOT_NEEDED = Decision(Verdict.NOT_NEEDED)
+DOWNLOADING = Decision(Verdict.DOWNLOADING)
+HOLDS = Decision(Verdict.HOLDS)
+MAY_TAKE = Decision(Verdict.MAY_TAKE)
+
+
 def needs_slot(state: JobState, downloads: bool, limits: Sequence[Limit]) -> bool:
     """Only a waiting job with a payload to download counts against a limit: one already downloading or
     executing was handed out and finishes."""
@@ -269,18 +280,21 @@ def may_download(
 ) -> Decision:
     """May the computer be handed this job now? `occupancies` are those of the limits that apply to it
     (`limits_for`), read at `now`."""
-    if downloads and occupancies and state is JobState.DOWNLOADING:
-        return Decision(Verdict.DOWNLOADING)
-    if not needs_slot(state, downloads, [occupancy.limit for occupancy in occupancies]):
-        return Decision(Verdict.NOT_NEEDED)
-    missing = [occupancy for occupancy in occupancies if not occupancy.holds(job_id, now)]
-    if not missing:
-        return Decision(Verdict.HOLDS)
-    for occupancy in missing:
+    if not downloads or not occupancies:
+        return NOT_NEEDED
+    if state is JobState.DOWNLOADING:
+        return DOWNLOADING
+    if state is not JobState.WAITING:
+        return NOT_NEEDED
+    holds_all = True
+    for occupancy in occupancies:  # a loop, not lists: every waiting computer's check-in asks
+        if occupancy.holds(job_id, now):
+            continue
+        holds_all = False
         used = occupancy.in_use(now)
         if used >= occupancy.limit.limit:
             return Decision(Verdict.FULL, occupancy.limit, used)
-    return Decision(Verdict.MAY_TAKE)
+    return HOLDS if holds_all else MAY_TAKE
 
 
 def waiting_text(limit: Limit, in_use: int) -> str:

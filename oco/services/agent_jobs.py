@@ -48,11 +48,12 @@ from oco.domain.planning import effective_post_action
 from oco.domain.protocol import MAX_ID
 from oco.domain.signing import WIRE_SIGNATURE, SignedFields, wire_signature
 from oco.domain.slots import (
+    DOWNLOADING,
+    NOT_NEEDED,
     Decision,
     Limit,
     Limits,
     Occupancy,
-    Verdict,
     hand_out,
     limits_for,
     may_download,
@@ -299,7 +300,9 @@ class SlotGate:
 
     def applies(self, jobs: Sequence[PendingJob]) -> bool:
         """Whether any limit can concern these jobs: else the answer costs nothing more."""
-        return self.limits.any or any(job.max_downloads for job in jobs)
+        if self.limits.server or self.limits.networks:
+            return True
+        return any(job.max_downloads for job in jobs)
 
     def hand_out(self, jobs: list[PendingJob], client_address: str, now: datetime) -> list[PendingJob]:
         def limits_of(job: PendingJob) -> tuple[Limit, ...]:
@@ -308,13 +311,13 @@ class SlotGate:
 
         def decide(job: PendingJob) -> Decision:
             state = job.candidate.state
-            if not job.download or state not in (JobState.WAITING, JobState.DOWNLOADING):
-                return Decision(Verdict.NOT_NEEDED)
+            if (state is not JobState.WAITING and state is not JobState.DOWNLOADING) or not job.download:
+                return NOT_NEEDED
             limits = limits_of(job)
             if not limits:
-                return Decision(Verdict.NOT_NEEDED)
+                return NOT_NEEDED
             if state is JobState.DOWNLOADING:
-                return Decision(Verdict.DOWNLOADING)
+                return DOWNLOADING
             return may_download(job.candidate.id, state, True, self.occupancy(limits), now)
 
         def take(job: PendingJob) -> bool:
