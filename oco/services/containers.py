@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from oco.db.models import Job, JobContainer
+from oco.db.models import DownloadSlot, Job, JobContainer
 from oco.domain.containers import NAME_MAX, ContainerSettings, shown_time, validate_container
 from oco.domain.phases import HALTED
-from oco.domain.slots import parse_max_downloads
+from oco.domain.slots import container_scope, parse_max_downloads
 from oco.domain.states import PENDING_STATES, ContainerStatus, JobState, SequenceMode
 from oco.domain.status import container_status, outcome_counts, progress
 from oco.domain.windows import stored_windows
@@ -337,6 +337,7 @@ def delete_container_in(session: Session, container_id: int, actor: str) -> None
     session.execute(delete(Job).where(Job.container_id == container_id))
     session.expunge(container)  # its loaded jobs may have moved to another container: no ORM cascade
     session.execute(delete(JobContainer).where(JobContainer.id == container_id))
+    session.execute(delete(DownloadSlot).where(DownloadSlot.scope == container_scope(container_id)))
     audit.record(session, actor, "container.delete", "job_container", container_id, name=name)
 
 

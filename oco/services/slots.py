@@ -109,12 +109,56 @@ def _inserted(connection: Connection, statement: Insert, values: dict[str, Any])
 _INSERTS = {name: _insert_if_absent(name) for name in ("postgresql", "sqlite", "mysql", "mariadb")}
 
 
-def read_occupancy(connection: Connection, limits: Sequence[Limit], now: datetime) -> list[Occupancy]:
-    """The places of each limit's scope as stored now, in one query."""
+LOCK_NUMBER = -1
+"""A scope's lock row (PostgreSQL, MariaDB): takers of the scope's places take it first, one at a time."""
+_LOCK = (
+    select(DownloadSlot.number)
+    .where(DownloadSlot.scope == bindparam("p_scope"), DownloadSlot.number == LOCK_NUMBER)
+    .with_for_update()
+)
+_LOCK_EXISTS = select(DownloadSlot.number).where(
+    DownloadSlot.scope == bindparam("p_scope"), DownloadSlot.number == LOCK_NUMBER
+)
+
+
+def _lock_scopes(connection: Connection, scopes: Sequence[str]) -> None:
+    """Take the scopes' lock rows, in sorted order, until the caller's transaction ends.
+
+    Without them, MariaDB deadlocks: two takers whose INSERT of the same new place met an existing row hold
+    shared locks on it, and each one's UPDATE of that place then waits for the other's. With them, the
+    takers of a scope queue (they are few: a check-in goes to take a place only while one is free) and
+    the conditional writes still decide. A missing lock row is created first in a transaction of its own,
+    which holds no other lock (a locking read of a missing row would lock the gap on MariaDB, and the
+    creation would wait for it). SQLite needs none: it has one writer at a time.
+    """
+    if connection.dialect.name == "sqlite":
+        return
+    for scope in sorted(scopes):
+        if connection.execute(_LOCK_EXISTS, {"p_scope": scope}).first() is None:
+            with connection.engine.begin() as own:
+                statement = _INSERTS.get(own.dialect.name, _INSERTS["mysql"])
+                own.execute(statement, {**_NO_HOLDER, "p_scope": scope, "p_number": LOCK_NUMBER})
+        connection.execute(_LOCK, {"p_scope": scope})
+
+
+_NO_HOLDER = {"p_job": None, "p_computer": None, "p_expires": None}
+
+
+_READ_LOCKED = _READ.with_for_update(read=True, of=DownloadSlot)
+"""The places as the latest commit left them (a locking read: MariaDB's plain reads in a transaction see
+its first snapshot)."""
+
+
+def read_occupancy(
+    connection: Connection, limits: Sequence[Limit], now: datetime, *, locked: bool = False
+) -> list[Occupancy]:
+    """The places of each limit's scope as stored now, in one query (`locked`: the latest, in a taker's
+    transaction)."""
     if not limits:
         return []
     by_scope: dict[str, list[Slot]] = {limit.scope: [] for limit in limits}
-    rows = connection.execute(_READ, {"p_scopes": sorted(by_scope)})
+    query = _READ_LOCKED if locked and connection.dialect.name != "sqlite" else _READ
+    rows = connection.execute(query, {"p_scopes": sorted(by_scope)})
     for scope, number, job_id, expires, state in rows:
         by_scope[scope].append(Slot(number, job_id, expires, JobState(state) if state is not None else None))
     return [Occupancy.of(limit, by_scope[limit.scope], now) for limit in limits]
@@ -134,7 +178,9 @@ def take(
     expires = now + timedelta(seconds=timeout_seconds)
     taken: list[tuple[str, int]] = []
     statement = _INSERTS.get(connection.dialect.name, _INSERTS["mysql"])
-    seen = read_occupancy(connection, sorted(limits, key=lambda limit: limit.scope), now)
+    ordered = sorted(limits, key=lambda limit: limit.scope)
+    _lock_scopes(connection, [limit.scope for limit in ordered])
+    seen = read_occupancy(connection, ordered, now, locked=True)
     for occupancy in seen:
         if occupancy.holds(job_id, now):
             continue

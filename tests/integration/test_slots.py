@@ -184,6 +184,9 @@ def test_the_limit_is_edited_and_refused_when_out_of_range(
     assert all(_jobs_handed(agent) for agent in agents)  # no limit any more
     with pytest.raises(InvalidDownloadLimit, match="maximum downloads"):
         containers.edit_container(rt, container_id, ContainerEdit(max_downloads=-3), "admin")
+    containers.delete_container(rt, container_id, "admin")  # its slots go with it
+    with rt.reading() as session:
+        assert session.scalar(select(func.count()).select_from(DownloadSlot)) == 0
 
 
 def test_two_server_processes_taking_slots_at_once_never_exceed_the_limit(
