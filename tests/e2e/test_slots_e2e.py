@@ -1,14 +1,13 @@
-"""End to end: download slots under many real agent processes. Twelve agents poll two server processes
-(`oco server --workers 2`) for a deployment with `max_downloads=3` and a payload large enough to take a
-moment to fetch and unpack. A sampler reads the database all along: never more than three slots held or
-jobs downloading; the jobs' own timestamps agree (no more than three download intervals overlap); and
-every job finishes."""
+"""End to end: download slots under many real agent processes, on every database. Twelve agents poll
+two server processes (`oco server --workers 2`) for a deployment with `max_downloads=3` and a payload
+large enough to take a moment to fetch and unpack. A sampler reads the database all along: never more
+than three slots held or jobs downloading; the jobs' own timestamps agree (no more than three download
+intervals overlap); and every job finishes."""
 
 from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -32,11 +31,10 @@ LIMIT = 3
 
 
 @pytest.fixture
-def two_process_world(tmp_path: Path, sqlite_template: Path) -> Iterator[World]:
-    shutil.copy(sqlite_template, tmp_path / "oco.sqlite3")
-    url = f"sqlite:///{tmp_path / 'oco.sqlite3'}"
-    server = start_server(tmp_path, url, server_args=("--workers", "2"), self_registration="true")
-    rt = make_runtime(url, tmp_path)
+def two_process_world(tmp_path: Path, database_url: str) -> Iterator[World]:
+    """Two server processes on each database in turn (PostgreSQL and MariaDB under CI)."""
+    server = start_server(tmp_path, database_url, server_args=("--workers", "2"), self_registration="true")
+    rt = make_runtime(database_url, tmp_path)
     world = World(server, rt, tmp_path)
     yield world
     server.stop()
