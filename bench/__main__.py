@@ -1,4 +1,4 @@
-"""`make bench` / `python -m bench [checkin|slots|deploy|download|all] …`: measure, print, no assertions."""
+"""`make bench` / `python -m bench [checkin|slots|deploy|download|scaleout|all] …`: measure and print."""
 
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ import psutil
 from bench.admin import admin
 from bench.console import console
 from bench.fleet import run_fleet
+from bench.scaleout import DEFAULT_CASES, scaleout
 from bench.seed import seed_fleet, server_key
 from bench.slots import slots_bench
 from bench.writes import rollout, writes
+from oco.api.admin.schemas import PREVIEW_LIMIT
 from oco.config import Settings
 from oco.db.migrate import upgrade
 from oco.services import computers, deployments, packages
@@ -192,7 +194,7 @@ def deploy(args: argparse.Namespace) -> None:
             deployments.ContainerOptions(name="bench"), Targets(computers=computer_ids, packages=ids)
         )
         started = time.perf_counter()
-        plan = deployments.preview_deployment(rt, request)
+        plan = deployments.preview_deployment(rt, request, PREVIEW_LIMIT)  # as the API and console list it
         previewed = time.perf_counter() - started
         started = time.perf_counter()
         deployments.create_deployment(rt, request, "bench")
@@ -321,7 +323,18 @@ def main() -> None:
         "what",
         nargs="?",
         default="all",
-        choices=["checkin", "writes", "rollout", "slots", "deploy", "admin", "download", "console", "all"],
+        choices=[
+            "checkin",
+            "writes",
+            "rollout",
+            "slots",
+            "deploy",
+            "admin",
+            "download",
+            "console",
+            "scaleout",
+            "all",
+        ],
     )
     parser.add_argument("--database", default="sqlite", choices=DATABASES)
     parser.add_argument("--computers", type=int, nargs="+", default=[1_000, 10_000, 100_000])
@@ -345,6 +358,10 @@ def main() -> None:
     parser.add_argument("--admin-rounds", type=int, default=3, help="repetitions of each admin action")
     parser.add_argument("--console-computers", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=20, help="requests per console page")
+    parser.add_argument(
+        "--cases", nargs="+", default=list(DEFAULT_CASES), help="scaleout: DATABASE:PROCESSES each"
+    )
+    parser.add_argument("--profile", type=Path, help="scaleout: a directory for py-spy profiles")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     if args.what in ("checkin", "all"):
@@ -363,6 +380,8 @@ def main() -> None:
         download(args)
     if args.what in ("console", "all"):
         console(args, fresh_runtime, start, stop)
+    if args.what == "scaleout":  # not in "all": `checkin` measures the same, one case at a time
+        scaleout(args, fresh_runtime, start, stop)
 
 
 if __name__ == "__main__":

@@ -15,12 +15,14 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 from sqlalchemy import insert, select, update
 
 from bench.seed import analyze, seed_fleet
+from oco.db.bulk import insert_rows
 from oco.db.models import (
     AuditLog,
     Computer,
@@ -54,6 +56,7 @@ def seed_site(rt, computers: int, finished_jobs: int) -> dict[str, int]:  # type
                 state=int(JobState.FAILED), return_code=int(ReturnCode.AGENT_ERROR), message="download lost"
             )
         )
+        _history(session, computer_ids, package)
         group = ComputerGroup(name="Half the fleet")
         session.add(group)
         session.flush()
@@ -77,6 +80,40 @@ def seed_site(rt, computers: int, finished_jobs: int) -> dict[str, int]:  # type
         ids = {"finished": finished, "package": package, "group": group.id, "computer": computer_ids[0]}
     analyze(rt)
     return ids
+
+
+HISTORY = 300
+"""Deployments a site ran before (a few small ones a week, for years), 20 jobs each."""
+
+
+def _history(session, computer_ids: list[int], package: int) -> None:  # type: ignore[no-untyped-def]
+    finished = datetime.now(UTC) - timedelta(hours=1)  # recent enough not to be purged while measuring
+    containers = [
+        {"name": f"Earlier rollout {index}", "created": finished, "start_time": finished}
+        for index in range(HISTORY)
+    ]
+    session.execute(insert(JobContainer), containers)
+    ids = session.scalars(select(JobContainer.id).where(JobContainer.name.like("Earlier rollout %"))).all()
+    jobs = [
+        {
+            "container_id": container_id,
+            "computer_id": computer_ids[(index * 20 + offset) % len(computer_ids)],
+            "package_id": package,
+            "package_name": "Bench 1",
+            "action": "install",
+            "sequence": 1,
+            "state": int(JobState.SUCCEEDED if offset else JobState.FAILED),
+            "return_code": 0 if offset else 1603,
+            "procedure": "true",
+            "success_codes": "0",
+            "created": finished,
+            "execution_started": finished,
+            "execution_finished": finished,
+        }
+        for index, container_id in enumerate(ids)
+        for offset in range(20)
+    ]
+    insert_rows(session.connection(), Job, jobs)
 
 
 def pages(ids: dict[str, int]) -> list[str]:

@@ -13,9 +13,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from oco.api import agent as agent_api
+from oco.api import metrics as metrics_api
 from oco.api.admin import create_api
 from oco.config import load_settings
 from oco.errors import OcoError
@@ -33,7 +34,7 @@ class OcoServer(FastAPI):
     Agents are the bulk of the traffic: their requests skip the framework's middleware and routing.
     """
 
-    def __init__(self, agent: agent_api.AgentApi, **kwargs: Any) -> None:
+    def __init__(self, agent: ASGIApp, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.agent_api = agent
 
@@ -67,7 +68,7 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
         rt.close()
 
     app = OcoServer(
-        agent,
+        metrics_api.Measured(agent),
         title="OCO Deploy",
         lifespan=lifespan,
         docs_url=None,
@@ -78,6 +79,7 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
     admin_api = create_api(rt)
     app.include_router(apidocs.router(admin_api))  # ahead of the mount, which takes all of /api/v1
     app.mount("/api/v1", admin_api)
+    app.include_router(metrics_api.router)
     install_console(app)
 
     @app.get("/healthz", include_in_schema=False)
@@ -91,10 +93,15 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
 
 
 async def _housekeeping_loop(runtime: Runtime) -> None:
-    """Run the housekeeping tasks every `housekeeping_interval_seconds`, off the event loop."""
-    while True:
-        try:
-            await asyncio.to_thread(housekeeping.run_all, runtime)
-        except Exception:
-            log.exception("housekeeping round failed")
-        await asyncio.sleep(runtime.settings.housekeeping_interval_seconds)
+    """Run the housekeeping tasks every `housekeeping_interval_seconds`, off the event loop, while this
+    process leads housekeeping among the server processes sharing the database."""
+    leadership = housekeeping.Leadership(runtime)
+    try:
+        while True:
+            try:
+                await asyncio.to_thread(housekeeping.run_led_round, runtime, leadership)
+            except Exception:
+                log.exception("housekeeping round failed")
+            await asyncio.sleep(runtime.settings.housekeeping_interval_seconds)
+    finally:
+        leadership.release()

@@ -33,6 +33,7 @@ from oco.errors import DomainError
 CONFIG_ENV = "OCO_CONFIG"
 DATA_DIR_ENV = "OCO_DATA_DIR"
 DATA_DIR_CONFIG = "oco.toml"
+MIN_METRICS_TOKEN = 16
 """A settings file in the data directory, read by every command (below `--config` and the environment)."""
 
 
@@ -137,6 +138,10 @@ class Settings(BaseSettings):
         description="How far ahead of the server's clock an agent request's timestamp may be.",
     )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    metrics_token: str = Field(
+        default="",
+        description="A bearer token that may read /metrics (give it to Prometheus); empty: only API tokens.",
+    )
     rollout_webhook_url: str = Field(
         default="",
         description="Where phased rollouts POST their events (phase opened, halted…) as JSON; empty: none.",
@@ -211,6 +216,13 @@ class Settings(BaseSettings):
                 raise ValueError(str(exc)) from exc
             return [limit.text for limit in limits]
         return entries
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if value and len(value) < MIN_METRICS_TOKEN:
+            raise ValueError(f"must be empty or at least {MIN_METRICS_TOKEN} characters (a random secret)")
+        return value
 
     @field_validator("wol_addresses", "trusted_proxies", mode="before")
     @classmethod

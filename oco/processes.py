@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
 import ssl
 import sys
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -23,6 +28,8 @@ from typing import Any
 import uvicorn
 
 APP = "oco.application:create_app"
+METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+"""Where the processes write what `/metrics` sums (prometheus-client's multi-process mode)."""
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 BACKLOG = 2048
 SHUTDOWN_TIMEOUT_S = 30
@@ -81,10 +88,29 @@ def serve(host: str, port: int, workers: int = 1, tls: Tls | None = None) -> Non
     options = {**UVICORN_OPTIONS, **(tls.options if tls else {})}
     if workers == 1:
         uvicorn.run(APP, host=host, port=port, **options)
-    elif sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT"):
-        _supervise(host, port, workers, tls)
-    else:
-        uvicorn.run(APP, host=host, port=port, workers=workers, **options)
+        return
+    with _shared_metrics():
+        if sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT"):
+            _supervise(host, port, workers, tls)
+        else:
+            uvicorn.run(APP, host=host, port=port, workers=workers, **options)
+
+
+@contextmanager
+def _shared_metrics() -> Iterator[None]:
+    """A fresh directory the processes started inside write their metrics to, so that each answers
+    `/metrics` for all of them; removed at the end. An administrator's `PROMETHEUS_MULTIPROC_DIR` is
+    used as it is (it must be emptied before each start)."""
+    if os.environ.get(METRICS_DIRECTORY):
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="oco-metrics-")
+    os.environ[METRICS_DIRECTORY] = directory  # the processes started from here inherit it
+    try:
+        yield
+    finally:
+        del os.environ[METRICS_DIRECTORY]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _supervise(host: str, port: int, workers: int, tls: Tls | None) -> None:

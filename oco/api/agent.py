@@ -30,9 +30,9 @@ from oco.domain.protocol import (
     sign,
 )
 from oco.errors import OcoError, Unauthorized, Unavailable, outcome
-from oco.services import agent_requests, checkins
+from oco.services import agent_requests
 from oco.services.agent_requests import AgentAnswer
-from oco.services.agents import AgentRequest, AuthenticationFailed
+from oco.services.agents import AgentRequest
 from oco.services.runtime import Runtime
 
 PATHS = ("/api-agent.php", "/api/agent")
@@ -43,8 +43,8 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 PARSE_ERROR = -32700
 SERVER_ERROR_STATUS = 500
-CONFIRM_TIMEOUT_S = 30
-"""A check-in whose confirmation takes longer is answered with 503 (the database stalls)."""
+CHECK_IN_TIMEOUT_S = 30
+"""A check-in not answered in this time is answered with 503 (the database stalls)."""
 
 log = logging.getLogger("oco.agent_api")
 
@@ -75,7 +75,7 @@ class AgentApi:
         self._readers = ThreadPoolExecutor(
             runtime.settings.checkin_threads, thread_name_prefix="oco-check-in"
         )
-        self.confirmations = Confirmations(runtime, None if self.reads_inline else self._readers)
+        self.check_ins = CheckIns(runtime, None if self.reads_inline else self._readers)
 
     def close(self) -> None:
         self._readers.shutdown(wait=True)
@@ -108,80 +108,69 @@ class AgentApi:
         return _result_response(rpc_id, answer)
 
     async def _answer(self, request: AgentRequest) -> AgentAnswer:
-        runtime = self.runtime
         if request.method is AgentMethod.HELLO:
-            if self.reads_inline:
-                answer = agent_requests.check_in(runtime, request)
-            else:
-                loop = asyncio.get_running_loop()
-                answer = await loop.run_in_executor(self._readers, agent_requests.check_in, runtime, request)
+            answer = await self.check_ins.answer(request)
             if answer is not None:
-                await self.confirmations.confirm(answer)
                 return answer
-        return await run_in_threadpool(agent_requests.answer, runtime, request)
+        return await run_in_threadpool(agent_requests.answer, self.runtime, request)
 
 
-class Confirmations:
-    """Plain check-ins wait here until the database confirmed their claims (`checkins.confirm`), in
-    batches: while one batch is written, the claims that arrive wait for the next, so a batch holds what
-    came meanwhile — many check-ins share one transaction and nobody waits for a timer.
+class CheckIns:
+    """Steady agents' hellos wait here to be answered together (`agent_requests.check_ins`: one read for
+    all, one transaction confirming their timestamps). While one batch is answered, the hellos that
+    arrive wait for the next, so a batch holds what came meanwhile — no timer, and many check-ins share
+    one read and one commit.
 
-    With SQLite the batch is written on the event loop, like the check-in's read (local, short, and the
-    process's only writer queue); with a network database in one of the check-in threads.
+    With SQLite a batch runs on the event loop (local reads and a short write: a trip to a thread costs
+    more); with a network database in one of the check-in threads, one trip a batch.
     """
 
     def __init__(self, runtime: Runtime, executor: ThreadPoolExecutor | None) -> None:
         self.runtime = runtime
         self._executor = executor
-        self._waiting: list[tuple[AgentAnswer, asyncio.Future[checkins.Outcome]]] = []
-        self._writing: asyncio.Task[None] | None = None
+        self._waiting: list[tuple[AgentRequest, asyncio.Future[agent_requests.CheckInOutcome]]] = []
+        self._answering: asyncio.Task[None] | None = None
 
-    async def confirm(self, answer: AgentAnswer) -> None:
-        """Return once the answer's claim is confirmed; raise the refusal if it is not."""
-        if answer.unconfirmed is None:
-            return
+    async def answer(self, request: AgentRequest) -> AgentAnswer | None:
+        """The hello's answer, None if it has something to write; raises its refusal."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[checkins.Outcome] = loop.create_future()
-        self._waiting.append((answer, future))
-        if self._writing is None:
-            self._writing = loop.create_task(self._write())
+        future: asyncio.Future[agent_requests.CheckInOutcome] = loop.create_future()
+        self._waiting.append((request, future))
+        if self._answering is None:
+            self._answering = loop.create_task(self._answer_batches())
         try:
-            async with asyncio.timeout(CONFIRM_TIMEOUT_S):
+            async with asyncio.timeout(CHECK_IN_TIMEOUT_S):
                 outcome = await asyncio.shield(future)
         except TimeoutError:
-            raise Unavailable("the check-in could not be recorded in time; send it again") from None
-        if outcome is checkins.Outcome.REPLAYED:
-            raise AuthenticationFailed(
-                f"timestamp {answer.unconfirmed.claim.entry.agent_timestamp} is not newer than the last "
-                "one accepted: replayed request"
-            )
-        if outcome is checkins.Outcome.FAILED:
-            raise Unavailable("the check-in could not be recorded; send it again")
+            raise Unavailable("the check-in could not be answered in time; send it again") from None
+        if isinstance(outcome, OcoError):
+            raise outcome
+        return outcome
 
-    async def _write(self) -> None:
+    async def _answer_batches(self) -> None:
         loop = asyncio.get_running_loop()
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
-                pending = [answer.unconfirmed for answer, _ in batch if answer.unconfirmed is not None]
+                requests = [request for request, _ in batch]
                 try:
                     if self._executor is None:
-                        outcomes = checkins.confirm(self.runtime, pending)
+                        outcomes = agent_requests.check_ins(self.runtime, requests)
                     else:
                         outcomes = await loop.run_in_executor(
-                            self._executor, checkins.confirm, self.runtime, pending
+                            self._executor, agent_requests.check_ins, self.runtime, requests
                         )
-                except Exception as exc:  # the database does not answer: nobody is answered
-                    if not isinstance(exc, OcoError):
-                        log.exception("confirming %d check-ins failed", len(batch))
-                    outcomes = [checkins.Outcome.FAILED] * len(batch)
-                for (answer, future), outcome in zip(batch, outcomes, strict=True):
-                    if outcome is not checkins.Outcome.CONFIRMED:
-                        agent_requests.revert_check_in(self.runtime, answer)
+                except Exception as exc:  # a bug: answered with 500 rather than left waiting
+                    log.exception("answering %d check-ins failed", len(batch))
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
                     if not future.done():
                         future.set_result(outcome)
         finally:
-            self._writing = None
+            self._answering = None
 
 
 # Request parsing ----------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ is read: a token whose role lacks it is answered 403 with a message saying what 
 
 from __future__ import annotations
 
+import hmac
+
 from fastapi import Depends, Request, params
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -54,4 +56,32 @@ class Requires:
 def allow(permission: Permission) -> params.Depends:
     """The dependency a route (or a router, for its reads) declares for the permission it needs."""
     dependency: params.Depends = Depends(Requires(permission))
+    return dependency
+
+
+class RequiresOrScrapeToken:
+    """`/metrics`: the configured `metrics_token` (what Prometheus is given), or an API token whose user's
+    role has the permission; 401 for anything else. Nobody reads it without a token: behind a proxy on the
+    same host, every request would come from loopback."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    def __call__(
+        self,
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+        runtime: Runtime = Depends(get_runtime),
+    ) -> None:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise Unauthorized("missing bearer token")
+        configured = runtime.settings.metrics_token
+        if configured and hmac.compare_digest(credentials.credentials.encode(), configured.encode()):
+            return
+        user = users.token_user(runtime, credentials.credentials)
+        require(user.role, self.permission, user.username)
+
+
+def allow_or_scrape_token(permission: Permission) -> params.Depends:
+    """The dependency of `/metrics`: the scrape token, or an API token with `permission`."""
+    dependency: params.Depends = Depends(RequiresOrScrapeToken(permission))
     return dependency

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from fastapi.responses import Response, StreamingResponse
 
 from oco.depot import Depot
 from oco.domain.protocol import SHA256_HEADER
+from oco.services import metrics
 from oco.services.agent_jobs import DownloadGrant
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -54,14 +56,20 @@ def payload_response(depot: Depot, payload: DownloadGrant, range_header: str | N
     if selected is None:
         headers["Content-Length"] = str(payload.size)
         return StreamingResponse(
-            depot.iter_range(payload.sha256), media_type="application/octet-stream", headers=headers
+            _counted(depot.iter_range(payload.sha256)), media_type="application/octet-stream", headers=headers
         )
     start, end = selected
     headers["Content-Length"] = str(end - start + 1)
     headers["Content-Range"] = f"bytes {start}-{end}/{payload.size}"
     return StreamingResponse(
-        depot.iter_range(payload.sha256, start, end),
+        _counted(depot.iter_range(payload.sha256, start, end)),
         status_code=206,
         media_type="application/octet-stream",
         headers=headers,
     )
+
+
+def _counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The chunks of a download, counted in `oco_downloads_in_flight` while they are sent."""
+    with metrics.download_in_flight():
+        yield from chunks

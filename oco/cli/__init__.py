@@ -108,9 +108,20 @@ def housekeeping_command(
     The server runs the same tasks itself; this command is for cron or a separate worker.
     """
     rt = runtime()
-    while True:
-        for name, changed in housekeeping.run_all(rt).items():
-            typer.echo(f"{name}: {'skipped (locked)' if changed is None else changed}")
-        if once:
-            return
-        time.sleep(rt.settings.housekeeping_interval_seconds)
+    if once:  # each task takes its own lock: safe beside running servers
+        _print_round(housekeeping.run_all(rt))
+        return
+    leadership = housekeeping.Leadership(rt)  # kept running, it takes turns with the servers: one leads
+    try:
+        while True:
+            results = housekeeping.run_led_round(rt, leadership)
+            if results is not None:
+                _print_round(results)
+            time.sleep(rt.settings.housekeeping_interval_seconds)
+    finally:
+        leadership.release()
+
+
+def _print_round(results: dict[str, int | None]) -> None:
+    for name, changed in results.items():
+        typer.echo(f"{name}: {'skipped (locked)' if changed is None else changed}")

@@ -15,6 +15,7 @@ from oco.domain.phases import (
     parse_duration,
     parse_phases,
 )
+from oco.domain.retries import RetryPolicy
 from oco.domain.slots import parse_max_downloads
 from oco.domain.states import SequenceMode
 from oco.domain.windows import WindowZone, parse_windows
@@ -94,6 +95,8 @@ def deploy(
     max_downloads: int | None = typer.Option(
         None, help="At most this many computers download a payload at once (others wait for a slot)."
     ),
+    retries: int = typer.Option(0, help="Retry a job its agent could not run (-9999) up to N times."),
+    retry_delay: str = typer.Option("", help="Wait this long before each retry (90s, 10m, 2h)."),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Show the jobs that would be created; write nothing."
     ),
@@ -123,6 +126,7 @@ def deploy(
             pilot_group=pilot_group,
             windows=parse_windows(window, window_zone),
             max_downloads=parse_max_downloads(max_downloads, "--max-downloads"),
+            retry=RetryPolicy(retries, parse_duration(retry_delay, field="retry_delay")),
         )
         targets = Targets(
             computers=computer, computer_groups=computer_group, packages=package, package_groups=package_group
@@ -156,6 +160,8 @@ def _print_plan(plan: PlanPublic, as_json: bool) -> None:
             f"{plan.windows.server_time_computers} computer(s) report no time zone and read them in "
             f"server time ({plan.windows.server_zone})"
         )
+    if plan.retries:
+        typer.echo(f"retries: {plan.retries}")
     for phase in plan.phases:
         more = phase.computers - len(phase.hostnames)
         listed = ", ".join(phase.hostnames) + (f" and {more} more" if more else "")

@@ -293,6 +293,9 @@ class JobContainer(Base):
     """Maintenance windows in their stored form (`oco.domain.windows.Windows.text`); None: always."""
     max_downloads: Mapped[int | None] = mapped_column(Integer, default=None)
     """At most this many of its computers download a payload at once (`oco.domain.slots`); None: any."""
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """How many more attempts a job the agent could not run (-9999) gets (`oco.domain.retries`)."""
+    retry_delay_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     jobs: Mapped[list[Job]] = relationship(
         back_populates="container",
@@ -332,6 +335,10 @@ class Job(Base):
     """The shutdown post-action was added because the computer was woken for this container."""
     phase: Mapped[int | None] = mapped_column(Integer, default=None)
     """The rollout phase of the job's computer (0 first; None: no rollout)."""
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    """Which run of the job this is: 1, then 2 after its first retry (`oco.domain.retries`)."""
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    """A job waiting for its retry is handed out only from then on; None: whenever it may run."""
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_update: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     download_started: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
@@ -341,6 +348,23 @@ class Job(Base):
     container: Mapped[JobContainer] = relationship(back_populates="jobs")
     computer: Mapped[Computer] = relationship()
     package: Mapped[Package | None] = relationship()
+
+
+class JobAttempt(Base):
+    """An earlier run of a job that was retried: when it ran, its return code and the tail of its output.
+    The job's own row holds its current (or final) attempt."""
+
+    __tablename__ = "job_attempt"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    state: Mapped[int] = mapped_column(Integer)
+    return_code: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    message: Mapped[str] = mapped_column(Text, default="")
+    """The tail of its output (`oco.domain.retries.excerpt`)."""
+    started: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    finished: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Rollout(Base):

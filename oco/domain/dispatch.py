@@ -68,6 +68,12 @@ class CandidateJob:
     state: JobState
     container: ContainerWindow
     phase: int | None = None
+    not_before: datetime | None = None
+    """A job waiting for its retry runs from then on (`oco.domain.retries`)."""
+
+    def waits_for_retry(self, now: datetime) -> bool:
+        """Waiting, and its retry time has not come yet."""
+        return self.state is JobState.WAITING and self.not_before is not None and now < self.not_before
 
 
 def is_open(container: ContainerWindow, now: datetime) -> bool:
@@ -119,6 +125,7 @@ def is_eligible(
     phase and maintenance window open (a job already started finishes either way)."""
     return (
         job.state in PENDING_STATES
+        and not job.waits_for_retry(now)
         and hand_out_hold(job.container, now, client_address) is None
         and (
             job.state is not JobState.WAITING
@@ -168,6 +175,8 @@ class Hold(Vocabulary, StrEnum):
     OUTSIDE_WINDOW = "outside-window"
     OUTSIDE_IP_RANGES = "outside-ip-ranges"
     DOWNLOAD_SLOT = "download-slot"
+    RETRY = "retry"
+    BEHIND_RETRY = "behind-retry"
     OFFLINE = "offline"
     NEXT_CHECK_IN = "next-check-in"
 
@@ -183,6 +192,8 @@ spell(
         Hold.OUTSIDE_WINDOW: ("outside-window", "waiting for its window"),
         Hold.OUTSIDE_IP_RANGES: ("outside-ip-ranges", "outside the container's IP ranges"),
         Hold.DOWNLOAD_SLOT: ("download-slot", "waiting for a download slot"),
+        Hold.RETRY: ("retry", "waiting for its retry"),
+        Hold.BEHIND_RETRY: ("behind-retry", "waiting for an earlier job of the container to be retried"),
         Hold.OFFLINE: ("offline", "the computer is offline"),
         Hold.NEXT_CHECK_IN: ("next-check-in", "handed out at the computer's next check-in"),
     },
@@ -202,6 +213,17 @@ class WaitReason:
     """When its maintenance window opens: "Mon 18:00 computer time"."""
     slots: str | None = None
     """Waiting for a download slot: "waiting for a download slot (50 of 50 in use)"."""
+    retry: RetryWait | None = None
+    """Which retry it waits for, and until when."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryWait:
+    """A job waiting for its retry: its next attempt (2 = the first retry), the retries allowed, and when."""
+
+    attempt: int
+    retries: int
+    at: datetime
 
 
 def why_waiting(
@@ -212,10 +234,14 @@ def why_waiting(
     offline_seconds: int,
     phase: int | None = None,
     clocks: Clocks = SERVER_CLOCK,
+    retry: RetryWait | None = None,
+    behind_retry: datetime | None = None,
     download: Decision | None = None,
 ) -> WaitReason:
-    """Why a waiting job of `container` (in rollout `phase`) has not run, judged by what the server knows
-    of the computer; `download` is what its download slots say (`oco.domain.slots.may_download`)."""
+    """Why a waiting job of `container` (in rollout `phase`, waiting for `retry` when it was retried, or
+    behind an earlier job of the computer retried at `behind_retry`) has not run, judged by what the
+    server knows of the computer; `download` is what its download slots say
+    (`oco.domain.slots.may_download`)."""
     hold = hand_out_hold(container, now, last_address or None)
     if hold is Hold.DISABLED:
         return WaitReason(hold)
@@ -227,6 +253,10 @@ def why_waiting(
         return WaitReason(Hold.HALTED, phase=phase)
     if not phase_is_open(phase, container.open_phase):
         return WaitReason(Hold.LATER_PHASE, phase=phase)
+    if retry is not None and now < retry.at:
+        return WaitReason(Hold.RETRY, since=retry.at, retry=retry)
+    if behind_retry is not None and now < behind_retry:
+        return WaitReason(Hold.BEHIND_RETRY, since=behind_retry)
     if not in_window(container, now, clocks):
         return WaitReason(Hold.OUTSIDE_WINDOW, opens=window_opens(container, now, clocks))
     if hold is Hold.OUTSIDE_IP_RANGES and last_address:
@@ -262,7 +292,32 @@ def jobs_to_hand_out(
     jobs: Iterable[CandidateJob], now: datetime, client_address: str | None, clocks: Clocks = SERVER_CLOCK
 ) -> list[CandidateJob]:
     """The eligible jobs of one computer in the order its agent must run them."""
-    return sorted((job for job in jobs if is_eligible(job, now, client_address, clocks)), key=dispatch_order)
+    jobs = list(jobs)
+    behind = _retry_barriers(jobs, now)
+    return sorted(
+        (
+            job
+            for job in jobs
+            if is_eligible(job, now, client_address, clocks)
+            and (
+                job.state is not JobState.WAITING
+                or job.sequence < behind.get(job.container.id, job.sequence + 1)
+            )
+        ),
+        key=dispatch_order,
+    )
+
+
+def _retry_barriers(jobs: Sequence[CandidateJob], now: datetime) -> dict[int, int]:
+    """Container id → the sequence of the computer's first job there that waits for its retry: its later
+    waiting jobs wait behind it, so the container's order holds (an uninstall retried before the install
+    runs); a later job already started is handed out again and finishes, as always."""
+    barriers: dict[int, int] = {}
+    for job in jobs:
+        if job.waits_for_retry(now):
+            container = job.container.id
+            barriers[container] = min(barriers.get(container, job.sequence), job.sequence)
+    return barriers
 
 
 def wire_post_action(post_action: PostAction, restart_timeout: int) -> dict[str, int | None]:

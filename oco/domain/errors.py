@@ -19,6 +19,7 @@ __all__ = [
     "InvalidMac",
     "InvalidPublisherKey",
     "InvalidReport",
+    "InvalidRetries",
     "InvalidReturnCodes",
     "InvalidRollout",
     "InvalidSigningKey",
@@ -95,6 +96,10 @@ class InvalidVersionCondition(DomainError):
 
 class InvalidRollout(InvalidDeployment):
     """A rollout's phases, criterion, soak or halt rule is invalid."""
+
+
+class InvalidRetries(InvalidDeployment):
+    """A deployment's retries or retry delay is out of range."""
 
 
 class InvalidWindow(InvalidDeployment):

@@ -10,16 +10,22 @@ One final state gives way: a job the server failed on its own with -8888 ("abort
 never run by the server's decision, but an OCO agent does not skip the rest of a container after an
 agent error (-9999) and runs the job anyway. What the computer reports having run wins over that
 cascade: such a job accepts its owner's reports like a waiting one (and the assignment follows).
+
+Retries (`oco.domain.retries`): a final -9999 of a job whose container still allows it another attempt
+is not final — `retried` turns it into a job waiting again until its retry time, with no assignment
+change and no -8888 cascade (the computer's later jobs of the container wait behind it instead,
+`oco.domain.dispatch`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 
 from oco.domain.errors import InvalidReport
+from oco.domain.retries import NO_RETRIES, RetryPolicy, next_attempt
 from oco.domain.returncodes import is_success, parse_codes
 from oco.domain.states import (
     DOWNLOAD_PROGRESS_UNPACKING,
@@ -62,6 +68,10 @@ class JobFacts:
     download_started: datetime | None = None
     execution_started: datetime | None = None
     return_code: int | None = None
+    attempt: int = 1
+    """Which run of the job this report is about (1 = the first)."""
+    retry: RetryPolicy = NO_RETRIES
+    """The container's retries."""
 
     @property
     def aborted_by_cascade(self) -> bool:
@@ -106,6 +116,9 @@ class Outcome:
     reopens: bool = False
     """The job was failed by the cascade and its owner reports it running: clear its return code and
     finish time."""
+    retry_at: datetime | None = None
+    """The attempt failed with -9999 and the job runs again from then on: keep the attempt in the job's
+    history (with `return_code` and `message`), then set the job waiting with its next attempt number."""
 
     @property
     def ignored(self) -> bool:
@@ -193,6 +206,26 @@ def apply_report(job: JobFacts, report: Report, output_cap: int = DEFAULT_OUTPUT
         return _finished(job, JobState.FAILED, code, message)
     succeeded = is_success(parse_codes(job.success_codes), report.return_code)
     return _finished(job, JobState.SUCCEEDED if succeeded else JobState.FAILED, report.return_code, message)
+
+
+def retried(job: JobFacts, outcome: Outcome, now: datetime) -> Outcome:
+    """The outcome, or — for a -9999 failure the container retries — the job waiting again until its
+    retry time: not final, so no assignment change, no cascade and nothing counted by a rollout."""
+    if not (outcome.applied and outcome.final) or outcome.state is not JobState.FAILED:
+        return outcome
+    at = next_attempt(job.retry, job.attempt, outcome.return_code, now)
+    if at is None:
+        return outcome
+    return replace(
+        outcome,
+        state=JobState.WAITING,
+        final=False,
+        succeeded=False,
+        assignment=AssignmentChange.NONE,
+        remove_other_family_versions=False,
+        abort_remaining=False,
+        retry_at=at,
+    )
 
 
 def _ignored(job: JobFacts) -> Outcome:

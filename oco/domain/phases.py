@@ -169,6 +169,23 @@ class RolloutRules:
         return bool(self.steps) or self.pilot_group_id is not None or self.halt_failure_rate is not None
 
 
+@dataclass(frozen=True, slots=True)
+class RolloutEdit:
+    """Changes to a container's phases plan; None leaves a rule as it is (`clear_halt` drops the halt
+    rule)."""
+
+    steps: tuple[Step, ...] | None = None
+    success_percent: int | None = None
+    soak_seconds: int | None = None
+    halt_failure_rate: int | None = None
+    clear_halt: bool = False
+    halt_min_finished: int | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self == RolloutEdit()
+
+
 NO_ROLLOUT = RolloutRules()
 """A deployment that is no rollout: everyone at once, never halted."""
 

@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from oco.config import Settings
-from oco.db.models import Computer, ComputerPackage, Job, JobContainer, Package
+from oco.db.models import Computer, ComputerPackage, Job, JobAttempt, JobContainer, Package
 from oco.db.types import UTCDateTime
 from oco.domain.dispatch import (
     SERVER_CLOCK,
@@ -43,9 +43,10 @@ from oco.domain.dispatch import (
     wire_post_action,
 )
 from oco.domain.hostnames import hostname_key
-from oco.domain.outcomes import AssignmentChange, JobFacts, Outcome, apply_report, parse_report
+from oco.domain.outcomes import AssignmentChange, JobFacts, Outcome, apply_report, parse_report, retried
 from oco.domain.planning import effective_post_action
 from oco.domain.protocol import MAX_ID
+from oco.domain.retries import RetryPolicy, excerpt
 from oco.domain.signing import WIRE_SIGNATURE, SignedFields, wire_signature
 from oco.domain.slots import (
     DOWNLOADING,
@@ -71,6 +72,7 @@ from oco.domain.states import (
 from oco.errors import Forbidden, InvalidInput, NotFound
 from oco.services import rollouts, wol
 from oco.services.agents import RECORD_COLUMNS, AuthenticationFailed, ComputerRecord
+from oco.services.listing import chunks
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +152,7 @@ _JOB_COLUMNS = (
     JobContainer.windows,
     Package.download_for_uninstall,
     JobContainer.max_downloads,
+    Job.not_before,
 )
 """What a check-in reads of each pending job: few columns (each costs on every check-in); the signed
 fields of a signed package are read by `_signed` only when one of the jobs has a signature."""
@@ -201,6 +204,32 @@ def read_hello(connection: Connection, hostname: str) -> tuple[CheckInView | Non
     return (_view(connection, rows), bool(rows[0][-1])) if rows else (None, False)
 
 
+# Several hellos at once: the computers' key as a last column, to tell their rows apart.
+_HELLOS = _check_in_query(Computer.hostname_key.in_(bindparam("p_keys", expanding=True))).add_columns(
+    wol.AWAITED, Computer.hostname_key
+)
+
+
+def read_hellos(connection: Connection, hostnames: Sequence[str]) -> dict[str, tuple[CheckInView, bool]]:
+    """`read_hello` for several computers in one query: by hostname key, the computers that exist."""
+    rows_of: dict[str, list[Any]] = {}
+    for part in chunks(sorted({hostname_key(hostname) for hostname in hostnames})):
+        for row in connection.execute(_HELLOS, {"p_keys": list(part)}):
+            rows_of.setdefault(row[-1], []).append(row)
+    pending_of = {
+        key: [_pending_job(row[_RECORD_WIDTH:]) for row in rows if row[_RECORD_WIDTH] is not None]
+        for key, rows in rows_of.items()
+    }
+    signatures = _signatures(connection, [job for jobs in pending_of.values() for job in jobs])
+    return {
+        key: (
+            CheckInView(ComputerRecord(*rows[0][:_RECORD_WIDTH]), _with(signatures, pending_of[key])),
+            bool(rows[0][-2]),
+        )
+        for key, rows in rows_of.items()
+    }
+
+
 def _view(connection: Connection, rows: Sequence[Any]) -> CheckInView:
     pending = [_pending_job(row[_RECORD_WIDTH:]) for row in rows if row[_RECORD_WIDTH] is not None]
     return CheckInView(ComputerRecord(*rows[0][:_RECORD_WIDTH]), _signed(connection, pending))
@@ -226,7 +255,7 @@ def _pending_job(row: Sequence[Any]) -> PendingJob:
         windows=row[22],
     )
     return PendingJob(
-        candidate=CandidateJob(row[0], row[1], JobState(row[2]), window, row[20]),
+        candidate=CandidateJob(row[0], row[1], JobState(row[2]), window, row[20], row[25]),
         package_id=row[3],
         procedure=row[4],
         post_action=PostAction(row[5]),
@@ -245,14 +274,26 @@ def _pending_job(row: Sequence[Any]) -> PendingJob:
 
 def _signed(connection: Connection, pending: list[PendingJob]) -> list[PendingJob]:
     """The jobs with the publisher signatures of their signed packages, as the wire carries them."""
+    return _with(_signatures(connection, pending), pending)
+
+
+def _signatures(connection: Connection, pending: list[PendingJob]) -> dict[int, dict[str, Any] | None]:
+    """The wire signatures of the signed packages of `pending`, by package id (read only if there are)."""
     signed = {job.package_id for job in pending if job.signature is not None and job.package_id}
     if not signed:
-        return pending
-    signatures = {
+        return {}
+    return {
         row[0]: _wire_signature(row) for row in connection.execute(_SIGNED, {"p_packages": sorted(signed)})
     }
+
+
+def _with(signatures: dict[int, dict[str, Any] | None], pending: list[PendingJob]) -> list[PendingJob]:
+    if not signatures:
+        return pending
     return [
-        replace(job, signature=signatures.get(job.package_id)) if job.package_id in signed else job
+        replace(job, signature=signatures.get(job.package_id))
+        if job.signature is not None and job.package_id
+        else job
         for job in pending
     ]
 
@@ -382,6 +423,9 @@ _REPORTED = (
         JobContainer.end_time,
         JobContainer.enabled,
         JobContainer.agent_ip_ranges,
+        Job.attempt,
+        JobContainer.retries,
+        JobContainer.retry_delay_seconds,
     )
     .join(JobContainer, Job.container_id == JobContainer.id)
     .outerjoin(Package, Job.package_id == Package.id)
@@ -441,13 +485,17 @@ def report_job_state(
             download_started=row.download_started,
             execution_started=row.execution_started,
             return_code=row.return_code,
+            attempt=row.attempt,
+            retry=RetryPolicy(row.retries, row.retry_delay_seconds),
         ),
     )
     hold = report_refusal(_candidate(job_id, row), now, client_address)
     if hold is not None:
         raise Forbidden(f"job {job_id} is not handed out to {computer.hostname!r} now: {hold.label}")
-    outcome = apply_report(job.facts, report, settings.max_job_output_chars)
-    if outcome.applied:
+    outcome = retried(job.facts, apply_report(job.facts, report, settings.max_job_output_chars), now)
+    if outcome.retry_at is not None:
+        _retry(connection, job, outcome, outcome.retry_at, now)
+    elif outcome.applied:
         _apply(connection, job, outcome, now)
     return outcome.succeeded
 
@@ -490,6 +538,36 @@ def _apply(connection: Connection, job: _ReportedJob, outcome: Outcome, now: dat
         with Session(bind=connection) as session:  # joins this transaction; the rollout rules use the ORM
             rollouts.check_halt(session, job.container_id, job.phase, now)
             session.flush()
+
+
+def _retry(connection: Connection, job: _ReportedJob, outcome: Outcome, at: datetime, now: datetime) -> None:
+    """Keep the failed attempt in the job's history and set the job waiting for its next attempt at `at`.
+    Nothing else happens: no assignment change, no cascade, no halt check (the failure is not final)."""
+    facts = job.facts
+    connection.execute(
+        insert(JobAttempt).values(
+            job_id=job.id,
+            attempt=facts.attempt,
+            state=int(JobState.FAILED),
+            return_code=outcome.return_code,
+            message=excerpt(outcome.message),
+            started=facts.download_started or facts.execution_started,
+            finished=now,
+        )
+    )
+    changes: dict[str, Any] = {
+        "state": int(JobState.WAITING),
+        "attempt": facts.attempt + 1,
+        "not_before": at,
+        "return_code": None,
+        "message": "",
+        "download_progress": None,
+        "download_started": None,
+        "execution_started": None,
+        "execution_finished": None,
+        "last_update": now,
+    }
+    connection.execute(_job_update(tuple(sorted(changes))), {"p_id": job.id, **changes})
 
 
 @functools.cache

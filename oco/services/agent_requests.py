@@ -1,7 +1,7 @@
 """The use cases of the agent endpoint: answer one authenticated request (PROTOCOL.md).
 
-`check_in` answers a steady agent's hello from reads alone, or says it cannot; its answer may go out
-once `checkins.confirm` confirmed its claim (`AgentAnswer.unconfirmed`). `answer` runs any other call —
+`check_ins` answers steady agents' hellos from reads alone, several at once, each once the database
+confirmed its claim, or says which have to write. `answer` runs any other call —
 and a hello with something to store — in one transaction with its authentication; `authorize_download`
 decides a payload download the same way. Each claims the request's timestamp in the process's check-in
 ledger first; if the use case then fails, the claim is reverted, so a
@@ -19,13 +19,13 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection
 
 from oco.domain.dispatch import Clocks
-from oco.domain.hostnames import normalize_hostname
+from oco.domain.hostnames import hostname_key, normalize_hostname
 from oco.domain.protocol import AgentMethod
 from oco.domain.slots import Limit, Occupancy
-from oco.errors import InvalidInput
-from oco.services import agent_jobs, agents, slots
-from oco.services.agent_jobs import DownloadGrant, PendingJob, SlotGate
-from oco.services.agents import AgentRequest, AuthenticatedAgent, ComputerRecord
+from oco.errors import InvalidInput, OcoError, Unavailable
+from oco.services import agent_jobs, agents, checkins, slots
+from oco.services.agent_jobs import CheckInView, DownloadGrant, PendingJob, SlotGate
+from oco.services.agents import AgentRequest, AuthenticatedAgent, AuthenticationFailed, ComputerRecord
 from oco.services.checkins import Unconfirmed
 from oco.services.runtime import Runtime
 
@@ -40,15 +40,42 @@ class AgentAnswer:
     timestamp: float
     server_key: str
     unconfirmed: Unconfirmed | None = None
-    """A plain check-in's claim: the answer may be sent once `checkins.confirm` confirmed it (and the
-    claim reverted, `revert_check_in`, if it did not)."""
+    """A plain check-in's claim, confirmed by `check_ins` before it answers."""
 
 
-def check_in(rt: Runtime, request: AgentRequest) -> AgentAnswer | None:
-    """A steady agent's hello, answered from one read and the ledger; None when it has to write."""
-    hostname = normalize_hostname(request.hostname)
-    view, awaited = rt.read(lambda connection: agent_jobs.read_hello(connection, hostname))
+CheckInOutcome = AgentAnswer | OcoError | None
+"""A steady hello's answer, its refusal, or None: it has something to write (`answer` takes it)."""
+
+
+def check_ins(rt: Runtime, requests: Sequence[AgentRequest]) -> list[CheckInOutcome]:
+    """Steady agents' hellos, answered together: one read for all of them, each authenticated and its
+    timestamp claimed in the ledger, then every claim confirmed in the database in one transaction
+    (`checkins.confirm`) — an answer exists only for a confirmed claim. One outcome each, in order; one
+    request's refusal never touches the others'."""
+    hostnames: list[str | None] = []
+    for request in requests:
+        try:
+            hostnames.append(normalize_hostname(request.hostname))
+        except OcoError:
+            hostnames.append(None)  # refused by the write path, which says why
+    named = [hostname for hostname in hostnames if hostname is not None]
+    views = rt.read(lambda connection: agent_jobs.read_hellos(connection, named)) if named else {}
     now = rt.now()
+    outcomes: list[CheckInOutcome] = []
+    for request, hostname in zip(requests, hostnames, strict=True):
+        found = views.get(hostname_key(hostname)) if hostname is not None else None
+        try:
+            outcomes.append(_check_in(rt, request, found, now))
+        except OcoError as exc:
+            outcomes.append(exc)
+    _confirm(rt, outcomes)
+    return outcomes
+
+
+def _check_in(
+    rt: Runtime, request: AgentRequest, found: tuple[CheckInView, bool] | None, now: datetime
+) -> AgentAnswer | None:
+    view, awaited = found if found is not None else (None, False)
     agent = agents.authenticate_check_in(
         view.computer if view else None,
         rt.checkins,
@@ -66,10 +93,32 @@ def check_in(rt: Runtime, request: AgentRequest) -> AgentAnswer | None:
     return AgentAnswer(params, agent.timestamp, agent.server_key, Unconfirmed(agent.claim, awaited))
 
 
-def revert_check_in(rt: Runtime, answer: AgentAnswer) -> None:
-    """The check-in's claim was not confirmed (or its answer could not be sent): forget it."""
-    if answer.unconfirmed is not None:
-        rt.checkins.revert(answer.unconfirmed.claim)
+def _confirm(rt: Runtime, outcomes: list[CheckInOutcome]) -> None:
+    """Confirm the answers' claims; an answer whose claim the database did not confirm becomes its
+    refusal, and the claim is given back."""
+    answered = [
+        (i, answer.unconfirmed) for i, answer in enumerate(outcomes) if isinstance(answer, AgentAnswer)
+    ]
+    claims = [unconfirmed for _, unconfirmed in answered if unconfirmed is not None]
+    if len(claims) != len(answered):
+        raise AssertionError("a plain check-in was answered without a claim")
+    try:
+        confirmed: Sequence[checkins.Outcome | OcoError] = checkins.confirm(rt, claims)
+    except OcoError as exc:  # the database does not answer: nobody is answered
+        confirmed = [exc] * len(claims)
+    for (index, unconfirmed), outcome in zip(answered, confirmed, strict=True):
+        if outcome is checkins.Outcome.CONFIRMED or unconfirmed is None:
+            continue
+        rt.checkins.revert(unconfirmed.claim)
+        if isinstance(outcome, OcoError):
+            outcomes[index] = outcome
+        elif outcome is checkins.Outcome.REPLAYED:
+            outcomes[index] = AuthenticationFailed(
+                f"timestamp {unconfirmed.claim.entry.agent_timestamp} is not newer than the last one "
+                "accepted: replayed request"
+            )
+        else:
+            outcomes[index] = Unavailable("the check-in could not be recorded; send it again")
 
 
 def answer(rt: Runtime, request: AgentRequest) -> AgentAnswer:

@@ -259,7 +259,7 @@ def _self_register(
         "server_key": server_key,
         "last_agent_timestamp": request.timestamp,
         "last_server_timestamp": timestamp,
-        "last_seen": None,
+        "last_seen": now,  # its first contact: seen, online
         "remote_address": request.client_address[:64],
         "agent_version": "",
         "networks_digest": "",

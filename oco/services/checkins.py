@@ -3,7 +3,7 @@
 A steady agent's check-in (`oco.agent.hello` with nothing new to store) is answered from reads: its
 signature is verified, its timestamp claimed in the process's ledger (`oco.services.ledger`), its jobs
 read. Before the answer goes out, the claim is confirmed here together with every other claim waiting at
-that moment (a group commit, `oco.api.agent.Confirmations`): one transaction reads the claimed computers'
+that moment (a group commit, `oco.api.agent.CheckIns`): one transaction reads the claimed computers'
 stored timestamps, locked, in id order; keeps the claims whose timestamp is newer; writes their traces —
 the accepted agent timestamp, the server timestamp sent, last seen, remote address, uid, a Wake-on-LAN
 target proved woken — with one batched UPDATE; and commits. Only then are those requests answered.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,7 @@ from oco.config import Settings
 from oco.db.models import Computer
 from oco.db.types import UTCDateTime
 from oco.errors import Unavailable
-from oco.services import wol
+from oco.services import metrics, wol
 from oco.services.ledger import Claim, Seen
 from oco.services.listing import chunks
 from oco.services.runtime import Runtime
@@ -91,9 +92,13 @@ def confirm(rt: Runtime, pending: Sequence[Unconfirmed]) -> list[Outcome]:
     for each, in order. Raises `Unavailable` when the database does not answer."""
     if not pending:
         return []
+    started = time.perf_counter()
     try:
         with rt.writing() as connection:
-            return _confirm(connection, rt.settings, pending)
+            _without_waiting_for_the_disk(connection)
+            outcomes = _confirm(connection, rt.settings, pending)
+        metrics.observe_flush(time.perf_counter() - started, len(pending))
+        return outcomes
     except Unavailable:
         raise
     except Exception:
@@ -102,6 +107,7 @@ def confirm(rt: Runtime, pending: Sequence[Unconfirmed]) -> list[Outcome]:
     for one in pending:
         try:
             with rt.writing() as connection:
+                _without_waiting_for_the_disk(connection)
                 outcomes.extend(_confirm(connection, rt.settings, [one]))
         except Unavailable:
             raise
@@ -110,6 +116,18 @@ def confirm(rt: Runtime, pending: Sequence[Unconfirmed]) -> list[Outcome]:
             log.exception("the check-in of computer %d could not be written: %r", computer_id, one)
             outcomes.append(Outcome.FAILED)
     return outcomes
+
+
+def _without_waiting_for_the_disk(connection: Connection) -> None:
+    """PostgreSQL: commit the batch without waiting for its WAL to reach the disk.
+
+    What the confirmation guards against — a second server process, a server restarted after a crash —
+    sees the commit at once either way; only a crash of the database server itself within a fraction of
+    a second could lose the batch (last seen, timestamps), and with it the refusal of a replay of those
+    very requests. Waiting for the disk on every batch cost more than the rest of the batch.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 def _confirm(connection: Connection, settings: Settings, pending: Sequence[Unconfirmed]) -> list[Outcome]:

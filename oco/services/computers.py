@@ -31,7 +31,16 @@ from oco.domain.presence import Presence, online_since
 from oco.domain.versions import parse_version_condition
 from oco.errors import Conflict, InvalidInput, NotFound
 from oco.services import audit
-from oco.services.listing import PageRequest, chunks, contains, distinct_words, export_batches, fetch_page
+from oco.services.listing import (
+    UNCACHED,
+    PageRequest,
+    chunks,
+    contains,
+    distinct_words,
+    export_batches,
+    fetch_page,
+    ids_in,
+)
 from oco.services.runtime import Runtime
 from oco.services.views import (
     Choice,
@@ -391,7 +400,9 @@ def resolve_computer_ids(session: Session, references: Iterable[ComputerRef]) ->
     found_ids = {
         found
         for chunk in chunks(wanted_ids)
-        for found in session.scalars(select(Computer.id).where(Computer.id.in_(chunk)))
+        for found in session.scalars(
+            select(Computer.id).where(ids_in(Computer.id, chunk)), execution_options=UNCACHED
+        )
     }
     by_name: dict[ComputerRef, int] = {}
     for chunk in chunks(list(names)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, TypeVar
 
@@ -13,13 +13,14 @@ from sqlalchemy.orm import Session, selectinload
 
 from oco.db.models import DownloadSlot, Job, JobContainer
 from oco.domain.containers import NAME_MAX, ContainerSettings, shown_time, validate_container
-from oco.domain.phases import HALTED
+from oco.domain.phases import HALTED, RolloutEdit, duration_text
+from oco.domain.retries import RetryPolicy, validate_policy
 from oco.domain.slots import container_scope, parse_max_downloads
 from oco.domain.states import PENDING_STATES, ContainerStatus, JobState, SequenceMode
 from oco.domain.status import container_status, outcome_counts, progress
-from oco.domain.windows import stored_windows
+from oco.domain.windows import Windows, WindowZone, stored_windows
 from oco.errors import InvalidInput, NotFound
-from oco.services import audit
+from oco.services import attempts, audit
 from oco.services.listing import PageRequest, chunks, contains, distinct_words, fetch_page
 from oco.services.runtime import Runtime
 from oco.services.views import ContainerDetailPublic, ContainerPublic, PagePublic, job_view
@@ -57,6 +58,15 @@ class ContainerEdit:
     shutdown_waked: bool | None = None
     max_downloads: int | None = None
     """At most this many of its computers download at once; 0 removes the limit."""
+    retries: int | None = None
+    retry_delay_seconds: int | None = None
+    rollout: RolloutEdit = field(default_factory=RolloutEdit)
+    """Changes to the phases plan (`rollouts.replan`)."""
+    windows: Windows | None = None
+    """New maintenance windows (with their zone); `clear_windows` removes them."""
+    clear_windows: bool = False
+    window_zone: WindowZone | None = None
+    """Read the windows on another clock (without new windows: the current ones)."""
 
 
 def list_containers(rt: Runtime) -> list[ContainerPublic]:
@@ -158,40 +168,110 @@ def container_detail(rt: Runtime, container_id: int) -> ContainerDetailPublic:
         return _detail(session, container_id, rt.now())
 
 
-def edit_container(rt: Runtime, container_id: int, edit: ContainerEdit, actor: str) -> ContainerPublic:
-    """Change a container's settings, validated together as at creation; answers with the container."""
-    with rt.transaction() as session:
-        container = _get(session, container_id)
-        end = None if edit.clear_end else (edit.end if edit.end is not None else container.end_time)
-        validated = validate_container(
-            ContainerSettings(
-                name=_pick(edit.name, container.name),
-                start=_pick(edit.start, container.start_time),
-                end=end,
-                priority=_pick(edit.priority, container.priority),
-                restart_timeout=_pick(edit.restart_timeout, container.restart_timeout),
-                sequence_mode=SequenceMode(_pick(edit.sequence_mode, container.sequence_mode)),
-                agent_ip_ranges=_pick(edit.agent_ip_ranges, container.agent_ip_ranges),
-            ),
-            rt.settings.zone,
+class _Preview(Exception):
+    """Ends a preview's transaction (rolled back) with the view it computed."""
+
+    def __init__(self, view: ContainerPublic) -> None:
+        super().__init__("preview")
+        self.view = view
+
+
+def edit_container(
+    rt: Runtime, container_id: int, edit: ContainerEdit, actor: str, *, dry_run: bool = False
+) -> ContainerPublic:
+    """Change a container's settings, validated together as at creation; answers with the container (and
+    its rollout). New phases or windows apply to the jobs still waiting; started ones finish.
+
+    With `dry_run`, the edit is made and rolled back: the answer is what it would do (its phases and
+    their computers), nothing is saved or audited."""
+    try:
+        with rt.transaction() as session:
+            view = _edit(session, rt, container_id, edit, actor)
+            if dry_run:
+                raise _Preview(view)
+            return view
+    except _Preview as preview:
+        return preview.view
+
+
+def _edit(
+    session: Session, rt: Runtime, container_id: int, edit: ContainerEdit, actor: str
+) -> ContainerPublic:
+    """The edit in the caller's transaction."""
+    from oco.services import rollouts  # rollouts builds on this module's read models
+
+    now = rt.now()
+    container = _get(session, container_id)
+    policy = validate_policy(
+        RetryPolicy(
+            _pick(edit.retries, container.retries),
+            _pick(edit.retry_delay_seconds, container.retry_delay_seconds),
         )
-        container.name = validated.name
-        container.start_time = validated.start
-        container.end_time = validated.end
-        container.priority = validated.priority
-        container.restart_timeout = validated.restart_timeout
-        container.sequence_mode = int(validated.sequence_mode)
-        container.agent_ip_ranges = validated.agent_ip_ranges
-        container.description = _pick(edit.description, container.description)
-        container.notes = _pick(edit.notes, container.notes)
-        container.enabled = _pick(edit.enabled, container.enabled)
-        container.wol = _pick(edit.wol, container.wol)
-        container.shutdown_waked = container.wol and _pick(edit.shutdown_waked, container.shutdown_waked)
-        if edit.max_downloads is not None:
-            container.max_downloads = parse_max_downloads(edit.max_downloads)
-        audit.record(session, actor, "container.edit", "job_container", container.id, name=container.name)
-        session.flush()
-        return container_view(summary_of(session, container, rt.now()))
+    )
+    windows = _edited_windows(container.windows, edit)
+    changes = _changed(container, policy, windows)
+    changes |= rollouts.replan(session, container, edit.rollout, now)
+    end = None if edit.clear_end else (edit.end if edit.end is not None else container.end_time)
+    validated = validate_container(
+        ContainerSettings(
+            name=_pick(edit.name, container.name),
+            start=_pick(edit.start, container.start_time),
+            end=end,
+            priority=_pick(edit.priority, container.priority),
+            restart_timeout=_pick(edit.restart_timeout, container.restart_timeout),
+            sequence_mode=SequenceMode(_pick(edit.sequence_mode, container.sequence_mode)),
+            agent_ip_ranges=_pick(edit.agent_ip_ranges, container.agent_ip_ranges),
+        ),
+        rt.settings.zone,
+    )
+    container.name = validated.name
+    container.start_time = validated.start
+    container.end_time = validated.end
+    container.priority = validated.priority
+    container.restart_timeout = validated.restart_timeout
+    container.sequence_mode = int(validated.sequence_mode)
+    container.agent_ip_ranges = validated.agent_ip_ranges
+    container.description = _pick(edit.description, container.description)
+    container.notes = _pick(edit.notes, container.notes)
+    container.enabled = _pick(edit.enabled, container.enabled)
+    container.wol = _pick(edit.wol, container.wol)
+    container.shutdown_waked = container.wol and _pick(edit.shutdown_waked, container.shutdown_waked)
+    container.retries, container.retry_delay_seconds = policy.retries, policy.delay_seconds
+    container.windows = windows
+    if edit.max_downloads is not None:
+        container.max_downloads = parse_max_downloads(edit.max_downloads)
+    audit.record(
+        session, actor, "container.edit", "job_container", container.id, name=container.name, **changes
+    )
+    session.flush()
+    return rollouts.with_rollout(session, container_view(summary_of(session, container, now)))
+
+
+def _edited_windows(stored: str | None, edit: ContainerEdit) -> str | None:
+    """The stored form of the container's windows after the edit."""
+    if edit.clear_windows:
+        return None
+    windows = edit.windows if edit.windows is not None else (stored_windows(stored) if stored else None)
+    if windows is None:
+        return stored
+    if edit.window_zone is not None:
+        windows = Windows(windows.windows, edit.window_zone)
+    return windows.text
+
+
+def _changed(container: JobContainer, policy: RetryPolicy, windows: str | None) -> dict[str, Any]:
+    """The retries and windows an edit changes, as [before, after] for the audit entry."""
+    changes: dict[str, Any] = {}
+    if policy.retries != container.retries:
+        changes["retries"] = [container.retries, policy.retries]
+    if policy.delay_seconds != container.retry_delay_seconds:
+        changes["retry_delay"] = [
+            duration_text(container.retry_delay_seconds),
+            duration_text(policy.delay_seconds),
+        ]
+    if windows != container.windows:
+        changes["windows"] = [container.windows, windows]
+    return changes
 
 
 def renew_failed(
@@ -380,6 +460,9 @@ def _container_fields(summary: ContainerSummary) -> dict[str, Any]:
         "last_finished": summary.last_finished,
         "halted": container.open_phase == HALTED,
         **_windows_fields(container.windows),
+        "retries": container.retries,
+        "retry_delay": duration_text(container.retry_delay_seconds) if container.retries else "",
+        "retry_delay_seconds": container.retry_delay_seconds,
     }
 
 
@@ -390,7 +473,9 @@ def _detail(session: Session, container_id: int, now: datetime) -> ContainerDeta
     summary = summarize(container, counts, max(finished, default=None), now)
     return ContainerDetailPublic(
         **_container_fields(summary),
-        jobs=[job_view(job, container.name, job.computer.hostname) for job in container.jobs],
+        jobs=attempts.with_history(
+            session, [job_view(job, container.name, job.computer.hostname) for job in container.jobs]
+        ),
     )
 
 
@@ -427,6 +512,8 @@ def _copy_container(session: Session, source: JobContainer, actor: str, now: dat
         agent_ip_ranges=source.agent_ip_ranges,
         windows=source.windows,
         max_downloads=source.max_downloads,
+        retries=source.retries,
+        retry_delay_seconds=source.retry_delay_seconds,
     )
     session.add(copy)
     session.flush()
@@ -439,4 +526,5 @@ def _reset(job: Job, now: datetime) -> None:
     job.message = ""
     job.download_progress = None
     job.download_started = job.execution_started = job.execution_finished = None
+    job.attempt, job.not_before = 1, None  # a renewed job gets the container's retries again
     job.last_update = now

@@ -14,11 +14,13 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from oco.config import Settings
+from oco.db.bulk import insert_rows
 from oco.db.models import Computer, ComputerPackage, Job, JobContainer, Package, PackageFamily, WolTarget
 from oco.domain.containers import DEFAULT_RESTART_TIMEOUT, ContainerSettings, validate_container
 from oco.domain.ipranges import parse_ip_ranges
 from oco.domain.phases import NO_ROLLOUT, RolloutRules, assign_phases, phase_label, validate_rules
 from oco.domain.planning import Plan, PlannedJob, plan_deployment, plan_uninstall
+from oco.domain.retries import NO_RETRIES, RetryPolicy, policy_text, validate_policy
 from oco.domain.slots import preview_sentence
 from oco.domain.states import JobAction, JobState, SequenceMode
 from oco.domain.windows import Windows, WindowZone, reported_zone
@@ -70,6 +72,8 @@ class ContainerOptions:
     """Maintenance windows: waiting jobs are handed out only while one is open (`oco.domain.windows`)."""
     max_downloads: int | None = None
     """At most this many computers download a payload at once (`oco.domain.slots`); None: any."""
+    retry: RetryPolicy = NO_RETRIES
+    """Retries of jobs the agent could not run (-9999), `oco.domain.retries`; none by default."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +131,8 @@ def preview_deployment(rt: Runtime, request: DeploymentRequest, limit: int | Non
         server_limit = rt.settings.max_concurrent_downloads or None
         if request.options.max_downloads or server_limit:
             view = _with_downloads(session, view, plan, request.options.max_downloads, server_limit)
+        if request.options.retry.active:
+            view = view.model_copy(update={"retries": policy_text(request.options.retry)})
         return view
 
 
@@ -196,6 +202,7 @@ def create_uninstall(rt: Runtime, request: UninstallRequest, actor: str) -> Cont
 
 
 def _validated(options: ContainerOptions, now: datetime, zone: tzinfo) -> ContainerSettings:
+    validate_policy(options.retry)
     return validate_container(
         ContainerSettings(
             name=options.name,
@@ -291,6 +298,8 @@ def _insert_container(
         agent_ip_ranges=validated.agent_ip_ranges,
         windows=options.windows.text if options.windows is not None else None,
         max_downloads=options.max_downloads or None,
+        retries=options.retry.retries,
+        retry_delay_seconds=options.retry.delay_seconds,
     )
     session.add(container)
     session.flush()
@@ -418,8 +427,8 @@ def _insert_jobs(
         }
         for job in plan.jobs
     ]
-    if rows:  # Core executemany: tens of thousands of rows need no ORM bookkeeping
-        session.connection().execute(insert(Job), rows)
+    # Tens of thousands of rows: no ORM bookkeeping, no per-row type machinery.
+    insert_rows(session.connection(), Job, rows)
 
 
 def _start_wol(

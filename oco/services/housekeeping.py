@@ -4,10 +4,15 @@ With several server processes or replicas, each task runs in one of them at a ti
 MariaDB it takes a named lock first (advisory lock, `GET_LOCK`), held on a connection of its own until its
 transaction has committed; the others skip that round. On SQLite the write lock taken at `BEGIN IMMEDIATE`
 serializes them, and each task reads the state only after taking it.
+
+Of several server processes, only the one that holds the lead (`Leadership`: a session lock on a
+connection it keeps open, a file lock on SQLite) runs the rounds, so a round runs once across the
+replicas; when that process dies, its lock goes with it and another one leads from its next round.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import time
 import zlib
@@ -15,8 +20,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO
 
-from sqlalchemy import Engine, func, or_, select, text, update
+from sqlalchemy import Connection, Engine, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from oco.config import Settings
@@ -25,7 +32,7 @@ from oco.domain.days import day_spans
 from oco.domain.states import JOB_EXPIRED_MESSAGE, PENDING_STATES, ContainerStatus, JobState
 from oco.domain.status import purge_due
 from oco.errors import InvalidInput
-from oco.services import audit, containers, rollouts, throttle, wol
+from oco.services import audit, containers, metrics, rollouts, throttle, wol
 from oco.services.runtime import Runtime
 
 log = logging.getLogger("oco.housekeeping")
@@ -204,6 +211,18 @@ def run_all(runtime: Runtime) -> dict[str, int | None]:
     return results
 
 
+def run_led_round(runtime: Runtime, leadership: Leadership) -> dict[str, int | None] | None:
+    """Run every task once if this process leads housekeeping (see `Leadership`); None when another
+    process leads. The server's loop and `oco housekeeping` without `--once` take their turns by it."""
+    leads = leadership.held()
+    metrics.observe_housekeeping(leads=leads, ran=False)
+    if not leads:
+        return None
+    results = run_all(runtime)
+    metrics.observe_housekeeping(leads=True, ran=True)
+    return results
+
+
 _LOCKS = {
     "postgresql": ("SELECT pg_try_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"),
     "mysql": ("SELECT GET_LOCK(:name, 0)", "SELECT RELEASE_LOCK(:name)"),
@@ -228,3 +247,103 @@ def task_lock(engine: Engine, task: NamedTask) -> Iterator[bool]:
             if held:
                 connection.execute(text(release), parameters)
                 connection.commit()
+
+
+LEADER_LOCK_KEY = LOCK_BASE - 1
+"""The PostgreSQL advisory lock of the process that runs the rounds (outside the tasks' span of keys)."""
+LEADER_LOCK_NAME = "oco-housekeeping-leader"
+_LEADER_PARAMETERS = {"key": LEADER_LOCK_KEY, "name": LEADER_LOCK_NAME}
+_LEADER_LOCKS = {  # take it; is it still this session's?
+    "postgresql": (
+        "SELECT pg_try_advisory_lock(:key)",
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        " AND classid = 0 AND objid = :key AND objsubid = 1 AND granted",
+    ),
+    "mysql": ("SELECT GET_LOCK(:name, 0)", "SELECT IS_USED_LOCK(:name) = CONNECTION_ID()"),
+}
+
+
+class Leadership:
+    """Which of several server processes (replicas) runs the housekeeping rounds: the one holding a session
+    lock — a PostgreSQL advisory lock, a MariaDB `GET_LOCK` — on a connection it keeps open.
+
+    The database releases the lock when that connection ends, so when the leading process dies (or loses
+    its database), another one takes the lead at its next round. On SQLite, whose processes share one
+    host, the lock is a file lock (`flock`) on `<database file>-housekeeping.lock`, which the kernel
+    releases when the process ends; an in-memory database has one process, which leads.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.engine = runtime.engine
+        self._connection: Connection | None = None
+        self._lock_file: IO[bytes] | None = None
+
+    def held(self) -> bool:
+        """Whether this process leads now: it keeps the lock it holds, or tries to take it."""
+        if self.engine.dialect.name == "sqlite":
+            return self._file_lock_held()
+        statements = _LEADER_LOCKS.get(self.engine.dialect.name)
+        if statements is None:
+            return True
+        take, check = statements
+        if self._connection is not None:
+            if self._still_held(check):
+                return True
+            log.warning("this server process lost the housekeeping lead (its database session ended)")
+            self._drop()
+        connection = self.engine.connect()
+        try:
+            held = bool(connection.execute(text(take), _LEADER_PARAMETERS).scalar())
+            connection.commit()
+        except Exception:
+            connection.close()
+            raise
+        if not held:
+            connection.close()
+            return False
+        self._connection = connection
+        log.info("this server process leads housekeeping")
+        return True
+
+    def release(self) -> None:
+        """Give the lead up (the process stops): another process takes it at its next round."""
+        if self._connection is not None or self._lock_file is not None:
+            log.info("this server process no longer leads housekeeping")
+            self._drop()
+            metrics.observe_housekeeping(leads=False, ran=False)
+
+    def _file_lock_held(self) -> bool:
+        if self._lock_file is not None:
+            return True
+        database = self.engine.url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return True
+        lock_file = Path(database + "-housekeeping.lock").open("ab")  # noqa: SIM115  # kept open: the lock
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock_file.close()
+            return False
+        self._lock_file = lock_file
+        log.info("this server process leads housekeeping")
+        return True
+
+    def _still_held(self, check: str) -> bool:
+        assert self._connection is not None
+        try:
+            still = bool(self._connection.execute(text(check), _LEADER_PARAMETERS).scalar())
+            self._connection.commit()
+        except Exception:  # the connection is gone: so is the session and its lock
+            return False
+        return still
+
+    def _drop(self) -> None:
+        lock_file, self._lock_file = self._lock_file, None
+        if lock_file is not None:
+            lock_file.close()  # the file lock goes with it
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.invalidate()  # the session ends, and the lock with it
+            finally:
+                connection.close()

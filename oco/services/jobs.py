@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from oco.db.models import Computer, Job, JobContainer, Package, WolTarget
-from oco.domain.dispatch import Clocks, ContainerWindow, why_waiting
+from oco.domain.dispatch import Clocks, ContainerWindow, RetryWait, why_waiting
 from oco.domain.listing import Sort, page_window, parse_sort
 from oco.domain.meanings import meaning, post_action_fate
 from oco.domain.planning import effective_post_action
@@ -20,12 +20,13 @@ from oco.domain.slots import Decision, Limit, Limits, limits_for, may_download
 from oco.domain.states import OUTCOME_OF, JobAction, JobOutcome, JobState, PostAction
 from oco.domain.wol import wake_outcome
 from oco.errors import InvalidInput, NotFound
-from oco.services import audit, rollouts, slots
+from oco.services import attempts, audit, rollouts, slots
 from oco.services.containers import container_view, find_container, renew_in, summary_of
 from oco.services.listing import (
     AnySelect,
     Fetched,
     PageRequest,
+    chunks,
     contains,
     count,
     distinct_words,
@@ -157,7 +158,7 @@ def _search_in(
                 # as for one of a million, where it is right).
                 order["computer"] = Computer.hostname.concat("")
         fetched = fetch_page(session, rows, order, Job.id, request, "attention", counted, total)
-    return fetched.page(_row_views(session, fetched.rows, container, rt))
+    return fetched.page(attempts.with_history(session, _row_views(session, fetched.rows, container, rt)))
 
 
 def _row_views(
@@ -167,6 +168,7 @@ def _row_views(
         return []
     window, now, offline = _window(container), rt.now(), rt.settings.computer_offline_seconds
     zone = rt.settings.zone
+    barriers = _retry_barriers(session, container, rows, now)
     downloads = _download_decisions(session, rows, container, rt.settings.download_limits, now)
     return [
         _row(
@@ -180,6 +182,7 @@ def _row_views(
             now,
             offline,
             Clocks(tz, zone),
+            _behind(barriers, job),
             downloads.get(job.id),
         )
         for job, hostname, seen, address, target, tz in rows
@@ -221,6 +224,35 @@ def _download_decisions(
         job_id: may_download(job_id, JobState.WAITING, True, [occupancy[limit] for limit in found], now)
         for job_id, found in of_job.items()
     }
+
+
+def _retry_barriers(
+    session: Session, container: JobContainer, rows: Sequence[Any], now: datetime
+) -> dict[int, tuple[int, datetime]]:
+    """Computer id → the sequence and time of its first job of the container waiting for its retry, for
+    the computers of these rows that have waiting jobs (read by the (computer, state) index)."""
+    computers = sorted({row[0].computer_id for row in rows if row[0].state == int(JobState.WAITING)})
+    if container.retries == 0 and not any(row[0].attempt > 1 for row in rows):
+        return {}
+    barriers: dict[int, tuple[int, datetime]] = {}
+    for chunk in chunks(computers):
+        held = session.execute(
+            select(Job.computer_id, Job.sequence, Job.not_before).where(
+                Job.computer_id.in_(chunk),
+                Job.state == int(JobState.WAITING),
+                Job.container_id == container.id,
+                Job.not_before > now,
+            )
+        )
+        for computer_id, sequence, at in held:
+            if at is not None and (computer_id not in barriers or sequence < barriers[computer_id][0]):
+                barriers[computer_id] = (sequence, at)
+    return barriers
+
+
+def _behind(barriers: Mapping[int, tuple[int, datetime]], job: Job) -> datetime | None:
+    barrier = barriers.get(job.computer_id)
+    return barrier[1] if barrier is not None and job.sequence > barrier[0] else None
 
 
 def _counts(session: Session, container: JobContainer, query: JobQuery) -> dict[JobState, int]:
@@ -434,14 +466,27 @@ def _row(
     now: datetime,
     offline_seconds: int,
     clocks: Clocks,
+    behind_retry: datetime | None = None,
     download: Decision | None = None,
 ) -> JobRowPublic:
     state = JobState(job.state)
     explained = meaning(state, job.return_code, job.success_codes)
     waiting = None
     if state is JobState.WAITING:
+        retry = None
+        if job.not_before is not None and job.attempt > 1:  # retries lowered meanwhile: this one was due
+            retry = RetryWait(job.attempt, max(container.retries, job.attempt - 1), job.not_before)
         reason = why_waiting(
-            window, last_seen, address or None, now, offline_seconds, job.phase, clocks, download
+            window,
+            last_seen,
+            address or None,
+            now,
+            offline_seconds,
+            job.phase,
+            clocks,
+            retry,
+            behind_retry,
+            download,
         )
         waiting = WaitingPublic(
             hold=reason.hold,
@@ -450,6 +495,8 @@ def _row(
             opens=reason.opens,
             slots=reason.slots,
             phase=None if reason.phase is None else reason.phase + 1,
+            retry=None if reason.retry is None else reason.retry.attempt - 1,
+            retries=None if reason.retry is None else reason.retry.retries,
         )
     post_action = effective_post_action(PostAction(job.post_action), job.wol_shutdown)
     return JobRowPublic(

@@ -9,11 +9,12 @@ it read (no offsets, never the whole list in memory).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, false, func, literal_column, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from oco.domain.listing import DEFAULT_PAGE_SIZE, PageWindow, Sort, page_window, parse_sort
@@ -118,6 +119,23 @@ def chunks(ids: Sequence[T]) -> Iterator[Sequence[T]]:
     """`ids` in slices small enough for one `IN (…)` on every database."""
     for start in range(0, len(ids), CHUNK):
         yield ids[start : start + CHUNK]
+
+
+def ids_in(column: Column, ids: Sequence[int]) -> ColumnElement[bool]:
+    """`column IN (…)` for one chunk of integer ids, written into the statement's text.
+
+    Bound parameters cost SQLAlchemy ~30 µs an id to expand (a deployment to 10,000 computers spent more
+    there than in the database); integers need no escaping, and `operator.index` refuses anything else.
+    Run such statements with `UNCACHED`: each text is new, and would only crowd the statement cache.
+    """
+    if not ids:
+        return false()
+    listed = ",".join(str(operator.index(value)) for value in ids)
+    return column.op("IN")(literal_column(f"({listed})"))
+
+
+UNCACHED = {"compiled_cache": None}
+"""Execution options of a statement whose text is made for one execution (`ids_in`)."""
 
 
 def distinct_words(text: str) -> Sequence[str]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import func, or_, select, update
@@ -23,24 +23,31 @@ from oco.domain.phases import (
     HALTED,
     Move,
     PhaseCounts,
+    RolloutEdit,
     RolloutRules,
     RolloutState,
+    Step,
+    assign_phases,
     count_states,
     criterion_met,
     duration_text,
     halts,
     next_move,
+    parse_phases,
     phase_label,
     phases_text,
+    validate_rules,
 )
 from oco.domain.phases import RolloutEvent as EventKind
 from oco.domain.states import PENDING_STATES, JobState
 from oco.errors import InvalidInput, NotFound
 from oco.services import audit
 from oco.services.containers import container_view, find_container, summary_of
+from oco.services.listing import chunks
 from oco.services.runtime import Runtime
 from oco.services.views import ContainerPublic, RolloutPhasePublic, RolloutPublic
 
+_T = TypeVar("_T")
 log = logging.getLogger("oco.rollouts")
 ACTOR = "housekeeping"
 CANCELED_MESSAGE = "canceled with the rollout"
@@ -237,6 +244,112 @@ def _event(
     session.add(RolloutEvent(container_id=container.id, kind=kind.text, at=now, payload=payload))
 
 
+def replan(session: Session, container: JobContainer, edit: RolloutEdit, now: datetime) -> dict[str, Any]:
+    """Change the phases plan of a container (making it a rollout if it was none); returns what changed,
+    for the audit entry.
+
+    Jobs already handed out (or finished) keep their phase; the waiting jobs' computers are ranked again
+    (`assign_phases` with the container's name) and take their phase in the new plan. The phases open so
+    far stay open (the current phase is the same number, or the new last one); the criterion of the
+    current phase is judged afresh by the next housekeeping round.
+    """
+    if edit.empty:
+        return {}
+    rollout = session.get(Rollout, container.id, with_for_update=True)
+    if rollout is not None and rollout.completed is not None:
+        ended = "been canceled" if rollout.canceled_by else "completed"
+        raise InvalidInput(
+            f"the rollout of {container.name!r} has {ended}; its phases can no longer change", field="phases"
+        )
+    before = _plan_of(rollout)
+    current = _rules(rollout) if rollout is not None else RolloutRules()
+    current_with_steps = replace(
+        current,
+        steps=_steps(rollout),
+        pilot_group_id=rollout.pilot_group_id if rollout is not None else None,
+    )
+    rules = replace(
+        current,
+        steps=edit.steps if edit.steps is not None else _steps(rollout),
+        pilot_group_id=rollout.pilot_group_id if rollout is not None else None,
+        success_percent=_or(edit.success_percent, current.success_percent),
+        soak_seconds=_or(edit.soak_seconds, current.soak_seconds),
+        halt_failure_rate=None
+        if edit.clear_halt
+        else (edit.halt_failure_rate if edit.halt_failure_rate is not None else current.halt_failure_rate),
+        halt_min_finished=_or(edit.halt_min_finished, current.halt_min_finished),
+    )
+    validate_rules(rules)
+    if (rollout is None and not rules.active) or (rollout is not None and rules == current_with_steps):
+        return {}
+    count = _reassign(session, container, rollout, rules.steps)
+    if rollout is None:
+        rollout = start_rollout(session, container, rules, count, "", now)
+    else:
+        rollout.phases = phases_text(rules.steps)
+        rollout.phase_count = count
+        rollout.success_percent = rules.success_percent
+        rollout.soak_seconds = rules.soak_seconds
+        rollout.halt_failure_rate = rules.halt_failure_rate
+        rollout.halt_min_finished = rules.halt_min_finished
+        if rollout.current_phase >= count:
+            rollout.current_phase = count - 1
+        rollout.phase_met = None
+        if rollout.halted is None:
+            container.open_phase = rollout.current_phase
+    after = _plan_of(rollout)
+    return {key: [before.get(key), value] for key, value in after.items() if before.get(key) != value}
+
+
+def _or(new: _T | None, current: _T) -> _T:
+    return current if new is None else new
+
+
+def _steps(rollout: Rollout | None) -> tuple[Step, ...]:
+    return parse_phases(rollout.phases) if rollout is not None and rollout.phases else ()
+
+
+def _plan_of(rollout: Rollout | None) -> dict[str, Any]:
+    if rollout is None:
+        return {}
+    return {
+        "phases": rollout.phases,
+        "phase_count": rollout.phase_count,
+        "phase_success": rollout.success_percent,
+        "phase_soak": duration_text(rollout.soak_seconds),
+        "halt_failure_rate": rollout.halt_failure_rate,
+        "halt_min_finished": rollout.halt_min_finished,
+    }
+
+
+def _reassign(
+    session: Session, container: JobContainer, rollout: Rollout | None, steps: tuple[Step, ...]
+) -> int:
+    """Give the waiting jobs (every job, for a container becoming a rollout) their phase in the new plan;
+    returns how many phases it has. A pilot stays the computers of the first phase."""
+    computers = list(
+        session.scalars(select(Job.computer_id).where(Job.container_id == container.id).distinct())
+    )
+    pilots: set[int] = set()
+    if rollout is not None and rollout.pilot_group_id is not None:
+        pilots = set(
+            session.scalars(
+                select(Job.computer_id).where(Job.container_id == container.id, Job.phase == 0).distinct()
+            )
+        )
+    phases = assign_phases(container.name, computers, steps, pilots)
+    by_phase: dict[int, list[int]] = defaultdict(list)
+    for computer_id, number in phases.items():
+        by_phase[number].append(computer_id)
+    for number, members in by_phase.items():
+        for chunk in chunks(members):
+            query = update(Job).where(Job.container_id == container.id, Job.computer_id.in_(chunk))
+            if rollout is not None:
+                query = query.where(Job.state == int(JobState.WAITING))
+            session.execute(query.values(phase=number))
+    return max(phases.values(), default=0) + 1
+
+
 # Use cases ------------------------------------------------------------------------------------------
 
 
@@ -314,6 +427,8 @@ def _reopen(session: Session, container: JobContainer, phase: int, now: datetime
             download_started=None,
             execution_started=None,
             execution_finished=None,
+            attempt=1,
+            not_before=None,
             last_update=now,
         )
     )

@@ -34,7 +34,7 @@ from oco.services.groups import (
     group_summaries,
     package_group_members,
 )
-from oco.services.listing import PageRequest, chunks
+from oco.services.listing import UNCACHED, PageRequest, chunks, ids_in
 from oco.services.packages import all_families
 from oco.services.runtime import Runtime
 from oco.services.views import TargetChoices, computer_view, family_view, package_group_view
@@ -144,7 +144,8 @@ def target_computers(
                 Computer.architecture,
                 Computer.last_seen,
                 Computer.remote_address,
-            ).where(Computer.id.in_(chunk))
+            ).where(ids_in(Computer.id, chunk)),
+            execution_options=UNCACHED,
         )
     }
     missing = [i for i in computer_ids if i not in rows]
@@ -154,18 +155,19 @@ def target_computers(
     for chunk in chunks(computer_ids):
         assignments = (
             select(ComputerPackage.computer_id, ComputerPackage.package_id)
-            .where(ComputerPackage.computer_id.in_(chunk))
+            .where(ids_in(ComputerPackage.computer_id, chunk))
             .order_by(ComputerPackage.id)
         )
-        for computer_id, package_id in session.execute(assignments):
+        for computer_id, package_id in session.execute(assignments, execution_options=UNCACHED):
             assigned.setdefault(computer_id, []).append(package_id)
     with_mac = {
         computer_id
         for chunk in chunks(computer_ids)
         for computer_id in session.scalars(
             select(ComputerNetwork.computer_id)
-            .where(ComputerNetwork.computer_id.in_(chunk), ComputerNetwork.mac != "")
-            .distinct()
+            .where(ids_in(ComputerNetwork.computer_id, chunk), ComputerNetwork.mac != "")
+            .distinct(),
+            execution_options=UNCACHED,
         )
     }
     installed = _installed_packages(session, {i for ids in assigned.values() for i in ids})

@@ -353,6 +353,17 @@ class InstalledPublic(View):
     installed: datetime
 
 
+class JobAttemptPublic(View):
+    """One earlier attempt of a job: when it ran, how it ended, the tail of its output."""
+
+    attempt: int
+    state: JobStateText
+    return_code: int | None
+    message: str
+    started: datetime | None
+    finished: datetime
+
+
 class JobPublic(View):
     """One job: what it does, where it stands and what the agent said."""
 
@@ -376,6 +387,12 @@ class JobPublic(View):
     download_started: datetime | None
     execution_started: datetime | None
     execution_finished: datetime | None
+    attempt: int = 1
+    """Which run of the job this is (2 after its first retry)."""
+    not_before: datetime | None = None
+    """Waiting for its retry: handed out from then on."""
+    attempts: list[JobAttemptPublic] = []
+    """The earlier attempts that were retried, oldest first (the job's own fields are its latest)."""
 
 
 class WaitingPublic(View):
@@ -390,6 +407,9 @@ class WaitingPublic(View):
     """When its maintenance window opens (outside its window): "Mon 18:00 computer time"."""
     slots: str | None = None
     """Waiting for a download slot: "waiting for a download slot (50 of 50 in use)"."""
+    retry: int | None = None
+    """Waiting for its retry: which one (1 = the first), of `retries`, handed out from `since`."""
+    retries: int | None = None
 
 
 class JobRowPublic(JobPublic):
@@ -658,6 +678,11 @@ class ContainerPublic(View):
     window_zone: WindowZoneText | None = None
     max_downloads: int | None = None
     """At most this many of its computers download a payload at once (`--max-downloads`); None: any."""
+    retries: int = 0
+    """How many more attempts a job its agent could not run (-9999) gets."""
+    retry_delay: str = ""
+    """The time between attempts ("10m"); empty without retries."""
+    retry_delay_seconds: int = 0
     status: ContainerStatusText
     progress: int
     job_counts: dict[str, int]
@@ -748,6 +773,8 @@ def job_view(job: Job, container: str, computer: str) -> JobPublic:
         download_started=job.download_started,
         execution_started=job.execution_started,
         execution_finished=job.execution_finished,
+        attempt=job.attempt,
+        not_before=job.not_before if JobState(job.state) is JobState.WAITING else None,
     )
 
 
@@ -832,6 +859,8 @@ class PlanPublic(View):
     phases: list[PlanPhasePublic] = []
     windows: PlanWindowsPublic | None = None
     downloads: PlanDownloadsPublic | None = None
+    retries: str = ""
+    """The retries in a sentence (`oco.domain.retries.policy_text`); empty without."""
 
 
 def plan_view(plan: Plan, limit: int | None = None) -> PlanPublic:

@@ -16,10 +16,12 @@ from oco.domain.ipranges import parse_ip_ranges
 from oco.domain.phases import (
     DEFAULT_HALT_MIN_FINISHED,
     DEFAULT_SUCCESS_PERCENT,
+    RolloutEdit,
     RolloutRules,
     parse_duration,
     parse_phases,
 )
+from oco.domain.retries import RetryPolicy
 from oco.domain.slots import parse_max_downloads
 from oco.domain.states import ContainerStatus, JobOutcome, SequenceMode
 from oco.domain.windows import WindowZone, parse_windows
@@ -126,6 +128,8 @@ class AssistantForm:
     windows: str = ""
     window_zone: str = WindowZone.COMPUTER.text
     max_downloads: str = ""
+    retries: str = "0"
+    retry_delay: str = ""
     find: str = ""
     all_matching: bool = False
     matching: tuple[tuple[str, str], ...] = ()
@@ -177,6 +181,8 @@ class AssistantForm:
             windows=text(form, "windows"),
             window_zone=text(form, "window_zone", WindowZone.COMPUTER.text),
             max_downloads=text(form, "max_downloads"),
+            retries=text(form, "retries", "0"),
+            retry_delay=text(form, "retry_delay"),
         ).carrying(form.multi_items())
 
     def rollout(self) -> RolloutRules:
@@ -222,7 +228,30 @@ class AssistantForm:
                 self.windows.splitlines(), WindowZone.from_text(self.window_zone, field="window_zone")
             ),
             max_downloads=parse_max_downloads(self.max_downloads),
+            retry=retry_policy(self.retries, self.retry_delay),
         )
+
+
+def retry_policy(retries: str, delay: str) -> RetryPolicy:
+    """The retries of the "Retries" fields; InvalidInput names a field that does not parse."""
+    return RetryPolicy(parse_integer(retries or "0", "retries"), parse_duration(delay, field="retry_delay"))
+
+
+def rollout_edit(posted: FormData) -> RolloutEdit:
+    """The phases plan of a container's edit form (the service changes nothing when it is the same)."""
+    rate = text(posted, "halt_failure_rate").strip()
+    return RolloutEdit(
+        steps=parse_phases(text(posted, "phases")),
+        success_percent=parse_integer(
+            text(posted, "phase_success", str(DEFAULT_SUCCESS_PERCENT)), "phase_success"
+        ),
+        soak_seconds=parse_duration(text(posted, "phase_soak"), field="phase_soak"),
+        halt_failure_rate=parse_integer(rate, "halt_failure_rate") if rate else None,
+        clear_halt=not rate,
+        halt_min_finished=parse_integer(
+            text(posted, "halt_min_finished", str(DEFAULT_HALT_MIN_FINISHED)), "halt_min_finished"
+        ),
+    )
 
 
 def parse_local(value: str, zone: tzinfo, name: str) -> datetime | None:
@@ -386,12 +415,19 @@ JOB_CSV = (
 
 
 def _container_page(
-    request: Request, current: Viewer, container_id: int, state: ListState, error: OcoError | None = None
+    request: Request,
+    current: Viewer,
+    container_id: int,
+    state: ListState,
+    error: OcoError | None = None,
+    preview: ContainerPublic | None = None,
 ) -> HTMLResponse:
+    """The container's page; with `preview`, its settings and phases as an edit not yet saved would
+    leave them (the jobs as they are)."""
     runtime = runtime_of(request)
     page = jobs.container_page(runtime, container_id, job_query(state), state.page_request())
     zone = runtime.settings.zone
-    container = page.container
+    container = preview or page.container
     return render(
         request,
         "container.html",
@@ -407,6 +443,7 @@ def _container_page(
         end_local=_shown(container.end, zone, LOCAL_FORMAT),
         error=error.message if error else "",
         error_field=(error.field if error else None) or "",
+        previewing=preview is not None,
     )
 
 
@@ -538,9 +575,27 @@ async def edit_container(request: Request, current: EditingContainers, container
             agent_ip_ranges=text(posted, "agent_ip_ranges"),
             max_downloads=parse_max_downloads(text(posted, "max_downloads")) or 0,
         )
-        containers.edit_container(runtime, container_id, edit, current.actor)
+        if posted.get("plan") == "1":  # the form's retries, phases and windows
+            policy = retry_policy(text(posted, "retries", "0"), text(posted, "retry_delay"))
+            entries = text(posted, "windows").splitlines()
+            zone_text = text(posted, "window_zone", WindowZone.COMPUTER.text)
+            windows = parse_windows(entries, WindowZone.from_text(zone_text, field="window_zone"))
+            edit = replace(
+                edit,
+                retries=policy.retries,
+                retry_delay_seconds=policy.delay_seconds,
+                rollout=rollout_edit(posted),
+                windows=windows,
+                clear_windows=windows is None,
+            )
+        preview = posted.get("action") == "preview"
+        edited = containers.edit_container(runtime, container_id, edit, current.actor, dry_run=preview)
     except OcoError as exc:
         return _container_page(request, current, container_id, ListState(f"/jobs/{container_id}", ()), exc)
+    if preview:  # the page as the edit would leave it, its form holding the edit: Save makes it so
+        return _container_page(
+            request, current, container_id, ListState(f"/jobs/{container_id}", ()), preview=edited
+        )
     return flash.redirect(request, current, f"/jobs/{container_id}", "Saved the container.")
 
 

@@ -16,8 +16,9 @@ from starlette.datastructures import FormData
 
 from oco.domain.containers import DEFAULT_RESTART_TIMEOUT, PRIORITY_MAX, PRIORITY_MIN
 from oco.domain.dispatch import Hold
-from oco.domain.phases import halt_text
+from oco.domain.phases import DEFAULT_HALT_MIN_FINISHED, DEFAULT_SUCCESS_PERCENT, halt_text
 from oco.domain.presence import Presence
+from oco.domain.retries import retry_text
 from oco.domain.roles import Permission, Role
 from oco.domain.states import ContainerStatus, JobOutcome, JobState, PostAction, SequenceMode, UpgradeBehavior
 from oco.domain.windows import WindowZone
@@ -61,6 +62,8 @@ VOCABULARY = {
     "PRIORITY_MIN": PRIORITY_MIN,
     "PRIORITY_MAX": PRIORITY_MAX,
     "DEFAULT_RESTART_TIMEOUT": DEFAULT_RESTART_TIMEOUT,
+    "DEFAULT_SUCCESS_PERCENT": DEFAULT_SUCCESS_PERCENT,
+    "DEFAULT_HALT_MIN_FINISHED": DEFAULT_HALT_MIN_FINISHED,
 }
 """The domain's enumerations and limits, for forms and labels in templates."""
 TEMPLATES.env.globals.update(VOCABULARY, **LIST_CONTEXT)  # macros imported without context see globals
@@ -138,6 +141,10 @@ def waiting_text(waiting: WaitingPublic, zone: tzinfo) -> str:
         return waiting.slots or waiting.hold.label
     if waiting.hold is Hold.ENDED:
         return f"the container ended at {when}"
+    if waiting.hold is Hold.BEHIND_RETRY:
+        return f"waiting for an earlier job of the container, retried at {when}"
+    if waiting.hold is Hold.RETRY and waiting.retry is not None:
+        return retry_text(waiting.retry + 1, waiting.retries or waiting.retry, when)
     return waiting.hold.label
 
 

@@ -8,6 +8,7 @@ import dataclasses
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from oco.services.ledger import CheckinLedger
 from oco.services.runtime import Runtime
 from oco.services.targets import Targets
 from tests.agentclient import ProtocolClient
-from tests.conftest import Clock
+from tests.conftest import Clock, make_runtime
 
 REGISTRATION_KEY = "registration-key-for-tests"
 
@@ -311,3 +312,18 @@ def test_network_rows_follow_the_latest_hello_or_inventory(rt: Runtime, client: 
     agent.call("oco.agent.update", {"os": "Linux", "networks": [eth1]})
     assert interfaces(rt) == [("eth1", "10.1.0.5", "aa:bb:cc:00:00:02")]
     assert stored(rt).inventory == {"os": "Linux"}
+
+
+def test_a_self_registered_computer_is_seen_at_its_first_hello(
+    database_url: str, tmp_path: Path, clock: Clock
+) -> None:
+    from oco.application import create_app
+
+    own = make_runtime(database_url, tmp_path, clock, self_registration=True)
+    with TestClient(create_app(own, run_housekeeping=False)) as test_client:
+        agent = ProtocolClient("http://testserver", "newcomer", REGISTRATION_KEY, _client=test_client)
+        agent.hello()  # unknown: registered, keys issued
+
+    computer = stored(own, "newcomer")
+    assert computer.last_seen == clock.current
+    assert computer.notes == "Self-registered"

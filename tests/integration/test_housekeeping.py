@@ -13,8 +13,9 @@ from oco.domain.states import ContainerStatus, JobState
 from oco.errors import InvalidInput
 from oco.services import containers, housekeeping, jobs
 from oco.services.runtime import Runtime
-from tests.conftest import Clock
+from tests.conftest import Clock, make_runtime
 from tests.integration.test_deployments import add_computers, add_package, deploy, jobs_of, run_all
+from tests.support import wait_until
 
 
 def test_jobs_past_the_end_expire_and_are_no_longer_handed_out(rt: Runtime, clock: Clock) -> None:
@@ -142,3 +143,77 @@ def test_a_task_another_process_is_running_is_skipped_this_round(rt: Runtime) ->
         assert housekeeping.run_task(rt, task) == 0
     finally:
         other_process.dispose()
+
+
+def test_one_process_of_several_leads_housekeeping_until_it_stops(rt: Runtime, tmp_path: Path) -> None:
+    other = make_runtime(rt.settings.database_url, tmp_path / "other")
+    first, second = housekeeping.Leadership(rt), housekeeping.Leadership(other)
+    try:
+        assert first.held()
+        assert not second.held()
+        assert first.held()  # kept, round after round
+        assert housekeeping.run_led_round(other, second) is None  # the other runs no round
+        assert housekeeping.run_led_round(rt, first) == housekeeping.run_all(rt)
+        first.release()
+        assert second.held()
+        assert not first.held()
+        assert housekeeping.run_led_round(rt, first) is None
+    finally:
+        first.release()
+        second.release()
+        other.close()
+
+
+def test_the_lead_passes_on_when_its_connection_is_lost(rt: Runtime, tmp_path: Path) -> None:
+    if rt.engine.dialect.name == "sqlite":
+        pytest.skip("on SQLite the lead is a file lock: the kernel releases it with the process")
+    other = make_runtime(rt.settings.database_url, tmp_path / "other")
+    first, second = housekeeping.Leadership(rt), housekeeping.Leadership(other)
+    try:
+        assert first.held()
+        connection = first._connection
+        assert connection is not None
+        connection.invalidate()  # as when the process dies: the database ends the session
+        wait_until(second.held, timeout=30, message="the lead was not released")
+        assert not first.held()  # it notices, and another holds the lead now
+    finally:
+        first.release()
+        second.release()
+        other.close()
+
+
+def test_the_lead_passes_on_when_the_database_ends_its_session(rt: Runtime, tmp_path: Path) -> None:
+    if rt.engine.dialect.name == "sqlite":
+        pytest.skip("on SQLite the lead is a file lock: the kernel releases it with the process")
+    other = make_runtime(rt.settings.database_url, tmp_path / "other")
+    first, second = housekeeping.Leadership(rt), housekeeping.Leadership(other)
+    try:
+        assert first.held()
+        assert first._connection is not None
+        session_id = first._connection.scalar(
+            text(
+                "SELECT pg_backend_pid()"
+                if rt.engine.dialect.name == "postgresql"
+                else "SELECT CONNECTION_ID()"
+            )
+        )
+        first._connection.commit()
+        with other.engine.connect() as admin:  # an administrator (or a failover) ends the session
+            if rt.engine.dialect.name == "postgresql":
+                admin.execute(text("SELECT pg_terminate_backend(:id)"), {"id": session_id})
+            else:
+                admin.execute(text(f"KILL {int(session_id)}"))
+        wait_until(second.held, timeout=30, message="the lead was not released")
+        assert not first.held()  # the lost session is noticed, and the lead is not taken back
+    finally:
+        first.release()
+        second.release()
+        other.close()
+
+
+def test_an_in_memory_database_has_one_process_which_leads(tmp_path: Path) -> None:
+    rt = make_runtime("sqlite://", tmp_path)
+    try:
+        assert housekeeping.Leadership(rt).held()
+    finally:
+        rt.close()

@@ -46,7 +46,7 @@ def declared(dependant: Dependant) -> dict[str | None, set[Permission]]:
     found: dict[str | None, set[Permission]] = {}
     for dependency in dependant.dependencies:
         call = dependency.call
-        if isinstance(call, (api_auth.Requires, web_session.Requires)):
+        if isinstance(call, (api_auth.Requires, api_auth.RequiresOrScrapeToken, web_session.Requires)):
             found.setdefault(None, set()).add(call.permission)
         elif isinstance(call, web_session.RequiresForAction):
             for action, permission in call.actions.items():
@@ -80,6 +80,14 @@ API_ROUTES = routes(create_api(cast(Runtime, None)))
 _console = FastAPI()
 install_console(_console)
 CONSOLE_ROUTES = [r for r in routes(_console) if (r[0], r[1]) not in PUBLIC_CONSOLE]
+PUBLIC_SERVER = {("GET", "/healthz"), ("GET", "/api/v1/docs")}
+"""The server's own routes open to anyone: the load balancer's health check, the API's documentation."""
+_CONSOLE_PATHS = {(method, path) for method, path, _ in routes(_console)}
+
+
+def server_routes(app: FastAPI) -> list[tuple[str, str, dict[str | None, set[Permission]]]]:
+    """The routes the server application adds beside the console and the mounted API (`/metrics`)."""
+    return [r for r in routes(app) if (r[0], r[1]) not in _CONSOLE_PATHS | PUBLIC_SERVER]
 
 
 def needed(permissions: dict[str | None, set[Permission]]) -> list[tuple[str | None, Permission]]:
@@ -128,6 +136,13 @@ def test_the_expected_routes_need_what_the_issue_says() -> None:
     assert Permission.DELETE_PACKAGES in console[("POST", "/packages/{package_id}/delete")][None]
     assert Permission.MANAGE_USERS in console[("POST", "/users/{user_id}/delete")][None]
     assert console[("POST", "/computers/actions")]["delete"] == {Permission.EDIT_COMPUTERS}
+
+
+def test_the_servers_own_routes_declare_a_permission(client: TestClient) -> None:
+    app = cast(FastAPI, client.app)
+    table = server_routes(app)
+    test_every_route_declares_a_permission_and_every_write_one_that_writes(table, 1)
+    assert {(m, p): perms.get(None) for m, p, perms in table}[("GET", "/metrics")] == {Permission.VIEW}
 
 
 # Fixtures: a user of every role, with a token --------------------------------------------------------

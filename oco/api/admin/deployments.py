@@ -99,8 +99,8 @@ def deployment_jobs(
 def edit_deployment(
     runtime: RuntimeDep, actor: Actor, container_id: Id, body: ContainerChanges
 ) -> ContainerPublic:
-    """Change a job container's settings."""
-    return containers.edit_container(runtime, container_id, body.edit(), actor)
+    """Change a job container's settings (with `dry_run`, answer what it would do and save nothing)."""
+    return containers.edit_container(runtime, container_id, body.edit(), actor, dry_run=body.dry_run)
 
 
 @router.post("/deployments/{container_id}/renew", dependencies=[allow(Permission.EDIT_CONTAINERS)])

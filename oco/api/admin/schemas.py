@@ -26,11 +26,13 @@ from oco.domain.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from oco.domain.phases import (
     DEFAULT_HALT_MIN_FINISHED,
     DEFAULT_SUCCESS_PERCENT,
+    RolloutEdit,
     RolloutRules,
     parse_duration,
     parse_phases,
 )
 from oco.domain.presence import Presence
+from oco.domain.retries import RETRIES_MAX, RetryPolicy
 from oco.domain.slots import MAX_DOWNLOADS_MAX
 from oco.domain.states import JobOutcome, PostAction, SequenceMode, UpgradeBehavior
 from oco.domain.windows import WindowZone, parse_windows
@@ -313,6 +315,14 @@ class NewDeployment(ContainerFields):
         "(0 or none: no limit)",
     )
 
+    retries: int = Field(
+        0,
+        ge=0,
+        le=RETRIES_MAX,
+        description="retry a job its agent could not run (-9999) up to this many times",
+    )
+    retry_delay: str = Field("", max_length=16, description="time before each retry (90s, 10m, 2h)")
+
     def rollout(self) -> RolloutRules:
         """The rollout rules of these fields (parsed by the domain, whose errors name the field)."""
         return RolloutRules(
@@ -337,6 +347,7 @@ class NewDeployment(ContainerFields):
             pilot_group=self.pilot_group,
             windows=parse_windows(self.windows, self.window_zone),
             max_downloads=self.max_downloads or None,
+            retry=RetryPolicy(self.retries, parse_duration(self.retry_delay, field="retry_delay")),
         )
         return DeploymentRequest(
             options=options, targets=targets, force=self.force, auto_uninstall=self.auto_uninstall
@@ -382,15 +393,63 @@ class ContainerChanges(Body):
     max_downloads: int | None = Field(
         None, ge=0, le=MAX_DOWNLOADS_MAX, description="download limit of the container; 0 removes it"
     )
+    retries: int | None = Field(None, ge=0, le=RETRIES_MAX, description="retries of -9999 failures")
+    retry_delay: str | None = Field(None, max_length=16, description="time before each retry (10m)")
+    phases: str | None = Field(
+        None, max_length=NAME_MAX, description="a new phases plan; the waiting jobs take their phase in it"
+    )
+    phase_success: int | None = Field(None, ge=0, le=100)
+    phase_soak: str | None = Field(None, max_length=16)
+    halt_failure_rate: int | None = Field(None, ge=0, le=100)
+    clear_halt_failure_rate: bool = Field(False, description="remove the halt rule")
+    halt_min_finished: int | None = Field(None, ge=1, le=MAX_ID)
+    windows: list[str] | None = Field(
+        None, max_length=20, description="new maintenance windows; an empty list removes them"
+    )
+    window_zone: WindowZoneText | None = None
+    dry_run: bool = Field(False, description="answer what the edit would do (its phases), save nothing")
 
     def edit(self) -> ContainerEdit:
         """The use case's edit."""
+        rollout = RolloutEdit(
+            steps=None if self.phases is None else parse_phases(self.phases),
+            success_percent=self.phase_success,
+            soak_seconds=None
+            if self.phase_soak is None
+            else parse_duration(self.phase_soak, field="phase_soak"),
+            halt_failure_rate=self.halt_failure_rate,
+            clear_halt=self.clear_halt_failure_rate,
+            halt_min_finished=self.halt_min_finished,
+        )
+        zone = self.window_zone or WindowZone.COMPUTER
         return ContainerEdit(
-            **self.model_dump(exclude={"sequence_mode", "start", "end"}),
+            **self.model_dump(include=set(_PLAIN_CHANGES)),
             start=aware(self.start),
             end=aware(self.end),
             sequence_mode=self.sequence_mode,
+            retry_delay_seconds=(
+                None if self.retry_delay is None else parse_duration(self.retry_delay, field="retry_delay")
+            ),
+            rollout=rollout,
+            windows=None if not self.windows else parse_windows(self.windows, zone),
+            clear_windows=self.windows == [],
+            window_zone=self.window_zone,
         )
+
+
+_PLAIN_CHANGES = (
+    "name",
+    "description",
+    "notes",
+    "enabled",
+    "clear_end",
+    "priority",
+    "restart_timeout",
+    "agent_ip_ranges",
+    "wol",
+    "shutdown_waked",
+    "retries",
+)
 
 
 class Resume(Body):

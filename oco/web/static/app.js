@@ -184,14 +184,15 @@ document.addEventListener("DOMContentLoaded", () => {
       row.querySelector(".started").textContent = job.started;
       row.querySelector(".finished").textContent = job.finished;
       const output = document.querySelector(`tr[data-output-for="${job.id}"]`);
+      const attempts = output.querySelector("table.attempts");  // a retried job's earlier attempts stay shown
       if (job.message !== null) {  // still running: the output so far comes along
-        output.hidden = !job.message;
-        output.querySelector("pre").textContent = job.message;
+        output.hidden = !job.message && !attempts;
+        output.querySelector("pre.output").textContent = job.message;
       } else if (row.dataset.final !== "1") {  // just finished: fetch its whole output once
         row.dataset.final = "1";
         const text = await (await fetch(`${container.dataset.outputUrl}${job.id}/output`)).text();
-        output.hidden = !text && !job.meaning;
-        output.querySelector("pre").textContent = text;
+        output.hidden = !text && !job.meaning && !attempts;
+        output.querySelector("pre.output").textContent = text;
       }
     };
     const poll = async () => {
