@@ -573,7 +573,9 @@ async def edit_container(request: Request, current: EditingContainers, container
                 text(posted, "sequence_mode", SequenceMode.IGNORE_FAILED.text)
             ),
             agent_ip_ranges=text(posted, "agent_ip_ranges"),
-            max_downloads=parse_max_downloads(text(posted, "max_downloads")) or 0,
+            max_downloads=(parse_max_downloads(text(posted, "max_downloads")) or 0)
+            if "max_downloads" in posted
+            else None,
         )
         if posted.get("plan") == "1":  # the form's retries, phases and windows
             policy = retry_policy(text(posted, "retries", "0"), text(posted, "retry_delay"))

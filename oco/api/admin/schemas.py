@@ -449,6 +449,7 @@ _PLAIN_CHANGES = (
     "wol",
     "shutdown_waked",
     "retries",
+    "max_downloads",
 )
 
 
