@@ -205,8 +205,9 @@ def slots_bench(args: argparse.Namespace, fresh_runtime: Any, start: Any, stop: 
             limit = Limit(container_scope(container_id), max_downloads) if max_downloads else None
             peaks: dict[str, int] = {}
             halt = threading.Event()
+            # The sampler runs during the churn only: in the steady run nobody reports, so the computers
+            # handed the job are the slots held, and a sampler would share the load generator's GIL.
             sampler = threading.Thread(target=_sample_held, args=(rt, limit, halt, peaks), daemon=True)
-            sampler.start()
             try:
                 handed: set[str] = set()
                 fleet_result = asyncio.run(
@@ -228,6 +229,8 @@ def slots_bench(args: argparse.Namespace, fresh_runtime: Any, start: Any, stop: 
                 # With every slot held the answers are those without a limit: only the check's cost
                 # differs, and there is nothing to churn.
                 fleet = [] if holding else [SimAgent(n, k, server_key(k)) for n, k in keys.items()]
+                if not holding:
+                    sampler.start()
                 peak = _Peak()
                 record, finished = asyncio.run(
                     _churn(
@@ -242,7 +245,8 @@ def slots_bench(args: argparse.Namespace, fresh_runtime: Any, start: Any, stop: 
                 )
             finally:
                 halt.set()
-                sampler.join(timeout=10)
+                if sampler.is_alive():
+                    sampler.join(timeout=10)
                 stop(server)
             with rt.reading() as session:
                 succeeded = session.scalar(

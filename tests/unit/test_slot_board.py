@@ -44,3 +44,14 @@ def test_no_more_check_ins_go_to_take_places_than_are_free() -> None:
     assert board.reserve([LIMIT], NOW)
     assert not board.reserve([LIMIT], NOW)
     assert board.reserve([LIMIT], NOW + timedelta(minutes=31))  # the holders' places ran out
+
+
+def test_a_scope_of_many_slots_is_trusted_longer() -> None:
+    board = SlotBoard(refresh_seconds=0.5)
+    many = Limit("server", 5000)
+    slots = [Slot(n, 100 + n, NOW + timedelta(minutes=30), JobState.DOWNLOADING) for n in range(5000)]
+    board.note([Occupancy.of(many, slots, NOW)])
+    reading = board.known([many])
+    assert reading is not None
+    assert board._trusted_for(reading[0]) == 5.0  # five seconds for 5,000 rows
+    assert board._trusted_for(_occupancy(3)) == 0.5
