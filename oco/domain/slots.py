@@ -13,7 +13,6 @@ handed out now, and which numbers are free to take. Taking one is a conditional 
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -265,12 +264,6 @@ HOLDS = Decision(Verdict.HOLDS)
 MAY_TAKE = Decision(Verdict.MAY_TAKE)
 
 
-def needs_slot(state: JobState, downloads: bool, limits: Sequence[Limit]) -> bool:
-    """Only a waiting job with a payload to download counts against a limit: one already downloading or
-    executing was handed out and finishes."""
-    return downloads and state is JobState.WAITING and bool(limits)
-
-
 def may_download(
     job_id: int,
     state: JobState,
@@ -328,17 +321,6 @@ def hand_out(jobs: Sequence[J], decide: Callable[[J], Decision], take: Callable[
             busy = True
         answered.append(job)
     return answered
-
-
-@lru_cache(maxsize=64)
-def cached_network_limits(entries: tuple[str, ...]) -> tuple[NetworkLimit, ...]:
-    return parse_network_limits(entries)
-
-
-def network_of(scope: str) -> Network | None:
-    if not scope.startswith(NETWORK_PREFIX):
-        return None
-    return ipaddress.ip_network(scope.removeprefix(NETWORK_PREFIX))
 
 
 def preview_sentence(

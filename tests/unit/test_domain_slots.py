@@ -269,9 +269,12 @@ def test_no_limit_is_ever_exceeded_holders_keep_their_slot_and_slots_run_out(
         )
         assert len(fleet.held(SERVER_SCOPE, now) if SERVER_SCOPE in fleet.places else ()) <= server_limit
         for scope, places in fleet.places.items():
-            for place in places.values():
-                if place.job_id is not None and place.expires is not None and place.expires <= now:
-                    assert place.job_id not in fleet.held(scope, now)  # run out: held no more
+            limit = next(limit for found in limits.values() for limit in found if limit.scope == scope)
+            occupancy = fleet.occupancy(limit, now)
+            held_numbers = {slot.number for slot in occupancy.slots if slot.held(now)}
+            for number, place in places.items():
+                if place.expires is not None and place.expires <= now:
+                    assert number not in held_numbers  # run out: held no more, free to take
 
 
 @given(st.sampled_from(list(JobState)), st.integers(0, 5))
