@@ -1,4 +1,4 @@
-"""`make bench` / `python -m bench [checkin|deploy|download|scaleout|all] …`: measure and print."""
+"""`make bench` / `python -m bench [checkin|slots|deploy|download|scaleout|all] …`: measure and print."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from bench.console import console
 from bench.fleet import run_fleet
 from bench.scaleout import DEFAULT_CASES, scaleout
 from bench.seed import seed_fleet, server_key
+from bench.slots import slots_bench
 from bench.writes import rollout, writes
 from oco.api.admin.schemas import PREVIEW_LIMIT
 from oco.config import Settings
@@ -322,7 +323,18 @@ def main() -> None:
         "what",
         nargs="?",
         default="all",
-        choices=["checkin", "writes", "rollout", "deploy", "admin", "download", "console", "scaleout", "all"],
+        choices=[
+            "checkin",
+            "writes",
+            "rollout",
+            "slots",
+            "deploy",
+            "admin",
+            "download",
+            "console",
+            "scaleout",
+            "all",
+        ],
     )
     parser.add_argument("--database", default="sqlite", choices=DATABASES)
     parser.add_argument("--computers", type=int, nargs="+", default=[1_000, 10_000, 100_000])
@@ -334,6 +346,11 @@ def main() -> None:
         "--rollout", action="store_true", help="check-in: also each size with a phased rollout active"
     )
     parser.add_argument("--deploy-computers", type=int, default=10_000)
+    parser.add_argument("--slots-computers", type=int, default=10_000, help="computers of `slots`")
+    parser.add_argument("--max-downloads", type=int, default=50, help="the limit of `slots`")
+    parser.add_argument("--slots-payload-kb", type=int, default=64)
+    parser.add_argument("--churn-seconds", type=float, default=30, help="how long `slots` churns")
+    parser.add_argument("--download-seconds", type=float, default=1.0, help="a download's time in `slots`")
     parser.add_argument("--payload-mb", type=int, default=256)
     parser.add_argument("--write-computers", type=int, default=10_000, help="computers of `writes`")
     parser.add_argument("--rollout-computers", type=int, default=10_000)
@@ -353,6 +370,8 @@ def main() -> None:
         writes(args, fresh_runtime, start, stop)
     if args.what in ("rollout", "all"):
         rollout(args, fresh_runtime, start, stop)
+    if args.what in ("slots", "all"):
+        slots_bench(args, fresh_runtime, start, stop)
     if args.what in ("deploy", "all"):
         deploy(args)
     if args.what in ("admin", "all"):

@@ -132,12 +132,15 @@ async def run_fleet(
     path: str = "/api-agent.php",
     server_keys: dict[str, str] | None = None,
     with_job: set[str] | None = None,
+    handed: set[str] | None = None,
 ) -> FleetResult:
     """Agents check in round-robin for `duration_s` with `concurrency` requests in flight; `with_job`:
     the computers handed their pending job (default: all of them).
 
     With `server_keys`, each answer is checked as an agent checks it (signature, increasing timestamp):
     one an agent would refuse counts as an error. The bare endpoint signs nothing and is not checked.
+    With `handed`, whether an answer carries the job is not checked but noted: the computers handed it
+    are added to the set (download slots decide which).
     """
     parsed = httpx.URL(url)
     names = list(keys)
@@ -164,7 +167,12 @@ async def run_fleet(
                 # Every simulated computer has one pending job: an answer without it is wrong too
                 # (with a phased rollout, only those of the open phase are handed theirs).
                 expected = with_job is None or name in with_job
-                if answer.status != 200 or (JOB_MARK in answer.body) != expected:
+                has_job = JOB_MARK in answer.body
+                if handed is not None:
+                    expected = has_job
+                    if has_job:
+                        handed.add(name)
+                if answer.status != 200 or has_job != expected:
                     errors += 1
                 elif server_keys is not None:
                     server_stamp = verified(answer, server_keys[name], server_stamps.get(name, 0.0))

@@ -28,7 +28,8 @@ from pydantic_settings import (
 )
 
 from oco.domain.depots import DepotRedirect, parse_s3_url
-from oco.errors import ConfigError
+from oco.domain.slots import Limits, parse_network_limits
+from oco.errors import ConfigError, DomainError
 
 CONFIG_ENV = "OCO_CONFIG"
 DATA_DIR_ENV = "OCO_DATA_DIR"
@@ -163,6 +164,22 @@ class Settings(BaseSettings):
         default="",
         description="Where phased rollouts POST their events (phase opened, halted…) as JSON; empty: none.",
     )
+    max_concurrent_downloads: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="At most this many computers download a payload at once, server-wide (0 or unset: any).",
+    )
+    download_network_limits: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Per-network download limits: NETWORK=COUNT, comma-separated (10.1.0.0/16=5).",
+    )
+    download_slot_timeout_seconds: int = Field(
+        default=1800,
+        ge=10,
+        le=7 * 86400,
+        description="Seconds after which a download slot frees if its job did not move past downloading.",
+    )
     time_zone: str = Field(default="UTC")
     session_max_age_seconds: int = Field(default=12 * 3600, ge=60)
     login_lockout_after: int = Field(
@@ -213,6 +230,18 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("download_network_limits", mode="before")
+    @classmethod
+    def _network_limits(cls, value: Any) -> Any:
+        entries = _comma_list(value)
+        if isinstance(entries, list):
+            try:
+                limits = parse_network_limits(str(entry) for entry in entries)
+            except DomainError as exc:
+                raise ValueError(str(exc)) from exc
+            return [limit.text for limit in limits]
+        return entries
+
     @field_validator("metrics_token")
     @classmethod
     def _long_enough(cls, value: str) -> str:
@@ -223,13 +252,19 @@ class Settings(BaseSettings):
     @field_validator("wol_addresses", "trusted_proxies", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
+        return _comma_list(value)
 
     @cached_property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
+
+    @cached_property
+    def download_limits(self) -> Limits:
+        """The server-wide download limits (`oco.domain.slots`)."""
+        return Limits(
+            server=self.max_concurrent_downloads or None,
+            networks=parse_network_limits(self.download_network_limits),
+        )
 
     @classmethod
     def settings_customise_sources(
@@ -244,6 +279,12 @@ class Settings(BaseSettings):
         for file in settings_files():
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=file))
         return tuple(sources)
+
+
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
 
 
 def settings_files() -> list[Path]:

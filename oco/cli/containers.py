@@ -84,6 +84,9 @@ def container_edit(
     shutdown_waked: bool | None = typer.Option(
         None, "--shutdown-waked/--no-shutdown-waked", help="Shut woken computers down after."
     ),
+    max_downloads: int | None = typer.Option(
+        None, help="At most this many computers download a payload at once; 0 removes the limit."
+    ),
     retries: int | None = typer.Option(
         None, help="Retry a job its agent could not run (-9999) up to N times."
     ),
@@ -134,6 +137,7 @@ def container_edit(
             agent_ip_ranges=ip_ranges,
             wol=wol,
             shutdown_waked=shutdown_waked,
+            max_downloads=max_downloads,
             retries=retries,
             retry_delay_seconds=None
             if retry_delay is None

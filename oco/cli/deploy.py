@@ -16,6 +16,7 @@ from oco.domain.phases import (
     parse_phases,
 )
 from oco.domain.retries import RetryPolicy
+from oco.domain.slots import parse_max_downloads
 from oco.domain.states import SequenceMode
 from oco.domain.windows import WindowZone, parse_windows
 from oco.services import deployments
@@ -91,6 +92,9 @@ def deploy(
         [], "--window", help="Maintenance window, e.g. 'Mon-Fri 18:00-06:00'; repeatable."
     ),
     window_zone: WindowZone = WINDOW_ZONE,
+    max_downloads: int | None = typer.Option(
+        None, help="At most this many computers download a payload at once (others wait for a slot)."
+    ),
     retries: int = typer.Option(0, help="Retry a job its agent could not run (-9999) up to N times."),
     retry_delay: str = typer.Option("", help="Wait this long before each retry (90s, 10m, 2h)."),
     dry_run: bool = typer.Option(
@@ -121,6 +125,7 @@ def deploy(
             rollout=rollout,
             pilot_group=pilot_group,
             windows=parse_windows(window, window_zone),
+            max_downloads=parse_max_downloads(max_downloads, "--max-downloads"),
             retry=RetryPolicy(retries, parse_duration(retry_delay, field="retry_delay")),
         )
         targets = Targets(
@@ -161,6 +166,8 @@ def _print_plan(plan: PlanPublic, as_json: bool) -> None:
         more = phase.computers - len(phase.hostnames)
         listed = ", ".join(phase.hostnames) + (f" and {more} more" if more else "")
         typer.echo(f"{phase.label}: {phase.computers} computer(s): {listed}")
+    if plan.downloads is not None:
+        typer.echo(f"downloads: {plan.downloads.sentence}")
     typer.echo(plan.summary.sentence)
 
 

@@ -291,6 +291,8 @@ class JobContainer(Base):
     """A rollout's last open phase, which the check-in reads (None: no rollout; -1: halted)."""
     windows: Mapped[str | None] = mapped_column(Text, default=None)
     """Maintenance windows in their stored form (`oco.domain.windows.Windows.text`); None: always."""
+    max_downloads: Mapped[int | None] = mapped_column(Integer, default=None)
+    """At most this many of its computers download a payload at once (`oco.domain.slots`); None: any."""
     retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """How many more attempts a job the agent could not run (-9999) gets (`oco.domain.retries`)."""
     retry_delay_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -412,6 +414,22 @@ class RolloutEvent(Base):
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSONText, default=None)
     delivered: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DownloadSlot(Base):
+    """One place of a download limit's scope (`oco.domain.slots`): `container:42`, `server`,
+    `network:10.1.0.0/16`, numbered 0 … limit-1. A job takes it with a conditional write; it is free
+    again once its time ran out or its job is past downloading (or gone)."""
+
+    __tablename__ = "download_slot"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("job.id", ondelete="SET NULL"), default=None, index=True
+    )
+    computer_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    expires: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class WolTarget(Base):

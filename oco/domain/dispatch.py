@@ -18,6 +18,8 @@ from oco.domain.errors import InvalidIpRange
 from oco.domain.ipranges import IpRangeRule, admits, parse_ip_ranges
 from oco.domain.phases import HALTED, phase_is_open
 from oco.domain.presence import is_online
+from oco.domain.slots import Decision
+from oco.domain.slots import waiting_text as slot_waiting_text
 from oco.domain.states import PENDING_STATES, JobState, PostAction, Vocabulary, spell
 from oco.domain.windows import (
     Windows,
@@ -172,6 +174,7 @@ class Hold(Vocabulary, StrEnum):
     LATER_PHASE = "later-phase"
     OUTSIDE_WINDOW = "outside-window"
     OUTSIDE_IP_RANGES = "outside-ip-ranges"
+    DOWNLOAD_SLOT = "download-slot"
     RETRY = "retry"
     BEHIND_RETRY = "behind-retry"
     OFFLINE = "offline"
@@ -188,6 +191,7 @@ spell(
         Hold.LATER_PHASE: ("later-phase", "waiting for its phase of the rollout to open"),
         Hold.OUTSIDE_WINDOW: ("outside-window", "waiting for its window"),
         Hold.OUTSIDE_IP_RANGES: ("outside-ip-ranges", "outside the container's IP ranges"),
+        Hold.DOWNLOAD_SLOT: ("download-slot", "waiting for a download slot"),
         Hold.RETRY: ("retry", "waiting for its retry"),
         Hold.BEHIND_RETRY: ("behind-retry", "waiting for an earlier job of the container to be retried"),
         Hold.OFFLINE: ("offline", "the computer is offline"),
@@ -207,6 +211,8 @@ class WaitReason:
     phase: int | None = None
     opens: str | None = None
     """When its maintenance window opens: "Mon 18:00 computer time"."""
+    slots: str | None = None
+    """Waiting for a download slot: "waiting for a download slot (50 of 50 in use)"."""
     retry: RetryWait | None = None
     """Which retry it waits for, and until when."""
 
@@ -230,10 +236,12 @@ def why_waiting(
     clocks: Clocks = SERVER_CLOCK,
     retry: RetryWait | None = None,
     behind_retry: datetime | None = None,
+    download: Decision | None = None,
 ) -> WaitReason:
     """Why a waiting job of `container` (in rollout `phase`, waiting for `retry` when it was retried, or
     behind an earlier job of the computer retried at `behind_retry`) has not run, judged by what the
-    server knows of the computer."""
+    server knows of the computer; `download` is what its download slots say
+    (`oco.domain.slots.may_download`)."""
     hold = hand_out_hold(container, now, last_address or None)
     if hold is Hold.DISABLED:
         return WaitReason(hold)
@@ -253,6 +261,8 @@ def why_waiting(
         return WaitReason(Hold.OUTSIDE_WINDOW, opens=window_opens(container, now, clocks))
     if hold is Hold.OUTSIDE_IP_RANGES and last_address:
         return WaitReason(hold, address=last_address)
+    if download is not None and download.full is not None and is_online(last_seen, now, offline_seconds):
+        return WaitReason(Hold.DOWNLOAD_SLOT, slots=slot_waiting_text(download.full, download.in_use))
     if not is_online(last_seen, now, offline_seconds):
         return WaitReason(Hold.OFFLINE, since=last_seen)
     return WaitReason(Hold.NEXT_CHECK_IN, since=last_seen)

@@ -109,3 +109,7 @@ class InvalidWindow(InvalidDeployment):
 class UnsupportedValue(DomainError):
     """A value of another system (OCO-Server's, on import) has no counterpart here; the row holding it is
     skipped with this reason."""
+
+
+class InvalidDownloadLimit(DomainError):
+    """A download limit (`--max-downloads`, a network limit) is not a count in range."""

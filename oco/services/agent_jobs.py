@@ -7,7 +7,7 @@ paths load no ORM objects); the agent API opens one per request.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -48,6 +48,17 @@ from oco.domain.planning import effective_post_action
 from oco.domain.protocol import MAX_ID
 from oco.domain.retries import RetryPolicy, excerpt
 from oco.domain.signing import WIRE_SIGNATURE, SignedFields, wire_signature
+from oco.domain.slots import (
+    DOWNLOADING,
+    NOT_NEEDED,
+    Decision,
+    Limit,
+    Limits,
+    Occupancy,
+    hand_out,
+    limits_for,
+    may_download,
+)
 from oco.domain.states import (
     ABORTED_AFTER_FAILED_JOB_MESSAGE,
     PENDING_STATES,
@@ -91,6 +102,8 @@ class PendingJob:
     signature: dict[str, Any] | None = None
     """The package's publisher signature as the job carries it on the wire, when it has one."""
     download_for_uninstall: bool = False
+    max_downloads: int | None = None
+    """The container's download limit (`--max-downloads`); None: none."""
 
     @property
     def download(self) -> bool:
@@ -138,6 +151,7 @@ _JOB_COLUMNS = (
     JobContainer.open_phase,
     JobContainer.windows,
     Package.download_for_uninstall,
+    JobContainer.max_downloads,
     Job.not_before,
 )
 """What a check-in reads of each pending job: few columns (each costs on every check-in); the signed
@@ -241,7 +255,7 @@ def _pending_job(row: Sequence[Any]) -> PendingJob:
         windows=row[22],
     )
     return PendingJob(
-        candidate=CandidateJob(row[0], row[1], JobState(row[2]), window, row[20], row[24]),
+        candidate=CandidateJob(row[0], row[1], JobState(row[2]), window, row[20], row[25]),
         package_id=row[3],
         procedure=row[4],
         post_action=PostAction(row[5]),
@@ -254,6 +268,7 @@ def _pending_job(row: Sequence[Any]) -> PendingJob:
         action=row[18],
         signature={} if row[19] else None,  # filled in by `_signed`
         download_for_uninstall=bool(row[23]),
+        max_downloads=row[24],
     )
 
 
@@ -310,13 +325,63 @@ def eligible_jobs(
     return [by_id[candidate.id] for candidate in ordered]
 
 
+class SlotToTake(Exception):
+    """A check-in's answer would take a download slot: it must go the write path."""
+
+
+@dataclass(frozen=True, slots=True)
+class SlotGate:
+    """How a hello answer judges jobs with a payload under download limits (`oco.domain.slots`): the
+    server-wide limits, the places as known (`occupancy`), and how a place is taken (`take`: False when
+    it could not be; the read-only check-in raises `SlotToTake` instead, for the write path to take it)."""
+
+    limits: Limits
+    occupancy: Callable[[Sequence[Limit]], list[Occupancy]]
+    take: Callable[[int, Sequence[Limit]], bool]
+
+    def applies(self, jobs: Sequence[PendingJob]) -> bool:
+        """Whether any limit can concern these jobs: else the answer costs nothing more."""
+        if self.limits.server or self.limits.networks:
+            return True
+        return any(job.max_downloads for job in jobs)
+
+    def hand_out(self, jobs: list[PendingJob], client_address: str, now: datetime) -> list[PendingJob]:
+        def limits_of(job: PendingJob) -> tuple[Limit, ...]:
+            container = job.candidate.container
+            return limits_for(container.id, job.max_downloads, self.limits, client_address)
+
+        def decide(job: PendingJob) -> Decision:
+            state = job.candidate.state
+            if (state is not JobState.WAITING and state is not JobState.DOWNLOADING) or not job.download:
+                return NOT_NEEDED
+            limits = limits_of(job)
+            if not limits:
+                return NOT_NEEDED
+            if state is JobState.DOWNLOADING:
+                return DOWNLOADING
+            return may_download(job.candidate.id, state, True, self.occupancy(limits), now)
+
+        def take(job: PendingJob) -> bool:
+            return self.take(job.candidate.id, limits_of(job))
+
+        return hand_out(jobs, decide, take)
+
+
 def software_jobs(
-    pending: list[PendingJob], client_address: str, now: datetime, clocks: Clocks = SERVER_CLOCK
+    pending: list[PendingJob],
+    client_address: str,
+    now: datetime,
+    clocks: Clocks = SERVER_CLOCK,
+    slots: SlotGate | None = None,
 ) -> list[dict[str, Any]]:
-    """The `software-jobs` list of a hello answer: OCO's keys, then ours (OCO agents ignore those)."""
+    """The `software-jobs` list of a hello answer: OCO's keys, then ours (OCO agents ignore those).
+    Under download limits, a job with a payload is handed out only with its slots (`SlotGate`)."""
     if not pending:
         return []
-    return [_wire_job(job) for job in eligible_jobs(pending, client_address, now, clocks)]
+    eligible = eligible_jobs(pending, client_address, now, clocks)
+    if slots is not None and eligible and slots.applies(eligible):
+        eligible = slots.hand_out(eligible, client_address, now)
+    return [_wire_job(job) for job in eligible]
 
 
 def _wire_job(job: PendingJob) -> dict[str, Any]:

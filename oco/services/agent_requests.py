@@ -21,9 +21,10 @@ from sqlalchemy import Connection
 from oco.domain.dispatch import Clocks
 from oco.domain.hostnames import hostname_key, normalize_hostname
 from oco.domain.protocol import AgentMethod
+from oco.domain.slots import Limit, Occupancy
 from oco.errors import InvalidInput, OcoError, Unavailable
-from oco.services import agent_jobs, agents, checkins
-from oco.services.agent_jobs import CheckInView, DownloadGrant, PendingJob
+from oco.services import agent_jobs, agents, checkins, slots
+from oco.services.agent_jobs import CheckInView, DownloadGrant, PendingJob, SlotGate
 from oco.services.agents import AgentRequest, AuthenticatedAgent, AuthenticationFailed, ComputerRecord
 from oco.services.checkins import Unconfirmed
 from oco.services.runtime import Runtime
@@ -84,8 +85,11 @@ def _check_in(
     )
     if agent is None or view is None or agent.claim is None:
         return None
-    with _reverted_on_failure(rt, agent):
-        params = _hello_params(rt, agent, request, now, view.pending)
+    try:
+        with _reverted_on_failure(rt, agent):
+            params = _hello_params(rt, agent, request, now, view.pending, _known_slots(rt))
+    except agent_jobs.SlotToTake:
+        return None  # its claim reverted: the write path takes the slot in its transaction
     return AgentAnswer(params, agent.timestamp, agent.server_key, Unconfirmed(agent.claim, awaited))
 
 
@@ -206,16 +210,63 @@ def _hello(
     if awaited:
         agents.prove_woken(connection, rt.settings, agent, now)
     pending = view.pending if view is not None and not agent.registered else []
-    return _hello_params(rt, agent, request, now, pending)
+    return _hello_params(rt, agent, request, now, pending, _taking_slots(rt, connection, agent, now))
+
+
+def _known_slots(rt: Runtime) -> SlotGate:
+    """Download slots as the read-only check-in judges them: from what this process read lately (read
+    again when older than `slots.REFRESH_SECONDS`); a slot to take sends the hello to the write path —
+    as many hellos at a time as there are free slots, the others wait for a later check-in."""
+
+    def occupancy(limits: Sequence[Limit]) -> list[Occupancy]:
+        known = rt.download_slots.known(limits)
+        if known is None:
+            now = rt.now()
+            known = rt.read(lambda connection: slots.read_occupancy(connection, limits, now))
+            rt.download_slots.note(known)
+        return known
+
+    def take(job_id: int, limits: Sequence[Limit]) -> bool:
+        if not rt.download_slots.reserve(limits, rt.now()):
+            return False
+        raise agent_jobs.SlotToTake
+
+    return SlotGate(rt.settings.download_limits, occupancy, take)
+
+
+def _taking_slots(rt: Runtime, connection: Connection, agent: AuthenticatedAgent, now: datetime) -> SlotGate:
+    """Download slots as a hello that writes judges them: read in its transaction, taken there."""
+
+    def take(job_id: int, limits: Sequence[Limit]) -> bool:
+        taken, seen = slots.take(
+            connection, job_id, agent.computer.id, limits, now, rt.settings.download_slot_timeout_seconds
+        )
+        rt.download_slots.note(seen)  # what this transaction saw and did: fresher than the board
+        return taken
+
+    return SlotGate(
+        rt.settings.download_limits,
+        lambda limits: slots.read_occupancy(connection, limits, now),
+        take,
+    )
 
 
 def _hello_params(
-    rt: Runtime, agent: AuthenticatedAgent, request: AgentRequest, now: datetime, pending: list[PendingJob]
+    rt: Runtime,
+    agent: AuthenticatedAgent,
+    request: AgentRequest,
+    now: datetime,
+    pending: list[PendingJob],
+    gate: SlotGate,
 ) -> dict[str, Any]:
     params: dict[str, Any] = {
         "update": 1 if agents.wants_inventory(agent, request.data, rt.settings, now) else 0,
         "software-jobs": agent_jobs.software_jobs(
-            pending, request.client_address, now, Clocks(agent.computer.time_zone, rt.settings.zone)
+            pending,
+            request.client_address,
+            now,
+            Clocks(agent.computer.time_zone, rt.settings.zone),
+            gate,
         ),
         "logins-since": agents.logins_since(agent),
         "events": [],

@@ -11,10 +11,11 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from oco.db.models import Job, JobContainer
+from oco.db.models import DownloadSlot, Job, JobContainer
 from oco.domain.containers import NAME_MAX, ContainerSettings, shown_time, validate_container
 from oco.domain.phases import HALTED, RolloutEdit, duration_text
 from oco.domain.retries import RetryPolicy, validate_policy
+from oco.domain.slots import container_scope, parse_max_downloads
 from oco.domain.states import PENDING_STATES, ContainerStatus, JobState, SequenceMode
 from oco.domain.status import container_status, outcome_counts, progress
 from oco.domain.windows import Windows, WindowZone, stored_windows
@@ -55,6 +56,8 @@ class ContainerEdit:
     agent_ip_ranges: str | None = None
     wol: bool | None = None
     shutdown_waked: bool | None = None
+    max_downloads: int | None = None
+    """At most this many of its computers download at once; 0 removes the limit."""
     retries: int | None = None
     retry_delay_seconds: int | None = None
     rollout: RolloutEdit = field(default_factory=RolloutEdit)
@@ -235,6 +238,8 @@ def _edit(
     container.shutdown_waked = container.wol and _pick(edit.shutdown_waked, container.shutdown_waked)
     container.retries, container.retry_delay_seconds = policy.retries, policy.delay_seconds
     container.windows = windows
+    if edit.max_downloads is not None:
+        container.max_downloads = parse_max_downloads(edit.max_downloads)
     audit.record(
         session, actor, "container.edit", "job_container", container.id, name=container.name, **changes
     )
@@ -412,6 +417,7 @@ def delete_container_in(session: Session, container_id: int, actor: str) -> None
     session.execute(delete(Job).where(Job.container_id == container_id))
     session.expunge(container)  # its loaded jobs may have moved to another container: no ORM cascade
     session.execute(delete(JobContainer).where(JobContainer.id == container_id))
+    session.execute(delete(DownloadSlot).where(DownloadSlot.scope == container_scope(container_id)))
     audit.record(session, actor, "container.delete", "job_container", container_id, name=name)
 
 
@@ -446,6 +452,7 @@ def _container_fields(summary: ContainerSummary) -> dict[str, Any]:
         "restart_timeout": container.restart_timeout,
         "sequence_mode": SequenceMode(container.sequence_mode),
         "agent_ip_ranges": container.agent_ip_ranges,
+        "max_downloads": container.max_downloads,
         "status": summary.status,
         "progress": summary.progress,
         "job_counts": {state.text: count for state, count in summary.counts.items()},
@@ -504,6 +511,7 @@ def _copy_container(session: Session, source: JobContainer, actor: str, now: dat
         sequence_mode=source.sequence_mode,
         agent_ip_ranges=source.agent_ip_ranges,
         windows=source.windows,
+        max_downloads=source.max_downloads,
         retries=source.retries,
         retry_delay_seconds=source.retry_delay_seconds,
     )

@@ -19,9 +19,10 @@ from oco.db.models import Computer, ComputerPackage, Job, JobContainer, Package,
 from oco.domain.containers import DEFAULT_RESTART_TIMEOUT, ContainerSettings, validate_container
 from oco.domain.ipranges import parse_ip_ranges
 from oco.domain.phases import NO_ROLLOUT, RolloutRules, assign_phases, phase_label, validate_rules
-from oco.domain.planning import Plan, plan_deployment, plan_uninstall
+from oco.domain.planning import Plan, PlannedJob, plan_deployment, plan_uninstall
 from oco.domain.retries import NO_RETRIES, RetryPolicy, policy_text, validate_policy
-from oco.domain.states import JobState, SequenceMode
+from oco.domain.slots import preview_sentence
+from oco.domain.states import JobAction, JobState, SequenceMode
 from oco.domain.windows import Windows, WindowZone, reported_zone
 from oco.errors import InvalidInput, NotFound
 from oco.services import audit, rollouts, wol
@@ -40,6 +41,7 @@ from oco.services.targets import (
 )
 from oco.services.views import (
     ContainerPublic,
+    PlanDownloadsPublic,
     PlanPhasePublic,
     PlanPublic,
     PlanWindowsPublic,
@@ -68,6 +70,8 @@ class ContainerOptions:
     """The computer group whose targets form the rollout's first phase."""
     windows: Windows | None = None
     """Maintenance windows: waiting jobs are handed out only while one is open (`oco.domain.windows`)."""
+    max_downloads: int | None = None
+    """At most this many computers download a payload at once (`oco.domain.slots`); None: any."""
     retry: RetryPolicy = NO_RETRIES
     """Retries of jobs the agent could not run (-9999), `oco.domain.retries`; none by default."""
 
@@ -124,6 +128,9 @@ def preview_deployment(rt: Runtime, request: DeploymentRequest, limit: int | Non
             view = view.model_copy(update={"phases": _phase_views(plan, phasing, limit)})
         if request.options.windows is not None:
             view = _with_windows(session, view, plan, request.options.windows, rt.settings.time_zone)
+        server_limit = rt.settings.max_concurrent_downloads or None
+        if request.options.max_downloads or server_limit:
+            view = _with_downloads(session, view, plan, request.options.max_downloads, server_limit)
         if request.options.retry.active:
             view = view.model_copy(update={"retries": policy_text(request.options.retry)})
         return view
@@ -290,6 +297,7 @@ def _insert_container(
         sequence_mode=int(validated.sequence_mode),
         agent_ip_ranges=validated.agent_ip_ranges,
         windows=options.windows.text if options.windows is not None else None,
+        max_downloads=options.max_downloads or None,
         retries=options.retry.retries,
         retry_delay_seconds=options.retry.delay_seconds,
     )
@@ -363,6 +371,37 @@ def _with_windows(
         server_time_computers=len(server_time),
     )
     return view.model_copy(update={"computers": computers, "windows": summary})
+
+
+def _with_downloads(
+    session: Session, view: PlanPublic, plan: Plan, max_downloads: int | None, server_limit: int | None
+) -> PlanPublic:
+    """The preview with its download limits: how many computers have a payload to fetch, and how many
+    fetch it at once."""
+    waiting = [job for job in plan.jobs if job.state is JobState.WAITING]
+    packages: dict[int, tuple[bool, bool]] = {}
+    for chunk in chunks(sorted({job.package_id for job in waiting})):
+        rows = session.execute(
+            select(Package.id, Package.payload_sha256, Package.download_for_uninstall).where(
+                Package.id.in_(chunk)
+            )
+        )
+        packages.update({row[0]: (row[1] is not None, bool(row[2])) for row in rows})
+
+    def downloads(job: PlannedJob) -> bool:
+        payload, for_uninstall = packages.get(job.package_id, (False, False))
+        return payload and (job.action is not JobAction.UNINSTALL or for_uninstall)
+
+    downloading = len({job.computer_id for job in waiting if downloads(job)})
+    at_once, sentence = preview_sentence(max_downloads, server_limit, downloading)
+    summary = PlanDownloadsPublic(
+        max_downloads=max_downloads,
+        server_limit=server_limit,
+        computers_downloading=downloading,
+        at_once=at_once,
+        sentence=sentence,
+    )
+    return view.model_copy(update={"downloads": summary})
 
 
 def _insert_jobs(

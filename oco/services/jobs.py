@@ -11,15 +11,16 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from oco.db.models import Computer, Job, JobContainer, WolTarget
+from oco.db.models import Computer, Job, JobContainer, Package, WolTarget
 from oco.domain.dispatch import Clocks, ContainerWindow, RetryWait, why_waiting
 from oco.domain.listing import Sort, page_window, parse_sort
 from oco.domain.meanings import meaning, post_action_fate
 from oco.domain.planning import effective_post_action
-from oco.domain.states import OUTCOME_OF, JobOutcome, JobState, PostAction
+from oco.domain.slots import Decision, Limit, Limits, limits_for, may_download
+from oco.domain.states import OUTCOME_OF, JobAction, JobOutcome, JobState, PostAction
 from oco.domain.wol import wake_outcome
 from oco.errors import InvalidInput, NotFound
-from oco.services import attempts, audit, rollouts
+from oco.services import attempts, audit, rollouts, slots
 from oco.services.containers import container_view, find_container, renew_in, summary_of
 from oco.services.listing import (
     AnySelect,
@@ -168,6 +169,7 @@ def _row_views(
     window, now, offline = _window(container), rt.now(), rt.settings.computer_offline_seconds
     zone = rt.settings.zone
     barriers = _retry_barriers(session, container, rows, now)
+    downloads = _download_decisions(session, rows, container, rt.settings.download_limits, now)
     return [
         _row(
             job,
@@ -181,9 +183,47 @@ def _row_views(
             offline,
             Clocks(tz, zone),
             _behind(barriers, job),
+            downloads.get(job.id),
         )
         for job, hostname, seen, address, target, tz in rows
     ]
+
+
+def _download_decisions(
+    session: Session, rows: Sequence[Any], container: JobContainer, limits: Limits, now: datetime
+) -> dict[int, Decision]:
+    """What the download slots say of the page's waiting jobs with a payload, when limits apply: one
+    query for their packages, one for the places of the scopes concerned."""
+    if not (container.max_downloads or limits.any):
+        return {}
+    waiting = [
+        (row[0], row[3]) for row in rows if row[0].state == int(JobState.WAITING) and row[0].package_id
+    ]
+    if not waiting:
+        return {}
+    packages = {
+        row[0]: (row[1] is not None, bool(row[2]))
+        for row in session.execute(
+            select(Package.id, Package.payload_sha256, Package.download_for_uninstall).where(
+                Package.id.in_({job.package_id for job, _ in waiting})
+            )
+        )
+    }
+    of_job: dict[int, tuple[Limit, ...]] = {}
+    for job, address in waiting:
+        payload, for_uninstall = packages.get(job.package_id, (False, False))
+        if payload and (job.action != JobAction.UNINSTALL or for_uninstall):
+            of_job[job.id] = limits_for(container.id, container.max_downloads, limits, address or None)
+    scopes = {limit for found in of_job.values() for limit in found}
+    if not scopes:
+        return {}
+    occupancy = {
+        found.limit: found for found in slots.read_occupancy(session.connection(), list(scopes), now)
+    }
+    return {
+        job_id: may_download(job_id, JobState.WAITING, True, [occupancy[limit] for limit in found], now)
+        for job_id, found in of_job.items()
+    }
 
 
 def _retry_barriers(
@@ -427,6 +467,7 @@ def _row(
     offline_seconds: int,
     clocks: Clocks,
     behind_retry: datetime | None = None,
+    download: Decision | None = None,
 ) -> JobRowPublic:
     state = JobState(job.state)
     explained = meaning(state, job.return_code, job.success_codes)
@@ -436,13 +477,23 @@ def _row(
         if job.not_before is not None and job.attempt > 1:  # retries lowered meanwhile: this one was due
             retry = RetryWait(job.attempt, max(container.retries, job.attempt - 1), job.not_before)
         reason = why_waiting(
-            window, last_seen, address or None, now, offline_seconds, job.phase, clocks, retry, behind_retry
+            window,
+            last_seen,
+            address or None,
+            now,
+            offline_seconds,
+            job.phase,
+            clocks,
+            retry,
+            behind_retry,
+            download,
         )
         waiting = WaitingPublic(
             hold=reason.hold,
             since=reason.since,
             address=reason.address,
             opens=reason.opens,
+            slots=reason.slots,
             phase=None if reason.phase is None else reason.phase + 1,
             retry=None if reason.retry is None else reason.retry.attempt - 1,
             retries=None if reason.retry is None else reason.retry.retries,

@@ -33,6 +33,7 @@ from oco.db.types import utcnow
 from oco.depot import Depot, open_depot
 from oco.errors import ConfigError, Conflict, InvalidInput, Unavailable
 from oco.services.ledger import CheckinLedger
+from oco.services.slots import SlotBoard
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
@@ -49,6 +50,8 @@ class Runtime:
     depot: Depot
     clock: Clock = field(default_factory=lambda: utcnow)
     checkins: CheckinLedger = field(default_factory=CheckinLedger)
+    download_slots: SlotBoard = field(default_factory=SlotBoard)
+    """What this process last read of the download slots (`oco.services.slots`)."""
     _writer: AbstractContextManager[object] = field(init=False, repr=False)
     _reader: Engine = field(init=False, repr=False)
     _snapshots: Engine = field(init=False, repr=False)

@@ -405,6 +405,8 @@ class WaitingPublic(View):
     """The job's rollout phase, from 1 (halted, later phase)."""
     opens: str | None = None
     """When its maintenance window opens (outside its window): "Mon 18:00 computer time"."""
+    slots: str | None = None
+    """Waiting for a download slot: "waiting for a download slot (50 of 50 in use)"."""
     retry: int | None = None
     """Waiting for its retry: which one (1 = the first), of `retries`, handed out from `since`."""
     retries: int | None = None
@@ -674,6 +676,8 @@ class ContainerPublic(View):
     windows: list[str] = []
     """Maintenance windows ("Mon-Fri 18:00-06:00"); empty: any time."""
     window_zone: WindowZoneText | None = None
+    max_downloads: int | None = None
+    """At most this many of its computers download a payload at once (`--max-downloads`); None: any."""
     retries: int = 0
     """How many more attempts a job its agent could not run (-9999) gets."""
     retry_delay: str = ""
@@ -835,6 +839,17 @@ class PlanWindowsPublic(View):
     server_time_computers: int
 
 
+class PlanDownloadsPublic(View):
+    """A deployment's download limits as the preview shows them: how many of its computers have a
+    payload to download, how many fetch it at once, and the sentence that says so."""
+
+    max_downloads: int | None
+    server_limit: int | None
+    computers_downloading: int
+    at_once: int
+    sentence: str
+
+
 class PlanPublic(View):
     """What a deployment would create (the preview): the summary of all of it, and the first computers
     with their jobs (all of them unless limited); for a phased rollout, its phases."""
@@ -843,6 +858,7 @@ class PlanPublic(View):
     summary: PlanSummaryPublic
     phases: list[PlanPhasePublic] = []
     windows: PlanWindowsPublic | None = None
+    downloads: PlanDownloadsPublic | None = None
     retries: str = ""
     """The retries in a sentence (`oco.domain.retries.policy_text`); empty without."""
 

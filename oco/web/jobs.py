@@ -22,6 +22,7 @@ from oco.domain.phases import (
     parse_phases,
 )
 from oco.domain.retries import RetryPolicy
+from oco.domain.slots import parse_max_downloads
 from oco.domain.states import ContainerStatus, JobOutcome, SequenceMode
 from oco.domain.windows import WindowZone, parse_windows
 from oco.errors import InvalidInput, OcoError, outcome
@@ -126,6 +127,7 @@ class AssistantForm:
     halt_min_finished: str = str(DEFAULT_HALT_MIN_FINISHED)
     windows: str = ""
     window_zone: str = WindowZone.COMPUTER.text
+    max_downloads: str = ""
     retries: str = "0"
     retry_delay: str = ""
     find: str = ""
@@ -178,6 +180,7 @@ class AssistantForm:
             halt_min_finished=text(form, "halt_min_finished", str(DEFAULT_HALT_MIN_FINISHED)),
             windows=text(form, "windows"),
             window_zone=text(form, "window_zone", WindowZone.COMPUTER.text),
+            max_downloads=text(form, "max_downloads"),
             retries=text(form, "retries", "0"),
             retry_delay=text(form, "retry_delay"),
         ).carrying(form.multi_items())
@@ -224,6 +227,7 @@ class AssistantForm:
             windows=parse_windows(
                 self.windows.splitlines(), WindowZone.from_text(self.window_zone, field="window_zone")
             ),
+            max_downloads=parse_max_downloads(self.max_downloads),
             retry=retry_policy(self.retries, self.retry_delay),
         )
 
@@ -569,6 +573,9 @@ async def edit_container(request: Request, current: EditingContainers, container
                 text(posted, "sequence_mode", SequenceMode.IGNORE_FAILED.text)
             ),
             agent_ip_ranges=text(posted, "agent_ip_ranges"),
+            max_downloads=(parse_max_downloads(text(posted, "max_downloads")) or 0)
+            if "max_downloads" in posted
+            else None,
         )
         if posted.get("plan") == "1":  # the form's retries, phases and windows
             policy = retry_policy(text(posted, "retries", "0"), text(posted, "retry_delay"))

@@ -137,6 +137,8 @@ def waiting_text(waiting: WaitingPublic, zone: tzinfo) -> str:
         return f"waiting for phase {waiting.phase} of the rollout to open"
     if waiting.hold is Hold.OUTSIDE_WINDOW:
         return f"waiting for its window (opens {waiting.opens})" if waiting.opens else waiting.hold.label
+    if waiting.hold is Hold.DOWNLOAD_SLOT:
+        return waiting.slots or waiting.hold.label
     if waiting.hold is Hold.ENDED:
         return f"the container ended at {when}"
     if waiting.hold is Hold.BEHIND_RETRY:

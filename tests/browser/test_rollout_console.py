@@ -118,3 +118,51 @@ def test_a_halted_rollout_shows_in_red_with_its_numbers_and_resumes(
     expect(page.locator("#rollout")).to_contain_text("Canceled")
     expect(page.locator("#rollout")).to_contain_text("by web:admin: its waiting jobs expired")
     page.screenshot(path=screenshots / "rollout-canceled.png", full_page=True)
+
+
+def test_assistant_caps_downloads_with_the_preview_saying_so_and_the_limit_is_edited(
+    browser: Browser, server: LiveServer, screenshots: Path, tmp_path: Path
+) -> None:
+    for n in range(5):
+        server.oco("computer", "add", f"capped-{n}")
+    payload = tmp_path / "setup.sh"
+    payload.write_text("echo installed\n")
+    server.oco(
+        "package", "add", "--family", "Capped", "--version", "1", "--install", "sh setup.sh",
+        "--payload", str(payload),
+    )  # fmt: skip
+    page = browser.new_page()
+    log_in(page, server)
+    page.goto(f"{server.url}/jobs/new")
+    page.get_by_placeholder("Find computers: hostname, OS, address…").fill("capped")
+    page.get_by_role("button", name="Find").click()
+    for n in range(5):
+        page.get_by_label(f"capped-{n}").check()
+    page.get_by_label("Capped 1").check()
+    page.locator("input[name=name]").fill("Capped update")
+    page.locator("input[name=max_downloads]").fill("2000000")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_role("alert").first).to_contain_text("maximum downloads must be 0 (no limit) to")
+    page.locator("input[name=max_downloads]").fill("2")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("#preview-downloads")).to_have_text(
+        "Download slots: At most 2 of the 5 computers with a payload to download fetch it at once "
+        "(this deployment's limit); the others wait for a download slot and get their jobs at a later "
+        "check-in."
+    )
+    expect(page.locator("input[name=max_downloads]")).to_have_value("2")  # kept across the preview
+    page.screenshot(path=screenshots / "downloads-preview.png", full_page=True)
+    page.get_by_role("button", name="Create jobs").click()
+    expect(page.get_by_role("heading", name="Capped update")).to_be_visible()
+    expect(page.locator("#max-downloads")).to_have_text("at most 2 download(s) at once")
+    page.locator("#edit summary").click()
+    page.locator("#edit input[name=max_downloads]").fill("4")
+    page.locator("#edit").get_by_role("button", name="Save").click()
+    expect(page.locator("#max-downloads")).to_have_text("at most 4 download(s) at once")
+    page.locator("#edit summary").click()
+    page.locator("#edit input[name=max_downloads]").fill("")
+    page.locator("#edit").get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Saved the container.")).to_be_visible()
+    expect(page.locator("#max-downloads")).to_have_count(0)
+    shown = json.loads(server.oco("container", "list", "--json").stdout)
+    assert [c["max_downloads"] for c in shown if c["name"] == "Capped update"] == [None]

@@ -292,3 +292,31 @@ def test_a_phased_rollout_with_windows_through_the_api(server: LiveServer, api: 
     canceled = api.post(f"/deployments/{container}/cancel").json()
     assert canceled["rollout"]["canceled_by"] == "api:admin"
     assert canceled["job_counts"] == {"expired": 4}
+
+
+def test_download_slots_through_the_api(server: LiveServer, api: httpx.Client) -> None:
+    ids = [api.post("/computers", json={"hostname": f"api-slots-{n}"}).json()["id"] for n in range(3)]
+    package = api.post(
+        "/packages",
+        data={"family": "ApiSlots", "version": "1", "install_procedure": "sh setup.sh"},
+        files={"payload": ("setup.sh", b"echo installed\n")},
+    )
+    assert package.status_code == 201, package.text
+    body = {
+        "name": "API slots",
+        "computer_ids": ids,
+        "package_ids": [package.json()["id"]],
+        "max_downloads": 2,
+    }
+    preview = api.post("/deployments/preview", json=body).json()
+    assert preview["downloads"]["at_once"] == 2 and preview["downloads"]["computers_downloading"] == 3
+    assert "At most 2 of the 3 computers" in preview["downloads"]["sentence"]
+    bad = api.post("/deployments/preview", json={**body, "max_downloads": -1})
+    assert bad.status_code == 422 and "max_downloads" in bad.text  # refused by the schema, named
+    created = api.post("/deployments", json=body)
+    assert created.status_code == 201 and created.json()["max_downloads"] == 2
+    container = created.json()["id"]
+    changed = api.patch(f"/deployments/{container}", json={"max_downloads": 5})
+    assert changed.status_code == 200 and changed.json()["max_downloads"] == 5
+    removed = api.patch(f"/deployments/{container}", json={"max_downloads": 0})
+    assert removed.json()["max_downloads"] is None

@@ -442,3 +442,25 @@ def test_a_bad_setting_is_one_line_and_exit_status_2(sqlite_url: str, tmp_path: 
     assert result.exit_code == 2
     assert "housekeeping_interval_seconds" in result.output
     assert "Traceback" not in result.output
+
+
+def test_deploy_with_max_downloads_previews_it_and_edit_changes_it(oco, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    payload = tmp_path / "setup.sh"
+    payload.write_text("exit 0\n")
+    oco("computer", "add", "slot-pc1")
+    oco("computer", "add", "slot-pc2")
+    package_id = oco(
+        "package", "add", "--family", "Slots", "--version", "1", "--install", "sh setup.sh",
+        "--payload", str(payload),
+    ).strip()  # fmt: skip
+    deploy = ["deploy", "--name", "Slots", "--computer", "slot-pc1", "--computer", "slot-pc2"]
+    deploy += ["--package", package_id, "--max-downloads", "1"]
+    preview = oco(*deploy, "--dry-run")
+    assert "downloads: At most 1 of the 2 computers with a payload to download fetch it at once" in preview
+    assert "maximum downloads must be" in oco(*deploy[:-1], "-4", expect=2)
+    container_id = oco(*deploy).strip()
+    listed = json.loads(oco("container", "list", "--json"))
+    assert [c["max_downloads"] for c in listed if c["id"] == int(container_id)] == [1]
+    oco("container", "edit", container_id, "--max-downloads", "0")
+    listed = json.loads(oco("container", "list", "--json"))
+    assert [c["max_downloads"] for c in listed if c["id"] == int(container_id)] == [None]

@@ -33,6 +33,7 @@ from oco.domain.phases import (
 )
 from oco.domain.presence import Presence
 from oco.domain.retries import RETRIES_MAX, RetryPolicy
+from oco.domain.slots import MAX_DOWNLOADS_MAX
 from oco.domain.states import JobOutcome, PostAction, SequenceMode, UpgradeBehavior
 from oco.domain.windows import WindowZone, parse_windows
 from oco.services.computers import ComputerQuery, ComputerSelection
@@ -306,6 +307,13 @@ class NewDeployment(ContainerFields):
         description="whose clock the windows are read on: computer (as its agent reports; the server's for "
         "an agent that reports none) or server",
     )
+    max_downloads: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_DOWNLOADS_MAX,
+        description="at most this many computers download a payload at once; the others wait for a slot "
+        "(0 or none: no limit)",
+    )
 
     retries: int = Field(
         0,
@@ -338,6 +346,7 @@ class NewDeployment(ContainerFields):
             rollout=self.rollout(),
             pilot_group=self.pilot_group,
             windows=parse_windows(self.windows, self.window_zone),
+            max_downloads=self.max_downloads or None,
             retry=RetryPolicy(self.retries, parse_duration(self.retry_delay, field="retry_delay")),
         )
         return DeploymentRequest(
@@ -381,6 +390,9 @@ class ContainerChanges(Body):
     agent_ip_ranges: str | None = None
     wol: bool | None = Field(None, description="send Wake-on-LAN at the start (before it has come)")
     shutdown_waked: bool | None = None
+    max_downloads: int | None = Field(
+        None, ge=0, le=MAX_DOWNLOADS_MAX, description="download limit of the container; 0 removes it"
+    )
     retries: int | None = Field(None, ge=0, le=RETRIES_MAX, description="retries of -9999 failures")
     retry_delay: str | None = Field(None, max_length=16, description="time before each retry (10m)")
     phases: str | None = Field(
@@ -437,6 +449,7 @@ _PLAIN_CHANGES = (
     "wol",
     "shutdown_waked",
     "retries",
+    "max_downloads",
 )
 
 

@@ -2,7 +2,7 @@
 the attempts that were retried (job_attempt)
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-02 06:00:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import oco.db.types
 
 revision: str = "0017"
-down_revision: str | None = "0015"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
