@@ -149,9 +149,11 @@ def _parse(body: bytes) -> Any:
 
 # The hot path: a steady agent's hello is a few hundred bytes. Such a body holds no string longer than
 # MAX_TEXT_CHARS and nests no deeper than its brackets; JSON has no raw control character in a string, so
-# one can only come as a `\u` escape (or a C1 character's UTF-8 bytes), which a search of the bytes finds.
+# one can only come as an escape — `\u0008`, or the short `\b` and `\f` — or as DEL or a C1 character's
+# UTF-8 bytes, which a search of the bytes finds (an escaped backslash before a `b` takes the long way too).
 _BODY_CONTROL = re.compile(
-    rb"\\u(?:00[0189][0-9a-fA-F]|001[0-9a-fA-F]|007[fF]|[dD][89a-fA-F][0-9a-fA-F]{2})|\xc2[\x80-\x9f]"
+    rb"\\(?:u(?:00[0189][0-9a-fA-F]|001[0-9a-fA-F]|007[fF]|[dD][89a-fA-F][0-9a-fA-F]{2})|[bf])"
+    rb"|\xc2[\x80-\x9f]|\x7f"
 )
 
 
@@ -160,7 +162,7 @@ def _plainly_small(body: bytes) -> bool:
         len(body) <= MAX_TEXT_CHARS
         and b"\x00" not in body  # UTF-8 (UTF-16 and UTF-32 bodies take the long way)
         and body.count(b"[") + body.count(b"{") < MAX_JSON_DEPTH
-        and not ((b"\\u" in body or b"\xc2" in body) and _BODY_CONTROL.search(body))
+        and not ((b"\\" in body or b"\xc2" in body or b"\x7f" in body) and _BODY_CONTROL.search(body))
     )
 
 

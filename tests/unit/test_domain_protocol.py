@@ -284,3 +284,17 @@ def test_a_timestamp_is_too_far_ahead_beyond_the_allowance_only(offset: float) -
     )
     assert too_far_ahead(1e308, now, 86400)
     assert not too_far_ahead(now.timestamp(), now, 86400)
+
+
+@pytest.mark.parametrize("escape", [r"\b", r"\f", r"\u0008", r"\u000c", "\x7f"])
+def test_a_control_character_in_any_spelling_is_found_on_the_hot_path_too(escape: str) -> None:
+    """JSON writes U+0008 and U+000C as short escapes too, and DEL raw: the hot path's search knows them."""
+
+    def body(field: str) -> bytes:
+        return ('{"params": {"hostname": "pc1", "data": {"' + field + '": "Deb' + escape + 'ian"}}}').encode()
+
+    with pytest.raises(InvalidAgentInput, match=r"params\.data\.os holds the control character"):
+        load_request(body("os"))  # a name: refused
+    cleaned = load_request(body("message"))  # free text: cleaned
+    assert cleaned == _slow_path(body("message"))
+    assert cleaned["params"]["data"]["message"] == "Deb\ufffdian"
