@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -119,6 +119,12 @@ def snapshot(bind: Engine) -> Iterator[Session]:
     """A session that only reads (see `make_snapshot_bind`); never committed: closing it rolls back.
 
     What it loaded stays readable afterwards (closing detaches the objects without expiring them).
+
+    PostgreSQL plans each of its statements for the values it is given: a prepared statement's generic
+    plan assumes an average container, and sorted a million jobs for one console page where walking the
+    computers in name order reads a few thousand (1.3 s instead of 30 ms).
     """
     with Session(bind, expire_on_commit=False) as session:
+        if bind.dialect.name == "postgresql":
+            session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
         yield session

@@ -57,7 +57,8 @@ class JobQuery:
 
 SORTED_IN_MEMORY = 20_000
 """Up to this many jobs, a container's jobs sorted by computer are read and sorted; beyond, the computers'
-name index gives the order."""
+name index gives the order (measured with 100,000 computers: 8 ms for ten jobs one way, 0.5 to 2.8 s the
+other; for a million jobs 1.1 s one way, tens of milliseconds the other)."""
 JOB_SORTS = ("attention", "computer", "package", "sequence", "state", "return_code", "finished")
 ATTENTION_ORDER = (
     JobState.FAILED,
@@ -106,8 +107,12 @@ def search_jobs(
         return _search_in(session, rt, find_container(session, container_id), query, request)
 
 
-def _rows(container_id: int, query: JobQuery) -> AnySelect:
-    """A container's jobs that match `query`, each with what its row shows of the computer and its wake."""
+def _rows(container_id: int, query: JobQuery, *, by_computers: bool = False) -> AnySelect:
+    """A container's jobs that match `query`, each with what its row shows of the computer and its wake.
+
+    `by_computers`: found through the computers (in name order, for a large container sorted by them),
+    never through the container's index — written `container_id + 0`, which no index matches."""
+    container = (Job.container_id + 0) if by_computers else Job.container_id
     return (
         select(
             Job, Computer.hostname, Computer.last_seen, Computer.remote_address, WolTarget, Computer.time_zone
@@ -117,7 +122,7 @@ def _rows(container_id: int, query: JobQuery) -> AnySelect:
             WolTarget,
             and_(WolTarget.container_id == Job.container_id, WolTarget.computer_id == Job.computer_id),
         )
-        .where(Job.container_id == container_id, *_conditions(query))
+        .where(container == container_id, *_conditions(query))
     )
 
 
@@ -152,11 +157,14 @@ def _search_in(
         total = None
         if sort.key == "computer":
             total = count(session, counted)
+            # Planners guess how many jobs a container holds (SQLite: the average of all containers), so
+            # the count decides: a small container's jobs are read and sorted, a large one's are found by
+            # walking the computers in name order until the page is full.
+            # (PostgreSQL, planning each statement for its values, picks that walk itself.)
             if total <= SORTED_IN_MEMORY:
-                # Sorted after reading the container's jobs, not by walking every computer in name order
-                # (what SQLite's planner picks from its statistics, for a container of ten jobs as well
-                # as for one of a million, where it is right).
                 order["computer"] = Computer.hostname.concat("")
+            elif session.get_bind().dialect.name == "sqlite":
+                rows = _rows(container.id, query, by_computers=True)
         fetched = fetch_page(session, rows, order, Job.id, request, "attention", counted, total)
     return fetched.page(attempts.with_history(session, _row_views(session, fetched.rows, container, rt)))
 

@@ -291,3 +291,25 @@ def test_computer_groups_are_searched_sorted_by_size_and_paged(rt: Runtime, flee
     assert [g.name for g in groups.export_group_summaries(rt, "south")] == ["Lab south"]
     with pytest.raises(InvalidChoice):
         groups.groups_page(rt, "", PageRequest(1, 10, "members"))
+
+
+@pytest.mark.parametrize("sort", ["computer", "-computer"])
+def test_a_large_containers_jobs_sorted_by_computer_page_as_a_small_ones_do(
+    rt: Runtime, fleet: list[int], monkeypatch: pytest.MonkeyPatch, sort: str
+) -> None:
+    """Beyond `SORTED_IN_MEMORY` jobs the page is found through the computers' name index instead: the
+    same jobs in the same order, page after page."""
+    container = deploy(rt, fleet, [add_package(rt, "A"), add_package(rt, "B")])
+
+    def every_page() -> list[tuple[str, int]]:
+        pages = [jobs.search_jobs(rt, container, JobQuery(), PageRequest(n, 5, sort)) for n in range(1, 6)]
+        return [(job.computer, job.id) for page in pages for job in page.items]
+
+    small = every_page()
+    monkeypatch.setattr(jobs, "SORTED_IN_MEMORY", 0)
+    large = every_page()
+
+    assert large == small
+    assert len(large) == 24
+    hostnames = [hostname for hostname, _ in large]
+    assert hostnames == sorted(hostnames, reverse=sort.startswith("-"))
