@@ -25,7 +25,7 @@ from oco.domain.slots import Limit, Occupancy
 from oco.errors import InvalidInput, OcoError, Unavailable
 from oco.services import agent_jobs, agents, checkins, slots
 from oco.services.agent_jobs import CheckInView, DownloadGrant, PendingJob, SlotGate
-from oco.services.agents import AgentRequest, AuthenticatedAgent, AuthenticationFailed, ComputerRecord
+from oco.services.agents import AgentRequest, AuthenticatedAgent, ComputerRecord
 from oco.services.checkins import Unconfirmed
 from oco.services.runtime import Runtime
 
@@ -113,10 +113,7 @@ def _confirm(rt: Runtime, outcomes: list[CheckInOutcome]) -> None:
         if isinstance(outcome, OcoError):
             outcomes[index] = outcome
         elif outcome is checkins.Outcome.REPLAYED:
-            outcomes[index] = AuthenticationFailed(
-                f"timestamp {unconfirmed.claim.entry.agent_timestamp} is not newer than the last one "
-                "accepted: replayed request"
-            )
+            outcomes[index] = agents.replayed(unconfirmed.claim.entry.agent_timestamp)
         else:
             outcomes[index] = Unavailable("the check-in could not be recorded; send it again")
 

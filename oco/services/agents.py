@@ -182,7 +182,7 @@ def authenticate(
     accepted = connection.execute(_accept(tuple(sorted(changes))), parameters)
     if accepted.rowcount != 1:  # another server process accepted it first
         ledger.revert(claim)
-        raise _replay(request, record.last_agent_timestamp)
+        raise replayed(request.timestamp, record.last_agent_timestamp)
     return AuthenticatedAgent(
         computer=record,
         server_key=changes.get("server_key", record.server_key),
@@ -214,7 +214,7 @@ def _claim(ledger: CheckinLedger, record: ComputerRecord, request: AgentRequest,
     )
     if claim is None:
         last = ledger.last_agent_timestamp(record.id, record.agent_key, record.last_agent_timestamp)
-        raise _replay(request, last)
+        raise replayed(request.timestamp, last)
     return claim
 
 
@@ -230,10 +230,10 @@ def read_record(connection: Connection, hostname: str) -> ComputerRecord | None:
     return ComputerRecord(*row) if row is not None else None
 
 
-def _replay(request: AgentRequest, last: float) -> AuthenticationFailed:
-    return AuthenticationFailed(
-        f"timestamp {request.timestamp} is not newer than the last one accepted ({last}): replayed request"
-    )
+def replayed(timestamp: float, last: float | None = None) -> AuthenticationFailed:
+    """The refusal of a request whose timestamp is not newer than the last one accepted (`last`, if known)."""
+    accepted = "the last one accepted" if last is None else f"the last one accepted ({last})"
+    return AuthenticationFailed(f"timestamp {timestamp} is not newer than {accepted}: replayed request")
 
 
 def _self_register(
