@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -41,9 +41,9 @@ def test_a_check_in_is_in_the_database_once_answered_and_the_server_stops_cleanl
         agent.hello()  # first contact: written at once
         first = last_seen(server, "pc1")
         assert first is not None
-        wait_until(  # the next check-in is seen at a later time
-            lambda: datetime.now(UTC) > datetime.fromisoformat(first), interval=0.01
-        )
+        # The next check-in is seen at a later time. The shown time has whole seconds and the stored one
+        # does not: a second after the shown one is later than the stored one too.
+        wait_until(lambda: datetime.now(UTC) > datetime.fromisoformat(first) + timedelta(seconds=1), interval=0.01)
         agent.hello()  # a plain check-in: answered from reads, confirmed in the database first
         assert last_seen(server, "pc1") != first
     finally:
