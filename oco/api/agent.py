@@ -7,11 +7,13 @@ error mapping. The use cases live in `oco.services.agent_requests`, the rules in
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -47,8 +49,14 @@ PARSE_ERROR = -32700
 SERVER_ERROR_STATUS = 500
 CHECK_IN_TIMEOUT_S = 30
 """A check-in not answered in this time is answered with 503 (the database stalls)."""
+WRITE_BATCH_MOST = 64
+"""The most write-path requests of one transaction: it holds SQLite's one write lock, which the console's
+transactions and the check-ins' confirmations wait for."""
+WRITE_BATCHES_NETWORK = 2
+"""Write batches at a time on PostgreSQL or MariaDB: one's round trips overlap the other's work."""
 
 log = logging.getLogger("oco.agent_api")
+R = TypeVar("R")
 
 
 class BadRequest(Exception):
@@ -78,9 +86,22 @@ class AgentApi:
             runtime.settings.checkin_threads, thread_name_prefix="oco-check-in"
         )
         self.check_ins = CheckIns(runtime, None if self.reads_inline else self._readers)
+        # Write-path requests run in transactions of a batch each (`agent_requests.answer_together`), in
+        # threads of their own: a transaction may wait for a writer of the console. SQLite has one
+        # writer at a time; a network database overlaps a batch's round trips with the next one's.
+        concurrent = 1 if self.reads_inline else WRITE_BATCHES_NETWORK
+        self._writers = ThreadPoolExecutor(concurrent, thread_name_prefix="oco-agent-writes")
+        self.writes: Batches[agent_requests.Answered] = Batches(
+            "agent writes",
+            functools.partial(agent_requests.answer_together, runtime),
+            self._writers,
+            concurrent=concurrent,
+            most=WRITE_BATCH_MOST,
+        )
 
     def close(self) -> None:
         self._readers.shutdown(wait=True)
+        self._writers.shutdown(wait=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -114,65 +135,101 @@ class AgentApi:
             answer = await self.check_ins.answer(request)
             if answer is not None:
                 return answer
-        return await run_in_threadpool(agent_requests.answer, self.runtime, request)
+        answered = await self.writes.outcome(request)
+        if isinstance(answered, OcoError):
+            raise answered
+        return answered
+
+
+class Batches(Generic[R]):
+    """Requests that wait here to be answered together by `answer_all` (one outcome each, in order): while
+    a batch is answered, the requests that arrive wait for the next, so a batch holds what came meanwhile
+    — no timer — and the many requests of a busy minute share reads, transactions and commits.
+
+    A batch runs on the event loop (`executor` None: SQLite's short local work, cheaper than a trip to a
+    thread) or in one of the executor's threads, one trip a batch, `concurrent` batches at a time, each of
+    at most `most` requests.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        answer_all: Callable[[Sequence[AgentRequest]], Sequence[R]],
+        executor: ThreadPoolExecutor | None,
+        *,
+        concurrent: int = 1,
+        most: int | None = None,
+    ) -> None:
+        self.name = name
+        self._answer_all = answer_all
+        self._executor = executor
+        self._concurrent = concurrent
+        self._most = most
+        self._waiting: list[tuple[AgentRequest, asyncio.Future[R]]] = []
+        self._answering = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def outcome(self, request: AgentRequest) -> R:
+        """The request's outcome, once its batch was answered (shielded: a client that hangs up does not
+        take it back)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._waiting.append((request, future))
+        if self._answering < self._concurrent:
+            self._answering += 1  # here, not in the task: the next request must see it at once
+            task = loop.create_task(self._answer_batches())
+            self._tasks.add(task)  # a reference, so the task is not collected while it runs
+            task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(future)
+
+    async def _answer_batches(self) -> None:
+        try:
+            await self._answer_waiting()
+        finally:
+            self._answering -= 1
+
+    async def _answer_waiting(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._waiting:
+            most = self._most or len(self._waiting)
+            batch, self._waiting = self._waiting[:most], self._waiting[most:]
+            requests = [request for request, _ in batch]
+            try:
+                if self._executor is None:
+                    outcomes = self._answer_all(requests)
+                else:
+                    outcomes = await loop.run_in_executor(self._executor, self._answer_all, requests)
+            except Exception as exc:  # a bug: answered with 500 rather than left waiting
+                log.exception("answering %d %s failed", len(batch), self.name)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), answered in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(answered)
 
 
 class CheckIns:
-    """Steady agents' hellos wait here to be answered together (`agent_requests.check_ins`: one read for
-    all, one transaction confirming their timestamps). While one batch is answered, the hellos that
-    arrive wait for the next, so a batch holds what came meanwhile — no timer, and many check-ins share
-    one read and one commit.
-
-    With SQLite a batch runs on the event loop (local reads and a short write: a trip to a thread costs
-    more); with a network database in one of the check-in threads, one trip a batch.
-    """
+    """Steady agents' hellos, answered in batches (`agent_requests.check_ins`: one read for all, one
+    transaction confirming their timestamps). With SQLite a batch runs on the event loop (local reads and
+    a short write); with a network database in one of the check-in threads."""
 
     def __init__(self, runtime: Runtime, executor: ThreadPoolExecutor | None) -> None:
-        self.runtime = runtime
-        self._executor = executor
-        self._waiting: list[tuple[AgentRequest, asyncio.Future[agent_requests.CheckInOutcome]]] = []
-        self._answering: asyncio.Task[None] | None = None
+        self._batches: Batches[agent_requests.CheckInOutcome] = Batches(
+            "check-ins", functools.partial(agent_requests.check_ins, runtime), executor
+        )
 
     async def answer(self, request: AgentRequest) -> AgentAnswer | None:
         """The hello's answer, None if it has something to write; raises its refusal."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[agent_requests.CheckInOutcome] = loop.create_future()
-        self._waiting.append((request, future))
-        if self._answering is None:
-            self._answering = loop.create_task(self._answer_batches())
         try:
             async with asyncio.timeout(CHECK_IN_TIMEOUT_S):
-                outcome = await asyncio.shield(future)
+                answered = await self._batches.outcome(request)
         except TimeoutError:
             raise Unavailable("the check-in could not be answered in time; send it again") from None
-        if isinstance(outcome, OcoError):
-            raise outcome
-        return outcome
-
-    async def _answer_batches(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                requests = [request for request, _ in batch]
-                try:
-                    if self._executor is None:
-                        outcomes = agent_requests.check_ins(self.runtime, requests)
-                    else:
-                        outcomes = await loop.run_in_executor(
-                            self._executor, agent_requests.check_ins, self.runtime, requests
-                        )
-                except Exception as exc:  # a bug: answered with 500 rather than left waiting
-                    log.exception("answering %d check-ins failed", len(batch))
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
-                    if not future.done():
-                        future.set_result(outcome)
-        finally:
-            self._answering = None
+        if isinstance(answered, OcoError):
+            raise answered
+        return answered
 
 
 # Request parsing ----------------------------------------------------------------------------------

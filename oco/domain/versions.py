@@ -17,6 +17,7 @@ database can compare versions (in a binary collation) without reading them row b
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 from collections.abc import Callable
@@ -33,8 +34,10 @@ _TILDE, _END, _LETTERS, _NUMBER = "0", "1", "2", "3"
 _LETTERS_END = "!"  # sorts before every letter: "b" < "beta"
 
 
+@functools.lru_cache(maxsize=16_384)
 def version_key(version: str) -> str:
-    """A text that sorts (byte by byte) as `version` does among versions; cut to VERSION_KEY_MAX."""
+    """A text that sorts (byte by byte) as `version` does among versions; cut to VERSION_KEY_MAX.
+    Remembered for the versions seen last: a fleet's inventories repeat the same few thousand."""
     match = _EPOCH.fullmatch(version)
     epoch, rest = (match.group(1), match.group(2)) if match else ("0", version)
     parts = [_number(epoch)]

@@ -120,13 +120,92 @@ def _confirm(rt: Runtime, outcomes: list[CheckInOutcome]) -> None:
 
 def answer(rt: Runtime, request: AgentRequest) -> AgentAnswer:
     """Authenticate a hello, inventory or job report and run it, in one transaction."""
-    handler = _HANDLERS.get(request.method)
-    if handler is None:
-        raise InvalidInput(f"method {request.method} is not answered with a result")
+    handler = _handler(request)
     agent, params = _in_transaction(
         rt, request, lambda connection, now, accept: handler(rt, connection, request, now, accept)
     )
     return _answer(agent, params)
+
+
+Answered = AgentAnswer | OcoError
+"""A write-path request's answer or its refusal."""
+
+
+def answer_together(rt: Runtime, requests: Sequence[AgentRequest]) -> list[Answered]:
+    """Write-path requests (`answer`'s) run together: one transaction, each request in a savepoint of its
+    own, so one's refusal takes back its own writes and claims and leaves the others' work. One outcome
+    each, in order.
+
+    They run in the order of their computers' names, so batches of several server processes lock
+    computers in one order. If the transaction as a whole fails — the database refused a statement (a
+    conflict, a deadlock, a lost connection) or the commit — every claim is given back and each request
+    runs again in a transaction of its own: nobody is answered for work that was not committed.
+    """
+    if len(requests) == 1:
+        return [_answered(rt, requests[0])]
+    outcomes: dict[int, Answered] = {}
+    accepted: list[AuthenticatedAgent] = []
+    try:
+        with rt.writing() as connection:
+            for index in sorted(range(len(requests)), key=lambda i: hostname_key(requests[i].hostname)):
+                outcomes[index] = _in_savepoint(rt, connection, requests[index], accepted)
+    except Exception:
+        for agent in accepted:
+            _revert(rt, agent)
+        return [_answered(rt, request) for request in requests]
+    return [outcomes[index] for index in range(len(requests))]
+
+
+def _answered(rt: Runtime, request: AgentRequest) -> Answered:
+    try:
+        return answer(rt, request)
+    except OcoError as exc:
+        return exc
+
+
+def _in_savepoint(
+    rt: Runtime, connection: Connection, request: AgentRequest, accepted: list[AuthenticatedAgent]
+) -> Answered:
+    """One request of `answer_together`'s transaction. A refusal (an `OcoError` of the use case) rolls
+    back to the savepoint; an error of the database is left to end the whole transaction."""
+    first = len(accepted)
+    try:
+        handler = _handler(request)
+        with _savepoint(connection):
+            agent, params = _authenticated(
+                rt,
+                connection,
+                request,
+                lambda now, accept: handler(rt, connection, request, now, accept),
+                accepted,
+            )
+    except OcoError as exc:
+        for agent in accepted[first:]:
+            _revert(rt, agent)
+        del accepted[first:]
+        return exc
+    return _answer(agent, params)
+
+
+@contextmanager
+def _savepoint(connection: Connection) -> Iterator[None]:
+    """A savepoint of the transaction around the block, rolled back to if the block raises. Written as
+    plain SQL: SQLAlchemy compiles its savepoint constructs anew each time, which cost a request more than
+    the database's work. One name serves all: the savepoints of a batch follow one another."""
+    connection.exec_driver_sql("SAVEPOINT oco_request")
+    try:
+        yield
+    except BaseException:
+        connection.exec_driver_sql("ROLLBACK TO SAVEPOINT oco_request")
+        raise
+    connection.exec_driver_sql("RELEASE SAVEPOINT oco_request")
+
+
+def _handler(request: AgentRequest) -> Handler:
+    handler = _HANDLERS.get(request.method)
+    if handler is None:
+        raise InvalidInput(f"method {request.method} is not answered with a result")
+    return handler
 
 
 def authorize_download(rt: Runtime, request: AgentRequest, package_id: int) -> DownloadGrant:
@@ -158,23 +237,36 @@ def _in_transaction(
     accepted: list[AuthenticatedAgent] = []
     try:
         with rt.writing() as connection:
-            now = rt.now()
-
-            def accept(record: ComputerRecord | None, columns: dict[str, Any] | None) -> AuthenticatedAgent:
-                agent = agents.authenticate(
-                    connection, rt.settings, rt.checkins, request, now, record, columns
-                )
-                accepted.append(agent)
-                return agent
-
-            result = use(connection, now, accept)
+            return _authenticated(
+                rt, connection, request, lambda now, accept: use(connection, now, accept), accepted
+            )
     except BaseException:
         for agent in accepted:
             _revert(rt, agent)
         raise
-    if not accepted:
+
+
+def _authenticated(
+    rt: Runtime,
+    connection: Connection,
+    request: AgentRequest,
+    use: Callable[[datetime, Accept], T],
+    accepted: list[AuthenticatedAgent],
+) -> tuple[AuthenticatedAgent, T]:
+    """Run `use` on `connection`'s transaction with an `Accept` that authenticates the request; each
+    agent it accepted is added to `accepted`, for the caller to revert its claim if the work fails."""
+    now = rt.now()
+    first = len(accepted)
+
+    def accept(record: ComputerRecord | None, columns: dict[str, Any] | None) -> AuthenticatedAgent:
+        agent = agents.authenticate(connection, rt.settings, rt.checkins, request, now, record, columns)
+        accepted.append(agent)
+        return agent
+
+    result = use(now, accept)
+    if len(accepted) == first:
         raise AssertionError("an agent request was answered without authentication")
-    return accepted[0], result
+    return accepted[first], result
 
 
 @contextmanager

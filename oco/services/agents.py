@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Update, bindparam, delete, insert, select, update
 
 from oco.config import Settings
+from oco.db.bulk import insert_rows
 from oco.db.models import Computer, ComputerNetwork, ComputerSoftware
 from oco.db.types import UTCDateTime
 from oco.domain.hostnames import hostname_key, normalize_hostname
@@ -179,7 +180,11 @@ def authenticate(
         "p_uid": claim.entry.uid,
         **{f"v_{name}": value for name, value in changes.items()},
     }
-    accepted = connection.execute(_accept(tuple(sorted(changes))), parameters)
+    try:
+        accepted = connection.execute(_accept(tuple(sorted(changes))), parameters)
+    except BaseException:  # the database failed the statement: the claim is not this request's either
+        ledger.revert(claim)
+        raise
     if accepted.rowcount != 1:  # another server process accepted it first
         ledger.revert(claim)
         raise replayed(request.timestamp, record.last_agent_timestamp)
@@ -374,8 +379,7 @@ def store_networks(
         {"computer_id": computer.id, **dict(zip(_NETWORK_FIELDS, values, strict=True))}
         for values in _network_fields(networks)
     ]
-    if rows:
-        connection.execute(insert(ComputerNetwork), rows)
+    insert_rows(connection, ComputerNetwork, rows)
 
 
 def _hello_changes(record: ComputerRecord, data: dict[str, Any]) -> dict[str, Any]:
@@ -403,7 +407,7 @@ def store_logins_and_software(
     capped and aged), the software replaces the computer's rows (searchable). Its other columns were
     written by the accepting UPDATE (`columns_of_inventory`)."""
     logins = data.get("logins")
-    stored = connection.scalar(select(Computer.logins).where(Computer.id == computer.id))
+    stored = connection.execute(_LOGINS, {"p_id": computer.id}).scalar()
     history = merge_logins(
         stored or [],
         logins if isinstance(logins, list) else [],
@@ -412,15 +416,22 @@ def store_logins_and_software(
         timedelta(days=settings.login_history_days),
     )
     connection.execute(
-        update(Computer)
-        .where(Computer.id == computer.id)
-        .values(logins=history, newest_login=newest_login(history))
+        _STORE_LOGINS, {"p_id": computer.id, "p_logins": history, "p_newest": newest_login(history)}
     )
     software = data.get("software")
     if isinstance(software, list):
         _store_software(connection, computer.id, software, now)
 
 
+_LOGINS = select(Computer.logins).where(Computer.id == bindparam("p_id"))
+_STORE_LOGINS = (
+    update(Computer)
+    .where(Computer.id == bindparam("p_id"))
+    .values(
+        logins=bindparam("p_logins", type_=Computer.logins.type),
+        newest_login=bindparam("p_newest", type_=Computer.newest_login.type),
+    )
+)
 _NOT_IN_DOCUMENT = {"networks", "logins", "software"}
 """Inventory sections kept in rows of their own; the rest (screens, printers, partitions…) as a document."""
 
@@ -437,34 +448,35 @@ def _store_software(connection: Connection, computer_id: int, reported: list[Any
             wanted.setdefault(
                 (name, _text(entry.get("version"), 255).strip()), _text(entry.get("description"), 4000)
             )
-    rows = connection.execute(
-        select(
-            ComputerSoftware.id, ComputerSoftware.name, ComputerSoftware.version, ComputerSoftware.description
-        ).where(ComputerSoftware.computer_id == computer_id)
-    ).all()
     gone = []
-    for row_id, name, version, description in rows:
+    for row_id, name, version, description in connection.execute(_SOFTWARE, {"p_computer": computer_id}):
         if (name, version) in wanted and wanted[(name, version)] == description:
             del wanted[(name, version)]
         else:
             gone.append(row_id)
     for ids in chunks(gone):
-        connection.execute(delete(ComputerSoftware).where(ComputerSoftware.id.in_(ids)))
-    if wanted:
-        connection.execute(
-            insert(ComputerSoftware),
-            [
-                {
-                    "computer_id": computer_id,
-                    "name": name,
-                    "version": version,
-                    "version_key": version_key(version),
-                    "description": description,
-                    "first_seen": now,
-                }
-                for (name, version), description in wanted.items()
-            ],
-        )
+        connection.execute(_DELETE_SOFTWARE, {"p_ids": ids})
+    insert_rows(
+        connection,
+        ComputerSoftware,
+        [
+            {
+                "computer_id": computer_id,
+                "name": name,
+                "version": version,
+                "version_key": version_key(version),
+                "description": description,
+                "first_seen": now,
+            }
+            for (name, version), description in wanted.items()
+        ],
+    )
+
+
+_SOFTWARE = select(
+    ComputerSoftware.id, ComputerSoftware.name, ComputerSoftware.version, ComputerSoftware.description
+).where(ComputerSoftware.computer_id == bindparam("p_computer"))
+_DELETE_SOFTWARE = delete(ComputerSoftware).where(ComputerSoftware.id.in_(bindparam("p_ids", expanding=True)))
 
 
 _NETWORK_FIELDS = ("interface", "address", "netmask", "broadcast", "mac")
