@@ -49,7 +49,7 @@ PARSE_ERROR = -32700
 SERVER_ERROR_STATUS = 500
 CHECK_IN_TIMEOUT_S = 30
 """A check-in not answered in this time is answered with 503 (the database stalls)."""
-WRITE_BATCH_MOST = 64
+WRITE_BATCH_MOST = 32
 """The most write-path requests of one transaction: it holds SQLite's one write lock, which the console's
 transactions and the check-ins' confirmations wait for."""
 WRITE_BATCHES_NETWORK = 2
