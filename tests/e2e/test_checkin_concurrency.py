@@ -1,4 +1,5 @@
-"""Thousands of concurrent changed hellos against two server processes: none is taken for a replay.
+"""Thousands of concurrent changed hellos against two server processes: none is taken for a replay, and
+none fails on a deadlock (replacing neighbouring computers' network interfaces deadlocked on MariaDB).
 
 A hello with news (agent version, network data) writes its timestamp with a conditional UPDATE. Were the
 batches confirming plain check-ins to write that timestamp first, the UPDATE would match nothing and a
@@ -39,12 +40,17 @@ def seed(database_url: str, tmp_path: Path) -> dict[str, tuple[str, str]]:
 
 
 def changed_hellos(url: str, agents: list[tuple[str, str, str]]) -> Counter[int]:
-    """Each agent sends CHANGES hellos, each with a new agent version; the statuses, counted."""
+    """Each agent sends CHANGES hellos, each with a new agent version and new network interfaces (their
+    rows replaced); the statuses, counted."""
     statuses: Counter[int] = Counter()
     for hostname, agent_key, server_key in agents:
         client = ProtocolClient(url, hostname, REGISTRATION_KEY, agent_key=agent_key, server_key=server_key)
         for change in range(CHANGES):
-            data = {"agent_version": f"1.2.{change}", "networks": [], "uptime": 1, "services": []}
+            networks = [  # addresses as data only
+                {"interface": f"eth{i}", "addr": f"192.0.2.{change * 4 + i}", "netmask": "255.255.255.0"}
+                for i in range(2)
+            ]
+            data = {"agent_version": f"1.2.{change}", "networks": networks, "uptime": 1, "services": []}
             response = client.send(client.body("oco.agent.hello", data))
             statuses[response.status_code] += 1
             if response.status_code == 200:
