@@ -35,6 +35,7 @@ from oco.domain.protocol import (
 )
 from oco.errors import OcoError, Unauthorized, Unavailable, outcome
 from oco.services import agent_requests
+from oco.services.agent_jobs import DownloadGrant
 from oco.services.agent_requests import AgentAnswer
 from oco.services.agents import AgentRequest
 from oco.services.runtime import Runtime
@@ -56,6 +57,7 @@ WRITE_BATCHES_NETWORK = 2
 """Write batches at a time on PostgreSQL or MariaDB: one's round trips overlap the other's work."""
 
 log = logging.getLogger("oco.agent_api")
+Q = TypeVar("Q")
 R = TypeVar("R")
 
 
@@ -91,9 +93,16 @@ class AgentApi:
         # writer at a time; a network database overlaps a batch's round trips with the next one's.
         concurrent = 1 if self.reads_inline else WRITE_BATCHES_NETWORK
         self._writers = ThreadPoolExecutor(concurrent, thread_name_prefix="oco-agent-writes")
-        self.writes: Batches[agent_requests.Answered] = Batches(
+        self.writes: Batches[AgentRequest, agent_requests.Answered] = Batches(
             "agent writes",
             functools.partial(agent_requests.answer_together, runtime),
+            self._writers,
+            concurrent=concurrent,
+            most=WRITE_BATCH_MOST,
+        )
+        self.grants: Batches[tuple[AgentRequest, int], agent_requests.Granted] = Batches(
+            "download grants",
+            functools.partial(agent_requests.grant_together, runtime),
             self._writers,
             concurrent=concurrent,
             most=WRITE_BATCH_MOST,
@@ -121,7 +130,7 @@ class AgentApi:
             body = await _read_body(request, runtime.settings.max_request_bytes)
             rpc_id, agent_request = _parse(body, request, runtime.settings.trusted_proxies)
             if agent_request.method is AgentMethod.DOWNLOAD:
-                return await run_in_threadpool(_download, runtime, agent_request, request)
+                return await self._download(agent_request, request)
             answer = await self._answer(agent_request)
         except BadRequest as exc:
             request_id = exc.request_id if exc.request_id is not None else rpc_id
@@ -140,8 +149,15 @@ class AgentApi:
             raise answered
         return answered
 
+    async def _download(self, request: AgentRequest, http: Request) -> Response:
+        package_id = _package_id(request.data.get("package-id"))
+        grant = await self.grants.outcome((request, package_id))
+        if isinstance(grant, OcoError):
+            raise grant
+        return await run_in_threadpool(_payload, self.runtime, grant, http)
 
-class Batches(Generic[R]):
+
+class Batches(Generic[Q, R]):
     """Requests that wait here to be answered together by `answer_all` (one outcome each, in order): while
     a batch is answered, the requests that arrive wait for the next, so a batch holds what came meanwhile
     — no timer — and the many requests of a busy minute share reads, transactions and commits.
@@ -154,7 +170,7 @@ class Batches(Generic[R]):
     def __init__(
         self,
         name: str,
-        answer_all: Callable[[Sequence[AgentRequest]], Sequence[R]],
+        answer_all: Callable[[Sequence[Q]], Sequence[R]],
         executor: ThreadPoolExecutor | None,
         *,
         concurrent: int = 1,
@@ -165,11 +181,11 @@ class Batches(Generic[R]):
         self._executor = executor
         self._concurrent = concurrent
         self._most = most
-        self._waiting: list[tuple[AgentRequest, asyncio.Future[R]]] = []
+        self._waiting: list[tuple[Q, asyncio.Future[R]]] = []
         self._answering = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def outcome(self, request: AgentRequest) -> R:
+    async def outcome(self, request: Q) -> R:
         """The request's outcome, once its batch was answered (shielded: a client that hangs up does not
         take it back)."""
         loop = asyncio.get_running_loop()
@@ -216,7 +232,7 @@ class CheckIns:
     a short write); with a network database in one of the check-in threads."""
 
     def __init__(self, runtime: Runtime, executor: ThreadPoolExecutor | None) -> None:
-        self._batches: Batches[agent_requests.CheckInOutcome] = Batches(
+        self._batches: Batches[AgentRequest, agent_requests.CheckInOutcome] = Batches(
             "check-ins", functools.partial(agent_requests.check_ins, runtime), executor
         )
 
@@ -340,8 +356,8 @@ def _result_response(rpc_id: Any, answer: AgentAnswer) -> Response:
 # Download -----------------------------------------------------------------------------------------
 
 
-def _download(runtime: Runtime, request: AgentRequest, http: Request) -> Response:
-    grant = agent_requests.authorize_download(runtime, request, _package_id(request.data.get("package-id")))
+def _payload(runtime: Runtime, grant: DownloadGrant, http: Request) -> Response:
+    """The granted payload: streamed from the depot, or a redirect to a signed URL of it."""
     settings = runtime.settings
     follows = http.headers.get(FOLLOWS_REDIRECT_HEADER, "").strip() == "1"
     ttl = settings.depot_url_ttl_seconds if redirects(settings.depot_redirect, follows) else None

@@ -10,6 +10,7 @@ refused request uses up nothing and leaves no trace.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -120,108 +121,35 @@ def _confirm(rt: Runtime, outcomes: list[CheckInOutcome]) -> None:
 
 def answer(rt: Runtime, request: AgentRequest) -> AgentAnswer:
     """Authenticate a hello, inventory or job report and run it, in one transaction."""
-    handler = _handler(request)
-    agent, params = _in_transaction(
-        rt, request, lambda connection, now, accept: handler(rt, connection, request, now, accept)
-    )
-    return _answer(agent, params)
-
-
-Answered = AgentAnswer | OcoError
-"""A write-path request's answer or its refusal."""
-
-
-def answer_together(rt: Runtime, requests: Sequence[AgentRequest]) -> list[Answered]:
-    """Write-path requests (`answer`'s) run together: one transaction, each request in a savepoint of its
-    own, so one's refusal takes back its own writes and claims and leaves the others' work. One outcome
-    each, in order.
-
-    They run in the order of their computers' names, so batches of several server processes lock
-    computers in one order. If the transaction as a whole fails — the database refused a statement (a
-    conflict, a deadlock, a lost connection) or the commit — every claim is given back and each request
-    runs again in a transaction of its own: nobody is answered for work that was not committed.
-    """
-    if len(requests) == 1:
-        return [_answered(rt, requests[0])]
-    outcomes: dict[int, Answered] = {}
-    accepted: list[AuthenticatedAgent] = []
-    try:
-        with rt.writing() as connection:
-            for index in sorted(range(len(requests)), key=lambda i: hostname_key(requests[i].hostname)):
-                outcomes[index] = _in_savepoint(rt, connection, requests[index], accepted)
-    except Exception:
-        for agent in accepted:
-            _revert(rt, agent)
-        return [_answered(rt, request) for request in requests]
-    return [outcomes[index] for index in range(len(requests))]
-
-
-def _answered(rt: Runtime, request: AgentRequest) -> Answered:
-    try:
-        return answer(rt, request)
-    except OcoError as exc:
-        return exc
-
-
-def _in_savepoint(
-    rt: Runtime, connection: Connection, request: AgentRequest, accepted: list[AuthenticatedAgent]
-) -> Answered:
-    """One request of `answer_together`'s transaction. A refusal (an `OcoError` of the use case) rolls
-    back to the savepoint; an error of the database is left to end the whole transaction."""
-    first = len(accepted)
-    try:
-        handler = _handler(request)
-        with _savepoint(connection):
-            agent, params = _authenticated(
-                rt,
-                connection,
-                request,
-                lambda now, accept: handler(rt, connection, request, now, accept),
-                accepted,
-            )
-    except OcoError as exc:
-        for agent in accepted[first:]:
-            _revert(rt, agent)
-        del accepted[first:]
-        return exc
-    return _answer(agent, params)
-
-
-@contextmanager
-def _savepoint(connection: Connection) -> Iterator[None]:
-    """A savepoint of the transaction around the block, rolled back to if the block raises. Written as
-    plain SQL: SQLAlchemy compiles its savepoint constructs anew each time, which cost a request more than
-    the database's work. One name serves all: the savepoints of a batch follow one another."""
-    connection.exec_driver_sql("SAVEPOINT oco_request")
-    try:
-        yield
-    except BaseException:
-        connection.exec_driver_sql("ROLLBACK TO SAVEPOINT oco_request")
-        raise
-    connection.exec_driver_sql("RELEASE SAVEPOINT oco_request")
-
-
-def _handler(request: AgentRequest) -> Handler:
-    handler = _HANDLERS.get(request.method)
-    if handler is None:
-        raise InvalidInput(f"method {request.method} is not answered with a result")
-    return handler
+    return _answer(*_in_transaction(rt, request, _work_of(rt, request)))
 
 
 def authorize_download(rt: Runtime, request: AgentRequest, package_id: int) -> DownloadGrant:
     """Authenticate a download and grant it while the computer has an eligible job for the package."""
-
-    def grant(connection: Connection, now: datetime, accept: Accept) -> DownloadGrant:
-        agent = accept(agents.read_record(connection, normalize_hostname(request.hostname)), None)
-        return agent_jobs.authorize_download(
-            connection, agent.computer, package_id, request.client_address, now, rt.settings.zone
-        )
-
-    return _in_transaction(rt, request, grant)[1]
+    return _in_transaction(rt, request, _grant_work(rt, request, package_id))[1]
 
 
-def _answer(agent: AuthenticatedAgent, params: dict[str, Any]) -> AgentAnswer:
-    return AgentAnswer(params=params, timestamp=agent.timestamp, server_key=agent.server_key)
+Answered = AgentAnswer | OcoError
+"""A write-path request's answer or its refusal."""
+Granted = DownloadGrant | OcoError
+"""A download's grant or its refusal."""
+
+
+def answer_together(rt: Runtime, requests: Sequence[AgentRequest]) -> list[Answered]:
+    """Write-path requests (`answer`'s) run together in one transaction (`_together`); one outcome each,
+    in order."""
+    works = [_refused_or(functools.partial(_work_of, rt, request)) for request in requests]
+    done = _together(rt, requests, works)
+    return [outcome if isinstance(outcome, OcoError) else _answer(*outcome) for outcome in done]
+
+
+def grant_together(rt: Runtime, downloads: Sequence[tuple[AgentRequest, int]]) -> list[Granted]:
+    """Downloads (`authorize_download`'s: a request and the package it asks for) granted together in one
+    transaction (`_together`); one outcome each, in order."""
+    requests = [request for request, _ in downloads]
+    works = [_grant_work(rt, request, package_id) for request, package_id in downloads]
+    done = _together(rt, requests, works)
+    return [outcome if isinstance(outcome, OcoError) else outcome[1] for outcome in done]
 
 
 Accept = Callable[[ComputerRecord | None, dict[str, Any] | None], AuthenticatedAgent]
@@ -229,9 +157,103 @@ Accept = Callable[[ComputerRecord | None, dict[str, Any] | None], AuthenticatedA
 its timestamp (`agents.authenticate`)."""
 
 
-def _in_transaction(
-    rt: Runtime, request: AgentRequest, use: Callable[[Connection, datetime, Accept], T]
-) -> tuple[AuthenticatedAgent, T]:
+Work = Callable[[Connection, datetime, Accept], T]
+"""A request's use case, run in the caller's transaction; it authenticates with the `Accept` it is given."""
+
+
+def _together(
+    rt: Runtime, requests: Sequence[AgentRequest], works: Sequence[Work[T] | OcoError]
+) -> list[tuple[AuthenticatedAgent, T] | OcoError]:
+    """Run each request's work (or take its refusal as it is) in one transaction, each in a savepoint of
+    its own, so one's refusal takes back its own writes and claims and leaves the others' work.
+
+    They run in the order of their computers' names, so batches of several server processes lock
+    computers in one order. If the transaction as a whole fails — the database refused a statement (a
+    conflict, a deadlock, a lost connection) or the commit — every claim is given back and each request
+    runs again in a transaction of its own: nobody is answered for work that was not committed.
+    """
+    if len(requests) == 1:
+        return [_alone(rt, requests[0], works[0])]
+    outcomes: dict[int, tuple[AuthenticatedAgent, T] | OcoError] = {}
+    accepted: list[AuthenticatedAgent] = []
+    try:
+        with rt.writing() as connection:
+            for index in sorted(range(len(requests)), key=lambda i: hostname_key(requests[i].hostname)):
+                work = works[index]
+                outcomes[index] = (
+                    work
+                    if isinstance(work, OcoError)
+                    else _in_savepoint(rt, connection, requests[index], work, accepted)
+                )
+    except Exception:
+        for agent in accepted:
+            _revert(rt, agent)
+        return [_alone(rt, request, work) for request, work in zip(requests, works, strict=True)]
+    return [outcomes[index] for index in range(len(requests))]
+
+
+def _alone(
+    rt: Runtime, request: AgentRequest, work: Work[T] | OcoError
+) -> tuple[AuthenticatedAgent, T] | OcoError:
+    if isinstance(work, OcoError):
+        return work
+    try:
+        return _in_transaction(rt, request, work)
+    except OcoError as exc:
+        return exc
+
+
+def _in_savepoint(
+    rt: Runtime,
+    connection: Connection,
+    request: AgentRequest,
+    work: Work[T],
+    accepted: list[AuthenticatedAgent],
+) -> tuple[AuthenticatedAgent, T] | OcoError:
+    """One request of `_together`'s transaction. A refusal (an `OcoError` of the use case) rolls back to
+    the savepoint; an error of the database is left to end the whole transaction."""
+    first = len(accepted)
+    try:
+        with _savepoint(connection):
+            return _authenticated(
+                rt, connection, request, lambda now, accept: work(connection, now, accept), accepted
+            )
+    except OcoError as exc:
+        for agent in accepted[first:]:
+            _revert(rt, agent)
+        del accepted[first:]
+        return exc
+
+
+def _refused_or(work_of: Callable[[], Work[T]]) -> Work[T] | OcoError:
+    try:
+        return work_of()
+    except OcoError as exc:
+        return exc
+
+
+def _work_of(rt: Runtime, request: AgentRequest) -> Work[dict[str, Any]]:
+    handler = _HANDLERS.get(request.method)
+    if handler is None:
+        raise InvalidInput(f"method {request.method} is not answered with a result")
+    return lambda connection, now, accept: handler(rt, connection, request, now, accept)
+
+
+def _grant_work(rt: Runtime, request: AgentRequest, package_id: int) -> Work[DownloadGrant]:
+    def grant(connection: Connection, now: datetime, accept: Accept) -> DownloadGrant:
+        agent = accept(agents.read_record(connection, normalize_hostname(request.hostname)), None)
+        return agent_jobs.authorize_download(
+            connection, agent.computer, package_id, request.client_address, now, rt.settings.zone
+        )
+
+    return grant
+
+
+def _answer(agent: AuthenticatedAgent, params: dict[str, Any]) -> AgentAnswer:
+    return AgentAnswer(params=params, timestamp=agent.timestamp, server_key=agent.server_key)
+
+
+def _in_transaction(rt: Runtime, request: AgentRequest, use: Work[T]) -> tuple[AuthenticatedAgent, T]:
     """Run `use`, which authenticates with the `Accept` it is given, in one transaction: a failure leaves
     no trace, the ledger's claim of the timestamp included."""
     accepted: list[AuthenticatedAgent] = []
@@ -267,6 +289,20 @@ def _authenticated(
     if len(accepted) == first:
         raise AssertionError("an agent request was answered without authentication")
     return accepted[first], result
+
+
+@contextmanager
+def _savepoint(connection: Connection) -> Iterator[None]:
+    """A savepoint of the transaction around the block, rolled back to if the block raises. Written as
+    plain SQL: SQLAlchemy compiles its savepoint constructs anew each time, which cost a request more than
+    the database's work. One name serves all: the savepoints of a batch follow one another."""
+    connection.exec_driver_sql("SAVEPOINT oco_request")
+    try:
+        yield
+    except BaseException:
+        connection.exec_driver_sql("ROLLBACK TO SAVEPOINT oco_request")
+        raise
+    connection.exec_driver_sql("RELEASE SAVEPOINT oco_request")
 
 
 @contextmanager

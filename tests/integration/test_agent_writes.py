@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,10 +18,13 @@ from sqlalchemy.exc import OperationalError
 from oco.db.models import Computer, ComputerNetwork, ComputerSoftware
 from oco.domain.protocol import AgentMethod
 from oco.errors import InvalidInput, Unauthorized
-from oco.services import agent_requests, computers
+from oco.services import agent_requests, computers, deployments, packages
+from oco.services.agent_jobs import DownloadGrant
 from oco.services.agent_requests import AgentAnswer
 from oco.services.agents import AgentRequest
+from oco.services.deployments import ContainerOptions, DeploymentRequest
 from oco.services.runtime import Runtime
+from oco.services.targets import Targets
 from tests.agentclient import ProtocolClient
 
 REGISTRATION_KEY = "registration-key-for-tests"
@@ -180,3 +184,33 @@ def test_a_batch_the_database_fails_is_answered_request_by_request(rt: Runtime, 
         assert stored(rt, agent.hostname).last_agent_timestamp == sent.timestamp
     assert stored(rt, "pc2").agent_version == "1.2.0"
     assert rows(rt, ComputerSoftware, "pc3") == len(SOFTWARE)  # written once, by the second run
+
+
+def test_downloads_are_granted_together_and_one_without_a_job_is_refused_alone(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    pc1, pc2, pc3 = registered(rt, "pc1", "pc2", "pc3")
+    script = tmp_path / "install.sh"
+    script.write_text("echo installed\n")
+    spec = packages.PackageSpec(family="Firefox", version="1.0", install_procedure="sh install.sh")
+    package_id = packages.create_package(rt, spec, lambda depot: depot.put_file(script), "admin").id
+    deployments.create_deployment(
+        rt,
+        DeploymentRequest(
+            ContainerOptions(name="Firefox"), Targets(computers=["pc1", "pc3"], packages=[package_id])
+        ),
+        "admin",
+    )
+
+    def download(agent: ProtocolClient) -> tuple[AgentRequest, int]:
+        return request(agent, "oco.agent.download", {"package-id": package_id}), package_id
+
+    granted = agent_requests.grant_together(rt, [download(pc1), download(pc2), download(pc3)])
+
+    assert isinstance(granted[0], DownloadGrant) and isinstance(granted[2], DownloadGrant)
+    assert granted[0].package_id == granted[2].package_id == package_id
+    assert isinstance(granted[1], Unauthorized) and "no job" in granted[1].message
+    # Refused alone, and its claim given back: an older timestamp than the refused one still passes.
+    before = stored(rt, "pc2").last_agent_timestamp
+    again = agent_requests.answer_together(rt, [hello(pc2, timestamp=before + 0.0005)])
+    assert isinstance(again[0], AgentAnswer), again
