@@ -1,5 +1,6 @@
-"""Helpers shared by the tests: zip payloads, waiting on a condition, a Wake-on-LAN listener on loopback
-and a work copy of the migrated SQLite template. Fixtures built on them live in tests/conftest.py."""
+"""Helpers shared by the tests: zip payloads, waiting on a condition, a Wake-on-LAN listener on loopback,
+a work copy of the migrated SQLite template, the routes of an application. Fixtures built on them live in
+tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import shutil
 import socket
 import time
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
+
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 T = TypeVar("T")
 
@@ -133,3 +137,17 @@ def copy_sqlite_template(template: Path, workdir: Path, name: str = "oco.sqlite3
     path = workdir / name
     shutil.copy(template, path)
     return f"sqlite:///{path}"
+
+
+# Routes --------------------------------------------------------------------------------------------
+
+
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
+    """Every APIRoute, those of included routers too."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        included = getattr(route, "original_router", None)  # FastAPI keeps included routers whole
+        if included is not None:
+            assert not route.include_context.dependencies  # type: ignore[attr-defined]  # none lost here
+            yield from api_routes(included.routes)

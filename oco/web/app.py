@@ -25,8 +25,8 @@ from oco.web.session import (
     SESSION_COOKIE,
     CsrfFailed,
     LoginRequired,
+    Posted,
     Viewing,
-    checked_form,
     client_of,
     login_redirect,
     new_login_csrf,
@@ -34,7 +34,6 @@ from oco.web.session import (
     runtime_of,
     safe_next,
     set_cookie,
-    viewer,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -114,10 +113,8 @@ def login(
 
 
 @router.post("/logout")
-async def logout(request: Request) -> Response:
+def logout(request: Request, posted: Posted) -> Response:
     """End the session."""
-    current = viewer(request)
-    await checked_form(request, current)
     users.log_out(runtime_of(request), request.cookies.get(SESSION_COOKIE, ""))
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)

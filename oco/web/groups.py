@@ -18,9 +18,9 @@ from oco.web.lists import ALL_MATCHING, ListState, csv_response, form_state
 from oco.web.render import ConsoleId, ids, refused, render, status_of, text
 from oco.web.session import (
     EditingGroups,
+    Posted,
     Viewer,
     Viewing,
-    checked_form,
     runtime_of,
 )
 
@@ -64,9 +64,8 @@ def computer_group_page(request: Request, current: CurrentViewer, group_id: Cons
 
 
 @router.post("/groups/{kind}")
-async def create_group(request: Request, current: EditingGroups, kind: Kind) -> Response:
+def create_group(request: Request, current: EditingGroups, kind: Kind, posted: Posted) -> Response:
     """Create an empty group of either kind."""
-    posted = await checked_form(request, current)
     add = groups.add_computer_group if kind == "computer" else groups.add_package_group
     try:
         added = add(runtime_of(request), text(posted, "name"), current.actor)
@@ -76,14 +75,13 @@ async def create_group(request: Request, current: EditingGroups, kind: Kind) -> 
 
 
 @router.post("/groups/{kind}/{group_id}/members")
-async def change_members(
-    request: Request, current: EditingGroups, kind: Kind, group_id: ConsoleId
+def change_members(
+    request: Request, current: EditingGroups, kind: Kind, group_id: ConsoleId, posted: Posted
 ) -> Response:
     """Add the chosen members (`action=add`) or remove the checked ones (`remove`), keeping package order.
 
     On a computer group's page the checked members may be all that match its filter (`all_matching`).
     """
-    posted = await checked_form(request, current)
     adding = posted.get("action") == "add"
     runtime = runtime_of(request)
     back = text(posted, "back", "/groups")
@@ -107,9 +105,8 @@ async def change_members(
 
 
 @router.post("/groups/package/{group_id}/move")
-async def move_package(request: Request, current: EditingGroups, group_id: ConsoleId) -> Response:
+def move_package(request: Request, current: EditingGroups, group_id: ConsoleId, posted: Posted) -> Response:
     """Move one package of a package group a place earlier (`steps=-1`) or later (`steps=1`)."""
-    await checked_form(request, current)
     chosen = request.query_params  # the buttons share the member list's form: they say which in the URL
     try:
         package_id, steps = int(chosen.get("package", "")), int(chosen.get("steps", ""))
@@ -123,9 +120,10 @@ async def move_package(request: Request, current: EditingGroups, group_id: Conso
 
 
 @router.post("/groups/{kind}/{group_id}/delete")
-async def delete_group(request: Request, current: EditingGroups, kind: Kind, group_id: ConsoleId) -> Response:
+def delete_group(
+    request: Request, current: EditingGroups, kind: Kind, group_id: ConsoleId, posted: Posted
+) -> Response:
     """Delete a group; its members stay."""
-    await checked_form(request, current)
     delete = groups.delete_computer_group if kind == "computer" else groups.delete_package_group
     try:
         delete(runtime_of(request), group_id, current.actor)

@@ -30,9 +30,9 @@ from oco.web.session import (
     DeletingPackages,
     Deploying,
     EditingComputers,
+    Posted,
     Viewer,
     Viewing,
-    checked_form,
     may_act,
     runtime_of,
 )
@@ -124,12 +124,11 @@ def _computer_list(
 
 
 @router.post("/computers/actions")
-async def computer_actions(
-    request: Request, current: Annotated[Viewer, may_act(COMPUTER_ACTIONS)]
+def computer_actions(
+    request: Request, current: Annotated[Viewer, may_act(COMPUTER_ACTIONS)], posted: Posted
 ) -> Response:
     """Act on the checked computers, or on all that match the list's filter: deploy, wake, add to a
     group, delete."""
-    posted = await checked_form(request, current)
     runtime = runtime_of(request)
     carried = form_state(posted, "/computers")
     selection = ComputerSelection(
@@ -170,9 +169,8 @@ async def computer_actions(
 
 
 @router.post("/computers")
-async def computer_add(request: Request, current: EditingComputers) -> Response:
+def computer_add(request: Request, current: EditingComputers, posted: Posted) -> Response:
     """Pre-create a computer; the list again with the error if refused."""
-    posted = await checked_form(request, current)
     hostname = text(posted, "hostname")
     try:
         computer = computers.add_computer(runtime_of(request), hostname, current.actor, text(posted, "notes"))
@@ -218,9 +216,10 @@ def computer_software(request: Request, current: CurrentViewer, computer_id: Con
 
 
 @router.post("/computers/{computer_id}/delete")
-async def computer_delete(request: Request, current: EditingComputers, computer_id: ConsoleId) -> Response:
+def computer_delete(
+    request: Request, current: EditingComputers, computer_id: ConsoleId, posted: Posted
+) -> Response:
     """Forget the computer with its jobs and assignments."""
-    await checked_form(request, current)
     computers.delete_computer(runtime_of(request), computer_id, current.actor)
     return flash.redirect(
         request, current, "/computers", "Deleted the computer with its jobs and assignments."
@@ -228,9 +227,8 @@ async def computer_delete(request: Request, current: EditingComputers, computer_
 
 
 @router.post("/computers/wake")
-async def computer_wake(request: Request, current: Deploying) -> Response:
+def computer_wake(request: Request, current: Deploying, posted: Posted) -> Response:
     """Send magic packets to the checked computers."""
-    posted = await checked_form(request, current)
     back = text(posted, "back", "/computers")
     try:
         sent = wol.wake_computers(runtime_of(request), ids(posted, "computer"))
@@ -240,9 +238,8 @@ async def computer_wake(request: Request, current: Deploying) -> Response:
 
 
 @router.post("/assignments/remove")
-async def remove_assignments(request: Request, current: EditingComputers) -> Response:
+def remove_assignments(request: Request, current: EditingComputers, posted: Posted) -> Response:
     """ "Remove Assignment": forget that the checked packages are installed, without uninstalling."""
-    posted = await checked_form(request, current)
     back = text(posted, "back", "/computers")
     try:
         removed = assignments.remove_assignments(
@@ -299,9 +296,8 @@ def package_new(request: Request, current: AddingPackages, family: str = "") -> 
 
 
 @router.post("/packages/new")
-async def package_create(request: Request, current: AddingPackages) -> Response:
+def package_create(request: Request, current: AddingPackages, posted: Posted) -> Response:
     """Create a package with its upload; JSON answers for the upload script (`Accept: application/json`)."""
-    posted = await checked_form(request, current)
     values = {key: text(posted, key) for key in posted if key not in ("payload", CSRF_FIELD)}
     upload = posted.get("payload")
     wants_json = request.headers.get("accept", "").startswith("application/json")
@@ -383,12 +379,14 @@ def _package_page(
 
 
 @router.post("/packages/{package_id}/installed")
-async def installed_actions(
-    request: Request, current: Annotated[Viewer, may_act(INSTALLED_ACTIONS)], package_id: ConsoleId
+def installed_actions(
+    request: Request,
+    current: Annotated[Viewer, may_act(INSTALLED_ACTIONS)],
+    package_id: ConsoleId,
+    posted: Posted,
 ) -> Response:
     """Act on the checked computers that have the package, or all of them that match the search:
     deploy (a newer version, say), uninstall, remove the assignments."""
-    posted = await checked_form(request, current)
     runtime = runtime_of(request)
     here = f"/packages/{package_id}"
     carried = form_state(posted, here)
@@ -432,9 +430,10 @@ async def installed_actions(
 
 
 @router.post("/packages/{package_id}/delete")
-async def package_delete(request: Request, current: DeletingPackages, package_id: ConsoleId) -> Response:
+def package_delete(
+    request: Request, current: DeletingPackages, package_id: ConsoleId, posted: Posted
+) -> Response:
     """Delete the version; its page again with the reason if it is still needed."""
-    await checked_form(request, current)
     try:
         packages.remove_package(runtime_of(request), package_id, current.actor)
     except OcoError as exc:

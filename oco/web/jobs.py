@@ -50,9 +50,9 @@ from oco.web.render import (
 from oco.web.session import (
     Deploying,
     EditingContainers,
+    Posted,
     Viewer,
     Viewing,
-    checked_form,
     runtime_of,
 )
 
@@ -326,10 +326,9 @@ def assistant(request: Request, current: Deploying) -> HTMLResponse:
 
 
 @router.post("/jobs/new")
-async def assistant_submit(request: Request, current: Deploying) -> Response:
+def assistant_submit(request: Request, current: Deploying, posted: Posted) -> Response:
     """`action=preview` shows the jobs that would be created, `action=create` creates them, `action=find`
     lists the computers that match the search to pick from."""
-    posted = await checked_form(request, current)
     form = AssistantForm.from_form(posted)
     runtime = runtime_of(request)
     if posted.get("action") == "find":
@@ -358,9 +357,8 @@ def validate_ip_ranges(current: CurrentViewer, value: str = "") -> JSONResponse:
 
 
 @router.post("/jobs/uninstall")
-async def uninstall(request: Request, current: Deploying) -> Response:
+def uninstall(request: Request, current: Deploying, posted: Posted) -> Response:
     """ "Uninstall Package" on a computer or package page: uninstall jobs for the checked assignments."""
-    posted = await checked_form(request, current)
     runtime = runtime_of(request)
     try:
         options = AssistantForm.from_form(posted).options(runtime.settings.zone)
@@ -500,10 +498,11 @@ def _live_job(job: JobRowPublic, zone: tzinfo) -> dict[str, Any]:
 
 
 @router.post("/jobs/{container_id}/jobs/actions")
-async def job_actions(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
+def job_actions(
+    request: Request, current: EditingContainers, container_id: ConsoleId, posted: Posted
+) -> Response:
     """Act on the checked jobs, or on all that match the page's filter: renew (in place or in a new
     container), move to another container, delete."""
-    posted = await checked_form(request, current)
     runtime = runtime_of(request)
     here = f"/jobs/{container_id}"
     carried = form_state(posted, here)
@@ -551,9 +550,10 @@ def job_output(
 
 
 @router.post("/jobs/{container_id}/edit")
-async def edit_container(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
+def edit_container(
+    request: Request, current: EditingContainers, container_id: ConsoleId, posted: Posted
+) -> Response:
     """Save the container's edit form; the page again with the error next to its field."""
-    posted = await checked_form(request, current)
     runtime = runtime_of(request)
     zone = runtime.settings.zone
     try:
@@ -602,9 +602,10 @@ async def edit_container(request: Request, current: EditingContainers, container
 
 
 @router.post("/jobs/{container_id}/enabled")
-async def toggle_enabled(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
+def toggle_enabled(
+    request: Request, current: EditingContainers, container_id: ConsoleId, posted: Posted
+) -> Response:
     """Enable or disable the container (`enabled=1` or `0`)."""
-    posted = await checked_form(request, current)
     enabled = posted.get("enabled") == "1"
     containers.edit_container(
         runtime_of(request), container_id, ContainerEdit(enabled=enabled), current.actor
@@ -618,9 +619,8 @@ async def toggle_enabled(request: Request, current: EditingContainers, container
 
 
 @router.post("/jobs/{container_id}/renew")
-async def renew(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
+def renew(request: Request, current: EditingContainers, container_id: ConsoleId, posted: Posted) -> Response:
     """Renew the failed jobs in place (`new=0`) or in a new container (`new=1`)."""
-    posted = await checked_form(request, current)
     runtime = runtime_of(request)
     try:
         target = containers.renew_failed(
@@ -632,10 +632,11 @@ async def renew(request: Request, current: EditingContainers, container_id: Cons
 
 
 @router.post("/jobs/{container_id}/rollout")
-async def rollout_action(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
+def rollout_action(
+    request: Request, current: EditingContainers, container_id: ConsoleId, posted: Posted
+) -> Response:
     """Halt (`action=halt`), resume (`action=resume`, `reopen=on` runs the halted phase's failed jobs
     again) or cancel (`action=cancel`) the container's phased rollout."""
-    posted = await checked_form(request, current)
     runtime = runtime_of(request)
     action = posted.get("action")
     try:
@@ -659,18 +660,16 @@ async def rollout_action(request: Request, current: EditingContainers, container
 
 
 @router.post("/jobs/{container_id}/delete")
-async def delete(request: Request, current: EditingContainers, container_id: ConsoleId) -> Response:
+def delete(request: Request, current: EditingContainers, container_id: ConsoleId, posted: Posted) -> Response:
     """Delete the container and its jobs."""
-    await checked_form(request, current)
     containers.delete_container(runtime_of(request), container_id, current.actor)
     return flash.redirect(request, current, "/jobs", "Deleted the job container and its jobs.")
 
 
 @router.post("/jobs/{container_id}/jobs/{job_id}/delete")
-async def delete_job(
-    request: Request, current: EditingContainers, container_id: ConsoleId, job_id: ConsoleId
+def delete_job(
+    request: Request, current: EditingContainers, container_id: ConsoleId, job_id: ConsoleId, posted: Posted
 ) -> Response:
     """Delete one job of the container."""
-    await checked_form(request, current)
     jobs.delete_job(runtime_of(request), job_id, current.actor, container_id=container_id)
     return flash.redirect(request, current, f"/jobs/{container_id}", "Deleted the job.")

@@ -7,6 +7,11 @@ double-submit cookie instead.
 Every page and form declares the permission it needs (`may`), checked against the viewer's role by
 `oco.domain.roles` before the request is read any further: a page or a POST the role does not allow is
 answered 403, whatever the browser sent. Pages show only what `Viewer.can` allows.
+
+Every handler is a plain function, which FastAPI runs in its thread pool: the use cases it calls wait for
+the database and the depot there, never on the event loop that answers the agents' check-ins. Only what
+reads the request body is async — the form of a POST (`Posted`, with its CSRF check), the `action` of a
+form that does several things — and the session behind them is looked up once, in the pool (`viewer`).
 """
 
 from __future__ import annotations
@@ -66,7 +71,8 @@ def runtime_of(request: Request) -> Runtime:
 
 
 def viewer(request: Request) -> Viewer:
-    """The current user (a FastAPI dependency); raises LoginRequired without a live session."""
+    """The current user; raises LoginRequired without a live session. As a FastAPI dependency it runs in
+    the thread pool, once a request: a route's permission and its form's CSRF check share it."""
     current = optional_viewer(request)
     if current is None:
         raise LoginRequired
@@ -90,8 +96,7 @@ class Requires:
     def __init__(self, permission: Permission) -> None:
         self.permission = permission
 
-    def __call__(self, request: Request) -> Viewer:
-        current = viewer(request)
+    def __call__(self, current: Annotated[Viewer, Depends(viewer)]) -> Viewer:
         require(current.role, self.permission)
         return current
 
@@ -109,8 +114,7 @@ class RequiresForAction:
     def __init__(self, actions: Mapping[str, Permission]) -> None:
         self.actions = dict(actions)
 
-    async def __call__(self, request: Request) -> Viewer:
-        current = viewer(request)
+    async def __call__(self, request: Request, current: Annotated[Viewer, Depends(viewer)]) -> Viewer:
         form = await request.form()  # Starlette keeps it: the route reads the same form again
         action = form.get("action")
         needed = self.actions.get(action) if isinstance(action, str) else None
@@ -136,13 +140,18 @@ ManagingUsers = Annotated[Viewer, may(Permission.MANAGE_USERS)]
 OwnAccount = Annotated[Viewer, may(Permission.CHANGE_OWN_PASSWORD)]
 
 
-async def checked_form(request: Request, current: Viewer) -> FormData:
-    """The posted form, after checking its CSRF token against the session's."""
+async def checked_form(request: Request, current: Annotated[Viewer, Depends(viewer)]) -> FormData:
+    """The posted form, after checking its CSRF token against the session's (the dependency `Posted`)."""
     form = await request.form()
     sent = str(form.get(CSRF_FIELD, ""))
     if not sent or not hmac.compare_digest(sent.encode(), current.csrf_token.encode()):
         raise CsrfFailed
     return form
+
+
+Posted = Annotated[FormData, Depends(checked_form)]
+"""The form of a console POST, its CSRF token checked: every POST handler takes it after its viewer (so a
+role that may not post is refused first), even one that reads no field of it."""
 
 
 def client_of(request: Request) -> str:

@@ -11,7 +11,7 @@ from oco.services import users
 from oco.services.users import UserChanges
 from oco.web import flash
 from oco.web.render import ConsoleId, error_page, render, status_of, text
-from oco.web.session import SESSION_COOKIE, ManagingUsers, OwnAccount, Viewer, checked_form, runtime_of
+from oco.web.session import SESSION_COOKIE, ManagingUsers, OwnAccount, Posted, Viewer, runtime_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -23,9 +23,8 @@ def account(request: Request, current: OwnAccount) -> HTMLResponse:
 
 
 @router.post("/account/password")
-async def change_own_password(request: Request, current: OwnAccount) -> Response:
+def change_own_password(request: Request, current: OwnAccount, posted: Posted) -> Response:
     """Change one's own password, the current one given; other sessions of the user end."""
-    posted = await checked_form(request, current)
     new_password = text(posted, "new_password")
     try:
         if new_password != text(posted, "repeat_password"):
@@ -62,9 +61,8 @@ def user_list(request: Request, current: ManagingUsers) -> HTMLResponse:
 
 
 @router.post("/users")
-async def user_add(request: Request, current: ManagingUsers) -> Response:
+def user_add(request: Request, current: ManagingUsers, posted: Posted) -> Response:
     """Add a console user; the list again with the error if refused."""
-    posted = await checked_form(request, current)
     values = {name: text(posted, name) for name in ("username", "full_name", "role")}
     try:
         role = Role.from_text(values["role"], field="role")
@@ -120,9 +118,8 @@ def _user_page(
 
 
 @router.post("/users/{user_id}")
-async def user_change(request: Request, current: ManagingUsers, user_id: ConsoleId) -> Response:
+def user_change(request: Request, current: ManagingUsers, user_id: ConsoleId, posted: Posted) -> Response:
     """Change a user's full name and role."""
-    posted = await checked_form(request, current)
     try:
         changes = UserChanges(
             full_name=text(posted, "full_name"), role=Role.from_text(text(posted, "role"), field="role")
@@ -134,9 +131,8 @@ async def user_change(request: Request, current: ManagingUsers, user_id: Console
 
 
 @router.post("/users/{user_id}/enabled")
-async def user_enabled(request: Request, current: ManagingUsers, user_id: ConsoleId) -> Response:
+def user_enabled(request: Request, current: ManagingUsers, user_id: ConsoleId, posted: Posted) -> Response:
     """Enable or disable a user; disabling ends their sessions and revokes their API tokens."""
-    posted = await checked_form(request, current)
     enabled = text(posted, "enabled") == "1"
     try:
         user = users.change_user(runtime_of(request), user_id, UserChanges(enabled=enabled), current.actor)
@@ -147,9 +143,8 @@ async def user_enabled(request: Request, current: ManagingUsers, user_id: Consol
 
 
 @router.post("/users/{user_id}/password")
-async def user_password(request: Request, current: ManagingUsers, user_id: ConsoleId) -> Response:
+def user_password(request: Request, current: ManagingUsers, user_id: ConsoleId, posted: Posted) -> Response:
     """Set a user's password; their sessions end."""
-    posted = await checked_form(request, current)
     try:
         if text(posted, "password") != text(posted, "repeat_password"):
             raise InvalidInput("the two passwords differ", field="repeat_password")
@@ -160,9 +155,8 @@ async def user_password(request: Request, current: ManagingUsers, user_id: Conso
 
 
 @router.post("/users/{user_id}/delete")
-async def user_remove(request: Request, current: ManagingUsers, user_id: ConsoleId) -> Response:
+def user_remove(request: Request, current: ManagingUsers, user_id: ConsoleId, posted: Posted) -> Response:
     """Remove a user with their sessions and tokens."""
-    await checked_form(request, current)
     try:
         users.remove_user(runtime_of(request), user_id, current.actor)
     except OcoError as exc:

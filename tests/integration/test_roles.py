@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from starlette.routing import BaseRoute
 
 from oco.api import auth as api_auth
 from oco.api.admin import create_api
@@ -31,6 +29,7 @@ from oco.services.runtime import Runtime
 from oco.web import session as web_session
 from oco.web.app import install_console
 from tests.conftest import Clock, make_runtime
+from tests.support import api_routes
 
 PASSWORD = "a long password"
 UNKNOWN = 999
@@ -54,17 +53,6 @@ def declared(dependant: Dependant) -> dict[str | None, set[Permission]]:
         for key, permissions in declared(dependency).items():
             found.setdefault(key, set()).update(permissions)
     return found
-
-
-def api_routes(routes: Iterable[BaseRoute]) -> Iterator[APIRoute]:
-    """Every APIRoute, those of included routers too."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield route
-        included = getattr(route, "original_router", None)  # FastAPI keeps included routers whole
-        if included is not None:
-            assert not route.include_context.dependencies  # type: ignore[attr-defined]  # none lost here
-            yield from api_routes(included.routes)
 
 
 def routes(app: FastAPI) -> list[tuple[str, str, dict[str | None, set[Permission]]]]:
