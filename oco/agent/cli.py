@@ -1,6 +1,6 @@
 """`oco agent …`: run the agent (the default), or enroll it (write its configuration).
 
-The main CLI mounts this with `app.add_typer(agent_app, name="agent")`; `python -m oco.agent` runs it alone.
+The main CLI has this as `oco agent` (`oco.cli.COMMANDS`); `python -m oco.agent` runs it alone.
 """
 
 from __future__ import annotations

@@ -1,39 +1,78 @@
-"""The `oco` command: server, agent and the admin use cases from a terminal."""
+"""The `oco` command: server, agent and the admin use cases from a terminal.
+
+Each subject's commands live in a module of their own and are imported when they are used: a command
+then loads only the use cases it calls (`oco group computer add` none of the deployments, the agent or
+the metrics), and most of a command's start-up was imports. The table below says where each lives.
+"""
 
 from __future__ import annotations
 
-import logging
-import time
+import importlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-from oco.agent.cli import agent_app
-from oco.cli import computers, containers, deploy, groups, imports, packages, settings, signing
-from oco.cli.common import State, fail, handled_errors, runtime
-from oco.cli.users import token_app, user_app
-from oco.services import housekeeping, registration, schema
+from oco.cli.common import State
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "deploy": ("oco.cli.deploy", "deploy"),
+    "uninstall": ("oco.cli.deploy", "uninstall"),
+    "server": ("oco.cli.server", "server"),
+    "housekeeping": ("oco.cli.server", "housekeeping_command"),
+    "package": ("oco.cli.packages", "app"),
+    "signing-key": ("oco.cli.signing", "app"),
+    "computer": ("oco.cli.computers", "app"),
+    "group": ("oco.cli.groups", "app"),
+    "assignment": ("oco.cli.computers", "assignment_app"),
+    "container": ("oco.cli.containers", "app"),
+    "agent": ("oco.agent.cli", "agent_app"),
+    "db": ("oco.cli.server", "db_app"),
+    "import": ("oco.cli.imports", "app"),
+    "user": ("oco.cli.users", "user_app"),
+    "token": ("oco.cli.users", "token_app"),
+    "settings": ("oco.cli.settings", "app"),
+}
+"""Each command of `oco`: the module that defines it, and its Typer app (a group of commands) or its
+function (a command alone)."""
+
+
+class _Commands(TyperGroup):
+    """The root command: a command named is built from its module when it is run or listed."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.add_command(_command(cmd_name, *COMMANDS[cmd_name]), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in COMMANDS:  # a typo: the suggestions come from every command
+            for name in COMMANDS:
+                self.get_command(ctx, name)
+        return super().resolve_command(ctx, args)
+
+
+def _command(name: str, module: str, attribute: str) -> Any:
+    defined: typer.Typer | Callable[..., None] = getattr(importlib.import_module(module), attribute)
+    if isinstance(defined, typer.Typer):
+        group = typer.main.get_group(defined)
+        group.name = name
+        return group
+    alone = typer.Typer(add_completion=False)
+    alone.command(name)(defined)
+    return typer.main.get_command(alone)
+
 
 app = typer.Typer(
-    help="OCO Deploy: software deployment server, agent and admin commands.", no_args_is_help=True
+    cls=_Commands,
+    help="OCO Deploy: software deployment server, agent and admin commands.",
+    no_args_is_help=True,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-
-app.add_typer(packages.app, name="package")
-packages.app.command("sign")(signing.sign)
-app.add_typer(signing.app, name="signing-key")
-app.add_typer(computers.app, name="computer")
-app.add_typer(groups.app, name="group")
-app.add_typer(computers.assignment_app, name="assignment")
-app.add_typer(containers.app, name="container")
-app.command("deploy")(deploy.deploy)
-app.command("uninstall")(deploy.uninstall)
-app.add_typer(agent_app, name="agent")
-app.add_typer(db_app, name="db")
-app.add_typer(imports.app, name="import")
-app.add_typer(user_app, name="user")
-app.add_typer(token_app, name="token")
-app.add_typer(settings.app, name="settings")
 
 
 @app.callback()
@@ -45,83 +84,3 @@ def main(
     """Read the settings from `--config` (and the environment) for the command that follows."""
     State.config = config
     State.runtime = None
-
-
-@app.command()
-def server(
-    host: str | None = typer.Option(None, help="Listen address (default: settings.host)."),
-    port: int | None = typer.Option(None, help="Listen port (default: settings.port)."),
-    migrate_first: bool = typer.Option(True, "--migrate/--no-migrate", help="Upgrade the schema first."),
-    workers: int = typer.Option(
-        1, min=1, help="Server processes sharing the port (PostgreSQL or MariaDB: one per core)."
-    ),
-    tls_cert: Path | None = typer.Option(
-        None, "--tls-cert", help="Serve HTTPS with this PEM certificate (chain) (default: settings)."
-    ),
-    tls_key: Path | None = typer.Option(
-        None, "--tls-key", help="The certificate's PEM private key (default: settings)."
-    ),
-) -> None:
-    """Run the server: agent API, admin API, web console, downloads and housekeeping."""
-    from oco.processes import LOG_FORMAT, TlsError, serve, tls_of
-
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    rt = runtime()
-    try:
-        tls = tls_of(tls_cert or rt.settings.tls_cert_file, tls_key or rt.settings.tls_key_file)
-    except TlsError as exc:
-        fail(str(exc))
-    if migrate_first:
-        with handled_errors():
-            schema.upgrade(rt)
-    with handled_errors():
-        key = registration.adopt_registration_key(rt)
-    host, port = host or rt.settings.host, port or rt.settings.port
-    url = settings.server_url(host, port, https=tls is not None)
-    for line in settings.connect_instructions(rt.settings, url, key):
-        typer.echo(line)
-    rt.close()
-    serve(host, port, workers, tls)
-
-
-@db_app.command("upgrade")
-def db_upgrade(revision: str = typer.Argument("head")) -> None:
-    """Create or upgrade the database schema."""
-    with handled_errors():
-        schema.upgrade(runtime(), revision)
-        typer.echo(f"database at revision {schema.current_revision(runtime())}")
-
-
-@db_app.command("current")
-def db_current() -> None:
-    """Print the schema revision of the database."""
-    with handled_errors():
-        typer.echo(schema.current_revision(runtime()) or "(empty database)")
-
-
-@app.command("housekeeping")
-def housekeeping_command(
-    once: bool = typer.Option(False, "--once", help="Run every task once and exit (default: keep running)."),
-) -> None:
-    """Expire jobs, send due WOL packets, remove expired WOL shutdowns, purge old containers.
-
-    The server runs the same tasks itself; this command is for cron or a separate worker.
-    """
-    rt = runtime()
-    if once:  # each task takes its own lock: safe beside running servers
-        _print_round(housekeeping.run_all(rt))
-        return
-    leadership = housekeeping.Leadership(rt)  # kept running, it takes turns with the servers: one leads
-    try:
-        while True:
-            results = housekeeping.run_led_round(rt, leadership)
-            if results is not None:
-                _print_round(results)
-            time.sleep(rt.settings.housekeeping_interval_seconds)
-    finally:
-        leadership.release()
-
-
-def _print_round(results: dict[str, int | None]) -> None:
-    for name, changed in results.items():
-        typer.echo(f"{name}: {'skipped (locked)' if changed is None else changed}")

@@ -1,4 +1,4 @@
-"""`oco package …`: create, list, show and delete package versions."""
+"""`oco package …`: create, list, show, delete and sign (`oco.cli.signing`) package versions."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from oco.cli.common import (
     print_table,
     runtime,
 )
+from oco.cli.signing import sign
 from oco.domain.states import PostAction, UpgradeBehavior
 from oco.errors import InvalidInput
 from oco.services import packages
@@ -100,3 +101,6 @@ def delete(package_id: int) -> None:
     with handled_errors():
         packages.remove_package(runtime(), package_id, actor())
     typer.echo(f"deleted package {package_id}")
+
+
+app.command("sign")(sign)

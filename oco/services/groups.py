@@ -137,9 +137,7 @@ def computer_group_page(
     FIND_LIMIT computers found to add."""
     now, offline = rt.now(), rt.settings.computer_offline_seconds
     with rt.reading() as session:
-        group = session.scalar(select(ComputerGroup).where(_by_reference(ComputerGroup, reference)))
-        if group is None:
-            raise NotFound(f"computer group {shown_reference(reference)} does not exist")
+        group = _computer_group_alone(session, reference)
         size = session.scalar(
             select(func.count())
             .select_from(ComputerGroupMember)
@@ -180,9 +178,9 @@ def add_computers_to_group(
     """Add computers (ids, hostnames, a selection) to a group; ones already in it stay where they are.
     Tens of thousands at once: the members are compared as ids and the new ones inserted in one go."""
     with rt.transaction() as session:
-        group = find_computer_group(session, reference)
+        group = _computer_group_alone(session, reference)
         computer_ids = selected_ids(session, computers, rt.now(), rt.settings.computer_offline_seconds)
-        present = set(_member_ids(session, group.id))
+        present = _members_among(session, group.id, computer_ids)
         added = [i for i in computer_ids if i not in present]
         if added:
             group_id = group.id  # read once, not once a row
@@ -195,32 +193,47 @@ def add_computers_to_group(
 def remove_computers_from_group(
     rt: Runtime, reference: GroupRef, computers: Computers, actor: str, *, strict: bool = False
 ) -> MembershipChangePublic:
-    """Remove computers from a group; with `strict`, each must be a member (NotFound otherwise)."""
+    """Remove computers from a group; with `strict`, each must be a member (NotFound otherwise).
+    Tens of thousands at once: the members among them are read as ids and deleted in one statement."""
     with rt.transaction() as session:
-        group = find_computer_group(session, reference)
+        group = _computer_group_alone(session, reference)
         wanted = selected_ids(session, computers, rt.now(), rt.settings.computer_offline_seconds)
-        present = set(_member_ids(session, group.id))
-        missing = [i for i in wanted if i not in present]
-        if strict and missing:
-            raise NotFound(f"computer {missing[0]} is not in group {group.name!r}")
-        removed = [i for i in wanted if i in present]
-        for chunk in chunks(removed):
+        present = _members_among(session, group.id, wanted)
+        if strict and len(present) < len(wanted):
+            missing = next(i for i in wanted if i not in present)
+            raise NotFound(f"computer {missing} is not in group {group.name!r}")
+        removed = sorted(present)
+        if removed:
             session.execute(
                 delete(ComputerGroupMember).where(
-                    ComputerGroupMember.group_id == group.id, ids_in(ComputerGroupMember.computer_id, chunk)
+                    ComputerGroupMember.group_id == group.id, ids_in(ComputerGroupMember.computer_id, removed)
                 ),
-                execution_options=UNCACHED,
+                execution_options={**UNCACHED, "synchronize_session": False},  # no member is loaded
             )
-        audit.record(
-            session, actor, "computer_group.remove", "computer_group", group.id, computers=sorted(removed)
-        )
+        audit.record(session, actor, "computer_group.remove", "computer_group", group.id, computers=removed)
         return _membership(session, group, len(removed))
 
 
-def _member_ids(session: Session, group_id: int) -> Sequence[int]:
-    return session.scalars(
-        select(ComputerGroupMember.computer_id).where(ComputerGroupMember.group_id == group_id)
-    ).all()
+def _computer_group_alone(session: Session, reference: GroupRef) -> ComputerGroup:
+    """A computer group by id or name, its members not loaded (a group may have tens of thousands)."""
+    group = session.scalar(select(ComputerGroup).where(_by_reference(ComputerGroup, reference)))
+    if group is None:
+        raise NotFound(f"computer group {shown_reference(reference)} does not exist")
+    return group
+
+
+def _members_among(session: Session, group_id: int, computer_ids: Sequence[int]) -> set[int]:
+    """Which of `computer_ids` are members of the group."""
+    return {
+        member
+        for chunk in chunks(computer_ids)
+        for member in session.scalars(
+            select(ComputerGroupMember.computer_id).where(
+                ComputerGroupMember.group_id == group_id, ids_in(ComputerGroupMember.computer_id, chunk)
+            ),
+            execution_options=UNCACHED,
+        )
+    }
 
 
 def _membership(session: Session, group: ComputerGroup, changed: int) -> MembershipChangePublic:
