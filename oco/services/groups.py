@@ -246,7 +246,11 @@ def _membership(session: Session, group: ComputerGroup, changed: int) -> Members
 def delete_computer_group(rt: Runtime, reference: GroupRef, actor: str) -> None:
     """Delete a computer group; its computers stay."""
     with rt.transaction() as session:
-        group = find_computer_group(session, reference)
+        group = _computer_group_alone(session, reference)  # its members go in one statement, not one by one
+        session.execute(
+            delete(ComputerGroupMember).where(ComputerGroupMember.group_id == group.id),
+            execution_options={"synchronize_session": False},
+        )
         session.delete(group)
         audit.record(session, actor, "computer_group.delete", "computer_group", group.id, name=group.name)
 
@@ -398,8 +402,14 @@ def computer_group_members(session: Session, references: Sequence[GroupRef]) -> 
     """The computer ids of the groups in turn, each group's members in the order they were added."""
     members: list[int] = []
     for reference in references:
-        group = find_computer_group(session, reference)
-        members.extend(member.computer_id for member in group.members)
+        group = _computer_group_alone(session, reference)
+        members.extend(
+            session.scalars(
+                select(ComputerGroupMember.computer_id)
+                .where(ComputerGroupMember.group_id == group.id)
+                .order_by(ComputerGroupMember.id)
+            )
+        )
     return members
 
 

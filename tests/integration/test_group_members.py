@@ -4,9 +4,9 @@ database, with the counts and the audit entry of a small change."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
-from oco.db.models import AuditLog, Computer
+from oco.db.models import AuditLog, Computer, ComputerGroupMember
 from oco.errors import NotFound
 from oco.services import groups
 from oco.services.runtime import Runtime
@@ -69,3 +69,24 @@ def test_a_strict_removal_of_a_non_member_removes_nothing(rt: Runtime, fleet: li
     assert audit_entries(rt, "computer_group.remove") == []
     with pytest.raises(NotFound, match="computer group 'Nowhere' does not exist"):
         groups.remove_computers_from_group(rt, "Nowhere", fleet[:1], "t")
+
+
+def test_a_group_of_ten_thousand_is_deleted_with_its_memberships_and_its_computers_stay(
+    rt: Runtime, fleet: list[int]
+) -> None:
+    kept = groups.add_computer_group(rt, "Kept", "t").id
+    groups.add_computers_to_group(rt, kept, fleet[:10], "t")
+    doomed = groups.add_computer_group(rt, "Doomed", "t").id
+    groups.add_computers_to_group(rt, doomed, list(reversed(fleet)), "t")
+    with rt.reading() as session:
+        assert groups.computer_group_members(session, [doomed, kept]) == [*reversed(fleet), *fleet[:10]]
+
+    groups.delete_computer_group(rt, doomed, "t")
+
+    with rt.reading() as session:
+        assert session.scalar(select(func.count()).select_from(ComputerGroupMember)) == 10
+        assert session.scalar(select(func.count()).select_from(Computer)) == FLEET
+    with pytest.raises(NotFound):
+        groups.computer_group(rt, doomed)
+    [entry] = audit_entries(rt, "computer_group.delete")
+    assert (entry.object_id, entry.details) == (doomed, {"name": "Doomed"})
