@@ -5,9 +5,10 @@ redirect (302) to a short-lived signed URL of an object-store depot, when the se
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool
 
 from oco.depot import Depot
 from oco.domain.protocol import SHA256_HEADER
@@ -86,7 +87,15 @@ def payload_response(
     )
 
 
-def _counted(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """The chunks of a download, counted in `oco_downloads_in_flight` while they are sent."""
-    with metrics.download_in_flight():
-        yield from chunks
+async def _counted(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """The chunks of a download, read in the thread pool and counted in `oco_downloads_in_flight` while
+    they are sent. Asynchronous itself, so an agent that goes away ends the count and closes the payload
+    at once (a plain generator wrapped by Starlette was closed only when the garbage collector found it)."""
+    try:
+        with metrics.download_in_flight():
+            async for chunk in iterate_in_threadpool(chunks):
+                yield chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
