@@ -43,7 +43,8 @@ def test_a_check_in_is_in_the_database_once_answered_and_the_server_stops_cleanl
         assert first is not None
         # The next check-in is seen at a later time. The shown time has whole seconds and the stored one
         # does not: a second after the shown one is later than the stored one too.
-        wait_until(lambda: datetime.now(UTC) > datetime.fromisoformat(first) + timedelta(seconds=1), interval=0.01)
+        shown = datetime.fromisoformat(first)
+        wait_until(lambda: datetime.now(UTC) > shown + timedelta(seconds=1), interval=0.01)
         agent.hello()  # a plain check-in: answered from reads, confirmed in the database first
         assert last_seen(server, "pc1") != first
     finally:
