@@ -159,6 +159,8 @@ class CheckIns:
         loop = asyncio.get_running_loop()
         try:
             while self._waiting:
+                if self._executor is not None and self.runtime.reads_on_loop:
+                    await asyncio.sleep(0)  # one turn of the loop: requests already received join the batch
                 batch, self._waiting = self._waiting, []
                 requests = [request for request, _ in batch]
                 try:
