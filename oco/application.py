@@ -64,7 +64,7 @@ def create_app(runtime: Runtime | None = None, *, run_housekeeping: bool = True)
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
-        agent.close()
+        await agent.aclose()
         rt.close()
 
     app = OcoServer(

@@ -11,7 +11,7 @@ import functools
 import json
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
@@ -108,6 +108,10 @@ class AgentApi:
             most=WRITE_BATCH_MOST,
         )
 
+    async def aclose(self) -> None:
+        await self.runtime.close_loop()
+        self.close()
+
     def close(self) -> None:
         self._readers.shutdown(wait=True)
         self._writers.shutdown(wait=True)
@@ -171,14 +175,16 @@ class Batches(Generic[Q, R]):
         self,
         name: str,
         answer_all: Callable[[Sequence[Q]], Sequence[R]],
-        executor: ThreadPoolExecutor | None,
+        executor: ThreadPoolExecutor | None = None,
         *,
+        on_loop: Callable[[Sequence[Q]], Awaitable[Sequence[R]]] | None = None,
         concurrent: int = 1,
         most: int | None = None,
     ) -> None:
         self.name = name
         self._answer_all = answer_all
         self._executor = executor
+        self._on_loop = on_loop
         self._concurrent = concurrent
         self._most = most
         self._waiting: list[tuple[Q, asyncio.Future[R]]] = []
@@ -207,11 +213,15 @@ class Batches(Generic[Q, R]):
     async def _answer_waiting(self) -> None:
         loop = asyncio.get_running_loop()
         while self._waiting:
+            if self._on_loop is not None:
+                await asyncio.sleep(0)  # one turn of the loop: requests already received join the batch
             most = self._most or len(self._waiting)
             batch, self._waiting = self._waiting[:most], self._waiting[most:]
             requests = [request for request, _ in batch]
             try:
-                if self._executor is None:
+                if self._on_loop is not None:
+                    outcomes = await self._on_loop(requests)
+                elif self._executor is None:
                     outcomes = self._answer_all(requests)
                 else:
                     outcomes = await loop.run_in_executor(self._executor, self._answer_all, requests)
@@ -229,12 +239,21 @@ class Batches(Generic[Q, R]):
 class CheckIns:
     """Steady agents' hellos, answered in batches (`agent_requests.check_ins`: one read for all, one
     transaction confirming their timestamps). With SQLite a batch runs on the event loop (local reads and
-    a short write); with a network database in one of the check-in threads."""
+    a short write); with PostgreSQL on the event loop too, its read and its confirmation awaited on
+    asyncio connections (`Runtime.on_loop`): the loop serves other requests while they wait, and no thread
+    takes the GIL from it twice a batch; with MariaDB in one of the check-in threads."""
 
     def __init__(self, runtime: Runtime, executor: ThreadPoolExecutor | None) -> None:
-        self._batches: Batches[AgentRequest, agent_requests.CheckInOutcome] = Batches(
-            "check-ins", functools.partial(agent_requests.check_ins, runtime), executor
-        )
+        check_ins = functools.partial(agent_requests.check_ins, runtime)
+        self._batches: Batches[AgentRequest, agent_requests.CheckInOutcome]
+        if runtime.reads_on_loop:  # one turn of the loop first: the requests already received join it
+            self._batches = Batches(
+                "check-ins",
+                check_ins,
+                on_loop=lambda requests: runtime.on_loop(agent_requests.check_ins, requests),
+            )
+        else:
+            self._batches = Batches("check-ins", check_ins, executor)
 
     async def answer(self, request: AgentRequest) -> AgentAnswer | None:
         """The hello's answer, None if it has something to write; raises its refusal."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -106,6 +107,17 @@ def make_reader(engine: Engine) -> Engine:
         # second (docs/architecture.md).
         kwargs["connect_args"] = {"options": "-c synchronous_commit=off"}
     return create_engine(engine.url, **kwargs)
+
+
+def make_loop_reader(engine: Engine) -> AsyncEngine | None:
+    """PostgreSQL: the readers' pool of `make_reader` again (autocommit, not pinged, synchronous_commit
+    off), on psycopg's asyncio connections, for the use cases that run on the event loop
+    (`Runtime.on_loop`). None elsewhere: SQLite reads on the loop without waiting, MariaDB in threads."""
+    if engine.dialect.name != "postgresql":
+        return None
+    return create_async_engine(
+        engine.url, isolation_level="AUTOCOMMIT", connect_args={"options": "-c synchronous_commit=off"}
+    )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

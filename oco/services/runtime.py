@@ -9,20 +9,25 @@ become `OcoError`s here, so entry points never see SQLAlchemy.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.util import greenlet_spawn
 
 from oco.config import Settings
 from oco.db.engine import (
     make_engine,
+    make_loop_reader,
     make_reader,
     make_sessionmaker,
     make_snapshot_bind,
@@ -37,7 +42,10 @@ from oco.services.slots import SlotBoard
 
 Clock = Callable[[], datetime]
 T = TypeVar("T")
+P = ParamSpec("P")
 READ_ATTEMPTS = 2
+_ON_LOOP: ContextVar[bool] = ContextVar("oco_on_loop", default=False)
+"""Set while a use case runs on the event loop (`Runtime.on_loop`): its statements use the loop's pool."""
 
 
 @dataclass
@@ -55,9 +63,12 @@ class Runtime:
     _writer: AbstractContextManager[object] = field(init=False, repr=False)
     _reader: Engine = field(init=False, repr=False)
     _snapshots: Engine = field(init=False, repr=False)
+    _loop_reader: AsyncEngine | None = field(init=False, repr=False, default=None)
+    _loop: asyncio.AbstractEventLoop | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         self._reader = make_reader(self.engine)
+        self._loop_reader = make_loop_reader(self.engine)
         self._snapshots = make_snapshot_bind(self.engine)
         # SQLite has one writer at a time; queueing this process's transactions on a lock beats its
         # busy handler, which sleeps in growing steps of up to 100 ms while the lock is taken.
@@ -102,7 +113,7 @@ class Runtime:
         with database_errors():
             for attempt in range(READ_ATTEMPTS):
                 try:
-                    with self._reader.connect() as connection:
+                    with self._readers().connect() as connection:
                         return query(connection)
                 except DBAPIError as exc:
                     if not exc.connection_invalidated or attempt == READ_ATTEMPTS - 1:
@@ -114,8 +125,48 @@ class Runtime:
         of the readers' pool (PostgreSQL: without waiting for the disk), no BEGIN and COMMIT round trips,
         not queued behind the process's other writers, and not retried — a dropped connection leaves its
         outcome unknown. For network databases (SQLite's writers share one lock: `writing`)."""
-        with database_errors(), self._reader.connect() as connection:
+        with database_errors(), self._readers().connect() as connection:
             return statement(connection)
+
+    def _readers(self) -> Engine:
+        if self._loop_reader is not None and _ON_LOOP.get():
+            return self._loop_reader.sync_engine
+        return self._reader
+
+    @property
+    def reads_on_loop(self) -> bool:
+        """PostgreSQL: `read` and `at_once` can wait for the database on the event loop (`on_loop`)."""
+        return self._loop_reader is not None
+
+    async def on_loop(
+        self, use: Callable[Concatenate[Runtime, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run `use` on the event loop, its `read` and `at_once` statements waiting for the database
+        without blocking it: while one waits, the loop serves other requests (psycopg's asyncio
+        connections, through SQLAlchemy's greenlet bridge). No thread, so no hand-off of the GIL per
+        statement. Only for use cases whose statements are all `read` and `at_once` (PostgreSQL)."""
+        if self._loop_reader is None:
+            raise AssertionError("on_loop needs a database with asyncio connections (PostgreSQL)")
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # connections belong to the loop that opened them (tests run several)
+            if self._loop is not None:
+                await self._loop_reader.dispose()
+            self._loop = loop
+
+        def on_loop() -> T:
+            token = _ON_LOOP.set(True)
+            try:
+                return use(self, *args, **kwargs)
+            finally:
+                _ON_LOOP.reset(token)
+
+        return await greenlet_spawn(on_loop)
+
+    async def close_loop(self) -> None:
+        """Release the event loop's database connections (before `close`, on the loop that used them)."""
+        if self._loop_reader is not None:
+            await self._loop_reader.dispose()
+            self._loop = None
 
     @property
     def reads_are_local(self) -> bool:
