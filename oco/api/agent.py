@@ -38,7 +38,7 @@ from oco.services import agent_requests
 from oco.services.agent_jobs import DownloadGrant
 from oco.services.agent_requests import AgentAnswer
 from oco.services.agents import AgentRequest
-from oco.services.runtime import Runtime
+from oco.services.runtime import Runtime, WriterBusy
 
 PATHS = ("/api-agent.php", "/api/agent")
 JSONRPC_VERSION = "2.0"
@@ -83,27 +83,24 @@ class AgentApi:
         # SQLite reads are local and never wait for a writer (WAL): a plain check-in's ~100 µs run on the
         # event loop, cheaper than any trip to a thread. A network database is waited for in a few
         # threads of their own: the 40 of the shared pool would only fight over the GIL.
-        self.reads_inline = runtime.reads_are_local
         self._readers = ThreadPoolExecutor(
             runtime.settings.checkin_threads, thread_name_prefix="oco-check-in"
         )
-        self.check_ins = CheckIns(runtime, None if self.reads_inline else self._readers)
         # Write-path requests run in transactions of a batch each (`agent_requests.answer_together`), in
         # threads of their own: a transaction may wait for a writer of the console. SQLite has one
         # writer at a time; a network database overlaps a batch's round trips with the next one's.
-        concurrent = 1 if self.reads_inline else WRITE_BATCHES_NETWORK
+        concurrent = 1 if runtime.reads_are_local else WRITE_BATCHES_NETWORK
         self._writers = ThreadPoolExecutor(concurrent, thread_name_prefix="oco-agent-writes")
+        self.check_ins = CheckIns(runtime, self._readers, self._writers)
         self.writes: Batches[AgentRequest, agent_requests.Answered] = Batches(
             "agent writes",
-            functools.partial(agent_requests.answer_together, runtime),
-            self._writers,
+            in_thread(self._writers, functools.partial(agent_requests.answer_together, runtime)),
             concurrent=concurrent,
             most=WRITE_BATCH_MOST,
         )
         self.grants: Batches[tuple[AgentRequest, int], agent_requests.Granted] = Batches(
             "download grants",
-            functools.partial(agent_requests.grant_together, runtime),
-            self._writers,
+            in_thread(self._writers, functools.partial(agent_requests.grant_together, runtime)),
             concurrent=concurrent,
             most=WRITE_BATCH_MOST,
         )
@@ -161,32 +158,42 @@ class AgentApi:
         return await run_in_threadpool(_payload, self.runtime, grant, http)
 
 
-class Batches(Generic[Q, R]):
-    """Requests that wait here to be answered together by `answer_all` (one outcome each, in order): while
-    a batch is answered, the requests that arrive wait for the next, so a batch holds what came meanwhile
-    — no timer — and the many requests of a busy minute share reads, transactions and commits.
+Runner = Callable[[Sequence[Q]], Awaitable[Sequence[R]]]
+"""What answers a batch: one outcome for each request, in order."""
 
-    A batch runs on the event loop (`executor` None: SQLite's short local work, cheaper than a trip to a
-    thread) or in one of the executor's threads, one trip a batch, `concurrent` batches at a time, each of
-    at most `most` requests.
+
+def in_thread(executor: ThreadPoolExecutor, answer_all: Callable[[Sequence[Q]], Sequence[R]]) -> Runner[Q, R]:
+    """A batch answered in one of `executor`'s threads: one trip a batch."""
+
+    async def run(requests: Sequence[Q]) -> Sequence[R]:
+        return await asyncio.get_running_loop().run_in_executor(executor, answer_all, requests)
+
+    return run
+
+
+class Batches(Generic[Q, R]):
+    """Requests that wait here to be answered together by `run` (one outcome each, in order): while a
+    batch is answered, the requests that arrive wait for the next, so a batch holds what came meanwhile —
+    no timer — and the many requests of a busy minute share reads, transactions and commits.
+
+    `concurrent` batches at a time, each of at most `most` requests; with `gather_first` a batch starts
+    after one turn of the event loop, so the requests already received join it.
     """
 
     def __init__(
         self,
         name: str,
-        answer_all: Callable[[Sequence[Q]], Sequence[R]],
-        executor: ThreadPoolExecutor | None = None,
+        run: Runner[Q, R],
         *,
-        on_loop: Callable[[Sequence[Q]], Awaitable[Sequence[R]]] | None = None,
         concurrent: int = 1,
         most: int | None = None,
+        gather_first: bool = False,
     ) -> None:
         self.name = name
-        self._answer_all = answer_all
-        self._executor = executor
-        self._on_loop = on_loop
+        self._run = run
         self._concurrent = concurrent
         self._most = most
+        self._gather_first = gather_first
         self._waiting: list[tuple[Q, asyncio.Future[R]]] = []
         self._answering = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -211,20 +218,13 @@ class Batches(Generic[Q, R]):
             self._answering -= 1
 
     async def _answer_waiting(self) -> None:
-        loop = asyncio.get_running_loop()
         while self._waiting:
-            if self._on_loop is not None:
-                await asyncio.sleep(0)  # one turn of the loop: requests already received join the batch
+            if self._gather_first:
+                await asyncio.sleep(0)
             most = self._most or len(self._waiting)
             batch, self._waiting = self._waiting[:most], self._waiting[most:]
-            requests = [request for request, _ in batch]
             try:
-                if self._on_loop is not None:
-                    outcomes = await self._on_loop(requests)
-                elif self._executor is None:
-                    outcomes = self._answer_all(requests)
-                else:
-                    outcomes = await loop.run_in_executor(self._executor, self._answer_all, requests)
+                outcomes = await self._run([request for request, _ in batch])
             except Exception as exc:  # a bug: answered with 500 rather than left waiting
                 log.exception("answering %d %s failed", len(batch), self.name)
                 for _, future in batch:
@@ -238,22 +238,44 @@ class Batches(Generic[Q, R]):
 
 class CheckIns:
     """Steady agents' hellos, answered in batches (`agent_requests.check_ins`: one read for all, one
-    transaction confirming their timestamps). With SQLite a batch runs on the event loop (local reads and
-    a short write); with PostgreSQL on the event loop too, its read and its confirmation awaited on
-    asyncio connections (`Runtime.on_loop`): the loop serves other requests while they wait, and no thread
-    takes the GIL from it twice a batch; with MariaDB in one of the check-in threads."""
+    transaction confirming their timestamps), each on the event loop where it can wait there:
 
-    def __init__(self, runtime: Runtime, executor: ThreadPoolExecutor | None) -> None:
-        check_ins = functools.partial(agent_requests.check_ins, runtime)
+    - SQLite: the reads never wait (WAL), nor does the confirmation while the write lock is free; when a
+      console transaction or a batch of writes holds it, the confirmation waits in a thread instead, and
+      the loop serves the others meanwhile.
+    - PostgreSQL: the read and the confirmation awaited on asyncio connections (`Runtime.on_loop`), so no
+      thread takes the GIL from the loop twice a batch; a batch starts after one turn of the loop.
+    - MariaDB: in one of the check-in threads.
+    """
+
+    def __init__(self, runtime: Runtime, readers: ThreadPoolExecutor, writers: ThreadPoolExecutor) -> None:
+        self.runtime = runtime
+        self._writers = writers
         self._batches: Batches[AgentRequest, agent_requests.CheckInOutcome]
-        if runtime.reads_on_loop:  # one turn of the loop first: the requests already received join it
+        if runtime.reads_are_local:
+            self._batches = Batches("check-ins", self._on_loop_unless_locked)
+        elif runtime.reads_on_loop:
             self._batches = Batches(
                 "check-ins",
-                check_ins,
-                on_loop=lambda requests: runtime.on_loop(agent_requests.check_ins, requests),
+                lambda requests: runtime.on_loop(agent_requests.check_ins, requests),
+                gather_first=True,
             )
         else:
-            self._batches = Batches("check-ins", check_ins, executor)
+            self._batches = Batches(
+                "check-ins", in_thread(readers, functools.partial(agent_requests.check_ins, runtime))
+            )
+
+    async def _on_loop_unless_locked(
+        self, requests: Sequence[AgentRequest]
+    ) -> list[agent_requests.CheckInOutcome]:
+        outcomes = agent_requests.claimed_check_ins(self.runtime, requests)
+        try:
+            agent_requests.confirm_check_ins(self.runtime, outcomes, wait=False)
+        except WriterBusy:
+            await asyncio.get_running_loop().run_in_executor(
+                self._writers, agent_requests.confirm_check_ins, self.runtime, outcomes
+            )
+        return outcomes
 
     async def answer(self, request: AgentRequest) -> AgentAnswer | None:
         """The hello's answer, None if it has something to write; raises its refusal."""

@@ -53,6 +53,14 @@ def check_ins(rt: Runtime, requests: Sequence[AgentRequest]) -> list[CheckInOutc
     timestamp claimed in the ledger, then every claim confirmed in the database in one transaction
     (`checkins.confirm`) — an answer exists only for a confirmed claim. One outcome each, in order; one
     request's refusal never touches the others'."""
+    outcomes = claimed_check_ins(rt, requests)
+    confirm_check_ins(rt, outcomes)
+    return outcomes
+
+
+def claimed_check_ins(rt: Runtime, requests: Sequence[AgentRequest]) -> list[CheckInOutcome]:
+    """`check_ins` up to its confirmation: the outcomes, the answers among them not confirmed yet (only
+    reads: SQLite's never wait)."""
     hostnames: list[str | None] = []
     for request in requests:
         try:
@@ -69,7 +77,6 @@ def check_ins(rt: Runtime, requests: Sequence[AgentRequest]) -> list[CheckInOutc
             outcomes.append(_check_in(rt, request, found, now))
         except OcoError as exc:
             outcomes.append(exc)
-    _confirm(rt, outcomes)
     return outcomes
 
 
@@ -94,9 +101,10 @@ def _check_in(
     return AgentAnswer(params, agent.timestamp, agent.server_key, Unconfirmed(agent.claim, awaited))
 
 
-def _confirm(rt: Runtime, outcomes: list[CheckInOutcome]) -> None:
-    """Confirm the answers' claims; an answer whose claim the database did not confirm becomes its
-    refusal, and the claim is given back."""
+def confirm_check_ins(rt: Runtime, outcomes: list[CheckInOutcome], *, wait: bool = True) -> None:
+    """Confirm the answers' claims of `claimed_check_ins`; an answer whose claim the database did not
+    confirm becomes its refusal, and the claim is given back. Not `wait`: raise `WriterBusy`, nothing
+    done, when SQLite's write lock is taken."""
     answered = [
         (i, answer.unconfirmed) for i, answer in enumerate(outcomes) if isinstance(answer, AgentAnswer)
     ]
@@ -104,7 +112,7 @@ def _confirm(rt: Runtime, outcomes: list[CheckInOutcome]) -> None:
     if len(claims) != len(answered):
         raise AssertionError("a plain check-in was answered without a claim")
     try:
-        confirmed: Sequence[checkins.Outcome | OcoError] = checkins.confirm(rt, claims)
+        confirmed: Sequence[checkins.Outcome | OcoError] = checkins.confirm(rt, claims, wait=wait)
     except OcoError as exc:  # the database does not answer: nobody is answered
         confirmed = [exc] * len(claims)
     for (index, unconfirmed), outcome in zip(answered, confirmed, strict=True):

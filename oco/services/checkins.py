@@ -39,7 +39,7 @@ from oco.errors import Unavailable
 from oco.services import metrics, wol
 from oco.services.ledger import Claim, Seen
 from oco.services.listing import chunks
-from oco.services.runtime import Runtime
+from oco.services.runtime import Runtime, WriterBusy
 
 log = logging.getLogger("oco.checkins")
 
@@ -89,15 +89,16 @@ _STORED = (
 )
 
 
-def confirm(rt: Runtime, pending: Sequence[Unconfirmed]) -> list[Outcome]:
+def confirm(rt: Runtime, pending: Sequence[Unconfirmed], *, wait: bool = True) -> list[Outcome]:
     """Decide `pending` against the stored timestamps and write the accepted ones' traces; one outcome
-    for each, in order. Raises `Unavailable` when the database does not answer."""
+    for each, in order. Raises `Unavailable` when the database does not answer; not `wait`, `WriterBusy`
+    when SQLite's write lock is taken (nothing done)."""
     if not pending:
         return []
     started = time.perf_counter()
     try:
-        outcomes = _confirm(rt, pending)
-    except Unavailable:
+        outcomes = _confirm(rt, pending, wait)
+    except (Unavailable, WriterBusy):
         raise
     except Exception:
         log.warning("confirming %d check-ins in one batch failed; confirming them one by one", len(pending))
@@ -117,11 +118,11 @@ def confirm(rt: Runtime, pending: Sequence[Unconfirmed]) -> list[Outcome]:
     return outcomes
 
 
-def _confirm(rt: Runtime, pending: Sequence[Unconfirmed]) -> list[Outcome]:
+def _confirm(rt: Runtime, pending: Sequence[Unconfirmed], wait: bool = True) -> list[Outcome]:
     """One transaction: on PostgreSQL a single statement, elsewhere a locked read and a batched UPDATE."""
     if rt.engine.dialect.name == "postgresql":
         return rt.at_once(lambda connection: _confirm_in_one_statement(connection, rt.settings, pending))
-    with rt.writing() as connection:
+    with rt.writing(wait=wait) as connection:
         return _confirm_locked(connection, rt.settings, pending)
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from oco.config import Settings
 from oco.db.engine import (
+    SQLITE_BUSY_TIMEOUT_S,
     make_engine,
     make_loop_reader,
     make_reader,
@@ -41,6 +42,13 @@ from oco.services.ledger import CheckinLedger
 from oco.services.slots import SlotBoard
 
 Clock = Callable[[], datetime]
+_WriterLock = type(threading.RLock())
+
+
+class WriterBusy(Exception):
+    """SQLite's write lock is taken by another transaction of this process (`Runtime.writing`)."""
+
+
 T = TypeVar("T")
 P = ParamSpec("P")
 READ_ATTEMPTS = 2
@@ -72,7 +80,7 @@ class Runtime:
         self._snapshots = make_snapshot_bind(self.engine)
         # SQLite has one writer at a time; queueing this process's transactions on a lock beats its
         # busy handler, which sleeps in growing steps of up to 100 ms while the lock is taken.
-        self._writer = threading.RLock() if self.engine.dialect.name == "sqlite" else nullcontext()
+        self._writer = _WriterLock() if self.engine.dialect.name == "sqlite" else nullcontext()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -92,11 +100,38 @@ class Runtime:
             yield session
 
     @contextmanager
-    def writing(self) -> Iterator[Connection]:
+    def writing(self, *, wait: bool = True) -> Iterator[Connection]:
         """One use case that writes with Core statements only, no ORM session: the agent endpoint's write
-        paths. Commit at the end of the block, roll back if it raises; queued like `transaction()`."""
-        with database_errors(), self._writer, self.engine.begin() as connection:
-            yield connection
+        paths. Commit at the end of the block, roll back if it raises; queued like `transaction()`.
+        Not `wait`: raise `WriterBusy` at once if SQLite's write lock is taken (the event loop must not
+        wait for a console transaction)."""
+        if wait or not isinstance(self._writer, _WriterLock):
+            with database_errors(), self._writer, self.engine.begin() as connection:
+                yield connection
+            return
+        if not self._writer.acquire(blocking=False):
+            raise WriterBusy
+        try:
+            with database_errors(), self.engine.connect() as connection:
+                # Another process's writer (a replica, an `oco` command) may hold the database's lock:
+                # give up at once instead of waiting up to the busy timeout. On the driver's connection:
+                # a statement of SQLAlchemy's would begin the transaction first.
+                driver = connection.connection.driver_connection
+                assert driver is not None
+                driver.execute("PRAGMA busy_timeout = 0")
+                try:
+                    try:
+                        transaction = connection.begin()
+                    except OperationalError as exc:
+                        if "locked" in str(exc.orig):
+                            raise WriterBusy from exc
+                        raise
+                    with transaction:
+                        yield connection
+                finally:
+                    driver.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
+        finally:
+            self._writer.release()
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

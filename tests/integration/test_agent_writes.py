@@ -5,16 +5,20 @@ request by request, and nobody is answered for work that was not committed."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import OperationalError
 
+from oco.api.agent import AgentApi
 from oco.db.models import Computer, ComputerNetwork, ComputerSoftware
 from oco.domain.protocol import AgentMethod
 from oco.errors import InvalidInput, Unauthorized
@@ -23,9 +27,10 @@ from oco.services.agent_jobs import DownloadGrant
 from oco.services.agent_requests import AgentAnswer
 from oco.services.agents import AgentRequest
 from oco.services.deployments import ContainerOptions, DeploymentRequest
-from oco.services.runtime import Runtime
+from oco.services.runtime import Runtime, WriterBusy
 from oco.services.targets import Targets
 from tests.agentclient import ProtocolClient
+from tests.conftest import make_runtime
 
 REGISTRATION_KEY = "registration-key-for-tests"
 SOFTWARE = [{"name": f"App {i}", "version": f"{i}.0", "description": ""} for i in range(5)]
@@ -214,3 +219,69 @@ def test_downloads_are_granted_together_and_one_without_a_job_is_refused_alone(
     before = stored(rt, "pc2").last_agent_timestamp
     again = agent_requests.answer_together(rt, [hello(pc2, timestamp=before + 0.0005)])
     assert isinstance(again[0], AgentAnswer), again
+
+
+def test_a_check_in_batch_waits_for_a_held_sqlite_lock_off_the_event_loop(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """SQLite's plain check-ins run on the event loop; when another writer holds the database (another
+    server process, an `oco` command), their confirmation waits in a thread and the loop goes on."""
+    rt = make_runtime(sqlite_url, tmp_path)
+    api = AgentApi(rt)
+    try:
+        pc1, pc2 = registered(rt, "pc1", "pc2")
+        other = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # the database's write lock, held by another connection
+
+        async def story() -> list[Any]:
+            batch = asyncio.get_running_loop().create_task(
+                api.check_ins._on_loop_unless_locked([hello(pc1), hello(pc2)])
+            )
+            await asyncio.sleep(0)  # the batch ran until it had to wait for the lock
+            assert not batch.done()  # ... and waits without holding up the loop, which runs this
+            other.execute("COMMIT")
+            return list(await asyncio.wait_for(batch, timeout=60))
+
+        outcomes = asyncio.run(story())
+        other.close()
+        assert all(isinstance(answered, AgentAnswer) for answered in outcomes), outcomes
+        assert stored(rt, "pc1").last_agent_timestamp == pc1.last_timestamp
+    finally:
+        api.close()
+        rt.close()
+
+
+def test_a_write_that_must_not_wait_is_refused_at_once_while_the_lock_is_taken(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    rt = make_runtime(sqlite_url, tmp_path)
+    try:
+        other = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(WriterBusy), rt.writing(wait=False):
+            pass
+        other.execute("COMMIT")
+        other.close()
+        held, done = threading.Event(), threading.Event()
+
+        def console() -> None:  # a transaction of this process, as the console's run in its threads
+            with rt.transaction() as session:
+                session.execute(text("UPDATE computer SET notes = notes"))
+                held.set()
+                done.wait(60)
+
+        writer = threading.Thread(target=console)
+        writer.start()
+        try:
+            assert held.wait(60)
+            with pytest.raises(WriterBusy), rt.writing(wait=False):
+                pass
+        finally:
+            done.set()
+            writer.join()
+        with rt.writing(wait=False) as connection:  # free again: written, and waits as before after
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 0
+        with rt.writing() as connection:
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+    finally:
+        rt.close()
