@@ -80,9 +80,9 @@ class AgentApi:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        # SQLite reads are local and never wait for a writer (WAL): a plain check-in's ~100 µs run on the
-        # event loop, cheaper than any trip to a thread. A network database is waited for in a few
-        # threads of their own: the 40 of the shared pool would only fight over the GIL.
+        # Plain check-ins run on the event loop on SQLite (local reads, cheaper than any trip to a thread)
+        # and on PostgreSQL (asyncio connections); MariaDB's are waited for in a few threads of their
+        # own: the 40 of the shared pool would only fight over the GIL.
         self._readers = ThreadPoolExecutor(
             runtime.settings.checkin_threads, thread_name_prefix="oco-check-in"
         )
