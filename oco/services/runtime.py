@@ -46,7 +46,8 @@ _WriterLock = type(threading.RLock())
 
 
 class WriterBusy(Exception):
-    """SQLite's write lock is taken by another transaction of this process (`Runtime.writing`)."""
+    """SQLite's write lock is taken, by another transaction of this process or by another process
+    (`Runtime.writing` when told not to wait)."""
 
 
 T = TypeVar("T")
