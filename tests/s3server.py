@@ -46,11 +46,24 @@ class S3Server:
     log: Path
 
     def requests(self) -> list[dict[str, Any]]:
-        """The requests the server served so far, oldest first (method, url, headers)."""
+        """The requests the server served so far, oldest first (method, url, headers).
+
+        Read as a sequence of JSON documents, not of lines: moto's recorder writes a record and its newline
+        in two writes, so the records of concurrent requests (a multipart upload's parts) can follow each
+        other on one line."""
         if not self.recording.exists():
             return []
-        lines = self.recording.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        text = self.recording.read_text(encoding="utf-8")
+        decoder = json.JSONDecoder()
+        records: list[dict[str, Any]] = []
+        position = 0
+        while True:
+            while position < len(text) and text[position].isspace():
+                position += 1
+            if position == len(text):
+                return records
+            record, position = decoder.raw_decode(text, position)
+            records.append(record)
 
     def gets_of(self, key: str) -> list[dict[str, Any]]:
         """The GETs of one object (its key in the URL's path), with their headers."""
