@@ -223,9 +223,7 @@ def _in_savepoint(
     first = len(accepted)
     try:
         with _savepoint(connection):
-            return _authenticated(
-                rt, connection, request, lambda now, accept: work(connection, now, accept), accepted
-            )
+            return _authenticated(rt, connection, request, work, accepted)
     except OcoError as exc:
         for agent in accepted[first:]:
             _revert(rt, agent)
@@ -267,9 +265,7 @@ def _in_transaction(rt: Runtime, request: AgentRequest, use: Work[T]) -> tuple[A
     accepted: list[AuthenticatedAgent] = []
     try:
         with rt.writing() as connection:
-            return _authenticated(
-                rt, connection, request, lambda now, accept: use(connection, now, accept), accepted
-            )
+            return _authenticated(rt, connection, request, use, accepted)
     except BaseException:
         for agent in accepted:
             _revert(rt, agent)
@@ -280,7 +276,7 @@ def _authenticated(
     rt: Runtime,
     connection: Connection,
     request: AgentRequest,
-    use: Callable[[datetime, Accept], T],
+    use: Work[T],
     accepted: list[AuthenticatedAgent],
 ) -> tuple[AuthenticatedAgent, T]:
     """Run `use` on `connection`'s transaction with an `Accept` that authenticates the request; each
@@ -293,7 +289,7 @@ def _authenticated(
         accepted.append(agent)
         return agent
 
-    result = use(now, accept)
+    result = use(connection, now, accept)
     if len(accepted) == first:
         raise AssertionError("an agent request was answered without authentication")
     return accepted[first], result
